@@ -1,0 +1,283 @@
+//! Feed configuration: what a feed reads, runs and delivers, validated as a whole.
+
+use std::time::Duration;
+
+use nv_core::camera::CameraMode;
+use nv_core::error::{ConfigError, ConfigProblem};
+use nv_core::policy::{BackpressurePolicy, ReconnectPolicy, RestartPolicy};
+use nv_core::source::{DecodePreference, SourceSpec};
+use nv_perception::{validate_stages, Stage, StagePipeline, ValidationMode};
+
+use crate::output::{FrameInclusion, OutputSink, SinkFactory};
+use crate::source::OutputFormat;
+use crate::throttle::DEFAULT_THROTTLE_WINDOW;
+
+/// What the sink queue does when full.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SinkOverflow {
+    /// Drop the new output for the sink (subscribers still get it) and report it.
+    #[default]
+    DropNewest,
+    /// Wait for the sink: lossless, and a slow sink slows the feed (offline processing).
+    Block,
+}
+
+/// A validated feed configuration. Build with [`FeedConfig::builder`].
+pub struct FeedConfig {
+    pub(crate) name: Option<String>,
+    pub(crate) source: SourceSpec,
+    pub(crate) camera_mode: CameraMode,
+    pub(crate) stages: Vec<Box<dyn Stage>>,
+    pub(crate) sink: Box<dyn OutputSink>,
+    pub(crate) sink_factory: Option<SinkFactory>,
+    pub(crate) backpressure: BackpressurePolicy,
+    pub(crate) sink_queue_capacity: usize,
+    pub(crate) sink_overflow: SinkOverflow,
+    pub(crate) sink_shutdown_timeout: Duration,
+    pub(crate) restart: RestartPolicy,
+    pub(crate) reconnect: ReconnectPolicy,
+    pub(crate) frame_inclusion: FrameInclusion,
+    pub(crate) decode: DecodePreference,
+    pub(crate) output_format: OutputFormat,
+    pub(crate) max_fps: Option<f64>,
+    pub(crate) startup_timeout: Duration,
+    pub(crate) stall_timeout: Duration,
+    pub(crate) frame_lag_threshold: Duration,
+    pub(crate) health_throttle: Duration,
+}
+
+impl std::fmt::Debug for FeedConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FeedConfig")
+            .field("name", &self.name)
+            .field("source", &self.source)
+            .field("stages", &self.stages.iter().map(|s| s.id()).collect::<Vec<_>>())
+            .field("backpressure", &self.backpressure)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FeedConfig {
+    pub fn builder() -> FeedConfigBuilder {
+        FeedConfigBuilder::default()
+    }
+    pub fn source(&self) -> &SourceSpec {
+        &self.source
+    }
+}
+
+/// Collects settings; `build` checks them all and reports every problem at once.
+#[derive(Default)]
+pub struct FeedConfigBuilder {
+    name: Option<String>,
+    source: Option<SourceSpec>,
+    camera_mode: Option<CameraMode>,
+    stages: Vec<Box<dyn Stage>>,
+    sink: Option<Box<dyn OutputSink>>,
+    sink_factory: Option<SinkFactory>,
+    backpressure: Option<BackpressurePolicy>,
+    sink_queue_capacity: Option<usize>,
+    sink_overflow: Option<SinkOverflow>,
+    sink_shutdown_timeout: Option<Duration>,
+    restart: Option<RestartPolicy>,
+    reconnect: Option<ReconnectPolicy>,
+    frame_inclusion: Option<FrameInclusion>,
+    validation: ValidationMode,
+    decode: Option<DecodePreference>,
+    output_format: Option<OutputFormat>,
+    max_fps: Option<f64>,
+    startup_timeout: Option<Duration>,
+    stall_timeout: Option<Duration>,
+    frame_lag_threshold: Option<Duration>,
+    health_throttle: Option<Duration>,
+}
+
+impl std::fmt::Debug for FeedConfigBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FeedConfigBuilder").field("source", &self.source).finish_non_exhaustive()
+    }
+}
+
+macro_rules! setter {
+    ($(#[$m:meta])* $name:ident: $ty:ty) => {
+        $(#[$m])*
+        pub fn $name(mut self, value: $ty) -> Self {
+            self.$name = Some(value);
+            self
+        }
+    };
+}
+
+impl FeedConfigBuilder {
+    setter!(
+        /// A label for logs and the API (defaults to the feed id).
+        name: String
+    );
+    setter!(source: SourceSpec);
+    setter!(camera_mode: CameraMode);
+    setter!(backpressure: BackpressurePolicy);
+    setter!(
+        /// Outputs buffered for the sink thread (default 16).
+        sink_queue_capacity: usize
+    );
+    setter!(sink_overflow: SinkOverflow);
+    setter!(
+        /// How long a session end waits for the sink to drain before detaching it (5 s).
+        sink_shutdown_timeout: Duration
+    );
+    setter!(restart: RestartPolicy);
+    setter!(reconnect: ReconnectPolicy);
+    setter!(frame_inclusion: FrameInclusion);
+    setter!(decode: DecodePreference);
+    setter!(output_format: OutputFormat);
+    setter!(startup_timeout: Duration);
+    setter!(stall_timeout: Duration);
+    setter!(
+        /// Frames older than this (wall clock) when processed raise `FrameLag` (2 s).
+        frame_lag_threshold: Duration
+    );
+    setter!(
+        /// Window for coalescing per-frame health events (1 s).
+        health_throttle: Duration
+    );
+
+    /// Frames above this rate are skipped before the queue (sampling, not drops).
+    pub fn max_fps(mut self, fps: f64) -> Self {
+        self.max_fps = Some(fps);
+        self
+    }
+    pub fn stage(mut self, stage: impl Stage) -> Self {
+        self.stages.push(Box::new(stage));
+        self
+    }
+    pub fn boxed_stage(mut self, stage: Box<dyn Stage>) -> Self {
+        self.stages.push(stage);
+        self
+    }
+    pub fn stages(mut self, stages: Vec<Box<dyn Stage>>) -> Self {
+        self.stages.extend(stages);
+        self
+    }
+    pub fn pipeline(self, pipeline: StagePipeline) -> Self {
+        self.stages(pipeline.into_stages())
+    }
+    pub fn output_sink(mut self, sink: impl OutputSink) -> Self {
+        self.sink = Some(Box::new(sink));
+        self
+    }
+    pub fn boxed_output_sink(mut self, sink: Box<dyn OutputSink>) -> Self {
+        self.sink = Some(sink);
+        self
+    }
+    pub fn sink_factory(mut self, factory: SinkFactory) -> Self {
+        self.sink_factory = Some(factory);
+        self
+    }
+    pub fn validation_mode(mut self, mode: ValidationMode) -> Self {
+        self.validation = mode;
+        self
+    }
+
+    /// Offline processing: the source blocks when the feed is behind and the sink queue
+    /// blocks instead of dropping, so every frame yields exactly one output.
+    pub fn lossless(mut self) -> Self {
+        let depth = self.backpressure.map_or(4, BackpressurePolicy::queue_depth);
+        self.backpressure = Some(BackpressurePolicy::Block { queue_depth: depth });
+        self.sink_overflow = Some(SinkOverflow::Block);
+        self
+    }
+
+    pub fn build(self) -> Result<FeedConfig, ConfigError> {
+        let mut problems = Vec::new();
+        if self.source.is_none() {
+            problems.push(ConfigProblem::missing("source"));
+        }
+        match self.camera_mode {
+            None => problems.push(ConfigProblem::missing("camera_mode")),
+            Some(CameraMode::Observed) => problems.push(ConfigProblem::invalid(
+                "camera_mode",
+                "Observed",
+                "observed cameras need a view provider, which this runtime version does not accept yet",
+            )),
+            Some(_) => {}
+        }
+        if self.sink.is_none() {
+            problems.push(ConfigProblem::missing("output_sink"));
+        }
+        if self.stages.is_empty() {
+            problems.push(ConfigProblem::missing("stages"));
+        }
+        let backpressure = self.backpressure.unwrap_or_default();
+        if backpressure.queue_depth() == 0 {
+            problems.push(ConfigProblem::invalid("backpressure.queue_depth", 0, "must be at least 1"));
+        }
+        if self.sink_queue_capacity == Some(0) {
+            problems.push(ConfigProblem::invalid("sink_queue_capacity", 0, "must be at least 1"));
+        }
+        if let Some(fps) = self.max_fps {
+            if !(fps.is_finite() && fps > 0.0) {
+                problems.push(ConfigProblem::invalid("max_fps", fps, "must be a positive number"));
+            }
+        }
+        for (field, value) in [
+            ("startup_timeout", self.startup_timeout),
+            ("stall_timeout", self.stall_timeout),
+            ("health_throttle", self.health_throttle),
+        ] {
+            if value == Some(Duration::ZERO) {
+                problems.push(ConfigProblem::invalid(field, "0s", "must be positive"));
+            }
+        }
+        let restart = self.restart.unwrap_or_default();
+        if restart.restart_window.is_zero() && restart.max_restarts > 0 {
+            problems.push(ConfigProblem::invalid("restart.restart_window", "0s", "must be positive when restarts are allowed"));
+        }
+        let reconnect = self.reconnect.unwrap_or_default();
+        if reconnect.base_delay > reconnect.max_delay {
+            problems.push(ConfigProblem::invalid(
+                "reconnect.base_delay",
+                format!("{:?}", reconnect.base_delay),
+                format!("must not exceed reconnect.max_delay ({:?})", reconnect.max_delay),
+            ));
+        }
+        if !(0.0..=1.0).contains(&reconnect.jitter_ratio) {
+            problems.push(ConfigProblem::invalid("reconnect.jitter_ratio", reconnect.jitter_ratio, "must be within [0, 1]"));
+        }
+        if self.validation != ValidationMode::Off {
+            for warning in validate_stages(&self.stages) {
+                match self.validation {
+                    ValidationMode::Error => problems.push(ConfigProblem::invalid("stages", warning.to_string(), "invalid stage order")),
+                    _ => tracing::warn!(%warning, "stage pipeline validation"),
+                }
+            }
+        }
+        ConfigError::check(problems)?;
+        let (Some(source), Some(camera_mode), Some(sink)) = (self.source, self.camera_mode, self.sink) else {
+            // Unreachable: each missing field was reported above.
+            return Err(ConfigError::single(ConfigProblem::missing("source")));
+        };
+        Ok(FeedConfig {
+            name: self.name,
+            source,
+            camera_mode,
+            stages: self.stages,
+            sink,
+            sink_factory: self.sink_factory,
+            backpressure,
+            sink_queue_capacity: self.sink_queue_capacity.unwrap_or(16),
+            sink_overflow: self.sink_overflow.unwrap_or_default(),
+            sink_shutdown_timeout: self.sink_shutdown_timeout.unwrap_or(Duration::from_secs(5)),
+            restart,
+            reconnect,
+            frame_inclusion: self.frame_inclusion.unwrap_or_default(),
+            decode: self.decode.unwrap_or_default(),
+            output_format: self.output_format.unwrap_or_default(),
+            max_fps: self.max_fps,
+            startup_timeout: self.startup_timeout.unwrap_or(Duration::from_secs(10)),
+            stall_timeout: self.stall_timeout.unwrap_or(Duration::from_secs(10)),
+            frame_lag_threshold: self.frame_lag_threshold.unwrap_or(Duration::from_secs(2)),
+            health_throttle: self.health_throttle.unwrap_or(DEFAULT_THROTTLE_WINDOW),
+        })
+    }
+}

@@ -1,0 +1,178 @@
+//! `FeedHandle`: control and observe one feed from any thread.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use nv_core::error::RuntimeError;
+use nv_core::health::StopReason;
+use nv_core::id::{FeedId, StageId};
+use nv_core::metrics::{FeedMetrics, HistogramSnapshot, StageMetrics};
+use nv_core::time::MonotonicTs;
+
+use super::shared::FeedShared;
+use crate::source::DecodeStatus;
+
+/// Current queue depths and capacities.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QueueTelemetry {
+    pub source_depth: usize,
+    pub source_capacity: usize,
+    pub sink_depth: usize,
+    pub sink_capacity: usize,
+}
+
+/// One stage's counters and latency distribution.
+#[derive(Clone, Debug)]
+pub struct StageDiagnostics {
+    pub stage_id: StageId,
+    pub metrics: StageMetrics,
+    pub latency: HistogramSnapshot,
+}
+
+/// Everything known about a feed at one moment (fields are read independently).
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct FeedDiagnostics {
+    pub feed_id: FeedId,
+    pub name: String,
+    /// Redacted source description.
+    pub source: String,
+    pub alive: bool,
+    pub paused: bool,
+    pub uptime: Duration,
+    pub session_uptime: Duration,
+    pub metrics: FeedMetrics,
+    pub queues: QueueTelemetry,
+    pub decode: Option<DecodeStatus>,
+    pub stages: Vec<StageDiagnostics>,
+    pub receive_to_output: HistogramSnapshot,
+    pub receive_to_sink: HistogramSnapshot,
+    pub queue_hold: HistogramSnapshot,
+    pub stop_reason: Option<StopReason>,
+}
+
+/// A cloneable handle to one feed.
+#[derive(Clone, Debug)]
+pub struct FeedHandle {
+    pub(crate) shared: Arc<FeedShared>,
+}
+
+impl FeedHandle {
+    pub fn id(&self) -> FeedId {
+        self.shared.id
+    }
+
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    pub fn is_paused(&self) -> bool {
+        self.shared.control.lock().paused
+    }
+
+    /// False once the feed's worker has exited (end of stream, restart budget spent,
+    /// removed).
+    pub fn is_alive(&self) -> bool {
+        !self.shared.is_finished()
+    }
+
+    pub fn stop_reason(&self) -> Option<StopReason> {
+        self.shared.stop_reason.lock().clone()
+    }
+
+    pub fn metrics(&self) -> FeedMetrics {
+        self.shared.counters.snapshot(self.shared.id)
+    }
+
+    pub fn queue_telemetry(&self) -> QueueTelemetry {
+        let depth = |q: &parking_lot::Mutex<Option<_>>| -> usize {
+            let guard: parking_lot::MutexGuard<'_, Option<std::sync::Arc<crate::queue::BoundedQueue<_>>>> = q.lock();
+            guard.as_ref().map_or(0, |q| q.len())
+        };
+        QueueTelemetry {
+            source_depth: depth(&self.shared.source_queue),
+            source_capacity: self.shared.source_capacity,
+            sink_depth: depth_sink(&self.shared),
+            sink_capacity: self.shared.sink_capacity,
+        }
+    }
+
+    /// Time since the feed was added.
+    pub fn uptime(&self) -> Duration {
+        self.shared.clock.now().saturating_duration_since(self.shared.created_at)
+    }
+
+    /// Time since the current session (re)started.
+    pub fn session_uptime(&self) -> Duration {
+        let started = MonotonicTs::from_nanos(self.shared.session_started_at.load(Ordering::Relaxed));
+        self.shared.clock.now().saturating_duration_since(started)
+    }
+
+    pub fn decode_status(&self) -> Option<DecodeStatus> {
+        self.shared.decode_status.lock().clone()
+    }
+
+    /// Stops processing until [`resume`](Self::resume); queued frames stay queued.
+    pub fn pause(&self) -> Result<(), RuntimeError> {
+        let feed_id = self.shared.id;
+        let mut c = self.shared.control.lock();
+        if c.finished {
+            return Err(RuntimeError::FeedNotRunning { feed_id });
+        }
+        if c.paused {
+            return Err(RuntimeError::AlreadyPaused { feed_id });
+        }
+        c.paused = true;
+        drop(c);
+        self.shared.control.notify_all();
+        if let Some(q) = self.shared.source_queue.lock().as_ref() {
+            q.wake();
+        }
+        Ok(())
+    }
+
+    pub fn resume(&self) -> Result<(), RuntimeError> {
+        let feed_id = self.shared.id;
+        let mut c = self.shared.control.lock();
+        if c.finished {
+            return Err(RuntimeError::FeedNotRunning { feed_id });
+        }
+        if !c.paused {
+            return Err(RuntimeError::NotPaused { feed_id });
+        }
+        c.paused = false;
+        drop(c);
+        self.shared.control.notify_all();
+        Ok(())
+    }
+
+    pub fn diagnostics(&self) -> FeedDiagnostics {
+        let s = &self.shared;
+        FeedDiagnostics {
+            feed_id: s.id,
+            name: s.name.clone(),
+            source: s.source_redacted.clone(),
+            alive: self.is_alive(),
+            paused: self.is_paused(),
+            uptime: self.uptime(),
+            session_uptime: self.session_uptime(),
+            metrics: self.metrics(),
+            queues: self.queue_telemetry(),
+            decode: self.decode_status(),
+            stages: s
+                .stages
+                .iter()
+                .map(|(id, c)| StageDiagnostics { stage_id: *id, metrics: c.snapshot(), latency: c.latency.snapshot() })
+                .collect(),
+            receive_to_output: s.counters.receive_to_output.snapshot(),
+            receive_to_sink: s.counters.receive_to_sink.snapshot(),
+            queue_hold: s.counters.queue_hold.snapshot(),
+            stop_reason: self.stop_reason(),
+        }
+    }
+}
+
+fn depth_sink(shared: &FeedShared) -> usize {
+    shared.sink_queue.lock().as_ref().map_or(0, |q| q.len())
+}

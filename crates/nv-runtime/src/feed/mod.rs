@@ -1,0 +1,8 @@
+//! Feed configuration, shared state and the user-facing handle.
+
+pub mod config;
+mod handle;
+pub(crate) mod shared;
+
+pub use config::{FeedConfig, FeedConfigBuilder, SinkOverflow};
+pub use handle::{FeedDiagnostics, FeedHandle, QueueTelemetry, StageDiagnostics};

@@ -1,0 +1,102 @@
+//! State shared between a feed's worker thread, its handle and the runtime.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use nv_core::clock::SharedClock;
+use nv_core::health::{HealthEvent, StopReason};
+use nv_core::id::{FeedId, StageId};
+use nv_core::metrics::LatencyHistogram;
+use nv_core::time::MonotonicTs;
+use nv_frame::FrameEnvelope;
+use parking_lot::Mutex;
+
+use crate::broadcast;
+use crate::metrics::FeedCounters;
+use crate::output::SharedOutput;
+use crate::queue::BoundedQueue;
+use crate::source::DecodeStatus;
+use crate::sync::Waiter;
+
+/// Control-plane flags, guarded together so a single condvar serves pause, stop and the
+/// restart delay.
+#[derive(Debug, Default)]
+pub(crate) struct Control {
+    pub paused: bool,
+    pub stop_requested: bool,
+    pub finished: bool,
+}
+
+/// Counters of one stage.
+#[derive(Debug, Default)]
+pub(crate) struct StageCounters {
+    pub processed: AtomicU64,
+    pub errors: AtomicU64,
+    pub panics: AtomicU64,
+    pub latency: LatencyHistogram,
+}
+
+impl StageCounters {
+    pub fn snapshot(&self) -> nv_core::metrics::StageMetrics {
+        nv_core::metrics::StageMetrics {
+            frames_processed: self.processed.load(Ordering::Relaxed),
+            errors: self.errors.load(Ordering::Relaxed),
+            panics: self.panics.load(Ordering::Relaxed),
+        }
+    }
+}
+
+pub(crate) struct FeedShared {
+    pub id: FeedId,
+    pub name: String,
+    pub source_redacted: String,
+    pub clock: SharedClock,
+    pub health: broadcast::Sender<HealthEvent>,
+    pub counters: Arc<FeedCounters>,
+    pub control: Arc<Waiter<Control>>,
+    pub stages: Vec<(StageId, Arc<StageCounters>)>,
+    pub source_queue: Mutex<Option<Arc<BoundedQueue<FrameEnvelope>>>>,
+    pub sink_queue: Mutex<Option<Arc<BoundedQueue<SharedOutput>>>>,
+    pub source_capacity: usize,
+    pub sink_capacity: usize,
+    pub created_at: MonotonicTs,
+    pub session_started_at: AtomicU64,
+    pub decode_status: Mutex<Option<DecodeStatus>>,
+    pub stop_reason: Mutex<Option<StopReason>>,
+    /// Set by whoever emits the feed's one `FeedStopped` event.
+    pub stopped_emitted: AtomicBool,
+}
+
+impl std::fmt::Debug for FeedShared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FeedShared").field("id", &self.id).finish_non_exhaustive()
+    }
+}
+
+impl FeedShared {
+    /// Asks the worker to stop and wakes it wherever it waits.
+    pub fn request_stop(&self) {
+        self.control.lock().stop_requested = true;
+        self.control.notify_all();
+        if let Some(q) = self.source_queue.lock().as_ref() {
+            q.wake();
+        }
+    }
+
+    pub fn stop_requested(&self) -> bool {
+        self.control.lock().stop_requested
+    }
+
+    /// Emits `FeedStopped` unless it was already emitted for this feed.
+    pub fn emit_stopped(&self, reason: StopReason) {
+        if self.stopped_emitted.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        *self.stop_reason.lock() = Some(reason.clone());
+        self.health.send(HealthEvent::FeedStopped { feed_id: self.id, reason });
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.control.lock().finished
+    }
+}

@@ -1,0 +1,154 @@
+//! The producer-side handle a source pushes frames through.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use nv_core::clock::SharedClock;
+use nv_core::error::MediaError;
+use nv_core::health::{DropReason, HealthEvent};
+use nv_core::id::FeedId;
+use nv_core::time::MonotonicTs;
+use nv_frame::FrameEnvelope;
+use parking_lot::Mutex;
+
+use crate::broadcast;
+use crate::metrics::FeedCounters;
+use crate::queue::{BoundedQueue, Overflow, Push};
+use crate::throttle::Throttle;
+
+/// How a session's source ended.
+#[derive(Clone, Debug)]
+pub enum SourceEnd {
+    EndOfStream,
+    Failed(MediaError),
+}
+
+/// Result of [`FrameSink::push`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PushOutcome {
+    Accepted,
+    /// Accepted; the oldest queued frame was evicted.
+    AcceptedEvictedOldest,
+    /// Rejected (queue full under DropNewest).
+    Rejected,
+    /// The session is over; stop producing.
+    Closed,
+}
+
+pub(crate) struct SinkShared {
+    pub feed_id: FeedId,
+    pub queue: Arc<BoundedQueue<FrameEnvelope>>,
+    pub overflow: Overflow,
+    pub counters: Arc<FeedCounters>,
+    pub health: broadcast::Sender<HealthEvent>,
+    pub clock: SharedClock,
+    /// Per-feed, survives sessions: frame seq stays monotonic across reconnects/restarts.
+    pub next_seq: Arc<AtomicU64>,
+    /// Per-feed, survives sessions: last media timestamp handed out.
+    pub last_ts: Arc<AtomicU64>,
+    pub end: Mutex<Option<SourceEnd>>,
+    pub drop_throttle: Mutex<Throttle>,
+}
+
+/// Cloneable handle for a source's producer threads.
+#[derive(Clone)]
+pub struct FrameSink {
+    pub(crate) inner: Arc<SinkShared>,
+}
+
+impl std::fmt::Debug for FrameSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FrameSink").field("feed_id", &self.inner.feed_id).finish_non_exhaustive()
+    }
+}
+
+impl FrameSink {
+    pub fn feed_id(&self) -> FeedId {
+        self.inner.feed_id
+    }
+
+    pub fn clock(&self) -> &SharedClock {
+        &self.inner.clock
+    }
+
+    /// Next frame sequence number for this feed (monotonic for the feed's lifetime).
+    pub fn next_seq(&self) -> u64 {
+        self.inner.next_seq.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The highest media timestamp handed out so far on this feed (across sessions), so a
+    /// reconnected source can continue time instead of restarting it.
+    pub fn last_ts(&self) -> MonotonicTs {
+        MonotonicTs::from_nanos(self.inner.last_ts.load(Ordering::Relaxed))
+    }
+
+    /// Delivers a frame. Counts it, applies the feed's backpressure policy (blocking the
+    /// caller under `Block`), and reports drops.
+    pub fn push(&self, frame: FrameEnvelope) -> PushOutcome {
+        let inner = &self.inner;
+        inner.counters.frames_received.fetch_add(1, Ordering::Relaxed);
+        inner.last_ts.fetch_max(frame.ts().as_nanos(), Ordering::Relaxed);
+        match inner.queue.push(frame, inner.overflow) {
+            Push::Accepted => PushOutcome::Accepted,
+            Push::Evicted(_old) => {
+                self.record_drop(DropReason::QueueFullEvictedOldest);
+                PushOutcome::AcceptedEvictedOldest
+            }
+            Push::Rejected(_new) => {
+                self.record_drop(DropReason::QueueFullRejectedNewest);
+                PushOutcome::Rejected
+            }
+            Push::Closed(_frame) => {
+                inner.counters.add_drop(DropReason::FeedStopping, 1);
+                PushOutcome::Closed
+            }
+        }
+    }
+
+    fn record_drop(&self, reason: DropReason) {
+        let inner = &self.inner;
+        inner.counters.add_drop(reason, 1);
+        let due = inner.drop_throttle.lock().record(1, inner.clock.now());
+        if let Some(frames_dropped) = due {
+            inner.health.send(HealthEvent::BackpressureDrop { feed_id: inner.feed_id, reason, frames_dropped });
+        }
+    }
+
+    /// Counts a frame skipped by a frame-rate cap (sampling, not a drop).
+    pub fn record_sampled_out(&self) {
+        self.inner.counters.frames_sampled_out.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Publishes a health event on the runtime's stream.
+    pub fn health(&self, event: HealthEvent) {
+        self.inner.health.send(event);
+    }
+
+    /// Ends the session: frames already queued are still processed first.
+    pub fn end(&self, end: SourceEnd) {
+        let mut slot = self.inner.end.lock();
+        if slot.is_none() {
+            *slot = Some(end);
+        }
+        drop(slot);
+        self.inner.queue.close();
+    }
+
+    pub fn end_of_stream(&self) {
+        self.end(SourceEnd::EndOfStream);
+    }
+
+    pub fn fail(&self, err: MediaError) {
+        self.end(SourceEnd::Failed(err));
+    }
+
+    /// Asks the feed worker to call `tick` soon (a bus message arrived, say).
+    pub fn wake(&self) {
+        self.inner.queue.wake();
+    }
+
+    /// True once the session is over; producers should stop.
+    pub fn is_closed(&self) -> bool {
+        self.inner.queue.is_closed()
+    }
+}

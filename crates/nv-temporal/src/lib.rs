@@ -1,0 +1,1 @@
+//! Per-feed temporal state (in progress).
