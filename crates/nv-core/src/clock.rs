@@ -43,7 +43,9 @@ pub struct SystemClock {
 
 impl SystemClock {
     pub fn new() -> Self {
-        Self { origin: Instant::now() }
+        Self {
+            origin: Instant::now(),
+        }
     }
     pub fn shared() -> SharedClock {
         Arc::new(Self::new())
@@ -79,7 +81,9 @@ pub struct ManualClock {
 
 impl fmt::Debug for ManualClock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ManualClock").field("now", &self.now()).finish_non_exhaustive()
+        f.debug_struct("ManualClock")
+            .field("now", &self.now())
+            .finish_non_exhaustive()
     }
 }
 
@@ -95,7 +99,8 @@ impl ManualClock {
 
     /// Moves time forward and wakes every registered waiter.
     pub fn advance(&self, by: Duration) {
-        self.now_nanos.fetch_add(duration_nanos(by), Ordering::SeqCst);
+        self.now_nanos
+            .fetch_add(duration_nanos(by), Ordering::SeqCst);
         let live: Vec<Arc<dyn ClockWaker>> = {
             let mut wakers = self.wakers.lock();
             wakers.retain(|w| w.strong_count() > 0);
@@ -108,7 +113,11 @@ impl ManualClock {
 
     /// Number of live registered waiters (lets tests know a thread is parked on the clock).
     pub fn waiter_count(&self) -> usize {
-        self.wakers.lock().iter().filter(|w| w.strong_count() > 0).count()
+        self.wakers
+            .lock()
+            .iter()
+            .filter(|w| w.strong_count() > 0)
+            .count()
     }
 }
 

@@ -20,7 +20,10 @@ pub enum ErrorKind {
 #[non_exhaustive]
 pub enum MediaError {
     #[error("connection failed: {detail} ({redacted_url})")]
-    ConnectionFailed { redacted_url: String, detail: String },
+    ConnectionFailed {
+        redacted_url: String,
+        detail: String,
+    },
     #[error("decode failed: {detail}")]
     DecodeFailed { detail: String },
     #[error("end of stream")]
@@ -100,11 +103,17 @@ pub enum StageError {
 
 impl StageError {
     pub fn processing(stage_id: StageId, detail: impl Into<String>) -> Self {
-        Self::ProcessingFailed { stage_id, detail: detail.into() }
+        Self::ProcessingFailed {
+            stage_id,
+            detail: detail.into(),
+        }
     }
     /// Wraps any error, keeping it as the cause.
     pub fn other(stage_id: StageId, err: impl std::error::Error + Send + Sync + 'static) -> Self {
-        Self::Other { stage_id, source: SharedError(Arc::new(err)) }
+        Self::Other {
+            stage_id,
+            source: SharedError(Arc::new(err)),
+        }
     }
     pub fn stage_id(&self) -> StageId {
         match self {
@@ -128,10 +137,22 @@ pub struct ConfigProblem {
 
 impl ConfigProblem {
     pub fn missing(field: impl Into<String>) -> Self {
-        Self { field: field.into(), value: None, reason: "is required".into() }
+        Self {
+            field: field.into(),
+            value: None,
+            reason: "is required".into(),
+        }
     }
-    pub fn invalid(field: impl Into<String>, value: impl fmt::Display, reason: impl Into<String>) -> Self {
-        Self { field: field.into(), value: Some(value.to_string()), reason: reason.into() }
+    pub fn invalid(
+        field: impl Into<String>,
+        value: impl fmt::Display,
+        reason: impl Into<String>,
+    ) -> Self {
+        Self {
+            field: field.into(),
+            value: Some(value.to_string()),
+            reason: reason.into(),
+        }
     }
 }
 
@@ -152,12 +173,18 @@ pub struct ConfigError {
 }
 
 fn join_problems(problems: &[ConfigProblem]) -> String {
-    problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    problems
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 impl ConfigError {
     pub fn single(problem: ConfigProblem) -> Self {
-        Self { problems: vec![problem] }
+        Self {
+            problems: vec![problem],
+        }
     }
     /// `Ok` when `problems` is empty.
     pub fn check(problems: Vec<ConfigProblem>) -> Result<(), Self> {
@@ -221,7 +248,10 @@ mod tests {
         .unwrap_err();
         let text = err.to_string();
         assert!(text.contains("source: is required"), "{text}");
-        assert!(text.contains("backpressure.queue_depth = 0: must be at least 1"), "{text}");
+        assert!(
+            text.contains("backpressure.queue_depth = 0: must be at least 1"),
+            "{text}"
+        );
         assert!(ConfigError::check(vec![]).is_ok());
     }
 
@@ -237,7 +267,17 @@ mod tests {
 
     #[test]
     fn media_error_kinds() {
-        assert_eq!(MediaError::CustomPipelineRejected.kind(), ErrorKind::Permanent);
-        assert_eq!(MediaError::Timeout { waited_ms: 5, phase: "startup" }.kind(), ErrorKind::Transient);
+        assert_eq!(
+            MediaError::CustomPipelineRejected.kind(),
+            ErrorKind::Permanent
+        );
+        assert_eq!(
+            MediaError::Timeout {
+                waited_ms: 5,
+                phase: "startup"
+            }
+            .kind(),
+            ErrorKind::Transient
+        );
     }
 }

@@ -29,7 +29,12 @@ pub struct BBox {
 impl BBox {
     /// Builds a box from two corners in any order.
     pub fn new(x0: f32, y0: f32, x1: f32, y1: f32) -> Self {
-        Self { x_min: x0.min(x1), y_min: y0.min(y1), x_max: x0.max(x1), y_max: y0.max(y1) }
+        Self {
+            x_min: x0.min(x1),
+            y_min: y0.min(y1),
+            x_max: x0.max(x1),
+            y_max: y0.max(y1),
+        }
     }
     /// Builds a box from its top-left corner and size.
     pub fn from_xywh(x: f32, y: f32, w: f32, h: f32) -> Self {
@@ -45,7 +50,10 @@ impl BBox {
         self.width() * self.height()
     }
     pub fn center(&self) -> Point2 {
-        Point2::new((self.x_min + self.x_max) * 0.5, (self.y_min + self.y_max) * 0.5)
+        Point2::new(
+            (self.x_min + self.x_max) * 0.5,
+            (self.y_min + self.y_max) * 0.5,
+        )
     }
     pub fn intersection(&self, other: &Self) -> f32 {
         let w = (self.x_max.min(other.x_max) - self.x_min.max(other.x_min)).max(0.0);
@@ -123,7 +131,12 @@ impl Polygon {
         let first = self.vertices.first()?;
         let mut b = BBox::new(first.x, first.y, first.x, first.y);
         for v in &self.vertices[1..] {
-            b = BBox::new(b.x_min.min(v.x), b.y_min.min(v.y), b.x_max.max(v.x), b.y_max.max(v.y));
+            b = BBox::new(
+                b.x_min.min(v.x),
+                b.y_min.min(v.y),
+                b.x_max.max(v.x),
+                b.y_max.max(v.y),
+            );
         }
         Some(b)
     }
@@ -137,16 +150,22 @@ pub struct AffineTransform2D {
 }
 
 impl AffineTransform2D {
-    pub const IDENTITY: Self = Self { m: [1.0, 0.0, 0.0, 0.0, 1.0, 0.0] };
+    pub const IDENTITY: Self = Self {
+        m: [1.0, 0.0, 0.0, 0.0, 1.0, 0.0],
+    };
 
     pub const fn new(m: [f64; 6]) -> Self {
         Self { m }
     }
     pub const fn translation(tx: f64, ty: f64) -> Self {
-        Self { m: [1.0, 0.0, tx, 0.0, 1.0, ty] }
+        Self {
+            m: [1.0, 0.0, tx, 0.0, 1.0, ty],
+        }
     }
     pub const fn scale(sx: f64, sy: f64) -> Self {
-        Self { m: [sx, 0.0, 0.0, 0.0, sy, 0.0] }
+        Self {
+            m: [sx, 0.0, 0.0, 0.0, sy, 0.0],
+        }
     }
     pub fn apply(&self, p: Point2) -> Point2 {
         let [a, b, tx, c, d, ty] = self.m;
@@ -244,7 +263,8 @@ mod tests {
     }
 
     fn bbox() -> impl Strategy<Value = BBox> {
-        (0.0f32..1.0, 0.0f32..1.0, 0.0f32..1.0, 0.0f32..1.0).prop_map(|(a, b, c, d)| BBox::new(a, b, c, d))
+        (0.0f32..1.0, 0.0f32..1.0, 0.0f32..1.0, 0.0f32..1.0)
+            .prop_map(|(a, b, c, d)| BBox::new(a, b, c, d))
     }
 
     proptest! {

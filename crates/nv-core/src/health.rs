@@ -95,13 +95,30 @@ impl fmt::Display for StopReason {
 #[non_exhaustive]
 pub enum HealthEvent {
     /// Frames are flowing from a (re)connected source.
-    SourceConnected { feed_id: FeedId },
-    SourceDisconnected { feed_id: FeedId, reason: MediaError },
-    SourceReconnecting { feed_id: FeedId, attempt: u32, delay_ms: u64 },
+    SourceConnected {
+        feed_id: FeedId,
+    },
+    SourceDisconnected {
+        feed_id: FeedId,
+        reason: MediaError,
+    },
+    SourceReconnecting {
+        feed_id: FeedId,
+        attempt: u32,
+        delay_ms: u64,
+    },
     /// A live source stopped delivering frames mid-stream.
-    SourceStalled { feed_id: FeedId, silent_for_ms: u64 },
-    SourceEos { feed_id: FeedId },
-    InsecureRtspSource { feed_id: FeedId, redacted_url: String },
+    SourceStalled {
+        feed_id: FeedId,
+        silent_for_ms: u64,
+    },
+    SourceEos {
+        feed_id: FeedId,
+    },
+    InsecureRtspSource {
+        feed_id: FeedId,
+        redacted_url: String,
+    },
     DecodeDecision {
         feed_id: FeedId,
         outcome: DecodeOutcome,
@@ -111,30 +128,103 @@ pub enum HealthEvent {
         detail: String,
     },
     /// Source timestamps jumped or went backwards; media time stays monotonic.
-    PtsDiscontinuity { feed_id: FeedId, previous_pts_nanos: u64, new_pts_nanos: u64 },
+    PtsDiscontinuity {
+        feed_id: FeedId,
+        previous_pts_nanos: u64,
+        new_pts_nanos: u64,
+    },
     /// `count` errors from this stage since the previous event; `error` is the latest.
-    StageError { feed_id: FeedId, stage_id: StageId, error: StageError, count: u64 },
-    StagePanic { feed_id: FeedId, stage_id: StageId },
-    FeedRestarting { feed_id: FeedId, restart_count: u32, delay_ms: u64 },
-    FeedStopped { feed_id: FeedId, reason: StopReason },
-    BackpressureDrop { feed_id: FeedId, reason: DropReason, frames_dropped: u64 },
+    StageError {
+        feed_id: FeedId,
+        stage_id: StageId,
+        error: StageError,
+        count: u64,
+    },
+    StagePanic {
+        feed_id: FeedId,
+        stage_id: StageId,
+    },
+    FeedRestarting {
+        feed_id: FeedId,
+        restart_count: u32,
+        delay_ms: u64,
+    },
+    FeedStopped {
+        feed_id: FeedId,
+        reason: StopReason,
+    },
+    BackpressureDrop {
+        feed_id: FeedId,
+        reason: DropReason,
+        frames_dropped: u64,
+    },
     /// Frames processed this late (wall clock); carries the peak age in the window.
-    FrameLag { feed_id: FeedId, frame_age_ms: u64, frames_lagged: u64 },
-    ViewEpochChanged { feed_id: FeedId, epoch: u64, reason: String },
-    ViewDegraded { feed_id: FeedId, stability_score: f32, reason: String, frames: u64 },
-    ViewCompensationApplied { feed_id: FeedId, epoch: u64, count: u64 },
+    FrameLag {
+        feed_id: FeedId,
+        frame_age_ms: u64,
+        frames_lagged: u64,
+    },
+    ViewEpochChanged {
+        feed_id: FeedId,
+        epoch: u64,
+        reason: String,
+    },
+    ViewDegraded {
+        feed_id: FeedId,
+        stability_score: f32,
+        reason: String,
+        frames: u64,
+    },
+    ViewCompensationApplied {
+        feed_id: FeedId,
+        epoch: u64,
+        count: u64,
+    },
     /// Runtime-wide output subscribers fell behind; `messages_lost` since the last event.
-    OutputLagged { messages_lost: u64 },
-    SinkPanic { feed_id: FeedId },
+    OutputLagged {
+        messages_lost: u64,
+    },
+    SinkPanic {
+        feed_id: FeedId,
+    },
     /// The sink did not finish within its shutdown timeout and was detached.
-    SinkTimeout { feed_id: FeedId },
-    SinkBackpressure { feed_id: FeedId, outputs_dropped: u64 },
-    TrackAdmissionRejected { feed_id: FeedId, rejected_count: u64 },
-    BatchError { processor_id: StageId, batch_size: u32, error: StageError, count: u64 },
-    BatchSubmissionRejected { feed_id: FeedId, processor_id: StageId, dropped_count: u64 },
-    BatchTimeout { feed_id: FeedId, processor_id: StageId, timed_out_count: u64 },
-    BatchInFlightExceeded { feed_id: FeedId, processor_id: StageId, rejected_count: u64 },
-    ResidencyDowngrade { feed_id: FeedId, requested: String, effective: String },
+    SinkTimeout {
+        feed_id: FeedId,
+    },
+    SinkBackpressure {
+        feed_id: FeedId,
+        outputs_dropped: u64,
+    },
+    TrackAdmissionRejected {
+        feed_id: FeedId,
+        rejected_count: u64,
+    },
+    BatchError {
+        processor_id: StageId,
+        batch_size: u32,
+        error: StageError,
+        count: u64,
+    },
+    BatchSubmissionRejected {
+        feed_id: FeedId,
+        processor_id: StageId,
+        dropped_count: u64,
+    },
+    BatchTimeout {
+        feed_id: FeedId,
+        processor_id: StageId,
+        timed_out_count: u64,
+    },
+    BatchInFlightExceeded {
+        feed_id: FeedId,
+        processor_id: StageId,
+        rejected_count: u64,
+    },
+    ResidencyDowngrade {
+        feed_id: FeedId,
+        requested: String,
+        effective: String,
+    },
 }
 
 impl HealthEvent {
@@ -212,10 +302,15 @@ mod tests {
     fn events_are_send_sync_clone() {
         fn assert_traits<T: Send + Sync + Clone + 'static>() {}
         assert_traits::<HealthEvent>();
-        let e = HealthEvent::SinkPanic { feed_id: FeedId::new(3) };
+        let e = HealthEvent::SinkPanic {
+            feed_id: FeedId::new(3),
+        };
         assert_eq!(e.feed_id(), Some(FeedId::new(3)));
         assert_eq!(e.name(), "sink_panic");
-        assert_eq!(HealthEvent::OutputLagged { messages_lost: 1 }.feed_id(), None);
+        assert_eq!(
+            HealthEvent::OutputLagged { messages_lost: 1 }.feed_id(),
+            None
+        );
     }
 
     #[test]

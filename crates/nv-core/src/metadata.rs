@@ -37,7 +37,9 @@ pub struct TypedMetadata {
 
 impl TypedMetadata {
     pub const fn new() -> Self {
-        Self { entries: Vec::new() }
+        Self {
+            entries: Vec::new(),
+        }
     }
 
     fn position<T: 'static>(&self) -> Option<usize> {
@@ -60,7 +62,8 @@ impl TypedMetadata {
     }
 
     pub fn get<T: 'static>(&self) -> Option<&T> {
-        self.position::<T>().and_then(|i| self.entries[i].1.as_any().downcast_ref::<T>())
+        self.position::<T>()
+            .and_then(|i| self.entries[i].1.as_any().downcast_ref::<T>())
     }
 
     pub fn get_mut<T: 'static>(&mut self) -> Option<&mut T> {
@@ -99,13 +102,21 @@ impl TypedMetadata {
 
 impl Clone for TypedMetadata {
     fn clone(&self) -> Self {
-        Self { entries: self.entries.iter().map(|(k, v)| (*k, (**v).clone_box())).collect() }
+        Self {
+            entries: self
+                .entries
+                .iter()
+                .map(|(k, v)| (*k, (**v).clone_box()))
+                .collect(),
+        }
     }
 }
 
 impl fmt::Debug for TypedMetadata {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TypedMetadata").field("len", &self.entries.len()).finish()
+        f.debug_struct("TypedMetadata")
+            .field("len", &self.entries.len())
+            .finish()
     }
 }
 

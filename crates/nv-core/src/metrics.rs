@@ -36,7 +36,9 @@ fn bucket_index(nanos: u64) -> usize {
         return nanos as usize;
     }
     let octave = (63 - nanos.leading_zeros()).min(MAX_OCTAVE);
-    let sub = ((nanos >> (octave - SUB_BITS)) as usize).saturating_sub(SUB_BUCKETS).min(SUB_BUCKETS - 1);
+    let sub = ((nanos >> (octave - SUB_BITS)) as usize)
+        .saturating_sub(SUB_BUCKETS)
+        .min(SUB_BUCKETS - 1);
     SUB_BUCKETS + (octave - SUB_BITS) as usize * SUB_BUCKETS + sub
 }
 
@@ -73,7 +75,11 @@ impl LatencyHistogram {
 
     pub fn snapshot(&self) -> HistogramSnapshot {
         HistogramSnapshot {
-            buckets: self.buckets.iter().map(|b| b.load(Ordering::Relaxed)).collect(),
+            buckets: self
+                .buckets
+                .iter()
+                .map(|b| b.load(Ordering::Relaxed))
+                .collect(),
             count: self.count.load(Ordering::Relaxed),
             sum_nanos: self.sum_nanos.load(Ordering::Relaxed),
             max_nanos: self.max_nanos.load(Ordering::Relaxed),
@@ -102,7 +108,9 @@ impl HistogramSnapshot {
         for (i, n) in self.buckets.iter().enumerate() {
             seen += n;
             if seen >= rank {
-                return Duration::from_nanos(bucket_upper_bound_nanos(i).min(self.max_nanos.max(1)));
+                return Duration::from_nanos(
+                    bucket_upper_bound_nanos(i).min(self.max_nanos.max(1)),
+                );
             }
         }
         Duration::from_nanos(self.max_nanos)

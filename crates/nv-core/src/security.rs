@@ -99,7 +99,9 @@ pub fn sanitize_error_string(raw: &str) -> String {
     let mut i = 0;
     let mut copied = 0;
     while i < bytes.len() {
-        let key = SECRET_KEYS.iter().find(|k| starts_with_ignore_case(&bytes[i..], k));
+        let key = SECRET_KEYS
+            .iter()
+            .find(|k| starts_with_ignore_case(&bytes[i..], k));
         match key {
             Some(key) => {
                 let value_start = i + key.len();
@@ -118,8 +120,10 @@ pub fn sanitize_error_string(raw: &str) -> String {
         }
     }
     out.push_str(&redacted[copied..]);
-    let cleaned: String =
-        out.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    let cleaned: String = out
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
     truncate_at_boundary(cleaned, SANITIZE_MAX_BYTES)
 }
 
@@ -157,7 +161,10 @@ mod tests {
 
     #[test]
     fn redacts_userinfo() {
-        assert_eq!(redact_url("rtsp://admin:hunter2@10.0.0.5:554/s1"), "rtsp://***@10.0.0.5:554/s1");
+        assert_eq!(
+            redact_url("rtsp://admin:hunter2@10.0.0.5:554/s1"),
+            "rtsp://***@10.0.0.5:554/s1"
+        );
         assert_eq!(redact_url("rtsp://cam/s1?x=a@b"), "rtsp://cam/s1?x=a@b");
         assert_eq!(redact_url("rtsp://u:p@ss@host/x"), "rtsp://***@host/x");
         assert_eq!(redact_url("http://host/path"), "http://host/path");
@@ -168,14 +175,21 @@ mod tests {
     fn redacts_urls_inside_text() {
         let msg = "Could not open rtsp://admin:pw@cam:554/x (and http://u:v@h/y), retry";
         let out = redact_urls_in_string(msg);
-        assert_eq!(out, "Could not open rtsp://***@cam:554/x (and http://***@h/y), retry");
+        assert_eq!(
+            out,
+            "Could not open rtsp://***@cam:554/x (and http://***@h/y), retry"
+        );
         assert_eq!(redact_urls_in_string("://@@://"), "://@@://");
     }
 
     #[test]
     fn sanitizes_secrets_and_controls() {
-        let out = sanitize_error_string("auth failed password=abc;Token=xyz\nAuthorization: Bearer t0k");
-        assert!(!out.contains("abc") && !out.contains("xyz") && !out.contains("t0k"), "{out}");
+        let out =
+            sanitize_error_string("auth failed password=abc;Token=xyz\nAuthorization: Bearer t0k");
+        assert!(
+            !out.contains("abc") && !out.contains("xyz") && !out.contains("t0k"),
+            "{out}"
+        );
         assert!(!out.contains('\n'));
         assert_eq!(sanitize_error_string("key="), "key=");
         let long = "x".repeat(2000);

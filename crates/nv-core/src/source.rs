@@ -42,9 +42,16 @@ impl PixelFormat {
     }
     /// Parses GStreamer-style names (`RGB`, `NV12`, ...), case-insensitively.
     pub fn from_name(name: &str) -> Option<Self> {
-        [Self::Rgb8, Self::Bgr8, Self::Rgba8, Self::Gray8, Self::Nv12, Self::I420]
-            .into_iter()
-            .find(|f| f.name().eq_ignore_ascii_case(name))
+        [
+            Self::Rgb8,
+            Self::Bgr8,
+            Self::Rgba8,
+            Self::Gray8,
+            Self::Nv12,
+            Self::I420,
+        ]
+        .into_iter()
+        .find(|f| f.name().eq_ignore_ascii_case(name))
     }
 }
 
@@ -172,16 +179,39 @@ impl Default for SyntheticSpec {
 #[derive(Clone, PartialEq)]
 #[non_exhaustive]
 pub enum SourceSpec {
-    Rtsp { url: String, transport: RtspTransport, security: RtspSecurityPolicy },
-    File { path: PathBuf, looping: bool, pacing: FilePacing },
+    Rtsp {
+        url: String,
+        transport: RtspTransport,
+        security: RtspSecurityPolicy,
+    },
+    File {
+        path: PathBuf,
+        looping: bool,
+        pacing: FilePacing,
+    },
     /// HTTP(S) progressive download or HLS playlist.
-    Uri { uri: String },
-    V4l2 { device: PathBuf, width: Option<u32>, height: Option<u32>, fps: Option<u32> },
+    Uri {
+        uri: String,
+    },
+    V4l2 {
+        device: PathBuf,
+        width: Option<u32>,
+        height: Option<u32>,
+        fps: Option<u32>,
+    },
     /// GStreamer `videotestsrc` with a pattern name, paced at `fps`.
-    TestPattern { pattern: String, width: u32, height: u32, fps: u32, frame_count: Option<u64> },
+    TestPattern {
+        pattern: String,
+        width: u32,
+        height: u32,
+        fps: u32,
+        frame_count: Option<u64>,
+    },
     /// A trusted `gst-launch` fragment ending in raw or encoded video; refused unless the
     /// runtime's [`CustomPipelinePolicy`] is `AllowTrusted`.
-    Custom { pipeline_fragment: String },
+    Custom {
+        pipeline_fragment: String,
+    },
     Synthetic(SyntheticSpec),
 }
 
@@ -195,13 +225,25 @@ impl SourceSpec {
         } else {
             RtspSecurityPolicy::PreferTls
         };
-        Self::Rtsp { url, transport: RtspTransport::Tcp, security }
+        Self::Rtsp {
+            url,
+            transport: RtspTransport::Tcp,
+            security,
+        }
     }
     pub fn file(path: impl Into<PathBuf>) -> Self {
-        Self::File { path: path.into(), looping: false, pacing: FilePacing::AsFastAsPossible }
+        Self::File {
+            path: path.into(),
+            looping: false,
+            pacing: FilePacing::AsFastAsPossible,
+        }
     }
     pub fn file_looping(path: impl Into<PathBuf>) -> Self {
-        Self::File { path: path.into(), looping: true, pacing: FilePacing::AsFastAsPossible }
+        Self::File {
+            path: path.into(),
+            looping: true,
+            pacing: FilePacing::AsFastAsPossible,
+        }
     }
     pub fn synthetic(spec: SyntheticSpec) -> Self {
         Self::Synthetic(spec)
@@ -247,11 +289,21 @@ impl SourceSpec {
         match self {
             Self::Rtsp { url, .. } => redact_url(url),
             Self::File { path, looping, .. } => {
-                format!("file:{}{}", path.display(), if *looping { " (loop)" } else { "" })
+                format!(
+                    "file:{}{}",
+                    path.display(),
+                    if *looping { " (loop)" } else { "" }
+                )
             }
             Self::Uri { uri } => redact_url(uri),
             Self::V4l2 { device, .. } => format!("v4l2:{}", device.display()),
-            Self::TestPattern { pattern, width, height, fps, .. } => {
+            Self::TestPattern {
+                pattern,
+                width,
+                height,
+                fps,
+                ..
+            } => {
                 format!("test-pattern:{pattern} {width}x{height}@{fps}")
             }
             Self::Custom { .. } => "custom:<hidden>".to_owned(),
@@ -272,7 +324,6 @@ impl fmt::Display for SourceSpec {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -282,7 +333,9 @@ mod tests {
         let spec = SourceSpec::rtsp("rtsp://admin:hunter2@cam/stream");
         assert!(!format!("{spec:?}").contains("hunter2"));
         assert!(!spec.to_string().contains("hunter2"));
-        let custom = SourceSpec::Custom { pipeline_fragment: "videotestsrc pw=secret".into() };
+        let custom = SourceSpec::Custom {
+            pipeline_fragment: "videotestsrc pw=secret".into(),
+        };
         assert!(!format!("{custom:?}").contains("secret"));
     }
 
@@ -290,11 +343,17 @@ mod tests {
     fn rtsp_security_inferred_from_scheme() {
         assert!(matches!(
             SourceSpec::rtsp("rtsp://h/x"),
-            SourceSpec::Rtsp { security: RtspSecurityPolicy::AllowInsecure, .. }
+            SourceSpec::Rtsp {
+                security: RtspSecurityPolicy::AllowInsecure,
+                ..
+            }
         ));
         assert!(matches!(
             SourceSpec::rtsp("rtsps://h/x"),
-            SourceSpec::Rtsp { security: RtspSecurityPolicy::PreferTls, .. }
+            SourceSpec::Rtsp {
+                security: RtspSecurityPolicy::PreferTls,
+                ..
+            }
         ));
     }
 
@@ -303,7 +362,10 @@ mod tests {
         assert!(SourceSpec::file("a.mp4").ends_at_eos());
         assert!(!SourceSpec::file_looping("a.mp4").ends_at_eos());
         assert!(SourceSpec::rtsp("rtsp://h").is_live());
-        let finite = SyntheticSpec { frame_count: Some(3), ..SyntheticSpec::default() };
+        let finite = SyntheticSpec {
+            frame_count: Some(3),
+            ..SyntheticSpec::default()
+        };
         assert!(SourceSpec::synthetic(finite).ends_at_eos());
         assert_eq!(PixelFormat::from_name("nv12"), Some(PixelFormat::Nv12));
     }

@@ -98,14 +98,20 @@ mod tests {
         assert_eq!(b.checked_duration_since(a), Some(Duration::from_nanos(500)));
         assert_eq!(a.checked_duration_since(b), None);
         assert_eq!(a.saturating_duration_since(b), Duration::ZERO);
-        assert_eq!(MonotonicTs::from_nanos(u64::MAX) + Duration::from_secs(1), MonotonicTs::from_nanos(u64::MAX));
+        assert_eq!(
+            MonotonicTs::from_nanos(u64::MAX) + Duration::from_secs(1),
+            MonotonicTs::from_nanos(u64::MAX)
+        );
     }
 
     #[test]
     fn wall_unknown_has_no_age() {
         let now = WallTs::from_micros(10);
         assert_eq!(now.checked_duration_since(WallTs::UNKNOWN), None);
-        assert_eq!(now.checked_duration_since(WallTs::from_micros(4)), Some(Duration::from_micros(6)));
+        assert_eq!(
+            now.checked_duration_since(WallTs::from_micros(4)),
+            Some(Duration::from_micros(6))
+        );
         assert!(WallTs::now().is_known());
     }
 }

@@ -11,16 +11,36 @@ fn benches(c: &mut Criterion) {
     let shared: Arc<[u8]> = vec![0u8; 1280 * 720 * 3].into();
     c.bench_function("frame_construct_720p_shared", |b| {
         b.iter(|| {
-            FrameEnvelope::builder(FeedId::new(1), 1, MonotonicTs::ZERO, 1280, 720, PixelFormat::Rgb8)
-                .host(HostBytes::from_shared(shared.clone()))
+            FrameEnvelope::builder(
+                FeedId::new(1),
+                1,
+                MonotonicTs::ZERO,
+                1280,
+                720,
+                PixelFormat::Rgb8,
+            )
+            .host(HostBytes::from_shared(shared.clone()))
         })
     });
-    let frame = FrameEnvelope::builder(FeedId::new(1), 1, MonotonicTs::ZERO, 1280, 720, PixelFormat::Rgb8)
-        .host(HostBytes::from_shared(shared.clone()))
-        .expect("valid frame");
+    let frame = FrameEnvelope::builder(
+        FeedId::new(1),
+        1,
+        MonotonicTs::ZERO,
+        1280,
+        720,
+        PixelFormat::Rgb8,
+    )
+    .host(HostBytes::from_shared(shared.clone()))
+    .expect("valid frame");
     c.bench_function("frame_clone_arc", |b| b.iter(|| black_box(frame.clone())));
     let nv12 = FrameEnvelope::new_owned(
-        FeedId::new(1), 1, MonotonicTs::ZERO, 1280, 720, PixelFormat::Nv12, vec![128; 1280 * 720 * 3 / 2],
+        FeedId::new(1),
+        1,
+        MonotonicTs::ZERO,
+        1280,
+        720,
+        PixelFormat::Nv12,
+        vec![128; 1280 * 720 * 3 / 2],
     )
     .expect("valid frame");
     let mut out = Vec::new();

@@ -8,7 +8,11 @@ use std::sync::Arc;
 enum Repr {
     Owned(Vec<u8>),
     Shared(Arc<[u8]>),
-    Mapped { ptr: *const u8, len: usize, _guard: Box<dyn Any + Send + Sync> },
+    Mapped {
+        ptr: *const u8,
+        len: usize,
+        _guard: Box<dyn Any + Send + Sync>,
+    },
 }
 
 /// Bytes readable on the host.
@@ -33,8 +37,16 @@ impl HostBytes {
     /// # Safety
     /// `ptr` must point to `len` readable bytes that stay valid and unmodified for as long
     /// as `guard` is alive, from any thread.
-    pub unsafe fn from_mapped(ptr: *const u8, len: usize, guard: Box<dyn Any + Send + Sync>) -> Self {
-        Self(Repr::Mapped { ptr, len, _guard: guard })
+    pub unsafe fn from_mapped(
+        ptr: *const u8,
+        len: usize,
+        guard: Box<dyn Any + Send + Sync>,
+    ) -> Self {
+        Self(Repr::Mapped {
+            ptr,
+            len,
+            _guard: guard,
+        })
     }
     pub fn as_slice(&self) -> &[u8] {
         match &self.0 {

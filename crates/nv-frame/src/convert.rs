@@ -27,18 +27,32 @@ pub fn convert(frame: &FrameEnvelope, target: PixelFormat) -> Result<FrameEnvelo
     }
     let mut out = Vec::new();
     convert_into(frame, target, &mut out)?;
-    FrameEnvelope::builder(frame.feed_id(), frame.seq(), frame.ts(), frame.width(), frame.height(), target)
-        .wall_ts(frame.wall_ts())
-        .metadata(frame.metadata().clone())
-        .host(HostBytes::from_vec(out))
-        .map_err(|_| ConvertError::TruncatedPlane { plane: 0 })
+    FrameEnvelope::builder(
+        frame.feed_id(),
+        frame.seq(),
+        frame.ts(),
+        frame.width(),
+        frame.height(),
+        target,
+    )
+    .wall_ts(frame.wall_ts())
+    .metadata(frame.metadata().clone())
+    .host(HostBytes::from_vec(out))
+    .map_err(|_| ConvertError::TruncatedPlane { plane: 0 })
 }
 
 /// Converts into a caller-owned buffer (reused across frames by hot paths). The output is
 /// tightly packed.
-pub fn convert_into(frame: &FrameEnvelope, target: PixelFormat, out: &mut Vec<u8>) -> Result<(), ConvertError> {
+pub fn convert_into(
+    frame: &FrameEnvelope,
+    target: PixelFormat,
+    out: &mut Vec<u8>,
+) -> Result<(), ConvertError> {
     let (w, h) = (frame.width() as usize, frame.height() as usize);
-    let unsupported = ConvertError::Unsupported { from: frame.format(), to: target };
+    let unsupported = ConvertError::Unsupported {
+        from: frame.format(),
+        to: target,
+    };
     let out_bpp = match target {
         PixelFormat::Rgb8 | PixelFormat::Bgr8 => 3,
         PixelFormat::Gray8 => 1,
@@ -47,17 +61,26 @@ pub fn convert_into(frame: &FrameEnvelope, target: PixelFormat, out: &mut Vec<u8
     out.clear();
     out.resize(w * h * out_bpp, 0);
     let plane = |i: usize| -> Result<PlaneView<'_>, ConvertError> {
-        frame.plane(i)?.ok_or(ConvertError::TruncatedPlane { plane: i })
+        frame
+            .plane(i)?
+            .ok_or(ConvertError::TruncatedPlane { plane: i })
     };
     let swap = target == PixelFormat::Bgr8;
     match (frame.format(), target) {
-        (PixelFormat::Rgb8 | PixelFormat::Bgr8 | PixelFormat::Rgba8, PixelFormat::Rgb8 | PixelFormat::Bgr8) => {
+        (
+            PixelFormat::Rgb8 | PixelFormat::Bgr8 | PixelFormat::Rgba8,
+            PixelFormat::Rgb8 | PixelFormat::Bgr8,
+        ) => {
             let src = plane(0)?;
             let in_bpp = frame.format().bytes_per_pixel().unwrap_or(3);
             let src_is_bgr = frame.format() == PixelFormat::Bgr8;
             for (y, dst) in out.chunks_exact_mut(w * 3).enumerate() {
                 for (px, d) in src.row(y).chunks_exact(in_bpp).zip(dst.chunks_exact_mut(3)) {
-                    let (r, g, b) = if src_is_bgr { (px[2], px[1], px[0]) } else { (px[0], px[1], px[2]) };
+                    let (r, g, b) = if src_is_bgr {
+                        (px[2], px[1], px[0])
+                    } else {
+                        (px[0], px[1], px[2])
+                    };
                     d.copy_from_slice(&if swap { [b, g, r] } else { [r, g, b] });
                 }
             }
@@ -68,7 +91,11 @@ pub fn convert_into(frame: &FrameEnvelope, target: PixelFormat, out: &mut Vec<u8
             let src_is_bgr = frame.format() == PixelFormat::Bgr8;
             for (y, dst) in out.chunks_exact_mut(w).enumerate() {
                 for (px, d) in src.row(y).chunks_exact(in_bpp).zip(dst.iter_mut()) {
-                    let (r, g, b) = if src_is_bgr { (px[2], px[1], px[0]) } else { (px[0], px[1], px[2]) };
+                    let (r, g, b) = if src_is_bgr {
+                        (px[2], px[1], px[0])
+                    } else {
+                        (px[0], px[1], px[2])
+                    };
                     *d = luma_from_rgb(r, g, b);
                 }
             }
@@ -141,7 +168,16 @@ mod tests {
     use nv_core::time::MonotonicTs;
 
     fn make(format: PixelFormat, w: u32, h: u32, data: Vec<u8>) -> FrameEnvelope {
-        FrameEnvelope::new_owned(FeedId::new(1), 3, MonotonicTs::from_nanos(5), w, h, format, data).unwrap()
+        FrameEnvelope::new_owned(
+            FeedId::new(1),
+            3,
+            MonotonicTs::from_nanos(5),
+            w,
+            h,
+            format,
+            data,
+        )
+        .unwrap()
     }
 
     #[test]
@@ -153,9 +189,15 @@ mod tests {
         let back = convert(&bgr, PixelFormat::Rgb8).unwrap();
         assert_eq!(back.host_data().unwrap(), rgb.host_data().unwrap());
         let gray = convert(&rgb, PixelFormat::Gray8).unwrap();
-        assert_eq!(gray.host_data().unwrap(), &[luma_from_rgb(255, 0, 0), luma_from_rgb(0, 0, 255)]);
+        assert_eq!(
+            gray.host_data().unwrap(),
+            &[luma_from_rgb(255, 0, 0), luma_from_rgb(0, 0, 255)]
+        );
         assert!(convert(&rgb, PixelFormat::Rgb8).unwrap().ptr_eq(&rgb));
-        assert!(matches!(convert(&rgb, PixelFormat::Nv12), Err(ConvertError::Unsupported { .. })));
+        assert!(matches!(
+            convert(&rgb, PixelFormat::Nv12),
+            Err(ConvertError::Unsupported { .. })
+        ));
     }
 
     #[test]
@@ -166,7 +208,14 @@ mod tests {
         let a = convert(&nv12, PixelFormat::Rgb8).unwrap();
         let b = convert(&i420, PixelFormat::Rgb8).unwrap();
         assert_eq!(a.host_data().unwrap(), b.host_data().unwrap());
-        assert_eq!(&a.host_data().unwrap()[..3], &[yuv_to_rgb(16, 90, 240).0, yuv_to_rgb(16, 90, 240).1, yuv_to_rgb(16, 90, 240).2]);
+        assert_eq!(
+            &a.host_data().unwrap()[..3],
+            &[
+                yuv_to_rgb(16, 90, 240).0,
+                yuv_to_rgb(16, 90, 240).1,
+                yuv_to_rgb(16, 90, 240).2
+            ]
+        );
         let gray = convert(&nv12, PixelFormat::Gray8).unwrap();
         assert_eq!(gray.host_data().unwrap(), &[16, 81, 145, 235]);
     }
@@ -176,16 +225,26 @@ mod tests {
         assert_eq!(yuv_to_rgb(16, 128, 128), (0, 0, 0));
         assert_eq!(yuv_to_rgb(235, 128, 128), (255, 255, 255));
         let (r, g, b) = yuv_to_rgb(81, 90, 240);
-        assert!(r > 240 && g < 10 && b < 10, "pure red in BT.601: {r} {g} {b}");
+        assert!(
+            r > 240 && g < 10 && b < 10,
+            "pure red in BT.601: {r} {g} {b}"
+        );
     }
 
     #[test]
     fn respects_stride_padding() {
         let layout = FrameLayout::with_planes(PixelFormat::Rgb8, 1, 2, &[(0, 4)]);
-        let f = FrameEnvelope::builder(FeedId::new(1), 0, MonotonicTs::ZERO, 1, 2, PixelFormat::Rgb8)
-            .layout(layout)
-            .host(HostBytes::from_vec(vec![1, 2, 3, 99, 4, 5, 6]))
-            .unwrap();
+        let f = FrameEnvelope::builder(
+            FeedId::new(1),
+            0,
+            MonotonicTs::ZERO,
+            1,
+            2,
+            PixelFormat::Rgb8,
+        )
+        .layout(layout)
+        .host(HostBytes::from_vec(vec![1, 2, 3, 99, 4, 5, 6]))
+        .unwrap();
         let bgr = convert(&f, PixelFormat::Bgr8).unwrap();
         assert_eq!(bgr.host_data().unwrap(), &[3, 2, 1, 6, 5, 4]);
     }

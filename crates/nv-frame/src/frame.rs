@@ -48,9 +48,17 @@ pub enum FrameError {
     #[error("frame dimensions {width}x{height} must both be non-zero")]
     ZeroDimension { width: u32, height: u32 },
     #[error("plane {plane} stride {stride} is shorter than its row payload of {row_bytes} bytes")]
-    StrideTooSmall { plane: usize, stride: usize, row_bytes: usize },
+    StrideTooSmall {
+        plane: usize,
+        stride: usize,
+        row_bytes: usize,
+    },
     #[error("buffer holds {actual} bytes but the {format} layout needs {required}")]
-    BufferTooSmall { format: PixelFormat, required: usize, actual: usize },
+    BufferTooSmall {
+        format: PixelFormat,
+        required: usize,
+        actual: usize,
+    },
 }
 
 /// Copies a device frame to host memory. Called at most once per frame.
@@ -126,18 +134,31 @@ impl FrameBuilder {
 
     fn checked_layout(&self, len: Option<usize>) -> Result<FrameLayout, FrameError> {
         if self.width == 0 || self.height == 0 {
-            return Err(FrameError::ZeroDimension { width: self.width, height: self.height });
+            return Err(FrameError::ZeroDimension {
+                width: self.width,
+                height: self.height,
+            });
         }
-        let layout = self.layout.unwrap_or_else(|| FrameLayout::tight(self.format, self.width, self.height));
+        let layout = self
+            .layout
+            .unwrap_or_else(|| FrameLayout::tight(self.format, self.width, self.height));
         for (i, p) in layout.planes().iter().enumerate() {
             if p.stride < p.row_bytes {
-                return Err(FrameError::StrideTooSmall { plane: i, stride: p.stride, row_bytes: p.row_bytes });
+                return Err(FrameError::StrideTooSmall {
+                    plane: i,
+                    stride: p.stride,
+                    row_bytes: p.row_bytes,
+                });
             }
         }
         if let Some(actual) = len {
             let required = layout.required_len();
             if actual < required {
-                return Err(FrameError::BufferTooSmall { format: self.format, required, actual });
+                return Err(FrameError::BufferTooSmall {
+                    format: self.format,
+                    required,
+                    actual,
+                });
             }
         }
         Ok(layout)
@@ -171,7 +192,14 @@ impl FrameBuilder {
         materialize: Option<HostMaterializeFn>,
     ) -> Result<FrameEnvelope, FrameError> {
         let layout = self.checked_layout(None)?;
-        Ok(self.finish(layout, FrameData::Device { handle, materialize, cache: OnceLock::new() }))
+        Ok(self.finish(
+            layout,
+            FrameData::Device {
+                handle,
+                materialize,
+                cache: OnceLock::new(),
+            },
+        ))
     }
 }
 
@@ -262,8 +290,13 @@ impl FrameEnvelope {
     pub fn data_access(&self) -> DataAccess {
         match &self.0.data {
             FrameData::Host(_) => DataAccess::HostReadable,
-            FrameData::Device { materialize: Some(_), .. } => DataAccess::MappableToHost,
-            FrameData::Device { materialize: None, .. } => DataAccess::Opaque,
+            FrameData::Device {
+                materialize: Some(_),
+                ..
+            } => DataAccess::MappableToHost,
+            FrameData::Device {
+                materialize: None, ..
+            } => DataAccess::Opaque,
         }
     }
 
@@ -284,8 +317,14 @@ impl FrameEnvelope {
     pub fn require_host_data(&self) -> Result<Cow<'_, [u8]>, FrameAccessError> {
         match &self.0.data {
             FrameData::Host(b) => Ok(Cow::Borrowed(b.as_slice())),
-            FrameData::Device { materialize: None, .. } => Err(FrameAccessError::NotHostAccessible),
-            FrameData::Device { materialize: Some(m), cache, .. } => {
+            FrameData::Device {
+                materialize: None, ..
+            } => Err(FrameAccessError::NotHostAccessible),
+            FrameData::Device {
+                materialize: Some(m),
+                cache,
+                ..
+            } => {
                 let result = cache.get_or_init(|| {
                     std::panic::catch_unwind(AssertUnwindSafe(m)).unwrap_or_else(|_| {
                         Err(FrameAccessError::MaterializationFailed {
@@ -342,7 +381,15 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     fn frame(format: PixelFormat, w: u32, h: u32, len: usize) -> Result<FrameEnvelope, FrameError> {
-        FrameEnvelope::new_owned(FeedId::new(1), 0, MonotonicTs::ZERO, w, h, format, vec![0; len])
+        FrameEnvelope::new_owned(
+            FeedId::new(1),
+            0,
+            MonotonicTs::ZERO,
+            w,
+            h,
+            format,
+            vec![0; len],
+        )
     }
 
     #[test]
@@ -350,15 +397,36 @@ mod tests {
         assert!(frame(PixelFormat::Rgb8, 4, 4, 48).is_ok());
         assert_eq!(
             frame(PixelFormat::Rgb8, 4, 4, 47).unwrap_err(),
-            FrameError::BufferTooSmall { format: PixelFormat::Rgb8, required: 48, actual: 47 }
+            FrameError::BufferTooSmall {
+                format: PixelFormat::Rgb8,
+                required: 48,
+                actual: 47
+            }
         );
-        assert!(matches!(frame(PixelFormat::Rgb8, 0, 4, 48), Err(FrameError::ZeroDimension { .. })));
+        assert!(matches!(
+            frame(PixelFormat::Rgb8, 0, 4, 48),
+            Err(FrameError::ZeroDimension { .. })
+        ));
         let bad = FrameLayout::with_planes(PixelFormat::Gray8, 4, 2, &[(0, 3)]);
-        let err = FrameEnvelope::builder(FeedId::new(1), 0, MonotonicTs::ZERO, 4, 2, PixelFormat::Gray8)
-            .layout(bad)
-            .host(HostBytes::from_vec(vec![0; 8]))
-            .unwrap_err();
-        assert!(matches!(err, FrameError::StrideTooSmall { plane: 0, stride: 3, row_bytes: 4 }));
+        let err = FrameEnvelope::builder(
+            FeedId::new(1),
+            0,
+            MonotonicTs::ZERO,
+            4,
+            2,
+            PixelFormat::Gray8,
+        )
+        .layout(bad)
+        .host(HostBytes::from_vec(vec![0; 8]))
+        .unwrap_err();
+        assert!(matches!(
+            err,
+            FrameError::StrideTooSmall {
+                plane: 0,
+                stride: 3,
+                row_bytes: 4
+            }
+        ));
     }
 
     #[test]
@@ -367,22 +435,32 @@ mod tests {
         let g = f.clone();
         assert!(f.ptr_eq(&g));
         assert_eq!(f.ref_count(), 2);
-        assert_eq!(f.host_data().unwrap().as_ptr(), g.host_data().unwrap().as_ptr());
+        assert_eq!(
+            f.host_data().unwrap().as_ptr(),
+            g.host_data().unwrap().as_ptr()
+        );
     }
 
     #[test]
     fn device_frame_materialises_once_across_threads() {
         let calls = Arc::new(AtomicUsize::new(0));
         let c = calls.clone();
-        let f = FrameEnvelope::builder(FeedId::new(1), 0, MonotonicTs::ZERO, 2, 2, PixelFormat::Gray8)
-            .device(
-                Arc::new(7u32),
-                Some(Box::new(move || {
-                    c.fetch_add(1, Ordering::SeqCst);
-                    Ok(HostBytes::from_vec(vec![9; 4]))
-                })),
-            )
-            .unwrap();
+        let f = FrameEnvelope::builder(
+            FeedId::new(1),
+            0,
+            MonotonicTs::ZERO,
+            2,
+            2,
+            PixelFormat::Gray8,
+        )
+        .device(
+            Arc::new(7u32),
+            Some(Box::new(move || {
+                c.fetch_add(1, Ordering::SeqCst);
+                Ok(HostBytes::from_vec(vec![9; 4]))
+            })),
+        )
+        .unwrap();
         assert_eq!(f.data_access(), DataAccess::MappableToHost);
         assert_eq!(f.accelerated_handle::<u32>(), Some(&7));
         assert!(f.host_data().is_none());
@@ -399,32 +477,59 @@ mod tests {
     fn materialiser_panic_is_cached_as_error() {
         let calls = Arc::new(AtomicUsize::new(0));
         let c = calls.clone();
-        let f = FrameEnvelope::builder(FeedId::new(1), 0, MonotonicTs::ZERO, 2, 2, PixelFormat::Gray8)
-            .device(
-                Arc::new(()),
-                Some(Box::new(move || {
-                    c.fetch_add(1, Ordering::SeqCst);
-                    panic!("driver exploded")
-                })),
-            )
-            .unwrap();
+        let f = FrameEnvelope::builder(
+            FeedId::new(1),
+            0,
+            MonotonicTs::ZERO,
+            2,
+            2,
+            PixelFormat::Gray8,
+        )
+        .device(
+            Arc::new(()),
+            Some(Box::new(move || {
+                c.fetch_add(1, Ordering::SeqCst);
+                panic!("driver exploded")
+            })),
+        )
+        .unwrap();
         for _ in 0..3 {
-            assert!(matches!(f.require_host_data(), Err(FrameAccessError::MaterializationFailed { .. })));
+            assert!(matches!(
+                f.require_host_data(),
+                Err(FrameAccessError::MaterializationFailed { .. })
+            ));
         }
         assert_eq!(calls.load(Ordering::SeqCst), 1);
-        let opaque = FrameEnvelope::builder(FeedId::new(1), 0, MonotonicTs::ZERO, 2, 2, PixelFormat::Gray8)
-            .device(Arc::new(()), None)
-            .unwrap();
-        assert_eq!(opaque.require_host_data().unwrap_err(), FrameAccessError::NotHostAccessible);
+        let opaque = FrameEnvelope::builder(
+            FeedId::new(1),
+            0,
+            MonotonicTs::ZERO,
+            2,
+            2,
+            PixelFormat::Gray8,
+        )
+        .device(Arc::new(()), None)
+        .unwrap();
+        assert_eq!(
+            opaque.require_host_data().unwrap_err(),
+            FrameAccessError::NotHostAccessible
+        );
     }
 
     #[test]
     fn planes_of_nv12_with_padding() {
         let layout = FrameLayout::with_planes(PixelFormat::Nv12, 4, 2, &[(0, 8), (16, 8)]);
-        let f = FrameEnvelope::builder(FeedId::new(1), 0, MonotonicTs::ZERO, 4, 2, PixelFormat::Nv12)
-            .layout(layout)
-            .host(HostBytes::from_vec((0..24).collect()))
-            .unwrap();
+        let f = FrameEnvelope::builder(
+            FeedId::new(1),
+            0,
+            MonotonicTs::ZERO,
+            4,
+            2,
+            PixelFormat::Nv12,
+        )
+        .layout(layout)
+        .host(HostBytes::from_vec((0..24).collect()))
+        .unwrap();
         let y = f.luma_plane().unwrap().unwrap();
         assert_eq!(y.row(1), &[8, 9, 10, 11]);
         let uv = f.plane(1).unwrap().unwrap();

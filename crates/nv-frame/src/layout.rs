@@ -31,7 +31,12 @@ pub struct FrameLayout {
     plane_count: usize,
 }
 
-const EMPTY: Plane = Plane { offset: 0, stride: 0, row_bytes: 0, rows: 0 };
+const EMPTY: Plane = Plane {
+    offset: 0,
+    stride: 0,
+    row_bytes: 0,
+    rows: 0,
+};
 
 /// Payload bytes per row and row count of each plane of `format` at `width` x `height`.
 pub(crate) fn plane_shapes(format: PixelFormat, width: u32, height: u32) -> Vec<(usize, usize)> {
@@ -51,21 +56,42 @@ impl FrameLayout {
         let mut offset = 0;
         let shapes = plane_shapes(format, width, height);
         for (i, (row_bytes, rows)) in shapes.iter().enumerate() {
-            planes[i] = Plane { offset, stride: *row_bytes, row_bytes: *row_bytes, rows: *rows };
+            planes[i] = Plane {
+                offset,
+                stride: *row_bytes,
+                row_bytes: *row_bytes,
+                rows: *rows,
+            };
             offset += row_bytes * rows;
         }
-        Self { planes, plane_count: shapes.len() }
+        Self {
+            planes,
+            plane_count: shapes.len(),
+        }
     }
 
     /// Explicit offsets and strides (as reported by a decoder). Checked by the frame builder.
-    pub fn with_planes(format: PixelFormat, width: u32, height: u32, offsets_strides: &[(usize, usize)]) -> Self {
+    pub fn with_planes(
+        format: PixelFormat,
+        width: u32,
+        height: u32,
+        offsets_strides: &[(usize, usize)],
+    ) -> Self {
         let shapes = plane_shapes(format, width, height);
         let mut planes = [EMPTY; 3];
         for (i, (row_bytes, rows)) in shapes.iter().enumerate() {
             let (offset, stride) = offsets_strides.get(i).copied().unwrap_or((0, 0));
-            planes[i] = Plane { offset, stride, row_bytes: *row_bytes, rows: *rows };
+            planes[i] = Plane {
+                offset,
+                stride,
+                row_bytes: *row_bytes,
+                rows: *rows,
+            };
         }
-        Self { planes, plane_count: shapes.len() }
+        Self {
+            planes,
+            plane_count: shapes.len(),
+        }
     }
 
     pub fn planes(&self) -> &[Plane] {
@@ -102,9 +128,21 @@ mod tests {
 
     #[test]
     fn tight_sizes() {
-        assert_eq!(FrameLayout::tight(PixelFormat::Rgb8, 4, 2).required_len(), 24);
-        assert_eq!(FrameLayout::tight(PixelFormat::Nv12, 4, 2).required_len(), 12);
-        assert_eq!(FrameLayout::tight(PixelFormat::I420, 5, 3).required_len(), 15 + 6 + 6);
-        assert_eq!(FrameLayout::tight(PixelFormat::I420, 4, 4).planes().len(), 3);
+        assert_eq!(
+            FrameLayout::tight(PixelFormat::Rgb8, 4, 2).required_len(),
+            24
+        );
+        assert_eq!(
+            FrameLayout::tight(PixelFormat::Nv12, 4, 2).required_len(),
+            12
+        );
+        assert_eq!(
+            FrameLayout::tight(PixelFormat::I420, 5, 3).required_len(),
+            15 + 6 + 6
+        );
+        assert_eq!(
+            FrameLayout::tight(PixelFormat::I420, 4, 4).planes().len(),
+            3
+        );
     }
 }

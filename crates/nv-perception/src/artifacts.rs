@@ -39,31 +39,54 @@ impl StageOutput {
         Self::default()
     }
     pub fn with_detections(d: impl Into<DetectionSet>) -> Self {
-        Self { detections: Some(d.into()), ..Self::default() }
+        Self {
+            detections: Some(d.into()),
+            ..Self::default()
+        }
     }
     pub fn with_tracks(t: Vec<Track>) -> Self {
-        Self { tracks: Some(t), ..Self::default() }
+        Self {
+            tracks: Some(t),
+            ..Self::default()
+        }
     }
     pub fn with_signal(s: DerivedSignal) -> Self {
-        Self { signals: vec![s], ..Self::default() }
+        Self {
+            signals: vec![s],
+            ..Self::default()
+        }
     }
     pub fn with_signals(s: Vec<DerivedSignal>) -> Self {
-        Self { signals: s, ..Self::default() }
+        Self {
+            signals: s,
+            ..Self::default()
+        }
     }
     pub fn with_scene_features(f: Vec<SceneFeature>) -> Self {
-        Self { scene_features: f, ..Self::default() }
+        Self {
+            scene_features: f,
+            ..Self::default()
+        }
     }
     pub fn with_artifact<T: Clone + Send + Sync + 'static>(v: T) -> Self {
         let mut artifacts = TypedMetadata::new();
         artifacts.insert(v);
-        Self { artifacts, ..Self::default() }
+        Self {
+            artifacts,
+            ..Self::default()
+        }
     }
     /// Emit output for this frame without running later stages.
     pub fn skip_remaining() -> Self {
-        Self { control: StageControl::SkipRemaining, ..Self::default() }
+        Self {
+            control: StageControl::SkipRemaining,
+            ..Self::default()
+        }
     }
     pub fn build() -> StageOutputBuilder {
-        StageOutputBuilder { out: Self::default() }
+        StageOutputBuilder {
+            out: Self::default(),
+        }
     }
 }
 
@@ -156,20 +179,44 @@ mod tests {
     fn merge_rules() {
         let mut acc = PerceptionArtifacts::new();
         acc.merge(StageOutput::with_detections(vec![det(1), det(2)]));
-        acc.merge(StageOutput::with_signal(DerivedSignal::new("a", SignalValue::Scalar(1.0), MonotonicTs::ZERO)));
+        acc.merge(StageOutput::with_signal(DerivedSignal::new(
+            "a",
+            SignalValue::Scalar(1.0),
+            MonotonicTs::ZERO,
+        )));
         assert_eq!(acc.detections.len(), 2);
         assert!(!acc.tracks_authoritative);
         // `None` detections leave the set alone; `Some` replaces it.
-        acc.merge(StageOutput::with_signal(DerivedSignal::new("b", SignalValue::Boolean(true), MonotonicTs::ZERO)));
+        acc.merge(StageOutput::with_signal(DerivedSignal::new(
+            "b",
+            SignalValue::Boolean(true),
+            MonotonicTs::ZERO,
+        )));
         assert_eq!(acc.detections.len(), 2);
         acc.merge(StageOutput::with_detections(vec![det(3)]));
         assert_eq!(acc.detections.detections[0].id, DetectionId::new(3));
         assert_eq!(acc.signals.len(), 2);
-        let obs = TrackObservation::new(MonotonicTs::ZERO, BBox::default(), 1.0, TrackState::Confirmed, None);
-        acc.merge(StageOutput::with_tracks(vec![Track::new(TrackId::new(1), 0, TrackState::Confirmed, obs)]));
+        let obs = TrackObservation::new(
+            MonotonicTs::ZERO,
+            BBox::default(),
+            1.0,
+            TrackState::Confirmed,
+            None,
+        );
+        acc.merge(StageOutput::with_tracks(vec![Track::new(
+            TrackId::new(1),
+            0,
+            TrackState::Confirmed,
+            obs,
+        )]));
         assert!(acc.tracks_authoritative);
         acc.merge(StageOutput::with_artifact(1u32));
-        let control = acc.merge(StageOutput::build().artifact(2u32).control(StageControl::SkipRemaining).finish());
+        let control = acc.merge(
+            StageOutput::build()
+                .artifact(2u32)
+                .control(StageControl::SkipRemaining)
+                .finish(),
+        );
         assert_eq!(acc.stage_artifacts.get::<u32>(), Some(&2));
         assert_eq!(control, StageControl::SkipRemaining);
     }

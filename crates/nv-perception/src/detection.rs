@@ -17,12 +17,21 @@ pub struct Detection {
 }
 
 impl Detection {
-    pub fn builder(id: DetectionId, class_id: u32, confidence: f32, bbox: BBox) -> DetectionBuilder {
+    pub fn builder(
+        id: DetectionId,
+        class_id: u32,
+        confidence: f32,
+        bbox: BBox,
+    ) -> DetectionBuilder {
         DetectionBuilder {
             inner: Detection {
                 id,
                 class_id,
-                confidence: if confidence.is_nan() { 0.0 } else { confidence.clamp(0.0, 1.0) },
+                confidence: if confidence.is_nan() {
+                    0.0
+                } else {
+                    confidence.clamp(0.0, 1.0)
+                },
                 bbox,
                 embedding: None,
                 metadata: TypedMetadata::new(),
@@ -85,9 +94,22 @@ mod tests {
     #[test]
     fn confidence_is_sanitised() {
         let b = BBox::new(0.0, 0.0, 0.1, 0.1);
-        assert_eq!(Detection::builder(DetectionId::new(1), 0, f32::NAN, b).build().confidence, 0.0);
-        assert_eq!(Detection::builder(DetectionId::new(1), 0, 1.7, b).build().confidence, 1.0);
-        let d = Detection::builder(DetectionId::new(1), 2, 0.5, b).embedding(vec![1.0]).meta(7u8).build();
+        assert_eq!(
+            Detection::builder(DetectionId::new(1), 0, f32::NAN, b)
+                .build()
+                .confidence,
+            0.0
+        );
+        assert_eq!(
+            Detection::builder(DetectionId::new(1), 0, 1.7, b)
+                .build()
+                .confidence,
+            1.0
+        );
+        let d = Detection::builder(DetectionId::new(1), 2, 0.5, b)
+            .embedding(vec![1.0])
+            .meta(7u8)
+            .build();
         assert_eq!(d.metadata.get::<u8>(), Some(&7));
         assert_eq!(DetectionSet::from(vec![d]).len(), 1);
     }

@@ -23,15 +23,23 @@ pub enum ValidationMode {
 #[non_exhaustive]
 pub enum ValidationWarning {
     /// The stage consumes something no earlier stage produces.
-    UnsatisfiedDependency { stage_id: StageId, missing: &'static str },
-    DuplicateStageId { stage_id: StageId },
+    UnsatisfiedDependency {
+        stage_id: StageId,
+        missing: &'static str,
+    },
+    DuplicateStageId {
+        stage_id: StageId,
+    },
 }
 
 impl std::fmt::Display for ValidationWarning {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::UnsatisfiedDependency { stage_id, missing } => {
-                write!(f, "stage {stage_id} consumes {missing} but no earlier stage produces them")
+                write!(
+                    f,
+                    "stage {stage_id} consumes {missing} but no earlier stage produces them"
+                )
             }
             Self::DuplicateStageId { stage_id } => write!(f, "stage id {stage_id} is used twice"),
         }
@@ -51,10 +59,16 @@ pub fn validate_stages(stages: &[Box<dyn Stage>]) -> Vec<ValidationWarning> {
         }
         if let Some(caps) = stage.capabilities() {
             if caps.consumes_detections && !detections {
-                warnings.push(ValidationWarning::UnsatisfiedDependency { stage_id: id, missing: "detections" });
+                warnings.push(ValidationWarning::UnsatisfiedDependency {
+                    stage_id: id,
+                    missing: "detections",
+                });
             }
             if caps.consumes_tracks && !tracks {
-                warnings.push(ValidationWarning::UnsatisfiedDependency { stage_id: id, missing: "tracks" });
+                warnings.push(ValidationWarning::UnsatisfiedDependency {
+                    stage_id: id,
+                    missing: "tracks",
+                });
             }
             detections |= caps.produces_detections;
             tracks |= caps.produces_tracks;
@@ -128,17 +142,31 @@ mod tests {
 
     #[test]
     fn detects_missing_producers_and_duplicates() {
-        let tracker = StageCapabilities::new().consumes_detections().produces_tracks();
+        let tracker = StageCapabilities::new()
+            .consumes_detections()
+            .produces_tracks();
         let detector = StageCapabilities::new().produces_detections();
-        let bad = StagePipeline::new().add(S("tracker", Some(tracker))).add(S("detector", Some(detector)));
+        let bad = StagePipeline::new()
+            .add(S("tracker", Some(tracker)))
+            .add(S("detector", Some(detector)));
         assert_eq!(
             bad.validate(),
-            vec![ValidationWarning::UnsatisfiedDependency { stage_id: StageId::new("tracker"), missing: "detections" }]
+            vec![ValidationWarning::UnsatisfiedDependency {
+                stage_id: StageId::new("tracker"),
+                missing: "detections"
+            }]
         );
-        let good = StagePipeline::new().add(S("detector", Some(detector))).add(S("tracker", Some(tracker)));
+        let good = StagePipeline::new()
+            .add(S("detector", Some(detector)))
+            .add(S("tracker", Some(tracker)));
         assert!(good.validate().is_empty());
         let dup = StagePipeline::new().add(S("a", None)).add(S("a", None));
-        assert_eq!(dup.validate(), vec![ValidationWarning::DuplicateStageId { stage_id: StageId::new("a") }]);
+        assert_eq!(
+            dup.validate(),
+            vec![ValidationWarning::DuplicateStageId {
+                stage_id: StageId::new("a")
+            }]
+        );
         assert_eq!(dup.len(), 2);
     }
 }

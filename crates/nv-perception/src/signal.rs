@@ -24,7 +24,11 @@ pub struct DerivedSignal {
 
 impl DerivedSignal {
     pub fn new(name: impl Into<Cow<'static, str>>, value: SignalValue, ts: MonotonicTs) -> Self {
-        Self { name: name.into(), value, ts }
+        Self {
+            name: name.into(),
+            value,
+            ts,
+        }
     }
 }
 

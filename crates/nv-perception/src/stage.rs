@@ -106,7 +106,15 @@ impl<'a> StageContext<'a> {
         metrics: StageMetrics,
         now: MonotonicTs,
     ) -> Self {
-        Self { feed_id, frame, artifacts, view, temporal, metrics, now }
+        Self {
+            feed_id,
+            frame,
+            artifacts,
+            view,
+            temporal,
+            metrics,
+            now,
+        }
     }
 }
 

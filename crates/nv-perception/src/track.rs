@@ -30,8 +30,21 @@ pub struct TrackObservation {
 }
 
 impl TrackObservation {
-    pub fn new(ts: MonotonicTs, bbox: BBox, confidence: f32, state: TrackState, detection_id: Option<DetectionId>) -> Self {
-        Self { ts, bbox, confidence, state, detection_id, metadata: TypedMetadata::new() }
+    pub fn new(
+        ts: MonotonicTs,
+        bbox: BBox,
+        confidence: f32,
+        state: TrackState,
+        detection_id: Option<DetectionId>,
+    ) -> Self {
+        Self {
+            ts,
+            bbox,
+            confidence,
+            state,
+            detection_id,
+            metadata: TypedMetadata::new(),
+        }
     }
 }
 
@@ -47,6 +60,12 @@ pub struct Track {
 
 impl Track {
     pub fn new(id: TrackId, class_id: u32, state: TrackState, current: TrackObservation) -> Self {
-        Self { id, class_id, state, current, metadata: TypedMetadata::new() }
+        Self {
+            id,
+            class_id,
+            state,
+            current,
+            metadata: TypedMetadata::new(),
+        }
     }
 }

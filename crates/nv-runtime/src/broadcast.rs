@@ -4,6 +4,7 @@
 //! falls further behind learns how many it missed on its next receive.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +21,8 @@ struct Ring<T> {
 
 struct Shared<T> {
     ring: Mutex<Ring<T>>,
+    /// Mirror of `ring.subscribers` so the hot path can skip the lock when nobody listens.
+    subscribers: AtomicUsize,
     cond: Condvar,
     capacity: usize,
 }
@@ -31,13 +34,17 @@ pub struct Sender<T> {
 
 impl<T> Clone for Sender<T> {
     fn clone(&self) -> Self {
-        Self { shared: Arc::clone(&self.shared) }
+        Self {
+            shared: Arc::clone(&self.shared),
+        }
     }
 }
 
 impl<T> std::fmt::Debug for Sender<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("broadcast::Sender").field("capacity", &self.shared.capacity).finish()
+        f.debug_struct("broadcast::Sender")
+            .field("capacity", &self.shared.capacity)
+            .finish()
     }
 }
 
@@ -62,7 +69,9 @@ pub struct Receiver<T> {
 
 impl<T> std::fmt::Debug for Receiver<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("broadcast::Receiver").field("next_seq", &self.next_seq).finish()
+        f.debug_struct("broadcast::Receiver")
+            .field("next_seq", &self.next_seq)
+            .finish()
     }
 }
 
@@ -76,6 +85,7 @@ pub fn channel<T: Clone>(capacity: usize) -> Sender<T> {
                 waiting: 0,
                 closed: false,
             }),
+            subscribers: AtomicUsize::new(0),
             cond: Condvar::new(),
             capacity: capacity.max(1),
         }),
@@ -86,6 +96,9 @@ impl<T: Clone> Sender<T> {
     /// Sends to every current subscriber. Returns false (and stores nothing) when there
     /// are none, so an unobserved stream costs one lock.
     pub fn send(&self, msg: T) -> bool {
+        if self.shared.subscribers.load(Ordering::Relaxed) == 0 {
+            return false;
+        }
         let mut ring = self.shared.ring.lock();
         if ring.subscribers == 0 || ring.closed {
             return false;
@@ -104,7 +117,7 @@ impl<T: Clone> Sender<T> {
     }
 
     pub fn has_subscribers(&self) -> bool {
-        self.shared.ring.lock().subscribers > 0
+        self.shared.subscribers.load(Ordering::Relaxed) > 0
     }
 
     pub fn subscriber_count(&self) -> usize {
@@ -114,8 +127,12 @@ impl<T: Clone> Sender<T> {
     pub fn subscribe(&self) -> Receiver<T> {
         let mut ring = self.shared.ring.lock();
         ring.subscribers += 1;
+        self.shared.subscribers.fetch_add(1, Ordering::Relaxed);
         let next_seq = ring.head_seq + ring.buf.len() as u64;
-        Receiver { shared: Arc::clone(&self.shared), next_seq }
+        Receiver {
+            shared: Arc::clone(&self.shared),
+            next_seq,
+        }
     }
 
     /// Wakes receivers and makes them return `Closed` once drained.
@@ -140,7 +157,8 @@ impl<T: Clone> Receiver<T> {
 
     /// Next message if one is available now.
     pub fn try_recv(&mut self) -> Result<T, RecvError> {
-        let ring = self.shared.ring.lock();
+        let shared = Arc::clone(&self.shared);
+        let ring = shared.ring.lock();
         match self.take(&ring) {
             Some(r) => r,
             None if ring.closed => Err(RecvError::Closed),
@@ -190,6 +208,7 @@ impl<T: Clone> Receiver<T> {
 impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
         self.shared.ring.lock().subscribers -= 1;
+        self.shared.subscribers.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

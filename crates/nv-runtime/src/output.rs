@@ -70,10 +70,12 @@ impl Provenance {
         self.dequeued_at.saturating_duration_since(self.received_at)
     }
     pub fn pipeline_latency(&self) -> Duration {
-        self.completed_at.saturating_duration_since(self.dequeued_at)
+        self.completed_at
+            .saturating_duration_since(self.dequeued_at)
     }
     pub fn receive_to_complete(&self) -> Duration {
-        self.completed_at.saturating_duration_since(self.received_at)
+        self.completed_at
+            .saturating_duration_since(self.received_at)
     }
 }
 
@@ -142,11 +144,16 @@ pub enum FrameInclusion {
     Never,
     Always,
     /// Every n-th output (the n-th, 2n-th, ...).
-    Sampled { interval: u32 },
+    Sampled {
+        interval: u32,
+    },
     /// About `target` frames per second, with the interval derived from the source's own
     /// timestamps (not the wall clock, which processing stalls distort). Until enough
     /// frames were seen, `fallback_interval` applies.
-    TargetFps { target: f64, fallback_interval: u32 },
+    TargetFps {
+        target: f64,
+        fallback_interval: u32,
+    },
 }
 
 impl FrameInclusion {
@@ -160,7 +167,10 @@ impl FrameInclusion {
     }
     pub fn target_fps(target: f64, fallback_interval: u32) -> Self {
         if target.is_finite() && target > 0.0 {
-            Self::TargetFps { target, fallback_interval: fallback_interval.max(1) }
+            Self::TargetFps {
+                target,
+                fallback_interval: fallback_interval.max(1),
+            }
         } else {
             Self::Never
         }
@@ -183,7 +193,14 @@ pub(crate) struct InclusionState {
 
 impl InclusionState {
     pub fn new(policy: FrameInclusion) -> Self {
-        Self { policy, counter: 0, resolved: None, first_ts: None, last_ts: MonotonicTs::ZERO, seen: 0 }
+        Self {
+            policy,
+            counter: 0,
+            resolved: None,
+            first_ts: None,
+            last_ts: MonotonicTs::ZERO,
+            seen: 0,
+        }
     }
 
     /// Decides for the next output, given the frame's media timestamp.
@@ -192,7 +209,10 @@ impl InclusionState {
             FrameInclusion::Never => return false,
             FrameInclusion::Always => return true,
             FrameInclusion::Sampled { interval } => interval.max(1),
-            FrameInclusion::TargetFps { target, fallback_interval } => self.target_interval(target, fallback_interval, ts),
+            FrameInclusion::TargetFps {
+                target,
+                fallback_interval,
+            } => self.target_interval(target, fallback_interval, ts),
         };
         self.counter += 1;
         self.counter % u64::from(interval) == 0
@@ -210,7 +230,11 @@ impl InclusionState {
             if span > 0.0 {
                 let source_fps = (self.seen - 1) as f64 / span;
                 let interval = (source_fps / target).round().max(1.0);
-                let resolved = if interval >= f64::from(u32::MAX) { u32::MAX } else { interval as u32 };
+                let resolved = if interval >= f64::from(u32::MAX) {
+                    u32::MAX
+                } else {
+                    interval as u32
+                };
                 self.resolved = Some(resolved);
                 return resolved;
             }
@@ -226,7 +250,9 @@ mod tests {
     #[test]
     fn sampled_includes_every_nth() {
         let mut s = InclusionState::new(FrameInclusion::sampled(3));
-        let picks: Vec<bool> = (0..7).map(|i| s.include(MonotonicTs::from_nanos(i))).collect();
+        let picks: Vec<bool> = (0..7)
+            .map(|i| s.include(MonotonicTs::from_nanos(i)))
+            .collect();
         assert_eq!(picks, vec![false, false, true, false, false, true, false]);
         assert_eq!(FrameInclusion::sampled(0), FrameInclusion::Never);
         assert_eq!(FrameInclusion::sampled(1), FrameInclusion::Always);

@@ -65,7 +65,9 @@ pub struct BoundedQueue<T> {
 
 impl<T> std::fmt::Debug for BoundedQueue<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BoundedQueue").field("capacity", &self.capacity).finish_non_exhaustive()
+        f.debug_struct("BoundedQueue")
+            .field("capacity", &self.capacity)
+            .finish_non_exhaustive()
     }
 }
 
@@ -101,7 +103,9 @@ impl<T: Send + 'static> BoundedQueue<T> {
             clock,
             hook: Mutex::new(None),
         });
-        let hook: Arc<dyn ClockWaker> = Arc::new(QueueHook { queue: Arc::downgrade(&queue) });
+        let hook: Arc<dyn ClockWaker> = Arc::new(QueueHook {
+            queue: Arc::downgrade(&queue),
+        });
         queue.clock.register_waker(Arc::downgrade(&hook));
         *queue.hook.lock() = Some(hook);
         queue
@@ -279,7 +283,10 @@ mod tests {
         assert!(matches!(q.pop(None), Pop::Woken));
         q.push(5, Overflow::Block);
         q.wake();
-        assert!(matches!(q.pop(None), Pop::Item(5, _)), "items win over wake");
+        assert!(
+            matches!(q.pop(None), Pop::Item(5, _)),
+            "items win over wake"
+        );
         assert!(matches!(q.pop(None), Pop::Woken));
     }
 

@@ -52,8 +52,15 @@ pub enum WaitOutcome {
 impl<T: Send + 'static> Waiter<T> {
     pub fn new(state: T, clock: SharedClock) -> Arc<Self> {
         let waiter = Arc::new_cyclic(|weak: &Weak<Self>| {
-            let hook: Arc<dyn ClockWaker> = Arc::new(WakeHook { target: weak.clone() });
-            Self { state: Mutex::new(state), cond: Condvar::new(), clock: clock.clone(), _hook: hook }
+            let hook: Arc<dyn ClockWaker> = Arc::new(WakeHook {
+                target: weak.clone(),
+            });
+            Self {
+                state: Mutex::new(state),
+                cond: Condvar::new(),
+                clock: clock.clone(),
+                _hook: hook,
+            }
         });
         waiter.clock.register_waker(Arc::downgrade(&waiter._hook));
         waiter
@@ -120,13 +127,17 @@ impl<T> fmt::Debug for OneShot<T> {
 
 impl<T> Clone for OneShot<T> {
     fn clone(&self) -> Self {
-        Self { waiter: Arc::clone(&self.waiter) }
+        Self {
+            waiter: Arc::clone(&self.waiter),
+        }
     }
 }
 
 impl<T: Send + 'static> OneShot<T> {
     pub fn new(clock: SharedClock) -> Self {
-        Self { waiter: Waiter::new(None, clock) }
+        Self {
+            waiter: Waiter::new(None, clock),
+        }
     }
     pub fn put(&self, value: T) {
         *self.waiter.lock() = Some(value);
@@ -139,7 +150,8 @@ impl<T: Send + 'static> OneShot<T> {
     /// Waits for the value until `deadline`.
     pub fn take_until(&self, deadline: MonotonicTs) -> Option<T> {
         let mut guard = self.waiter.lock();
-        self.waiter.wait_until(&mut guard, Some(deadline), |v| v.is_some());
+        self.waiter
+            .wait_until(&mut guard, Some(deadline), |v| v.is_some());
         guard.take()
     }
 }
@@ -147,7 +159,7 @@ impl<T: Send + 'static> OneShot<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use nv_core::clock::{Clock, ManualClock, SystemClock};
+    use nv_core::clock::{ManualClock, SystemClock};
     use std::time::Duration;
 
     #[test]
@@ -172,7 +184,10 @@ mod tests {
         let clock = SystemClock::shared();
         let slot: OneShot<u32> = OneShot::new(clock.clone());
         let filler = slot.clone();
-        let t = std::thread::Builder::new().name("filler".into()).spawn(move || filler.put(7)).unwrap();
+        let t = std::thread::Builder::new()
+            .name("filler".into())
+            .spawn(move || filler.put(7))
+            .unwrap();
         let deadline = clock.now() + Duration::from_secs(3600);
         assert_eq!(slot.take_until(deadline), Some(7));
         t.join().unwrap();

@@ -20,7 +20,11 @@ pub struct Throttle {
 
 impl Throttle {
     pub fn new(window: Duration) -> Self {
-        Self { window, pending: 0, last_emit: None }
+        Self {
+            window,
+            pending: 0,
+            last_emit: None,
+        }
     }
 
     /// Records `n` occurrences at `now`; returns the count to emit, if an event is due.

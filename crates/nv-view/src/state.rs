@@ -57,7 +57,10 @@ impl ViewVersion {
 #[non_exhaustive]
 pub enum CameraMotionState {
     Stable,
-    Moving { angular_velocity_deg_per_sec: Option<f32>, displacement: Option<f32> },
+    Moving {
+        angular_velocity_deg_per_sec: Option<f32>,
+        displacement: Option<f32>,
+    },
     Unknown,
 }
 
@@ -149,7 +152,9 @@ impl ViewState {
     pub fn observed_initial() -> Self {
         Self {
             motion: CameraMotionState::Unknown,
-            validity: ContextValidity::Degraded { reason: DegradationReason::Unknown },
+            validity: ContextValidity::Degraded {
+                reason: DegradationReason::Unknown,
+            },
             stability_score: 0.0,
             ..Self::fixed_initial()
         }
@@ -194,10 +199,13 @@ mod tests {
     #[test]
     fn transition_fsm() {
         use TransitionPhase::*;
-        let seq: Vec<_> = [true, true, false, false].iter().scan(Settled, |p, m| {
-            *p = p.next(*m);
-            Some(*p)
-        }).collect();
+        let seq: Vec<_> = [true, true, false, false]
+            .iter()
+            .scan(Settled, |p, m| {
+                *p = p.next(*m);
+                Some(*p)
+            })
+            .collect();
         assert_eq!(seq, vec![MoveStart, Moving, MoveEnd, Settled]);
         assert_eq!(MoveEnd.next(true), MoveStart);
     }

@@ -52,7 +52,10 @@ impl std::fmt::Debug for FeedConfig {
         f.debug_struct("FeedConfig")
             .field("name", &self.name)
             .field("source", &self.source)
-            .field("stages", &self.stages.iter().map(|s| s.id()).collect::<Vec<_>>())
+            .field(
+                "stages",
+                &self.stages.iter().map(|s| s.id()).collect::<Vec<_>>(),
+            )
             .field("backpressure", &self.backpressure)
             .finish_non_exhaustive()
     }
@@ -64,6 +67,9 @@ impl FeedConfig {
     }
     pub fn source(&self) -> &SourceSpec {
         &self.source
+    }
+    pub fn camera_mode(&self) -> CameraMode {
+        self.camera_mode
     }
 }
 
@@ -95,7 +101,9 @@ pub struct FeedConfigBuilder {
 
 impl std::fmt::Debug for FeedConfigBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FeedConfigBuilder").field("source", &self.source).finish_non_exhaustive()
+        f.debug_struct("FeedConfigBuilder")
+            .field("source", &self.source)
+            .finish_non_exhaustive()
     }
 }
 
@@ -210,14 +218,26 @@ impl FeedConfigBuilder {
         }
         let backpressure = self.backpressure.unwrap_or_default();
         if backpressure.queue_depth() == 0 {
-            problems.push(ConfigProblem::invalid("backpressure.queue_depth", 0, "must be at least 1"));
+            problems.push(ConfigProblem::invalid(
+                "backpressure.queue_depth",
+                0,
+                "must be at least 1",
+            ));
         }
         if self.sink_queue_capacity == Some(0) {
-            problems.push(ConfigProblem::invalid("sink_queue_capacity", 0, "must be at least 1"));
+            problems.push(ConfigProblem::invalid(
+                "sink_queue_capacity",
+                0,
+                "must be at least 1",
+            ));
         }
         if let Some(fps) = self.max_fps {
             if !(fps.is_finite() && fps > 0.0) {
-                problems.push(ConfigProblem::invalid("max_fps", fps, "must be a positive number"));
+                problems.push(ConfigProblem::invalid(
+                    "max_fps",
+                    fps,
+                    "must be a positive number",
+                ));
             }
         }
         for (field, value) in [
@@ -231,29 +251,46 @@ impl FeedConfigBuilder {
         }
         let restart = self.restart.unwrap_or_default();
         if restart.restart_window.is_zero() && restart.max_restarts > 0 {
-            problems.push(ConfigProblem::invalid("restart.restart_window", "0s", "must be positive when restarts are allowed"));
+            problems.push(ConfigProblem::invalid(
+                "restart.restart_window",
+                "0s",
+                "must be positive when restarts are allowed",
+            ));
         }
         let reconnect = self.reconnect.unwrap_or_default();
         if reconnect.base_delay > reconnect.max_delay {
             problems.push(ConfigProblem::invalid(
                 "reconnect.base_delay",
                 format!("{:?}", reconnect.base_delay),
-                format!("must not exceed reconnect.max_delay ({:?})", reconnect.max_delay),
+                format!(
+                    "must not exceed reconnect.max_delay ({:?})",
+                    reconnect.max_delay
+                ),
             ));
         }
         if !(0.0..=1.0).contains(&reconnect.jitter_ratio) {
-            problems.push(ConfigProblem::invalid("reconnect.jitter_ratio", reconnect.jitter_ratio, "must be within [0, 1]"));
+            problems.push(ConfigProblem::invalid(
+                "reconnect.jitter_ratio",
+                reconnect.jitter_ratio,
+                "must be within [0, 1]",
+            ));
         }
         if self.validation != ValidationMode::Off {
             for warning in validate_stages(&self.stages) {
                 match self.validation {
-                    ValidationMode::Error => problems.push(ConfigProblem::invalid("stages", warning.to_string(), "invalid stage order")),
+                    ValidationMode::Error => problems.push(ConfigProblem::invalid(
+                        "stages",
+                        warning.to_string(),
+                        "invalid stage order",
+                    )),
                     _ => tracing::warn!(%warning, "stage pipeline validation"),
                 }
             }
         }
         ConfigError::check(problems)?;
-        let (Some(source), Some(camera_mode), Some(sink)) = (self.source, self.camera_mode, self.sink) else {
+        let (Some(source), Some(camera_mode), Some(sink)) =
+            (self.source, self.camera_mode, self.sink)
+        else {
             // Unreachable: each missing field was reported above.
             return Err(ConfigError::single(ConfigProblem::missing("source")));
         };

@@ -86,26 +86,36 @@ impl FeedHandle {
     }
 
     pub fn queue_telemetry(&self) -> QueueTelemetry {
-        let depth = |q: &parking_lot::Mutex<Option<_>>| -> usize {
-            let guard: parking_lot::MutexGuard<'_, Option<std::sync::Arc<crate::queue::BoundedQueue<_>>>> = q.lock();
-            guard.as_ref().map_or(0, |q| q.len())
-        };
         QueueTelemetry {
-            source_depth: depth(&self.shared.source_queue),
+            source_depth: self
+                .shared
+                .source_queue
+                .lock()
+                .as_ref()
+                .map_or(0, |q| q.len()),
             source_capacity: self.shared.source_capacity,
-            sink_depth: depth_sink(&self.shared),
+            sink_depth: self
+                .shared
+                .sink_queue
+                .lock()
+                .as_ref()
+                .map_or(0, |q| q.len()),
             sink_capacity: self.shared.sink_capacity,
         }
     }
 
     /// Time since the feed was added.
     pub fn uptime(&self) -> Duration {
-        self.shared.clock.now().saturating_duration_since(self.shared.created_at)
+        self.shared
+            .clock
+            .now()
+            .saturating_duration_since(self.shared.created_at)
     }
 
     /// Time since the current session (re)started.
     pub fn session_uptime(&self) -> Duration {
-        let started = MonotonicTs::from_nanos(self.shared.session_started_at.load(Ordering::Relaxed));
+        let started =
+            MonotonicTs::from_nanos(self.shared.session_started_at.load(Ordering::Relaxed));
         self.shared.clock.now().saturating_duration_since(started)
     }
 
@@ -163,7 +173,11 @@ impl FeedHandle {
             stages: s
                 .stages
                 .iter()
-                .map(|(id, c)| StageDiagnostics { stage_id: *id, metrics: c.snapshot(), latency: c.latency.snapshot() })
+                .map(|(id, c)| StageDiagnostics {
+                    stage_id: *id,
+                    metrics: c.snapshot(),
+                    latency: c.latency.snapshot(),
+                })
                 .collect(),
             receive_to_output: s.counters.receive_to_output.snapshot(),
             receive_to_sink: s.counters.receive_to_sink.snapshot(),
@@ -171,8 +185,4 @@ impl FeedHandle {
             stop_reason: self.stop_reason(),
         }
     }
-}
-
-fn depth_sink(shared: &FeedShared) -> usize {
-    shared.sink_queue.lock().as_ref().map_or(0, |q| q.len())
 }

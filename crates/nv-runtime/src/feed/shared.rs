@@ -69,7 +69,9 @@ pub(crate) struct FeedShared {
 
 impl std::fmt::Debug for FeedShared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FeedShared").field("id", &self.id).finish_non_exhaustive()
+        f.debug_struct("FeedShared")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -93,7 +95,10 @@ impl FeedShared {
             return;
         }
         *self.stop_reason.lock() = Some(reason.clone());
-        self.health.send(HealthEvent::FeedStopped { feed_id: self.id, reason });
+        self.health.send(HealthEvent::FeedStopped {
+            feed_id: self.id,
+            reason,
+        });
     }
 
     pub fn is_finished(&self) -> bool {

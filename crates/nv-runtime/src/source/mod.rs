@@ -5,7 +5,7 @@
 //! [`Source::tick`] whenever the source asks for it (its `next_tick` deadline) or wakes
 //! the worker, so reconnect back-off and watchdogs run without polling.
 
-mod sink;
+pub(crate) mod sink;
 pub mod synthetic;
 
 use std::sync::Arc;
@@ -15,7 +15,9 @@ use nv_core::clock::SharedClock;
 use nv_core::error::MediaError;
 use nv_core::id::FeedId;
 use nv_core::policy::ReconnectPolicy;
-use nv_core::source::{CustomPipelinePolicy, DecodeOutcome, DecodePreference, PixelFormat, SourceSpec};
+use nv_core::source::{
+    CustomPipelinePolicy, DecodeOutcome, DecodePreference, PixelFormat, SourceSpec,
+};
 use nv_core::time::MonotonicTs;
 
 pub use sink::{FrameSink, PushOutcome, SourceEnd};
@@ -88,7 +90,10 @@ pub struct TickOutcome {
 
 impl TickOutcome {
     pub fn running() -> Self {
-        Self { status: SourceStatus::Running, next_tick: None }
+        Self {
+            status: SourceStatus::Running,
+            next_tick: None,
+        }
     }
 }
 

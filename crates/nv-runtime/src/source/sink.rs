@@ -33,6 +33,8 @@ pub enum PushOutcome {
     Rejected,
     /// The session is over; stop producing.
     Closed,
+    /// Skipped by the feed's frame-rate cap (sampling, not a drop).
+    SampledOut,
 }
 
 pub(crate) struct SinkShared {
@@ -48,6 +50,10 @@ pub(crate) struct SinkShared {
     pub last_ts: Arc<AtomicU64>,
     pub end: Mutex<Option<SourceEnd>>,
     pub drop_throttle: Mutex<Throttle>,
+    /// Frame-rate cap as a minimum media-time spacing (0 = no cap).
+    pub min_interval_nanos: u64,
+    /// Media time of the last frame let through the cap (`u64::MAX` = none yet).
+    pub last_accepted_ts: AtomicU64,
 }
 
 /// Cloneable handle for a source's producer threads.
@@ -58,7 +64,9 @@ pub struct FrameSink {
 
 impl std::fmt::Debug for FrameSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FrameSink").field("feed_id", &self.inner.feed_id).finish_non_exhaustive()
+        f.debug_struct("FrameSink")
+            .field("feed_id", &self.inner.feed_id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -86,8 +94,23 @@ impl FrameSink {
     /// caller under `Block`), and reports drops.
     pub fn push(&self, frame: FrameEnvelope) -> PushOutcome {
         let inner = &self.inner;
-        inner.counters.frames_received.fetch_add(1, Ordering::Relaxed);
-        inner.last_ts.fetch_max(frame.ts().as_nanos(), Ordering::Relaxed);
+        inner
+            .counters
+            .frames_received
+            .fetch_add(1, Ordering::Relaxed);
+        if inner.min_interval_nanos > 0 {
+            let ts = frame.ts().as_nanos();
+            let last = inner.last_accepted_ts.load(Ordering::Relaxed);
+            // A timestamp going backwards (stream reset) restarts the cadence.
+            if last != u64::MAX && ts >= last && ts - last < inner.min_interval_nanos {
+                self.record_sampled_out();
+                return PushOutcome::SampledOut;
+            }
+            inner.last_accepted_ts.store(ts, Ordering::Relaxed);
+        }
+        inner
+            .last_ts
+            .fetch_max(frame.ts().as_nanos(), Ordering::Relaxed);
         match inner.queue.push(frame, inner.overflow) {
             Push::Accepted => PushOutcome::Accepted,
             Push::Evicted(_old) => {
@@ -110,13 +133,36 @@ impl FrameSink {
         inner.counters.add_drop(reason, 1);
         let due = inner.drop_throttle.lock().record(1, inner.clock.now());
         if let Some(frames_dropped) = due {
-            inner.health.send(HealthEvent::BackpressureDrop { feed_id: inner.feed_id, reason, frames_dropped });
+            inner.health.send(HealthEvent::BackpressureDrop {
+                feed_id: inner.feed_id,
+                reason,
+                frames_dropped,
+            });
+        }
+    }
+
+    /// Emits the backpressure drops not yet reported (session end).
+    pub(crate) fn flush_drop_events(&self) {
+        let pending = self.inner.drop_throttle.lock().flush();
+        if let Some(frames_dropped) = pending {
+            let reason = match self.inner.overflow {
+                Overflow::DropNewest => DropReason::QueueFullRejectedNewest,
+                _ => DropReason::QueueFullEvictedOldest,
+            };
+            self.inner.health.send(HealthEvent::BackpressureDrop {
+                feed_id: self.inner.feed_id,
+                reason,
+                frames_dropped,
+            });
         }
     }
 
     /// Counts a frame skipped by a frame-rate cap (sampling, not a drop).
     pub fn record_sampled_out(&self) {
-        self.inner.counters.frames_sampled_out.fetch_add(1, Ordering::Relaxed);
+        self.inner
+            .counters
+            .frames_sampled_out
+            .fetch_add(1, Ordering::Relaxed);
     }
 
     /// Publishes a health event on the runtime's stream.

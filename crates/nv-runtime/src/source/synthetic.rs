@@ -5,8 +5,8 @@
 //! memory of one. Paced sources share one timer thread per factory; unpaced ones (and
 //! paced ones on a blocking feed) get their own producer thread.
 
-use std::collections::{BinaryHeap, HashMap};
 use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
@@ -54,13 +54,19 @@ struct Cycle {
 }
 
 fn lcg(state: &mut u64) -> f32 {
-    *state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+    *state = state
+        .wrapping_mul(6_364_136_223_846_793_005)
+        .wrapping_add(1_442_695_040_888_963_407);
     ((*state >> 40) as f32) / ((1u64 << 24) as f32)
 }
 
 fn triangle(t: f32) -> f32 {
     let f = t.rem_euclid(1.0);
-    if f < 0.5 { f * 2.0 } else { 2.0 - f * 2.0 }
+    if f < 0.5 {
+        f * 2.0
+    } else {
+        2.0 - f * 2.0
+    }
 }
 
 fn object_boxes(key: &CycleKey, cycle_len: usize) -> Vec<SyntheticTruth> {
@@ -110,8 +116,14 @@ fn render(key: &CycleKey, truth: &SyntheticTruth) -> Vec<u8> {
     }
     data[luma_len..].fill(128);
     for b in &truth.boxes {
-        let (x0, x1) = ((b.x_min * w as f32) as usize, ((b.x_max * w as f32) as usize).min(w));
-        let (y0, y1) = ((b.y_min * h as f32) as usize, ((b.y_max * h as f32) as usize).min(h));
+        let (x0, x1) = (
+            (b.x_min * w as f32) as usize,
+            ((b.x_max * w as f32) as usize).min(w),
+        );
+        let (y0, y1) = (
+            (b.y_min * h as f32) as usize,
+            ((b.y_max * h as f32) as usize).min(h),
+        );
         for y in y0..y1 {
             let row = &mut data[y * w * bpp..(y + 1) * w * bpp];
             for px in row[x0 * bpp..x1 * bpp].chunks_exact_mut(bpp) {
@@ -142,7 +154,10 @@ impl Default for SyntheticFactory {
 
 impl SyntheticFactory {
     pub fn new() -> Self {
-        Self { cycles: Mutex::new(HashMap::new()), pacer: Mutex::new(None) }
+        Self {
+            cycles: Mutex::new(HashMap::new()),
+            pacer: Mutex::new(None),
+        }
     }
 
     fn cycle(&self, spec: &SyntheticSpec) -> Arc<Cycle> {
@@ -157,7 +172,9 @@ impl SyntheticFactory {
         if let Some(c) = cycles.get(&key) {
             return Arc::clone(c);
         }
-        let frame_bytes = nv_frame::FrameLayout::tight(spec.format, spec.width, spec.height).required_len().max(1);
+        let frame_bytes = nv_frame::FrameLayout::tight(spec.format, spec.width, spec.height)
+            .required_len()
+            .max(1);
         let len = (CYCLE_BUDGET_BYTES / frame_bytes).clamp(1, MAX_CYCLE_FRAMES);
         let truth = object_boxes(&key, len);
         let frames = truth.iter().map(|t| Arc::from(render(&key, t))).collect();
@@ -192,14 +209,22 @@ impl SourceFactory for SyntheticFactory {
 
     fn create(&self, ctx: &SourceContext) -> Result<Box<dyn Source>, MediaError> {
         let SourceSpec::Synthetic(spec) = &ctx.spec else {
-            return Err(MediaError::NoFactory { kind: ctx.spec.kind() });
+            return Err(MediaError::NoFactory {
+                kind: ctx.spec.kind(),
+            });
         };
         if spec.width == 0 || spec.height == 0 {
-            return Err(MediaError::Unsupported { detail: format!("synthetic size {}x{}", spec.width, spec.height) });
+            return Err(MediaError::Unsupported {
+                detail: format!("synthetic size {}x{}", spec.width, spec.height),
+            });
         }
         let pacer = match spec.fps {
             Some(fps) if fps > 0.0 => Some(self.pacer(&ctx.clock)?),
-            Some(fps) => return Err(MediaError::Unsupported { detail: format!("synthetic fps {fps}") }),
+            Some(fps) => {
+                return Err(MediaError::Unsupported {
+                    detail: format!("synthetic fps {fps}"),
+                })
+            }
             None => None,
         };
         Ok(Box::new(SyntheticSource {
@@ -248,7 +273,9 @@ impl Generator {
         .metadata(meta)
         .host(HostBytes::from_shared(Arc::clone(&self.cycle.frames[i])));
         let Ok(frame) = frame else {
-            self.sink.fail(MediaError::DecodeFailed { detail: "synthetic frame layout".into() });
+            self.sink.fail(MediaError::DecodeFailed {
+                detail: "synthetic frame layout".into(),
+            });
             return false;
         };
         self.produced += 1;
@@ -267,14 +294,32 @@ struct SyntheticSource {
 
 impl Source for SyntheticSource {
     fn start(&mut self, sink: FrameSink) -> Result<(), MediaError> {
-        let interval = self.spec.fps.map_or(UNPACED_INTERVAL, |f| Duration::from_secs_f64(1.0 / f));
+        let interval = self
+            .spec
+            .fps
+            .map_or(UNPACED_INTERVAL, |f| Duration::from_secs_f64(1.0 / f));
         let last = sink.last_ts();
-        let base_ts = if sink.inner.counters.frames_received.load(Ordering::Relaxed) > 0 { last + interval } else { last };
-        let gen = Generator { sink: sink.clone(), cycle: Arc::clone(&self.cycle), spec: self.spec.clone(), interval, base_ts, produced: 0 };
+        let base_ts = if sink.inner.counters.frames_received.load(Ordering::Relaxed) > 0 {
+            last + interval
+        } else {
+            last
+        };
+        let gen = Generator {
+            sink: sink.clone(),
+            cycle: Arc::clone(&self.cycle),
+            spec: self.spec.clone(),
+            interval,
+            base_ts,
+            produced: 0,
+        };
         let blocking = sink.inner.overflow == Overflow::Block;
         match (&self.pacer, blocking) {
             (Some(pacer), false) => {
-                let entry = Arc::new(PacedEntry { gen: Mutex::new(gen), interval, stopped: AtomicBool::new(false) });
+                let entry = Arc::new(PacedEntry {
+                    gen: Mutex::new(gen),
+                    interval,
+                    stopped: AtomicBool::new(false),
+                });
                 pacer.add(&entry);
                 self.paced_entry = Some(entry);
             }
@@ -287,7 +332,10 @@ impl Source for SyntheticSource {
                     .name(name)
                     .stack_size(64 * 1024)
                     .spawn(move || run_dedicated(gen, stopped, paced.then_some(interval), clock))
-                    .map_err(|e| MediaError::Io { context: "spawning synthetic producer".into(), source: Arc::new(e) })?;
+                    .map_err(|e| MediaError::Io {
+                        context: "spawning synthetic producer".into(),
+                        source: Arc::new(e),
+                    })?;
                 self.producer = Some(handle);
             }
         }
@@ -313,7 +361,12 @@ impl Source for SyntheticSource {
     }
 }
 
-fn run_dedicated(mut gen: Generator, stopped: Arc<AtomicBool>, interval: Option<Duration>, clock: SharedClock) {
+fn run_dedicated(
+    mut gen: Generator,
+    stopped: Arc<AtomicBool>,
+    interval: Option<Duration>,
+    clock: SharedClock,
+) {
     let pace = interval.map(|i| (Waiter::new((), clock.clone()), i, clock.now()));
     let mut n: u32 = 0;
     while !stopped.load(Ordering::Relaxed) {
@@ -356,7 +409,10 @@ impl Pacer {
         std::thread::Builder::new()
             .name("nv-synth-pacer".into())
             .spawn(move || pacer_loop(&worker_state))
-            .map_err(|e| MediaError::Io { context: "spawning synthetic pacer".into(), source: Arc::new(e) })?;
+            .map_err(|e| MediaError::Io {
+                context: "spawning synthetic pacer".into(),
+                source: Arc::new(e),
+            })?;
         Ok(Arc::new(Self { state }))
     }
 
@@ -388,9 +444,16 @@ fn pacer_loop(state: &Waiter<PacerState>) {
         let now = clock.now();
         match next {
             Some(due) if due <= now => {
-                let Some(Reverse((_, id))) = st.heap.pop() else { continue };
-                let Some((weak, start, n)) = st.entries.get(&id).cloned() else { continue };
-                let Some(entry) = weak.upgrade().filter(|e| !e.stopped.load(Ordering::Relaxed)) else {
+                let Some(Reverse((_, id))) = st.heap.pop() else {
+                    continue;
+                };
+                let Some((weak, start, n)) = st.entries.get(&id).cloned() else {
+                    continue;
+                };
+                let Some(entry) = weak
+                    .upgrade()
+                    .filter(|e| !e.stopped.load(Ordering::Relaxed))
+                else {
                     st.entries.remove(&id);
                     continue;
                 };

@@ -1,0 +1,512 @@
+//! The runtime: a registry of feeds plus the runtime-wide health and output streams.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use nv_core::clock::{SharedClock, SystemClock};
+use nv_core::error::{ConfigError, ConfigProblem, MediaError, NvError, RuntimeError};
+use nv_core::health::{HealthEvent, StopReason};
+use nv_core::id::FeedId;
+use nv_core::security::{is_insecure_rtsp, redact_url};
+use nv_core::source::{CustomPipelinePolicy, RtspSecurityPolicy, SourceSpec};
+use nv_core::time::MonotonicTs;
+use parking_lot::Mutex;
+
+use crate::broadcast;
+use crate::detached::DetachedThreads;
+use crate::executor::{Executor, ExecutorParams};
+use crate::feed::shared::{Control, FeedShared, StageCounters};
+use crate::feed::{FeedConfig, FeedDiagnostics, FeedHandle};
+use crate::metrics::FeedCounters;
+use crate::output::SharedOutput;
+use crate::source::synthetic::SyntheticFactory;
+use crate::source::{SharedSourceFactory, SourceContext, SourceFactory};
+use crate::subscription::{HealthSubscription, LagState, OutputSubscription};
+use crate::sync::Waiter;
+use crate::worker::{self, WorkerParams};
+
+/// Builds a [`Runtime`].
+pub struct RuntimeBuilder {
+    max_feeds: usize,
+    health_capacity: usize,
+    output_capacity: usize,
+    feed_join_timeout: Duration,
+    clock: Option<SharedClock>,
+    factories: Vec<SharedSourceFactory>,
+    custom_pipeline_policy: CustomPipelinePolicy,
+    worker_stack_size: usize,
+    health_throttle: Duration,
+}
+
+impl std::fmt::Debug for RuntimeBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RuntimeBuilder")
+            .field("max_feeds", &self.max_feeds)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for RuntimeBuilder {
+    fn default() -> Self {
+        Self {
+            max_feeds: 64,
+            health_capacity: 1024,
+            output_capacity: 256,
+            feed_join_timeout: Duration::from_secs(10),
+            clock: None,
+            factories: Vec::new(),
+            custom_pipeline_policy: CustomPipelinePolicy::Reject,
+            worker_stack_size: 2 * 1024 * 1024,
+            health_throttle: crate::throttle::DEFAULT_THROTTLE_WINDOW,
+        }
+    }
+}
+
+impl RuntimeBuilder {
+    pub fn max_feeds(mut self, n: usize) -> Self {
+        self.max_feeds = n;
+        self
+    }
+    pub fn health_capacity(mut self, n: usize) -> Self {
+        self.health_capacity = n;
+        self
+    }
+    pub fn output_capacity(mut self, n: usize) -> Self {
+        self.output_capacity = n;
+        self
+    }
+    /// Bound on waiting for a feed worker to stop (remove, shutdown); shared by all feeds
+    /// during shutdown rather than applied one after another.
+    pub fn feed_join_timeout(mut self, d: Duration) -> Self {
+        self.feed_join_timeout = d;
+        self
+    }
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+    /// Adds a source factory (e.g. the GStreamer one). The built-in synthetic factory is
+    /// always present; factories are tried in the order added.
+    pub fn source_factory(mut self, factory: SharedSourceFactory) -> Self {
+        self.factories.push(factory);
+        self
+    }
+    pub fn custom_pipeline_policy(mut self, p: CustomPipelinePolicy) -> Self {
+        self.custom_pipeline_policy = p;
+        self
+    }
+    /// Stack size of feed worker threads (stages run there); default 2 MiB.
+    pub fn worker_stack_size(mut self, bytes: usize) -> Self {
+        self.worker_stack_size = bytes;
+        self
+    }
+    /// Window for coalescing runtime-level events (`OutputLagged`).
+    pub fn health_throttle(mut self, d: Duration) -> Self {
+        self.health_throttle = d;
+        self
+    }
+
+    pub fn build(self) -> Result<Runtime, ConfigError> {
+        let mut problems = Vec::new();
+        if self.max_feeds == 0 {
+            problems.push(ConfigProblem::invalid("max_feeds", 0, "must be at least 1"));
+        }
+        if self.health_capacity == 0 {
+            problems.push(ConfigProblem::invalid(
+                "health_capacity",
+                0,
+                "must be at least 1",
+            ));
+        }
+        if self.output_capacity == 0 {
+            problems.push(ConfigProblem::invalid(
+                "output_capacity",
+                0,
+                "must be at least 1",
+            ));
+        }
+        if self.worker_stack_size < 64 * 1024 {
+            problems.push(ConfigProblem::invalid(
+                "worker_stack_size",
+                self.worker_stack_size,
+                "must be at least 65536 bytes",
+            ));
+        }
+        ConfigError::check(problems)?;
+        let clock = self.clock.unwrap_or_else(SystemClock::shared);
+        let health = broadcast::channel(self.health_capacity);
+        let mut factories = self.factories;
+        factories.push(Arc::new(SyntheticFactory::new()));
+        Ok(Runtime {
+            inner: Arc::new(Inner {
+                started_at: clock.now(),
+                lag: Arc::new(LagState::new(
+                    health.clone(),
+                    clock.clone(),
+                    self.health_throttle,
+                )),
+                clock,
+                health,
+                outputs: broadcast::channel(self.output_capacity),
+                feeds: Mutex::new(BTreeMap::new()),
+                next_id: AtomicU64::new(1),
+                shutting_down: AtomicBool::new(false),
+                factories,
+                detached: DetachedThreads::default(),
+                max_feeds: self.max_feeds,
+                feed_join_timeout: self.feed_join_timeout,
+                custom_pipeline_policy: self.custom_pipeline_policy,
+                worker_stack_size: self.worker_stack_size,
+            }),
+        })
+    }
+}
+
+struct FeedEntry {
+    handle: FeedHandle,
+    thread: Option<JoinHandle<()>>,
+}
+
+struct Inner {
+    clock: SharedClock,
+    started_at: MonotonicTs,
+    health: broadcast::Sender<HealthEvent>,
+    outputs: broadcast::Sender<SharedOutput>,
+    lag: Arc<LagState>,
+    feeds: Mutex<BTreeMap<FeedId, FeedEntry>>,
+    next_id: AtomicU64,
+    shutting_down: AtomicBool,
+    factories: Vec<SharedSourceFactory>,
+    detached: DetachedThreads,
+    max_feeds: usize,
+    feed_join_timeout: Duration,
+    custom_pipeline_policy: CustomPipelinePolicy,
+    worker_stack_size: usize,
+}
+
+/// Runtime-wide diagnostics.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct RuntimeDiagnostics {
+    pub uptime: Duration,
+    pub feed_count: usize,
+    pub max_feeds: usize,
+    /// Sorted by feed id.
+    pub feeds: Vec<FeedDiagnostics>,
+    /// Outputs lost by lagging runtime-wide subscribers since start.
+    pub output_messages_lost: u64,
+    /// Threads that missed their stop deadline and are still running.
+    pub detached_threads: Vec<String>,
+}
+
+/// Owns feeds. Dropping it shuts everything down.
+pub struct Runtime {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("feeds", &self.feed_count())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A cloneable handle to a runtime (for API servers, signal handlers).
+#[derive(Clone)]
+pub struct RuntimeHandle {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for RuntimeHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RuntimeHandle").finish_non_exhaustive()
+    }
+}
+
+impl Runtime {
+    pub fn builder() -> RuntimeBuilder {
+        RuntimeBuilder::default()
+    }
+    pub fn handle(&self) -> RuntimeHandle {
+        RuntimeHandle {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+    pub fn add_feed(&self, config: FeedConfig) -> Result<FeedHandle, NvError> {
+        self.inner.add_feed(config)
+    }
+    pub fn remove_feed(&self, id: FeedId) -> Result<(), RuntimeError> {
+        self.inner.remove_feed(id)
+    }
+    pub fn feed(&self, id: FeedId) -> Option<FeedHandle> {
+        self.inner.feeds.lock().get(&id).map(|e| e.handle.clone())
+    }
+    pub fn feeds(&self) -> Vec<FeedHandle> {
+        self.inner
+            .feeds
+            .lock()
+            .values()
+            .map(|e| e.handle.clone())
+            .collect()
+    }
+    pub fn feed_count(&self) -> usize {
+        self.inner.feeds.lock().len()
+    }
+    pub fn max_feeds(&self) -> usize {
+        self.inner.max_feeds
+    }
+    pub fn uptime(&self) -> Duration {
+        self.inner
+            .clock
+            .now()
+            .saturating_duration_since(self.inner.started_at)
+    }
+    pub fn clock(&self) -> &SharedClock {
+        &self.inner.clock
+    }
+    pub fn health_subscribe(&self) -> HealthSubscription {
+        self.inner.health.subscribe()
+    }
+    pub fn output_subscribe(&self) -> OutputSubscription {
+        OutputSubscription::new(self.inner.outputs.subscribe(), Arc::clone(&self.inner.lag))
+    }
+    pub fn diagnostics(&self) -> RuntimeDiagnostics {
+        self.inner.diagnostics()
+    }
+    /// Stops every feed (signalled together, joined against one deadline) and closes the
+    /// health and output streams.
+    pub fn shutdown(self) {
+        self.inner.shutdown();
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.inner.shutdown();
+    }
+}
+
+impl RuntimeHandle {
+    pub fn add_feed(&self, config: FeedConfig) -> Result<FeedHandle, NvError> {
+        self.inner.add_feed(config)
+    }
+    pub fn remove_feed(&self, id: FeedId) -> Result<(), RuntimeError> {
+        self.inner.remove_feed(id)
+    }
+    pub fn feed(&self, id: FeedId) -> Option<FeedHandle> {
+        self.inner.feeds.lock().get(&id).map(|e| e.handle.clone())
+    }
+    pub fn feeds(&self) -> Vec<FeedHandle> {
+        self.inner
+            .feeds
+            .lock()
+            .values()
+            .map(|e| e.handle.clone())
+            .collect()
+    }
+    pub fn health_subscribe(&self) -> HealthSubscription {
+        self.inner.health.subscribe()
+    }
+    pub fn output_subscribe(&self) -> OutputSubscription {
+        OutputSubscription::new(self.inner.outputs.subscribe(), Arc::clone(&self.inner.lag))
+    }
+    pub fn diagnostics(&self) -> RuntimeDiagnostics {
+        self.inner.diagnostics()
+    }
+    pub fn shutdown(&self) {
+        self.inner.shutdown();
+    }
+}
+
+impl Inner {
+    fn check_source(&self, spec: &SourceSpec) -> Result<Arc<dyn SourceFactory>, NvError> {
+        match spec {
+            SourceSpec::Custom { .. }
+                if self.custom_pipeline_policy != CustomPipelinePolicy::AllowTrusted =>
+            {
+                return Err(MediaError::CustomPipelineRejected.into());
+            }
+            SourceSpec::Rtsp {
+                url,
+                security: RtspSecurityPolicy::RequireTls,
+                ..
+            } if is_insecure_rtsp(url) => {
+                return Err(MediaError::InsecureRtspRejected {
+                    redacted_url: redact_url(url),
+                }
+                .into());
+            }
+            _ => {}
+        }
+        self.factories
+            .iter()
+            .find(|f| f.handles(spec))
+            .cloned()
+            .ok_or_else(|| MediaError::NoFactory { kind: spec.kind() }.into())
+    }
+
+    fn add_feed(&self, config: FeedConfig) -> Result<FeedHandle, NvError> {
+        if self.shutting_down.load(Ordering::SeqCst) {
+            return Err(RuntimeError::ShutdownInProgress.into());
+        }
+        let factory = self.check_source(&config.source)?;
+        let mut feeds = self.feeds.lock();
+        if self.shutting_down.load(Ordering::SeqCst) {
+            return Err(RuntimeError::ShutdownInProgress.into());
+        }
+        if feeds.len() >= self.max_feeds {
+            return Err(RuntimeError::FeedLimitExceeded {
+                max: self.max_feeds,
+            }
+            .into());
+        }
+        let id = FeedId::new(self.next_id.fetch_add(1, Ordering::SeqCst));
+        let counters = Arc::new(FeedCounters::default());
+        let mut config = config;
+        let stages: Vec<_> = std::mem::take(&mut config.stages)
+            .into_iter()
+            .map(|s| (s, Arc::new(StageCounters::default())))
+            .collect();
+        let now = self.clock.now();
+        let shared = Arc::new(FeedShared {
+            id,
+            name: config.name.clone().unwrap_or_else(|| id.to_string()),
+            source_redacted: config.source.redacted(),
+            clock: self.clock.clone(),
+            health: self.health.clone(),
+            counters: Arc::clone(&counters),
+            control: Waiter::new(Control::default(), self.clock.clone()),
+            stages: stages
+                .iter()
+                .map(|(s, c)| (s.id(), Arc::clone(c)))
+                .collect(),
+            source_queue: Mutex::new(None),
+            sink_queue: Mutex::new(None),
+            source_capacity: config.backpressure.queue_depth(),
+            sink_capacity: config.sink_queue_capacity,
+            created_at: now,
+            session_started_at: AtomicU64::new(now.as_nanos()),
+            decode_status: Mutex::new(None),
+            stop_reason: Mutex::new(None),
+            stopped_emitted: AtomicBool::new(false),
+        });
+        let executor = Executor::new(ExecutorParams {
+            feed_id: id,
+            stages,
+            inclusion: config.frame_inclusion,
+            clock: self.clock.clone(),
+            health: self.health.clone(),
+            counters,
+            frame_lag_threshold: config.frame_lag_threshold,
+            throttle_window: config.health_throttle,
+        });
+        let mut source_ctx = SourceContext::new(id, config.source.clone(), self.clock.clone());
+        source_ctx.reconnect = config.reconnect;
+        source_ctx.decode = config.decode;
+        source_ctx.output_format = config.output_format;
+        source_ctx.max_fps = config.max_fps;
+        source_ctx.startup_timeout = config.startup_timeout;
+        source_ctx.stall_timeout = config.stall_timeout;
+        source_ctx.custom_pipeline_policy = self.custom_pipeline_policy;
+        let thread = worker::spawn(WorkerParams {
+            shared: Arc::clone(&shared),
+            config,
+            executor,
+            factory,
+            outputs: self.outputs.clone(),
+            detached: self.detached.clone(),
+            source_ctx,
+            stack_size: self.worker_stack_size,
+        })?;
+        let handle = FeedHandle { shared };
+        feeds.insert(
+            id,
+            FeedEntry {
+                handle: handle.clone(),
+                thread: Some(thread),
+            },
+        );
+        Ok(handle)
+    }
+
+    /// Waits for a signalled feed until `deadline`; detaches and reports it if late.
+    fn join_feed(&self, mut entry: FeedEntry, deadline: MonotonicTs) {
+        let shared = &entry.handle.shared;
+        let finished = {
+            let mut c = shared.control.lock();
+            shared
+                .control
+                .wait_until(&mut c, Some(deadline), |c| c.finished);
+            c.finished
+        };
+        let Some(thread) = entry.thread.take() else {
+            return;
+        };
+        if finished {
+            if thread.join().is_err() {
+                tracing::error!(feed_id = %shared.id, "feed worker panicked");
+            }
+        } else {
+            shared.emit_stopped(StopReason::Fatal {
+                detail: format!(
+                    "worker did not stop within {:?}; detached",
+                    self.feed_join_timeout
+                ),
+            });
+            self.detached
+                .add(format!("nv-feed-{}", shared.id.as_u64()), thread);
+        }
+    }
+
+    fn remove_feed(&self, id: FeedId) -> Result<(), RuntimeError> {
+        let entry = self
+            .feeds
+            .lock()
+            .remove(&id)
+            .ok_or(RuntimeError::FeedNotFound { feed_id: id })?;
+        entry.handle.shared.request_stop();
+        let deadline = self.clock.now() + self.feed_join_timeout;
+        self.join_feed(entry, deadline);
+        Ok(())
+    }
+
+    fn shutdown(&self) {
+        if self.shutting_down.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let entries: Vec<FeedEntry> = std::mem::take(&mut *self.feeds.lock())
+            .into_values()
+            .collect();
+        for e in &entries {
+            e.handle.shared.request_stop();
+        }
+        let deadline = self.clock.now() + self.feed_join_timeout;
+        for e in entries {
+            self.join_feed(e, deadline);
+        }
+        self.lag.flush();
+        self.outputs.close();
+        self.health.close();
+    }
+
+    fn diagnostics(&self) -> RuntimeDiagnostics {
+        let feeds: Vec<FeedDiagnostics> = self
+            .feeds
+            .lock()
+            .values()
+            .map(|e| e.handle.diagnostics())
+            .collect();
+        RuntimeDiagnostics {
+            uptime: self.clock.now().saturating_duration_since(self.started_at),
+            feed_count: feeds.len(),
+            max_feeds: self.max_feeds,
+            feeds,
+            output_messages_lost: self.lag.total(),
+            detached_threads: self.detached.reap(),
+        }
+    }
+}

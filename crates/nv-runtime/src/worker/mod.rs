@@ -1,0 +1,384 @@
+//! The feed worker thread: sessions of source → stages → sink, restarts, and the stop.
+
+mod restart;
+pub(crate) mod sink;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use nv_core::error::{MediaError, RuntimeError};
+use nv_core::health::{DropReason, HealthEvent, StopReason};
+use nv_core::id::StageId;
+use nv_core::source::SourceSpec;
+use nv_core::time::MonotonicTs;
+use nv_frame::FrameEnvelope;
+use parking_lot::Mutex;
+
+use crate::broadcast;
+use crate::detached::DetachedThreads;
+use crate::executor::{Executor, FrameOutcome};
+use crate::feed::config::FeedConfig;
+use crate::feed::shared::FeedShared;
+use crate::output::{OutputSink, SharedOutput, SinkFactory};
+use crate::queue::{BoundedQueue, Overflow, Pop};
+use crate::source::sink::SinkShared;
+use crate::source::{FrameSink, Source, SourceContext, SourceEnd, SourceFactory, SourceStatus};
+use crate::sync::OneShot;
+use crate::throttle::Throttle;
+use restart::{FailureKind, RestartBudget, RestartDecision};
+use sink::{SinkParams, SinkWorker};
+
+/// How a session ended.
+#[derive(Debug)]
+enum SessionEnd {
+    StopRequested,
+    EndOfStream,
+    SourceFailed(MediaError),
+    StagePanic(StageId),
+    StageStartFailed(StageId, String),
+}
+
+pub(crate) struct WorkerParams {
+    pub shared: Arc<FeedShared>,
+    pub config: FeedConfig,
+    pub executor: Executor,
+    pub factory: Arc<dyn SourceFactory>,
+    pub outputs: broadcast::Sender<SharedOutput>,
+    pub detached: DetachedThreads,
+    pub source_ctx: SourceContext,
+    pub stack_size: usize,
+}
+
+struct Worker {
+    shared: Arc<FeedShared>,
+    spec: SourceSpec,
+    executor: Executor,
+    factory: Arc<dyn SourceFactory>,
+    outputs: broadcast::Sender<SharedOutput>,
+    detached: DetachedThreads,
+    source_ctx: SourceContext,
+    overflow: Overflow,
+    queue_depth: usize,
+    sink: Option<Box<dyn OutputSink>>,
+    /// Where a wedged sink thread returns its sink if it ever finishes.
+    late_sink: Option<OneShot<Box<dyn OutputSink>>>,
+    sink_factory: Option<SinkFactory>,
+    sink_params: SinkParams,
+    sink_shutdown_timeout: std::time::Duration,
+    budget: RestartBudget,
+    restart_delay: std::time::Duration,
+    next_seq: Arc<AtomicU64>,
+    last_ts: Arc<AtomicU64>,
+    throttle_window: std::time::Duration,
+}
+
+pub(crate) fn spawn(p: WorkerParams) -> Result<JoinHandle<()>, RuntimeError> {
+    let name = format!("nv-feed-{}", p.shared.id.as_u64());
+    let cfg = p.config;
+    let overflow = match cfg.backpressure {
+        nv_core::policy::BackpressurePolicy::DropNewest { .. } => Overflow::DropNewest,
+        nv_core::policy::BackpressurePolicy::Block { .. } => Overflow::Block,
+        _ => Overflow::DropOldest,
+    };
+    let worker = Worker {
+        sink_params: SinkParams {
+            feed_id: p.shared.id,
+            capacity: cfg.sink_queue_capacity,
+            overflow: cfg.sink_overflow,
+            health: p.shared.health.clone(),
+            counters: Arc::clone(&p.shared.counters),
+            clock: p.shared.clock.clone(),
+            throttle_window: cfg.health_throttle,
+        },
+        shared: p.shared,
+        spec: cfg.source,
+        executor: p.executor,
+        factory: p.factory,
+        outputs: p.outputs,
+        detached: p.detached,
+        source_ctx: p.source_ctx,
+        overflow,
+        queue_depth: cfg.backpressure.queue_depth(),
+        sink: Some(cfg.sink),
+        late_sink: None,
+        sink_factory: cfg.sink_factory,
+        sink_shutdown_timeout: cfg.sink_shutdown_timeout,
+        budget: RestartBudget::new(cfg.restart),
+        restart_delay: cfg.restart.restart_delay,
+        next_seq: Arc::new(AtomicU64::new(0)),
+        last_ts: Arc::new(AtomicU64::new(0)),
+        throttle_window: cfg.health_throttle,
+    };
+    std::thread::Builder::new()
+        .name(name.clone())
+        .stack_size(p.stack_size)
+        .spawn(move || worker.run())
+        .map_err(|e| RuntimeError::ThreadSpawnFailed {
+            name,
+            source: Arc::new(e),
+        })
+}
+
+impl Worker {
+    fn run(mut self) {
+        let reason = self.run_sessions();
+        self.shared.emit_stopped(reason);
+        self.shared.control.lock().finished = true;
+        self.shared.control.notify_all();
+    }
+
+    fn run_sessions(&mut self) -> StopReason {
+        loop {
+            let started = self.shared.clock.now();
+            self.shared
+                .session_started_at
+                .store(started.as_nanos(), Ordering::Relaxed);
+            let end = self.run_session();
+            let (kind, detail) = match end {
+                SessionEnd::StopRequested => return StopReason::UserRequested,
+                SessionEnd::EndOfStream => {
+                    self.shared.health.send(HealthEvent::SourceEos {
+                        feed_id: self.shared.id,
+                    });
+                    return StopReason::EndOfStream;
+                }
+                SessionEnd::SourceFailed(e) => (FailureKind::Source, format!("source failed: {e}")),
+                SessionEnd::StagePanic(id) => {
+                    (FailureKind::StagePanic, format!("stage {id} panicked"))
+                }
+                SessionEnd::StageStartFailed(id, e) => (
+                    FailureKind::StageStartFailed,
+                    format!("stage {id} failed to start: {e}"),
+                ),
+            };
+            let lifetime = self.shared.clock.now().saturating_duration_since(started);
+            match self.budget.on_failure(kind, &detail, lifetime) {
+                RestartDecision::Stop(reason) => return reason,
+                RestartDecision::Restart { restart_count } => {
+                    self.shared
+                        .counters
+                        .restarts
+                        .store(restart_count, Ordering::Relaxed);
+                    self.shared.health.send(HealthEvent::FeedRestarting {
+                        feed_id: self.shared.id,
+                        restart_count,
+                        delay_ms: u64::try_from(self.restart_delay.as_millis()).unwrap_or(u64::MAX),
+                    });
+                    if self.wait_restart_delay() {
+                        return StopReason::UserRequested;
+                    }
+                    self.executor.begin_restart_session();
+                }
+            }
+        }
+    }
+
+    /// Waits out the restart delay; true if a stop was requested meanwhile.
+    fn wait_restart_delay(&self) -> bool {
+        let deadline = self.shared.clock.now() + self.restart_delay;
+        let control = &self.shared.control;
+        let mut c = control.lock();
+        control.wait_until(&mut c, Some(deadline), |c| c.stop_requested);
+        c.stop_requested
+    }
+
+    fn take_sink(&mut self) -> Option<Box<dyn OutputSink>> {
+        if let Some(s) = self.sink.take() {
+            return Some(s);
+        }
+        if let Some(s) = self.late_sink.as_ref().and_then(OneShot::take) {
+            self.late_sink = None;
+            return Some(s);
+        }
+        self.sink_factory.as_ref().map(|f| f())
+    }
+
+    fn run_session(&mut self) -> SessionEnd {
+        if self.shared.stop_requested() {
+            return SessionEnd::StopRequested;
+        }
+        if let Err((id, e)) = self.executor.start_stages() {
+            return SessionEnd::StageStartFailed(id, e.to_string());
+        }
+        let queue = BoundedQueue::new(self.queue_depth, self.shared.clock.clone());
+        *self.shared.source_queue.lock() = Some(Arc::clone(&queue));
+        let frame_sink = FrameSink {
+            inner: Arc::new(SinkShared {
+                feed_id: self.shared.id,
+                queue: Arc::clone(&queue),
+                overflow: self.overflow,
+                counters: Arc::clone(&self.shared.counters),
+                health: self.shared.health.clone(),
+                clock: self.shared.clock.clone(),
+                next_seq: Arc::clone(&self.next_seq),
+                last_ts: Arc::clone(&self.last_ts),
+                end: Mutex::new(None),
+                drop_throttle: Mutex::new(Throttle::new(self.throttle_window)),
+                min_interval_nanos: self
+                    .source_ctx
+                    .max_fps
+                    .map_or(0, |fps| (0.95e9 / fps) as u64),
+                last_accepted_ts: AtomicU64::new(u64::MAX),
+            }),
+        };
+        // A stop requested before the queue was published must still be seen.
+        if self.shared.stop_requested() {
+            queue.wake();
+        }
+        let mut sink_worker = match self.take_sink() {
+            Some(sink) => match SinkWorker::spawn(sink, self.sink_params.clone()) {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    tracing::error!(feed_id = %self.shared.id, error = %e, "could not start sink thread");
+                    None
+                }
+            },
+            None => None,
+        };
+        *self.shared.sink_queue.lock() = sink_worker.as_ref().map(|w| Arc::clone(w.queue()));
+
+        let mut source: Option<Box<dyn Source>> = None;
+        let end = match self.factory.create(&self.source_ctx) {
+            Err(e) => SessionEnd::SourceFailed(e),
+            Ok(mut s) => match s.start(frame_sink.clone()) {
+                Err(e) => {
+                    source = Some(s);
+                    SessionEnd::SourceFailed(e)
+                }
+                Ok(()) => {
+                    let end = self.process_loop(s.as_mut(), &queue, &frame_sink, &mut sink_worker);
+                    source = Some(s);
+                    end
+                }
+            },
+        };
+
+        // Teardown: stop intake, stop the source, discard what is left, drain the sink.
+        queue.close();
+        if let Some(mut s) = source {
+            s.stop();
+        }
+        let leftover = queue.drain().len() as u64;
+        if leftover > 0 {
+            self.shared
+                .counters
+                .add_drop(DropReason::FeedStopping, leftover);
+        }
+        frame_sink.flush_drop_events();
+        *self.shared.source_queue.lock() = None;
+        *self.shared.sink_queue.lock() = None;
+        if let Some(w) = sink_worker {
+            let (sink, late) = w.shutdown(self.sink_shutdown_timeout, &self.detached);
+            match sink {
+                Some(s) => self.sink = Some(s),
+                None => self.late_sink = Some(late),
+            }
+        }
+        self.executor.stop_stages();
+        self.executor.flush_events();
+        end
+    }
+
+    fn process_loop(
+        &mut self,
+        source: &mut dyn Source,
+        queue: &BoundedQueue<FrameEnvelope>,
+        frame_sink: &FrameSink,
+        sink: &mut Option<SinkWorker>,
+    ) -> SessionEnd {
+        let clock = self.shared.clock.clone();
+        let mut next_tick: Option<MonotonicTs> = source.tick(clock.now()).next_tick;
+        loop {
+            {
+                let control = &self.shared.control;
+                let c = control.lock();
+                if c.stop_requested {
+                    return SessionEnd::StopRequested;
+                }
+                if c.paused {
+                    drop(c);
+                    if let Err(e) = source.pause() {
+                        tracing::warn!(feed_id = %self.shared.id, error = %e, "source pause failed");
+                    }
+                    let mut c = control.lock();
+                    control.wait_until(&mut c, None, |c| !c.paused || c.stop_requested);
+                    drop(c);
+                    if let Err(e) = source.resume() {
+                        tracing::warn!(feed_id = %self.shared.id, error = %e, "source resume failed");
+                    }
+                    continue;
+                }
+            }
+            let tick_due = match queue.pop(next_tick) {
+                Pop::Item(frame, received_at) => {
+                    if let Some(end) = self.handle_frame(frame, received_at, sink) {
+                        return end;
+                    }
+                    next_tick.is_some_and(|t| clock.now() >= t)
+                }
+                Pop::Woken | Pop::TimedOut => true,
+                Pop::Closed => {
+                    return match frame_sink.inner.end.lock().clone() {
+                        Some(SourceEnd::EndOfStream) if self.spec.ends_at_eos() => {
+                            SessionEnd::EndOfStream
+                        }
+                        Some(SourceEnd::EndOfStream) => SessionEnd::SourceFailed(MediaError::Eos),
+                        Some(SourceEnd::Failed(e)) => SessionEnd::SourceFailed(e),
+                        None => SessionEnd::StopRequested,
+                    };
+                }
+            };
+            if tick_due {
+                let outcome = source.tick(clock.now());
+                *self.shared.decode_status.lock() = source.decode_status();
+                if outcome.status == SourceStatus::Stopped {
+                    let err = match frame_sink.inner.end.lock().clone() {
+                        Some(SourceEnd::Failed(e)) => e,
+                        _ => MediaError::ConnectionFailed {
+                            redacted_url: self.spec.redacted(),
+                            detail: "source stopped (reconnect budget exhausted)".into(),
+                        },
+                    };
+                    return SessionEnd::SourceFailed(err);
+                }
+                next_tick = outcome.next_tick;
+            }
+        }
+    }
+
+    fn handle_frame(
+        &mut self,
+        frame: FrameEnvelope,
+        received_at: MonotonicTs,
+        sink: &mut Option<SinkWorker>,
+    ) -> Option<SessionEnd> {
+        let counters = &self.shared.counters;
+        counters.frames_dequeued.fetch_add(1, Ordering::Relaxed);
+        let dequeued_at = self.shared.clock.now();
+        counters
+            .queue_hold
+            .record(dequeued_at.saturating_duration_since(received_at));
+        match self.executor.process(frame, received_at, dequeued_at) {
+            FrameOutcome::Output(output) => {
+                counters.frames_processed.fetch_add(1, Ordering::Relaxed);
+                counters.receive_to_output.record(
+                    output
+                        .provenance
+                        .completed_at
+                        .saturating_duration_since(received_at),
+                );
+                if self.outputs.has_subscribers() {
+                    self.outputs.send(Arc::clone(&output));
+                }
+                match sink {
+                    Some(w) => w.send(output),
+                    None => counters.add_drop(DropReason::SinkQueueFull, 1),
+                }
+                None
+            }
+            FrameOutcome::Dropped => None,
+            FrameOutcome::Panicked(id) => Some(SessionEnd::StagePanic(id)),
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! The per-feed sink thread: delivers outputs to the user's `OutputSink` so slow I/O never
+//! blocks perception.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use nv_core::clock::SharedClock;
+use nv_core::error::RuntimeError;
+use nv_core::health::{DropReason, HealthEvent};
+use nv_core::id::FeedId;
+
+use crate::broadcast;
+use crate::detached::DetachedThreads;
+use crate::feed::SinkOverflow;
+use crate::metrics::FeedCounters;
+use crate::output::{OutputSink, SharedOutput};
+use crate::queue::{BoundedQueue, Overflow, Pop, Push};
+use crate::sync::OneShot;
+use crate::throttle::Throttle;
+
+/// A running sink thread for one session.
+pub(crate) struct SinkWorker {
+    feed_id: FeedId,
+    queue: Arc<BoundedQueue<SharedOutput>>,
+    overflow: Overflow,
+    returned: OneShot<Box<dyn OutputSink>>,
+    thread: Option<JoinHandle<()>>,
+    backpressure: Throttle,
+    health: broadcast::Sender<HealthEvent>,
+    counters: Arc<FeedCounters>,
+    clock: SharedClock,
+}
+
+#[derive(Clone)]
+pub(crate) struct SinkParams {
+    pub feed_id: FeedId,
+    pub capacity: usize,
+    pub overflow: SinkOverflow,
+    pub health: broadcast::Sender<HealthEvent>,
+    pub counters: Arc<FeedCounters>,
+    pub clock: SharedClock,
+    pub throttle_window: Duration,
+}
+
+impl SinkWorker {
+    pub fn spawn(sink: Box<dyn OutputSink>, p: SinkParams) -> Result<Self, RuntimeError> {
+        let queue = BoundedQueue::new(p.capacity, p.clock.clone());
+        let returned = OneShot::new(p.clock.clone());
+        let name = format!("nv-sink-{}", p.feed_id.as_u64());
+        let thread = {
+            let (queue, returned, health, counters, clock) = (
+                Arc::clone(&queue),
+                returned.clone(),
+                p.health.clone(),
+                Arc::clone(&p.counters),
+                p.clock.clone(),
+            );
+            let feed_id = p.feed_id;
+            std::thread::Builder::new()
+                .name(name.clone())
+                .stack_size(256 * 1024)
+                .spawn(move || run(feed_id, sink, &queue, &returned, &health, &counters, &clock))
+                .map_err(|e| RuntimeError::ThreadSpawnFailed {
+                    name,
+                    source: Arc::new(e),
+                })?
+        };
+        Ok(Self {
+            feed_id: p.feed_id,
+            queue,
+            overflow: match p.overflow {
+                SinkOverflow::Block => Overflow::Block,
+                _ => Overflow::DropNewest,
+            },
+            returned,
+            thread: Some(thread),
+            backpressure: Throttle::new(p.throttle_window),
+            health: p.health,
+            counters: p.counters,
+            clock: p.clock,
+        })
+    }
+
+    pub fn queue(&self) -> &Arc<BoundedQueue<SharedOutput>> {
+        &self.queue
+    }
+
+    /// Hands an output to the sink thread; under `DropNewest` a full queue drops it (for
+    /// the sink only) and reports it, throttled.
+    pub fn send(&mut self, output: SharedOutput) {
+        match self.queue.push(output, self.overflow) {
+            Push::Accepted | Push::Evicted(_) => {
+                self.counters
+                    .outputs_to_sink
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+            Push::Rejected(_) | Push::Closed(_) => {
+                self.counters.add_drop(DropReason::SinkQueueFull, 1);
+                if let Some(outputs_dropped) = self.backpressure.record(1, self.clock.now()) {
+                    self.health.send(HealthEvent::SinkBackpressure {
+                        feed_id: self.feed_id,
+                        outputs_dropped,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Ends the session's sink thread: queued outputs are still delivered, bounded by
+    /// `timeout`. Returns the sink for reuse, or `None` if the thread is wedged (it is then
+    /// detached and reported with `SinkTimeout`; if it finishes later, the sink lands in
+    /// `late_return` for the next session).
+    pub fn shutdown(
+        mut self,
+        timeout: Duration,
+        detached: &DetachedThreads,
+    ) -> (Option<Box<dyn OutputSink>>, OneShot<Box<dyn OutputSink>>) {
+        if let Some(outputs_dropped) = self.backpressure.flush() {
+            self.health.send(HealthEvent::SinkBackpressure {
+                feed_id: self.feed_id,
+                outputs_dropped,
+            });
+        }
+        self.queue.close();
+        let deadline = self.clock.now() + timeout;
+        let sink = self.returned.take_until(deadline);
+        let thread = self.thread.take();
+        match (&sink, thread) {
+            (Some(_), Some(t)) => {
+                if t.join().is_err() {
+                    tracing::error!(feed_id = %self.feed_id, "sink thread panicked after returning its sink");
+                }
+            }
+            (None, Some(t)) => {
+                tracing::warn!(feed_id = %self.feed_id, timeout_ms = timeout.as_millis(), "sink did not drain in time; detaching its thread");
+                self.health.send(HealthEvent::SinkTimeout {
+                    feed_id: self.feed_id,
+                });
+                detached.add(format!("nv-sink-{}", self.feed_id.as_u64()), t);
+            }
+            (_, None) => {}
+        }
+        (sink, self.returned.clone())
+    }
+}
+
+fn run(
+    feed_id: FeedId,
+    mut sink: Box<dyn OutputSink>,
+    queue: &BoundedQueue<SharedOutput>,
+    returned: &OneShot<Box<dyn OutputSink>>,
+    health: &broadcast::Sender<HealthEvent>,
+    counters: &FeedCounters,
+    clock: &SharedClock,
+) {
+    loop {
+        match queue.pop(None) {
+            Pop::Item(output, _) => {
+                counters.receive_to_sink.record(
+                    clock
+                        .now()
+                        .saturating_duration_since(output.provenance.received_at),
+                );
+                let sink_ref = &mut sink;
+                if std::panic::catch_unwind(AssertUnwindSafe(move || sink_ref.emit(output)))
+                    .is_err()
+                {
+                    tracing::error!(%feed_id, "OutputSink::emit panicked; output dropped");
+                    health.send(HealthEvent::SinkPanic { feed_id });
+                }
+            }
+            Pop::Closed => break,
+            Pop::Woken | Pop::TimedOut => {}
+        }
+    }
+    let sink_ref = &mut sink;
+    if std::panic::catch_unwind(AssertUnwindSafe(move || sink_ref.flush())).is_err() {
+        health.send(HealthEvent::SinkPanic { feed_id });
+    }
+    returned.put(sink);
+}

@@ -1,0 +1,218 @@
+//! Exact drop accounting for each backpressure policy and for the sink queue.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{feed, runtime, wait_until};
+use nv_core::clock::ManualClock;
+use nv_core::error::StageError;
+use nv_perception::{Stage, StageContext, StageOutput};
+use nv_runtime::{
+    BackpressurePolicy, DropReason, HealthEvent, Runtime, SinkOverflow, SourceSpec, StageId,
+    SyntheticSpec,
+};
+use nv_test_util::{collect_events_until, tiny_synthetic, CollectingSink, GateSink, NoOpStage};
+use parking_lot::{Condvar, Mutex};
+
+/// Blocks on its first frame until the test opens the gate.
+#[derive(Clone, Default)]
+struct GateStage(Arc<(Mutex<(bool, bool)>, Condvar)>);
+
+impl GateStage {
+    fn wait_entered(&self) {
+        let mut g = self.0 .0.lock();
+        while !g.0 {
+            self.0 .1.wait(&mut g);
+        }
+    }
+    fn open(&self) {
+        self.0 .0.lock().1 = true;
+        self.0 .1.notify_all();
+    }
+}
+
+impl Stage for GateStage {
+    fn id(&self) -> StageId {
+        StageId::new("gate")
+    }
+    fn process(&mut self, _ctx: &StageContext<'_>) -> Result<StageOutput, StageError> {
+        let mut g = self.0 .0.lock();
+        g.0 = true;
+        self.0 .1.notify_all();
+        while !g.1 {
+            self.0 .1.wait(&mut g);
+        }
+        Ok(StageOutput::empty())
+    }
+}
+
+const N: u64 = 20;
+const DEPTH: usize = 2;
+
+/// Frame 0 blocks in the stage while the source pushes the other N-1 frames into a queue
+/// of depth 2: exactly N-1-2 are dropped, and which ones depends on the policy. The source
+/// is paced by a manual clock, so nothing is produced until the test moves time.
+fn run_policy(
+    policy: BackpressurePolicy,
+    expect_received: u64,
+) -> (Vec<u64>, nv_core::metrics::FeedMetrics, u64) {
+    let clock = ManualClock::new();
+    let rt = Runtime::builder()
+        .clock(clock.clone())
+        .health_capacity(4096)
+        .build()
+        .unwrap();
+    let mut health = rt.health_subscribe();
+    let gate = GateStage::default();
+    let sink = CollectingSink::new();
+    let spec = SyntheticSpec {
+        fps: Some(10.0),
+        ..tiny_synthetic(Some(N))
+    };
+    let h = rt
+        .add_feed(
+            feed(None)
+                .source(SourceSpec::synthetic(spec))
+                .backpressure(policy)
+                .stage(gate.clone())
+                .output_sink(sink.clone())
+                .sink_overflow(SinkOverflow::Block)
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+    gate.wait_entered();
+    clock.advance(Duration::from_secs(10));
+    wait_until("source pushed", || {
+        h.metrics().frames_received == expect_received
+    });
+    gate.open();
+    let events = collect_events_until(&mut health, |e| {
+        matches!(e, HealthEvent::FeedStopped { .. })
+    });
+    let reported: u64 = events
+        .iter()
+        .map(|e| match e {
+            HealthEvent::BackpressureDrop { frames_dropped, .. } => *frames_dropped,
+            _ => 0,
+        })
+        .sum();
+    let seqs = sink.outputs().iter().map(|o| o.frame_seq).collect();
+    (seqs, h.metrics(), reported)
+}
+
+#[test]
+fn drop_newest_keeps_the_first_frames() {
+    let (seqs, m, reported) = run_policy(BackpressurePolicy::DropNewest { queue_depth: DEPTH }, N);
+    assert_eq!(seqs, vec![0, 1, 2]);
+    assert_eq!(
+        m.dropped(DropReason::QueueFullRejectedNewest),
+        N - 1 - DEPTH as u64
+    );
+    assert_eq!(reported, N - 1 - DEPTH as u64, "events carry every drop");
+    assert_eq!(m.frames_received, N);
+}
+
+#[test]
+fn drop_oldest_keeps_the_latest_frames() {
+    let (seqs, m, reported) = run_policy(BackpressurePolicy::DropOldest { queue_depth: DEPTH }, N);
+    assert_eq!(seqs, vec![0, N - 2, N - 1]);
+    assert_eq!(
+        m.dropped(DropReason::QueueFullEvictedOldest),
+        N - 1 - DEPTH as u64
+    );
+    assert_eq!(reported, N - 1 - DEPTH as u64);
+}
+
+#[test]
+fn block_loses_nothing() {
+    let (seqs, m, reported) = run_policy(
+        BackpressurePolicy::Block { queue_depth: DEPTH },
+        1 + DEPTH as u64 + 1,
+    );
+    assert_eq!(seqs, (0..N).collect::<Vec<_>>());
+    assert_eq!(m.frames_dropped(), 0);
+    assert_eq!(reported, 0);
+}
+
+#[test]
+fn lossless_mode_yields_one_output_per_frame() {
+    // The reference system dropped 1-61% of outputs at its sink queue under Block.
+    let rt = runtime();
+    let sink = CollectingSink::new();
+    let n = 5_000;
+    let h = rt
+        .add_feed(
+            feed(Some(n))
+                .stage(NoOpStage("a"))
+                .stage(NoOpStage("b"))
+                .output_sink(sink.clone())
+                .lossless()
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+    let outputs = sink.wait_for(n as usize);
+    assert_eq!(outputs.len(), n as usize);
+    assert!(outputs
+        .windows(2)
+        .all(|w| w[0].frame_seq + 1 == w[1].frame_seq));
+    wait_until("feed finished", || !h.is_alive());
+    assert_eq!(h.metrics().frames_dropped(), 0);
+    assert_eq!(h.metrics().dropped(DropReason::SinkQueueFull), 0);
+}
+
+#[test]
+fn slow_sink_drops_for_the_sink_only_and_never_blocks_stages() {
+    let rt = runtime();
+    let mut health = rt.health_subscribe();
+    let mut outputs = rt.output_subscribe();
+    let sink = GateSink::new();
+    let cap = 3usize;
+    let h = rt
+        .add_feed(
+            feed(Some(N))
+                .stage(NoOpStage("s"))
+                .output_sink(sink.clone())
+                .sink_queue_capacity(cap)
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+    sink.wait_entered();
+    // The stages finish every frame although the sink is stuck on the first one.
+    wait_until("all frames processed", || h.metrics().frames_processed == N);
+    let m = h.metrics();
+    assert_eq!(m.dropped(DropReason::SinkQueueFull), N - 1 - cap as u64);
+    // Subscribers are unaffected by the sink's backlog.
+    let mut got = 0;
+    while got < N {
+        assert!(outputs.recv_timeout(nv_test_util::TEST_TIMEOUT).is_some());
+        got += 1;
+    }
+    sink.open();
+    let events = collect_events_until(&mut health, |e| {
+        matches!(e, HealthEvent::FeedStopped { .. })
+    });
+    let reported: u64 = events
+        .iter()
+        .map(|e| {
+            if let HealthEvent::SinkBackpressure {
+                outputs_dropped, ..
+            } = e
+            {
+                *outputs_dropped
+            } else {
+                0
+            }
+        })
+        .sum();
+    assert_eq!(reported, N - 1 - cap as u64);
+    assert_eq!(
+        sink.emitted(),
+        1 + cap as u64,
+        "queued outputs are delivered before the sink is handed back"
+    );
+}

@@ -1,0 +1,36 @@
+//! Shared setup for the runtime integration tests.
+
+#![allow(dead_code, reason = "each test binary uses a different subset")]
+
+use std::time::{Duration, Instant};
+
+use nv_core::policy::RestartPolicy;
+use nv_runtime::{
+    BackpressurePolicy, CameraMode, FeedConfig, FeedConfigBuilder, Runtime, SourceSpec,
+};
+use nv_test_util::{tiny_synthetic, TEST_TIMEOUT};
+
+pub fn runtime() -> Runtime {
+    Runtime::builder().health_capacity(4096).build().unwrap()
+}
+
+/// A feed of `frames` tiny synthetic frames (None = endless), lossless, no restarts.
+pub fn feed(frames: Option<u64>) -> FeedConfigBuilder {
+    FeedConfig::builder()
+        .source(SourceSpec::synthetic(tiny_synthetic(frames)))
+        .camera_mode(CameraMode::Fixed)
+        .backpressure(BackpressurePolicy::Block { queue_depth: 4 })
+        .restart(RestartPolicy::never())
+}
+
+/// Waits for a condition on runtime state that has no event of its own (counters).
+/// Yields between checks; bounded by the test timeout.
+pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + TEST_TIMEOUT;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::yield_now();
+    }
+}
+
+pub const SHORT: Duration = Duration::from_millis(200);
