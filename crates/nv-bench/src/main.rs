@@ -1,1 +1,243 @@
-fn main() {}
+//! `nv-bench`: runtime workloads that print a table.
+//!
+//! W1: one feed, 3 no-op stages, 640x480 RGB synthetic frames, unpaced, lossless.
+//! W2: 32 feeds at 30 fps: CPU %, p50/p99 receive->sink latency.
+//! W3: many feeds at 5 fps: drops, p99 latency, peak RSS, threads.
+//! W5: 32 feeds unpaced, lossless: aggregate frames/s.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use clap::Parser;
+use nv_core::error::StageError;
+use nv_core::metrics::HistogramSnapshot;
+use nv_perception::{Stage, StageContext, StageOutput};
+use nv_runtime::{
+    BackpressurePolicy, CameraMode, FeedConfig, FeedHandle, NullSink, PixelFormat, Runtime,
+    SourceSpec, StageId, SyntheticSpec,
+};
+
+#[derive(Parser, Debug)]
+#[command(about = "NextVision runtime workloads")]
+struct Args {
+    /// Workloads to run (w1, w2, w3, w5).
+    #[arg(default_values_t = ["w1".to_string(), "w2".to_string(), "w3".to_string(), "w5".to_string()])]
+    workloads: Vec<String>,
+    /// Seconds per timed workload.
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    /// Feed count for W3.
+    #[arg(long, default_value_t = 2000)]
+    w3_feeds: u32,
+}
+
+struct NoOp(&'static str);
+
+impl Stage for NoOp {
+    fn id(&self) -> StageId {
+        StageId::new(self.0)
+    }
+    fn process(&mut self, _ctx: &StageContext<'_>) -> Result<StageOutput, StageError> {
+        Ok(StageOutput::empty())
+    }
+}
+
+fn spec(width: u32, height: u32, format: PixelFormat, fps: Option<f64>) -> SyntheticSpec {
+    SyntheticSpec {
+        width,
+        height,
+        format,
+        fps,
+        frame_count: None,
+        moving_objects: 0,
+        seed: 1,
+    }
+}
+
+fn feed(spec: SyntheticSpec, backpressure: BackpressurePolicy) -> anyhow::Result<FeedConfig> {
+    let mut b = FeedConfig::builder()
+        .source(SourceSpec::synthetic(spec))
+        .camera_mode(CameraMode::Fixed)
+        .backpressure(backpressure)
+        .stage(NoOp("a"))
+        .stage(NoOp("b"))
+        .stage(NoOp("c"))
+        .output_sink(NullSink);
+    if backpressure.is_lossless() {
+        b = b.lossless().sink_queue_capacity(64);
+    }
+    Ok(b.build()?)
+}
+
+/// Process CPU time (user + system) from /proc, in seconds.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // Fields 14 and 15 of stat (utime, stime) are at 11 and 12 after the comm field.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn proc_status(key: &str) -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with(key))
+        .map(|l| l[key.len()..].trim().to_string())
+        .unwrap_or_default()
+}
+
+struct Measured {
+    frames: u64,
+    drops: u64,
+    wall: Duration,
+    cpu: f64,
+    latency: HistogramSnapshot,
+}
+
+fn measure(rt: &Runtime, feeds: &[FeedHandle], seconds: u64) -> Measured {
+    // Let sources reach steady state, then measure a window.
+    std::thread::sleep(Duration::from_millis(500));
+    let frames0: u64 = feeds.iter().map(|f| f.metrics().frames_processed).sum();
+    let drops0: u64 = feeds.iter().map(|f| f.metrics().frames_dropped()).sum();
+    let lat0 = merged(feeds);
+    let (t0, c0) = (Instant::now(), cpu_seconds());
+    std::thread::sleep(Duration::from_secs(seconds));
+    let (wall, cpu) = (t0.elapsed(), cpu_seconds() - c0);
+    let frames = feeds
+        .iter()
+        .map(|f| f.metrics().frames_processed)
+        .sum::<u64>()
+        - frames0;
+    let drops = feeds
+        .iter()
+        .map(|f| f.metrics().frames_dropped())
+        .sum::<u64>()
+        - drops0;
+    let mut latency = merged(feeds);
+    for (a, b) in latency.buckets.iter_mut().zip(&lat0.buckets) {
+        *a -= b;
+    }
+    latency.count -= lat0.count;
+    let _ = rt;
+    Measured {
+        frames,
+        drops,
+        wall,
+        cpu,
+        latency,
+    }
+}
+
+fn merged(feeds: &[FeedHandle]) -> HistogramSnapshot {
+    let mut all = HistogramSnapshot::default();
+    for f in feeds {
+        all.merge(&f.diagnostics().receive_to_sink);
+    }
+    all
+}
+
+fn run_feeds(
+    n: u32,
+    make: impl Fn() -> anyhow::Result<FeedConfig>,
+    seconds: u64,
+) -> anyhow::Result<(Measured, String, String)> {
+    let rt = Runtime::builder()
+        .max_feeds(n as usize)
+        .worker_stack_size(256 * 1024)
+        .build()?;
+    let feeds = (0..n)
+        .map(|_| rt.add_feed(make()?).context("add_feed"))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let m = measure(&rt, &feeds, seconds);
+    let threads = proc_status("Threads:");
+    let rss = proc_status("VmHWM:");
+    rt.shutdown();
+    Ok((m, threads, rss))
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    println!("| workload | feeds | frames/s | CPU % | us/frame (wall) | us/frame (CPU) | p50 recv->sink | p99 recv->sink | drops | threads | peak RSS |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    for w in &args.workloads {
+        let (label, n, result) = match w.as_str() {
+            "w1" => (
+                "W1 1 feed unpaced 640x480 RGB",
+                1,
+                run_feeds(
+                    1,
+                    || {
+                        feed(
+                            spec(640, 480, PixelFormat::Rgb8, None),
+                            BackpressurePolicy::Block { queue_depth: 64 },
+                        )
+                    },
+                    args.seconds,
+                )?,
+            ),
+            "w2" => (
+                "W2 32 feeds @30fps 640x480 RGB",
+                32,
+                run_feeds(
+                    32,
+                    || {
+                        feed(
+                            spec(640, 480, PixelFormat::Rgb8, Some(30.0)),
+                            BackpressurePolicy::DropOldest { queue_depth: 4 },
+                        )
+                    },
+                    args.seconds,
+                )?,
+            ),
+            "w3" => (
+                "W3 feeds @5fps 320x240 gray",
+                args.w3_feeds,
+                run_feeds(
+                    args.w3_feeds,
+                    || {
+                        feed(
+                            spec(320, 240, PixelFormat::Gray8, Some(5.0)),
+                            BackpressurePolicy::DropOldest { queue_depth: 4 },
+                        )
+                    },
+                    args.seconds,
+                )?,
+            ),
+            "w5" => (
+                "W5 32 feeds unpaced 640x480 RGB",
+                32,
+                run_feeds(
+                    32,
+                    || {
+                        feed(
+                            spec(640, 480, PixelFormat::Rgb8, None),
+                            BackpressurePolicy::Block { queue_depth: 64 },
+                        )
+                    },
+                    args.seconds,
+                )?,
+            ),
+            other => anyhow::bail!("unknown workload {other}"),
+        };
+        let (m, threads, rss) = result;
+        let secs = m.wall.as_secs_f64();
+        let fps = m.frames as f64 / secs;
+        println!(
+            "| {label} | {n} | {fps:.0} | {:.0} | {:.2} | {:.2} | {} us | {} us | {} | {threads} | {rss} |",
+            100.0 * m.cpu / secs,
+            1e6 / fps.max(1e-9),
+            1e6 * m.cpu / (m.frames.max(1) as f64),
+            m.latency.quantile(0.5).as_micros(),
+            m.latency.quantile(0.99).as_micros(),
+            m.drops,
+        );
+    }
+    Ok(())
+}

@@ -116,11 +116,7 @@ impl HistogramSnapshot {
         Duration::from_nanos(self.max_nanos)
     }
     pub fn mean(&self) -> Duration {
-        if self.count == 0 {
-            Duration::ZERO
-        } else {
-            Duration::from_nanos(self.sum_nanos / self.count)
-        }
+        Duration::from_nanos(self.sum_nanos.checked_div(self.count).unwrap_or(0))
     }
     /// Adds another snapshot's counts (for aggregating feeds).
     pub fn merge(&mut self, other: &Self) {

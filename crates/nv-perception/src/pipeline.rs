@@ -94,12 +94,12 @@ impl StagePipeline {
         Self::default()
     }
     #[must_use]
-    pub fn add(mut self, stage: impl Stage) -> Self {
+    pub fn stage(mut self, stage: impl Stage) -> Self {
         self.stages.push(Box::new(stage));
         self
     }
     #[must_use]
-    pub fn add_boxed(mut self, stage: Box<dyn Stage>) -> Self {
+    pub fn boxed_stage(mut self, stage: Box<dyn Stage>) -> Self {
         self.stages.push(stage);
         self
     }
@@ -147,8 +147,8 @@ mod tests {
             .produces_tracks();
         let detector = StageCapabilities::new().produces_detections();
         let bad = StagePipeline::new()
-            .add(S("tracker", Some(tracker)))
-            .add(S("detector", Some(detector)));
+            .stage(S("tracker", Some(tracker)))
+            .stage(S("detector", Some(detector)));
         assert_eq!(
             bad.validate(),
             vec![ValidationWarning::UnsatisfiedDependency {
@@ -157,10 +157,10 @@ mod tests {
             }]
         );
         let good = StagePipeline::new()
-            .add(S("detector", Some(detector)))
-            .add(S("tracker", Some(tracker)));
+            .stage(S("detector", Some(detector)))
+            .stage(S("tracker", Some(tracker)));
         assert!(good.validate().is_empty());
-        let dup = StagePipeline::new().add(S("a", None)).add(S("a", None));
+        let dup = StagePipeline::new().stage(S("a", None)).stage(S("a", None));
         assert_eq!(
             dup.validate(),
             vec![ValidationWarning::DuplicateStageId {

@@ -6,9 +6,12 @@ use std::thread::JoinHandle;
 
 use parking_lot::Mutex;
 
+/// A named thread handle.
+type Named = (String, JoinHandle<()>);
+
 #[derive(Clone, Debug, Default)]
 pub(crate) struct DetachedThreads {
-    inner: Arc<Mutex<Vec<(String, JoinHandle<()>)>>>,
+    inner: Arc<Mutex<Vec<Named>>>,
 }
 
 impl DetachedThreads {

@@ -1,4 +1,8 @@
 //! Exact drop accounting for each backpressure policy and for the sink queue.
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
 
 mod common;
 

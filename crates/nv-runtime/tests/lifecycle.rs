@@ -1,4 +1,8 @@
 //! Registry, ids, admission checks, pause/resume, stop events.
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
 
 mod common;
 

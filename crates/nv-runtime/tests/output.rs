@@ -1,4 +1,8 @@
 //! Runtime-wide output subscription: shared allocations and lag accounting.
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
 
 mod common;
 

@@ -1,4 +1,8 @@
 //! Sink thread behaviour: panics, wedged sinks, reuse across restarts.
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
 
 mod common;
 

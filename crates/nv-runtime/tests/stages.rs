@@ -1,4 +1,8 @@
 //! Stage execution: order, merge, errors, panics, skip, provenance, restart policy.
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
 
 mod common;
 

@@ -8,7 +8,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -33,7 +33,7 @@ pub struct SyntheticTruth {
 
 /// Upper bound of pre-rendered pixel memory per spec.
 const CYCLE_BUDGET_BYTES: usize = 64 * 1024 * 1024;
-const MAX_CYCLE_FRAMES: usize = 120;
+const MAX_CYCLE_FRAMES: usize = 60;
 /// Nominal frame interval for unpaced sources' timestamps.
 const UNPACED_INTERVAL: Duration = Duration::from_nanos(33_333_333);
 
@@ -111,8 +111,12 @@ fn render(key: &CycleKey, truth: &SyntheticTruth) -> Vec<u8> {
         Some(_) => data.len(),
         None => w * h,
     };
-    for px in data[..luma_len].chunks_exact_mut(bpp) {
-        px.copy_from_slice(bg);
+    if bpp == 1 {
+        data[..luma_len].fill(bg[0]);
+    } else {
+        for px in data[..luma_len].chunks_exact_mut(bpp) {
+            px.copy_from_slice(bg);
+        }
     }
     data[luma_len..].fill(128);
     for b in &truth.boxes {
@@ -126,8 +130,12 @@ fn render(key: &CycleKey, truth: &SyntheticTruth) -> Vec<u8> {
         );
         for y in y0..y1 {
             let row = &mut data[y * w * bpp..(y + 1) * w * bpp];
-            for px in row[x0 * bpp..x1 * bpp].chunks_exact_mut(bpp) {
-                px.copy_from_slice(fg);
+            if bpp == 1 {
+                row[x0..x1].fill(fg[0]);
+            } else {
+                for px in row[x0 * bpp..x1 * bpp].chunks_exact_mut(bpp) {
+                    px.copy_from_slice(fg);
+                }
             }
         }
     }
@@ -136,7 +144,9 @@ fn render(key: &CycleKey, truth: &SyntheticTruth) -> Vec<u8> {
 
 /// Factory for [`SourceSpec::Synthetic`].
 pub struct SyntheticFactory {
-    cycles: Mutex<HashMap<CycleKey, Arc<Cycle>>>,
+    /// One slot per spec; the slot's `OnceLock` makes concurrent feeds of one spec wait
+    /// for a single render instead of each rendering a copy.
+    cycles: Mutex<HashMap<CycleKey, Arc<OnceLock<Arc<Cycle>>>>>,
     pacer: Mutex<Option<Arc<Pacer>>>,
 }
 
@@ -168,19 +178,17 @@ impl SyntheticFactory {
             objects: spec.moving_objects,
             seed: spec.seed,
         };
-        let mut cycles = self.cycles.lock();
-        if let Some(c) = cycles.get(&key) {
-            return Arc::clone(c);
-        }
-        let frame_bytes = nv_frame::FrameLayout::tight(spec.format, spec.width, spec.height)
-            .required_len()
-            .max(1);
-        let len = (CYCLE_BUDGET_BYTES / frame_bytes).clamp(1, MAX_CYCLE_FRAMES);
-        let truth = object_boxes(&key, len);
-        let frames = truth.iter().map(|t| Arc::from(render(&key, t))).collect();
-        let cycle = Arc::new(Cycle { frames, truth });
-        cycles.insert(key, Arc::clone(&cycle));
-        cycle
+        let slot = Arc::clone(self.cycles.lock().entry(key.clone()).or_default());
+        // Rendered outside the map lock so feeds with other specs are not held up.
+        Arc::clone(slot.get_or_init(|| {
+            let frame_bytes = nv_frame::FrameLayout::tight(spec.format, spec.width, spec.height)
+                .required_len()
+                .max(1);
+            let len = (CYCLE_BUDGET_BYTES / frame_bytes).clamp(1, MAX_CYCLE_FRAMES);
+            let truth = object_boxes(&key, len);
+            let frames = truth.iter().map(|t| Arc::from(render(&key, t))).collect();
+            Arc::new(Cycle { frames, truth })
+        }))
     }
 
     fn pacer(&self, clock: &SharedClock) -> Result<Arc<Pacer>, MediaError> {

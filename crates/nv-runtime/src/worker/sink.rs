@@ -21,6 +21,9 @@ use crate::queue::{BoundedQueue, Overflow, Pop, Push};
 use crate::sync::OneShot;
 use crate::throttle::Throttle;
 
+/// Where a detached sink thread hands its sink back if it ever finishes.
+pub(crate) type LateSink = OneShot<Box<dyn OutputSink>>;
+
 /// A running sink thread for one session.
 pub(crate) struct SinkWorker {
     feed_id: FeedId,
@@ -117,7 +120,7 @@ impl SinkWorker {
         mut self,
         timeout: Duration,
         detached: &DetachedThreads,
-    ) -> (Option<Box<dyn OutputSink>>, OneShot<Box<dyn OutputSink>>) {
+    ) -> (Option<Box<dyn OutputSink>>, LateSink) {
         if let Some(outputs_dropped) = self.backpressure.flush() {
             self.health.send(HealthEvent::SinkBackpressure {
                 feed_id: self.feed_id,

@@ -1,5 +1,8 @@
 //! Shared setup for the runtime integration tests.
-
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
 use std::time::{Duration, Instant};
