@@ -187,8 +187,12 @@ fn slow_sink_drops_for_the_sink_only_and_never_blocks_stages() {
         .unwrap();
     sink.wait_entered();
     // The stages finish every frame although the sink is stuck on the first one.
-    wait_until("all frames processed", || h.metrics().frames_processed == N);
+    wait_until("every output handed to the sink queue", || {
+        let m = h.metrics();
+        m.outputs_to_sink + m.dropped(DropReason::SinkQueueFull) == N
+    });
     let m = h.metrics();
+    assert_eq!(m.frames_processed, N);
     assert_eq!(m.dropped(DropReason::SinkQueueFull), N - 1 - cap as u64);
     // Subscribers are unaffected by the sink's backlog.
     let mut got = 0;

@@ -156,6 +156,9 @@ impl Worker {
             match self.budget.on_failure(kind, &detail, lifetime) {
                 RestartDecision::Stop(reason) => return reason,
                 RestartDecision::Restart { restart_count } => {
+                    // Anchor the delay before announcing it, so an observer reacting to
+                    // the event cannot move time underneath the computation.
+                    let resume_at = self.shared.clock.now() + self.restart_delay;
                     self.shared
                         .counters
                         .restarts
@@ -165,7 +168,7 @@ impl Worker {
                         restart_count,
                         delay_ms: u64::try_from(self.restart_delay.as_millis()).unwrap_or(u64::MAX),
                     });
-                    if self.wait_restart_delay() {
+                    if self.wait_restart_delay(resume_at) {
                         return StopReason::UserRequested;
                     }
                     self.executor.begin_restart_session();
@@ -175,8 +178,7 @@ impl Worker {
     }
 
     /// Waits out the restart delay; true if a stop was requested meanwhile.
-    fn wait_restart_delay(&self) -> bool {
-        let deadline = self.shared.clock.now() + self.restart_delay;
+    fn wait_restart_delay(&self, deadline: MonotonicTs) -> bool {
         let control = &self.shared.control;
         let mut c = control.lock();
         control.wait_until(&mut c, Some(deadline), |c| c.stop_requested);

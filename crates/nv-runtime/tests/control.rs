@@ -1,0 +1,287 @@
+//! Control plane: wedged workers on remove, pause semantics, frame lag, diagnostics, config.
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{feed, runtime, wait_until, SHORT};
+use nv_core::clock::ManualClock;
+use nv_core::error::StageError;
+use nv_perception::{Stage, StageContext, StageOutput, ValidationMode};
+use nv_runtime::{
+    BackpressurePolicy, CameraMode, FeedConfig, HealthEvent, NullSink, Runtime, SourceSpec,
+    StageId, StopReason, SyntheticSpec,
+};
+use nv_test_util::{
+    collect_events_until, tiny_synthetic, wait_for_event, CollectingSink, NoOpStage, TEST_TIMEOUT,
+};
+use parking_lot::{Condvar, Mutex};
+
+/// Blocks every call until released; models a stage stuck in a driver call.
+#[derive(Clone, Default)]
+struct Stuck(Arc<(Mutex<(bool, bool)>, Condvar)>);
+
+impl Stuck {
+    fn wait_entered(&self) {
+        let mut g = self.0 .0.lock();
+        while !g.0 {
+            assert!(!self.0 .1.wait_for(&mut g, TEST_TIMEOUT).timed_out());
+        }
+    }
+    fn release(&self) {
+        self.0 .0.lock().1 = true;
+        self.0 .1.notify_all();
+    }
+}
+
+impl Stage for Stuck {
+    fn id(&self) -> StageId {
+        StageId::new("stuck")
+    }
+    fn process(&mut self, _ctx: &StageContext<'_>) -> Result<StageOutput, StageError> {
+        let mut g = self.0 .0.lock();
+        g.0 = true;
+        self.0 .1.notify_all();
+        while !g.1 {
+            self.0 .1.wait(&mut g);
+        }
+        Ok(StageOutput::empty())
+    }
+}
+
+#[test]
+fn remove_feed_is_bounded_when_a_stage_hangs() {
+    let rt = Runtime::builder()
+        .feed_join_timeout(SHORT)
+        .health_capacity(4096)
+        .build()
+        .unwrap();
+    let mut health = rt.health_subscribe();
+    let stuck = Stuck::default();
+    let h = rt
+        .add_feed(
+            feed(None)
+                .stage(stuck.clone())
+                .output_sink(NullSink)
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+    stuck.wait_entered();
+    rt.remove_feed(h.id()).unwrap();
+    let ev = wait_for_event(&mut health, |e| {
+        matches!(e, HealthEvent::FeedStopped { .. })
+    });
+    assert!(
+        matches!(
+            ev,
+            HealthEvent::FeedStopped {
+                reason: StopReason::Fatal { .. },
+                ..
+            }
+        ),
+        "{ev:?}"
+    );
+    assert_eq!(
+        rt.diagnostics().detached_threads,
+        vec!["nv-feed-1".to_string()]
+    );
+    stuck.release();
+    wait_until("detached worker finished", || {
+        rt.diagnostics().detached_threads.is_empty()
+    });
+    assert!(!h.is_alive());
+    // The worker's own exit does not add a second FeedStopped.
+    rt.shutdown();
+    while let Ok(e) = health.recv_timeout(TEST_TIMEOUT) {
+        assert!(
+            !matches!(e, HealthEvent::FeedStopped { .. }),
+            "duplicate {e:?}"
+        );
+    }
+}
+
+#[test]
+fn paused_feed_keeps_frames_queued_and_resumes() {
+    let clock = ManualClock::new();
+    let rt = Runtime::builder().clock(clock.clone()).build().unwrap();
+    let sink = CollectingSink::new();
+    let spec = SyntheticSpec {
+        fps: Some(10.0),
+        ..tiny_synthetic(Some(6))
+    };
+    let h = rt
+        .add_feed(
+            feed(None)
+                .source(SourceSpec::synthetic(spec))
+                .backpressure(BackpressurePolicy::DropNewest { queue_depth: 4 })
+                .stage(NoOpStage("s"))
+                .output_sink(sink.clone())
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+    sink.wait_for(1);
+    h.pause().unwrap();
+    clock.advance(Duration::from_millis(300));
+    wait_until("three frames queued", || {
+        h.queue_telemetry().source_depth == 3
+    });
+    assert_eq!(h.metrics().frames_processed, 1);
+    assert_eq!(h.diagnostics().queues.source_capacity, 4);
+    h.resume().unwrap();
+    sink.wait_for(4);
+    clock.advance(Duration::from_secs(1));
+    sink.wait_for(6);
+    assert_eq!(
+        sink.outputs()
+            .iter()
+            .map(|o| o.frame_seq)
+            .collect::<Vec<_>>(),
+        vec![0, 1, 2, 3, 4, 5]
+    );
+}
+
+#[test]
+fn frame_lag_is_reported_with_exact_counts() {
+    let rt = runtime();
+    let mut health = rt.health_subscribe();
+    let n = 25;
+    rt.add_feed(
+        feed(Some(n))
+            .frame_lag_threshold(Duration::ZERO)
+            .stage(NoOpStage("s"))
+            .output_sink(NullSink)
+            .lossless()
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let events = collect_events_until(&mut health, |e| {
+        matches!(e, HealthEvent::FeedStopped { .. })
+    });
+    let lagged: u64 = events
+        .iter()
+        .map(|e| {
+            if let HealthEvent::FrameLag { frames_lagged, .. } = e {
+                *frames_lagged
+            } else {
+                0
+            }
+        })
+        .sum();
+    assert_eq!(lagged, n);
+}
+
+#[test]
+fn diagnostics_report_stage_latency_and_feed_identity() {
+    let rt = runtime();
+    let sink = CollectingSink::new();
+    let h = rt
+        .add_feed(
+            feed(Some(5))
+                .name("door-cam".into())
+                .stage(NoOpStage("a"))
+                .stage(NoOpStage("b"))
+                .output_sink(sink.clone())
+                .lossless()
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+    sink.wait_for(5);
+    wait_until("feed finished", || !h.is_alive());
+    let d = h.diagnostics();
+    assert_eq!(d.name, "door-cam");
+    assert!(d.source.starts_with("synthetic:8x8"));
+    assert_eq!(
+        d.stages
+            .iter()
+            .map(|s| (s.stage_id.as_str(), s.metrics.frames_processed))
+            .collect::<Vec<_>>(),
+        vec![("a", 5), ("b", 5)]
+    );
+    assert_eq!(d.stages[0].latency.count, 5);
+    assert_eq!(d.receive_to_sink.count, 5);
+    assert_eq!(d.queue_hold.count, 5);
+    let rd = rt.diagnostics();
+    assert_eq!((rd.feed_count, rd.max_feeds), (1, 64));
+}
+
+#[test]
+fn config_reports_every_problem_at_once() {
+    let err = FeedConfig::builder()
+        .backpressure(BackpressurePolicy::DropOldest { queue_depth: 0 })
+        .sink_queue_capacity(0)
+        .max_fps(-1.0)
+        .build()
+        .unwrap_err();
+    let fields: Vec<&str> = err.problems.iter().map(|p| p.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        vec![
+            "source",
+            "camera_mode",
+            "output_sink",
+            "stages",
+            "backpressure.queue_depth",
+            "sink_queue_capacity",
+            "max_fps"
+        ]
+    );
+    assert!(
+        err.to_string()
+            .contains("max_fps = -1: must be a positive number"),
+        "{err}"
+    );
+    let observed = feed(None)
+        .camera_mode(CameraMode::Observed)
+        .stage(NoOpStage("s"))
+        .output_sink(NullSink)
+        .build()
+        .unwrap_err();
+    assert_eq!(observed.problems[0].field, "camera_mode");
+    assert!(
+        Runtime::builder()
+            .max_feeds(0)
+            .output_capacity(0)
+            .build()
+            .unwrap_err()
+            .problems
+            .len()
+            == 2
+    );
+}
+
+#[test]
+fn validation_mode_error_refuses_misordered_stages() {
+    struct NeedsDetections;
+    impl Stage for NeedsDetections {
+        fn id(&self) -> StageId {
+            StageId::new("tracker")
+        }
+        fn process(&mut self, _ctx: &StageContext<'_>) -> Result<StageOutput, StageError> {
+            Ok(StageOutput::empty())
+        }
+        fn capabilities(&self) -> Option<nv_perception::StageCapabilities> {
+            Some(nv_perception::StageCapabilities::new().consumes_detections())
+        }
+    }
+    let err = feed(None)
+        .stage(NeedsDetections)
+        .output_sink(NullSink)
+        .validation_mode(ValidationMode::Error)
+        .build()
+        .unwrap_err();
+    assert_eq!(err.problems[0].field, "stages");
+    assert!(err.problems[0]
+        .value
+        .as_deref()
+        .unwrap_or("")
+        .contains("tracker consumes detections"));
+}
