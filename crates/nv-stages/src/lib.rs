@@ -1,0 +1,1 @@
+//! Reference perception stages (in progress).
