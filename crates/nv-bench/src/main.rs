@@ -3,6 +3,8 @@
 //! W1: one feed, 3 no-op stages, 640x480 RGB synthetic frames, unpaced, lossless.
 //! W2: 32 feeds at 30 fps: CPU %, p50/p99 receive->sink latency.
 //! W3: many feeds at 5 fps: drops, p99 latency, peak RSS, threads.
+//! W4: 32 feeds at 30 fps sharing one batch processor (cost = fixed + per item, a busy
+//!     loop), versus the same cost paid per frame in a per-feed stage.
 //! W5: 32 feeds unpaced, lossless: aggregate frames/s.
 
 use std::time::{Duration, Instant};
@@ -11,17 +13,17 @@ use anyhow::Context as _;
 use clap::Parser;
 use nv_core::error::StageError;
 use nv_core::metrics::HistogramSnapshot;
-use nv_perception::{Stage, StageContext, StageOutput};
+use nv_perception::{BatchEntry, BatchProcessor, Stage, StageContext, StageOutput};
 use nv_runtime::{
-    BackpressurePolicy, CameraMode, FeedConfig, FeedHandle, NullSink, PixelFormat, Runtime,
-    SourceSpec, StageId, SyntheticSpec,
+    BackpressurePolicy, BatchConfig, BatchMetrics, CameraMode, FeedConfig, FeedHandle, NullSink,
+    PixelFormat, Runtime, SourceSpec, StageId, SyntheticSpec,
 };
 
 #[derive(Parser, Debug)]
 #[command(about = "NextVision runtime workloads")]
 struct Args {
     /// Workloads to run (w1, w2, w3, w5).
-    #[arg(default_values_t = ["w1".to_string(), "w2".to_string(), "w3".to_string(), "w5".to_string()])]
+    #[arg(default_values_t = ["w1".to_string(), "w2".to_string(), "w3".to_string(), "w4".to_string(), "w5".to_string()])]
     workloads: Vec<String>,
     /// Seconds per timed workload.
     #[arg(long, default_value_t = 5)]
@@ -29,6 +31,94 @@ struct Args {
     /// Feed count for W3.
     #[arg(long, default_value_t = 2000)]
     w3_feeds: u32,
+}
+
+/// Burns CPU for `d` (a stand-in for inference cost that scales with batch size).
+fn busy(d: Duration) {
+    let t = Instant::now();
+    while t.elapsed() < d {
+        std::hint::spin_loop();
+    }
+}
+
+const FIXED_COST: Duration = Duration::from_micros(2_000);
+const PER_ITEM_COST: Duration = Duration::from_micros(250);
+
+/// A model: fixed cost per call plus a per-item cost.
+struct Model;
+
+impl BatchProcessor for Model {
+    fn id(&self) -> StageId {
+        StageId::new("model")
+    }
+    fn process(&mut self, entries: &mut [BatchEntry]) -> Result<(), StageError> {
+        busy(FIXED_COST + PER_ITEM_COST * entries.len() as u32);
+        Ok(())
+    }
+}
+
+/// The same model called once per frame on each feed's own thread.
+struct PerFeedModel;
+
+impl Stage for PerFeedModel {
+    fn id(&self) -> StageId {
+        StageId::new("model")
+    }
+    fn process(&mut self, _ctx: &StageContext<'_>) -> Result<StageOutput, StageError> {
+        busy(FIXED_COST + PER_ITEM_COST);
+        Ok(StageOutput::empty())
+    }
+}
+
+fn w4(seconds: u64) -> anyhow::Result<()> {
+    let spec = || spec(320, 240, PixelFormat::Gray8, Some(30.0));
+    let config = BatchConfig::new(16, Duration::from_millis(20));
+    let rt = Runtime::builder().build()?;
+    let batch = rt.create_batch(Model, config)?;
+    let feeds = (0..32)
+        .map(|_| {
+            let c = FeedConfig::builder()
+                .source(SourceSpec::synthetic(spec()))
+                .camera_mode(CameraMode::Fixed)
+                .batch(batch.clone())
+                .output_sink(NullSink)
+                .build()?;
+            Ok(rt.add_feed(c)?)
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let m = measure(&rt, &feeds, seconds);
+    let bm = batch.metrics();
+    rt.shutdown();
+    let per_feed = run_feeds(
+        32,
+        || {
+            Ok(FeedConfig::builder()
+                .source(SourceSpec::synthetic(spec()))
+                .camera_mode(CameraMode::Fixed)
+                .stage(PerFeedModel)
+                .output_sink(NullSink)
+                .build()?)
+        },
+        seconds,
+    )?
+    .0;
+    println!();
+    println!("| W4 (32 feeds @30fps, model cost 2 ms + 0.25 ms/item) | frames/s | drops | p50 recv->sink | p99 recv->sink | avg batch | fill ratio |");
+    println!("|---|---|---|---|---|---|---|");
+    let row = |label: &str, m: &Measured, batch: Option<&BatchMetrics>| {
+        let fps = m.frames as f64 / m.wall.as_secs_f64();
+        println!(
+            "| {label} | {fps:.0} | {} | {} us | {} us | {} | {} |",
+            m.drops,
+            m.latency.quantile(0.5).as_micros(),
+            m.latency.quantile(0.99).as_micros(),
+            batch.map_or("-".into(), |b| format!("{:.2}", b.avg_batch_size())),
+            batch.map_or("-".into(), |b| format!("{:.2}", b.avg_fill_ratio())),
+        );
+    };
+    row("batched (max 16, 20 ms)", &m, Some(&bm));
+    row("per-feed calls", &per_feed, None);
+    Ok(())
 }
 
 struct NoOp(&'static str);
@@ -167,6 +257,9 @@ fn main() -> anyhow::Result<()> {
     println!("| workload | feeds | frames/s | CPU % | us/frame (wall) | us/frame (CPU) | p50 recv->sink | p99 recv->sink | drops | threads | peak RSS |");
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for w in &args.workloads {
+        if w == "w4" {
+            continue;
+        }
         let (label, n, result) = match w.as_str() {
             "w1" => (
                 "W1 1 feed unpaced 640x480 RGB",
@@ -238,6 +331,9 @@ fn main() -> anyhow::Result<()> {
             m.latency.quantile(0.99).as_micros(),
             m.drops,
         );
+    }
+    if args.workloads.iter().any(|w| w == "w4") {
+        w4(args.seconds)?;
     }
     Ok(())
 }

@@ -212,6 +212,21 @@ pub enum RuntimeError {
     ShutdownInProgress,
     #[error("feed limit reached ({max} feeds)")]
     FeedLimitExceeded { max: usize },
+    #[error("batch processor {processor_id} failed to start")]
+    BatchStartFailed {
+        processor_id: StageId,
+        #[source]
+        source: StageError,
+    },
+    #[error("batch processor {processor_id} did not start within {timeout:?}")]
+    BatchStartTimedOut {
+        processor_id: StageId,
+        timeout: std::time::Duration,
+    },
+    #[error("batch processor {processor_id} already exists")]
+    DuplicateBatchProcessor { processor_id: StageId },
+    #[error("batch processor {processor_id} not found")]
+    BatchNotFound { processor_id: StageId },
     #[error("could not spawn thread {name}")]
     ThreadSpawnFailed {
         name: String,

@@ -1,6 +1,7 @@
 //! The stage model: what users implement ([`Stage`]) and the data stages exchange.
 
 mod artifacts;
+mod batch;
 mod detection;
 mod pipeline;
 mod signal;
@@ -9,8 +10,11 @@ mod temporal;
 mod track;
 
 pub use artifacts::{PerceptionArtifacts, StageControl, StageOutput, StageOutputBuilder};
+pub use batch::{BatchEntry, BatchProcessor};
 pub use detection::{Detection, DetectionBuilder, DetectionSet};
-pub use pipeline::{validate_stages, StagePipeline, ValidationMode, ValidationWarning};
+pub use pipeline::{
+    validate_capabilities, validate_stages, StagePipeline, ValidationMode, ValidationWarning,
+};
 pub use signal::{DerivedSignal, SceneFeature, SceneFeatureValue, SignalValue};
 pub use stage::{Stage, StageCapabilities, StageCategory, StageContext};
 pub use temporal::{NullTemporalAccess, TemporalAccess};

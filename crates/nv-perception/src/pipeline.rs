@@ -4,7 +4,7 @@ use std::collections::HashSet;
 
 use nv_core::id::StageId;
 
-use crate::stage::Stage;
+use crate::stage::{Stage, StageCapabilities};
 
 /// How capability problems found at feed construction are treated.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -49,15 +49,22 @@ impl std::fmt::Display for ValidationWarning {
 /// Checks ordering: every consumed input has an earlier producer, ids are unique. Stages
 /// without declared capabilities are not checked for dependencies.
 pub fn validate_stages(stages: &[Box<dyn Stage>]) -> Vec<ValidationWarning> {
+    validate_capabilities(stages.iter().map(|s| (s.id(), s.capabilities())))
+}
+
+/// The same checks over `(id, capabilities)` pairs, so pipelines that mix stages and a
+/// batch point can be validated too.
+pub fn validate_capabilities(
+    steps: impl IntoIterator<Item = (StageId, Option<StageCapabilities>)>,
+) -> Vec<ValidationWarning> {
     let mut warnings = Vec::new();
     let mut seen = HashSet::new();
     let (mut detections, mut tracks) = (false, false);
-    for stage in stages {
-        let id = stage.id();
+    for (id, caps) in steps {
         if !seen.insert(id) {
             warnings.push(ValidationWarning::DuplicateStageId { stage_id: id });
         }
-        if let Some(caps) = stage.capabilities() {
+        if let Some(caps) = caps {
             if caps.consumes_detections && !detections {
                 warnings.push(ValidationWarning::UnsatisfiedDependency {
                     stage_id: id,

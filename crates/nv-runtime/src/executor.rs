@@ -1,4 +1,5 @@
-//! Runs a feed's stages on one frame and assembles the output.
+//! Runs a feed's pipeline (stages and an optional batch point) on one frame and assembles
+//! the output.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
@@ -11,10 +12,14 @@ use nv_core::health::{DropReason, HealthEvent};
 use nv_core::id::{FeedId, StageId};
 use nv_core::time::MonotonicTs;
 use nv_frame::FrameEnvelope;
-use nv_perception::{NullTemporalAccess, PerceptionArtifacts, Stage, StageContext, StageControl};
+use nv_perception::{
+    NullTemporalAccess, PerceptionArtifacts, Stage, StageContext, StageControl, StageOutput,
+};
 use nv_view::{ViewEpoch, ViewSnapshot, ViewState};
 
+use crate::batch::{BatchFailure, BatchHandle, SubmitError};
 use crate::broadcast;
+use crate::feed::config::PipelineStep;
 use crate::feed::shared::StageCounters;
 use crate::metrics::FeedCounters;
 use crate::output::{
@@ -26,17 +31,43 @@ use crate::throttle::Throttle;
 /// What became of a frame.
 pub(crate) enum FrameOutcome {
     Output(SharedOutput),
-    /// A stage returned an error; counted and reported, no output.
+    /// A stage error or batch failure; counted and reported, no output.
     Dropped,
     /// A stage panicked; the session must end.
     Panicked(StageId),
 }
 
+/// Feed-side state of the batch point: coalesced events per failure kind.
+struct BatchPoint {
+    handle: BatchHandle,
+    budget: Duration,
+    rejected: Throttle,
+    in_flight: Throttle,
+    timed_out: Throttle,
+    /// Unexpected coordinator loss is reported once per session.
+    loss_reported: bool,
+}
+
+enum SlotKind {
+    Stage(Box<dyn Stage>),
+    Batch(Box<BatchPoint>),
+}
+
 struct StageSlot {
-    stage: Box<dyn Stage>,
+    id: StageId,
+    kind: SlotKind,
     counters: Arc<StageCounters>,
     errors: Throttle,
     last_error: Option<StageError>,
+}
+
+/// How one step failed.
+enum StepFailure {
+    /// Report as `StageError` (throttled per stage).
+    Error(StageError),
+    /// Already reported by the batch machinery.
+    Dropped,
+    Panicked,
 }
 
 /// Per-feed executor. Lives on the feed worker thread for the feed's whole life, so
@@ -72,7 +103,8 @@ fn guarded(
 
 pub(crate) struct ExecutorParams {
     pub feed_id: FeedId,
-    pub stages: Vec<(Box<dyn Stage>, Arc<StageCounters>)>,
+    pub steps: Vec<(PipelineStep, Arc<StageCounters>)>,
+    pub batch_latency_budget: Option<Duration>,
     pub inclusion: FrameInclusion,
     pub clock: SharedClock,
     pub health: broadcast::Sender<HealthEvent>,
@@ -83,18 +115,37 @@ pub(crate) struct ExecutorParams {
 
 impl Executor {
     pub fn new(p: ExecutorParams) -> Self {
+        let window = p.throttle_window;
+        let stages = p
+            .steps
+            .into_iter()
+            .map(|(step, counters)| {
+                let id = step.id();
+                let kind = match step {
+                    PipelineStep::Stage(s) => SlotKind::Stage(s),
+                    PipelineStep::Batch(handle) => SlotKind::Batch(Box::new(BatchPoint {
+                        budget: p
+                            .batch_latency_budget
+                            .unwrap_or(handle.config().max_latency),
+                        handle,
+                        rejected: Throttle::new(window),
+                        in_flight: Throttle::new(window),
+                        timed_out: Throttle::new(window),
+                        loss_reported: false,
+                    })),
+                };
+                StageSlot {
+                    id,
+                    kind,
+                    counters,
+                    errors: Throttle::new(window),
+                    last_error: None,
+                }
+            })
+            .collect();
         Self {
             feed_id: p.feed_id,
-            stages: p
-                .stages
-                .into_iter()
-                .map(|(stage, counters)| StageSlot {
-                    stage,
-                    counters,
-                    errors: Throttle::new(p.throttle_window),
-                    last_error: None,
-                })
-                .collect(),
+            stages,
             view: ViewSnapshot::new(ViewState::fixed_initial()),
             epoch: ViewEpoch::INITIAL,
             inclusion: InclusionState::new(p.inclusion),
@@ -103,7 +154,7 @@ impl Executor {
             health: p.health,
             counters: p.counters,
             frame_lag_threshold: p.frame_lag_threshold,
-            lag: Throttle::new(p.throttle_window),
+            lag: Throttle::new(window),
             lag_peak_ms: 0,
             session: 0,
         }
@@ -113,16 +164,24 @@ impl Executor {
     /// (rollback) and returns the failing stage.
     pub fn start_stages(&mut self) -> Result<(), (StageId, StageError)> {
         for i in 0..self.stages.len() {
-            let id = self.stages[i].stage.id();
-            let stage = &mut self.stages[i].stage;
+            let slot = &mut self.stages[i];
+            let (id, SlotKind::Stage(stage)) = (slot.id, &mut slot.kind) else {
+                continue;
+            };
             if let Err(e) = guarded(id, || stage.on_start()) {
                 for started in self.stages[..i].iter_mut().rev() {
-                    let sid = started.stage.id();
-                    if let Err(stop_err) = guarded(sid, || started.stage.on_stop()) {
-                        tracing::warn!(feed_id = %self.feed_id, stage_id = %sid, error = %stop_err, "on_stop failed during rollback");
+                    if let SlotKind::Stage(s) = &mut started.kind {
+                        if let Err(stop_err) = guarded(started.id, || s.on_stop()) {
+                            tracing::warn!(feed_id = %self.feed_id, stage_id = %started.id, error = %stop_err, "on_stop failed during rollback");
+                        }
                     }
                 }
                 return Err((id, e));
+            }
+        }
+        for slot in &mut self.stages {
+            if let SlotKind::Batch(b) = &mut slot.kind {
+                b.loss_reported = false;
             }
         }
         Ok(())
@@ -130,9 +189,10 @@ impl Executor {
 
     pub fn stop_stages(&mut self) {
         for slot in &mut self.stages {
-            let id = slot.stage.id();
-            if let Err(e) = guarded(id, || slot.stage.on_stop()) {
-                tracing::warn!(feed_id = %self.feed_id, stage_id = %id, error = %e, "on_stop failed");
+            if let SlotKind::Stage(stage) = &mut slot.kind {
+                if let Err(e) = guarded(slot.id, || stage.on_stop()) {
+                    tracing::warn!(feed_id = %self.feed_id, stage_id = %slot.id, error = %e, "on_stop failed");
+                }
             }
         }
     }
@@ -150,35 +210,132 @@ impl Executor {
         self.counters
             .view_epoch
             .store(self.epoch.as_u64(), Ordering::Relaxed);
+        let epoch = self.epoch;
         for slot in &mut self.stages {
-            let id = slot.stage.id();
-            let epoch = self.epoch;
-            if let Err(e) = guarded(id, || slot.stage.on_view_epoch_change(epoch)) {
-                tracing::warn!(feed_id = %self.feed_id, stage_id = %id, error = %e, "on_view_epoch_change failed");
+            if let SlotKind::Stage(stage) = &mut slot.kind {
+                if let Err(e) = guarded(slot.id, || stage.on_view_epoch_change(epoch)) {
+                    tracing::warn!(feed_id = %self.feed_id, stage_id = %slot.id, error = %e, "on_view_epoch_change failed");
+                }
             }
         }
     }
 
-    /// Emits the remaining coalesced counts (stage errors, frame lag).
+    /// Emits the remaining coalesced counts (stage errors, batch failures, frame lag).
     pub fn flush_events(&mut self) {
+        let feed_id = self.feed_id;
         for slot in &mut self.stages {
-            if let (Some(count), Some(error)) = (slot.errors.flush(), slot.last_error.clone()) {
+            if let (Some(count), Some(error)) = (slot.errors.flush(), slot.last_error.take()) {
                 self.health.send(HealthEvent::StageError {
-                    feed_id: self.feed_id,
-                    stage_id: slot.stage.id(),
+                    feed_id,
+                    stage_id: slot.id,
                     error,
                     count,
                 });
             }
+            if let SlotKind::Batch(b) = &mut slot.kind {
+                let processor_id = slot.id;
+                if let Some(dropped_count) = b.rejected.flush() {
+                    self.health.send(HealthEvent::BatchSubmissionRejected {
+                        feed_id,
+                        processor_id,
+                        dropped_count,
+                    });
+                }
+                if let Some(rejected_count) = b.in_flight.flush() {
+                    self.health.send(HealthEvent::BatchInFlightExceeded {
+                        feed_id,
+                        processor_id,
+                        rejected_count,
+                    });
+                }
+                if let Some(timed_out_count) = b.timed_out.flush() {
+                    self.health.send(HealthEvent::BatchTimeout {
+                        feed_id,
+                        processor_id,
+                        timed_out_count,
+                    });
+                }
+            }
         }
         if let Some(frames_lagged) = self.lag.flush() {
             self.health.send(HealthEvent::FrameLag {
-                feed_id: self.feed_id,
+                feed_id,
                 frame_age_ms: self.lag_peak_ms,
                 frames_lagged,
             });
             self.lag_peak_ms = 0;
         }
+    }
+
+    fn run_batch(
+        &self,
+        b: &mut BatchPoint,
+        frame: &FrameEnvelope,
+        started_at: MonotonicTs,
+    ) -> Result<StageOutput, StepFailure> {
+        let (feed_id, processor_id) = (self.feed_id, b.handle.processor_id());
+        let coordinator = &b.handle.coordinator;
+        let reply = match coordinator.submit(feed_id, frame.clone(), self.view.clone(), b.budget) {
+            Ok(reply) => reply,
+            Err(SubmitError::QueueFull) => {
+                if let Some(dropped_count) = b.rejected.record(1, started_at) {
+                    self.health.send(HealthEvent::BatchSubmissionRejected {
+                        feed_id,
+                        processor_id,
+                        dropped_count,
+                    });
+                }
+                return Err(StepFailure::Dropped);
+            }
+            Err(SubmitError::InFlightExceeded) => {
+                if let Some(rejected_count) = b.in_flight.record(1, started_at) {
+                    self.health.send(HealthEvent::BatchInFlightExceeded {
+                        feed_id,
+                        processor_id,
+                        rejected_count,
+                    });
+                }
+                return Err(StepFailure::Dropped);
+            }
+            Err(SubmitError::Stopped) => return Err(self.coordinator_lost(b)),
+        };
+        let config = b.handle.config();
+        let deadline = started_at + config.max_latency + config.response_timeout;
+        match reply.take_until(deadline) {
+            Some(Ok(output)) => Ok(output),
+            // The coordinator already reported the failed batch (once, not per feed).
+            Some(Err(BatchFailure::Processor)) => Err(StepFailure::Dropped),
+            Some(Err(BatchFailure::Stopped)) => Err(self.coordinator_lost(b)),
+            None => {
+                b.handle
+                    .counters()
+                    .items_timed_out
+                    .fetch_add(1, Ordering::Relaxed);
+                if let Some(timed_out_count) = b.timed_out.record(1, self.clock.now()) {
+                    self.health.send(HealthEvent::BatchTimeout {
+                        feed_id,
+                        processor_id,
+                        timed_out_count,
+                    });
+                }
+                Err(StepFailure::Dropped)
+            }
+        }
+    }
+
+    /// The coordinator went away while this feed still uses it: silent during runtime
+    /// shutdown, one `StageError` per session otherwise.
+    fn coordinator_lost(&self, b: &mut BatchPoint) -> StepFailure {
+        let expected =
+            b.handle.coordinator.stop_kind() == Some(crate::batch::StopKind::RuntimeShutdown);
+        if expected || b.loss_reported {
+            return StepFailure::Dropped;
+        }
+        b.loss_reported = true;
+        StepFailure::Error(StageError::DependencyUnavailable {
+            stage_id: b.handle.processor_id(),
+            detail: "batch coordinator stopped".into(),
+        })
     }
 
     pub fn process(
@@ -192,8 +349,10 @@ impl Executor {
         let temporal = NullTemporalAccess { epoch: self.epoch };
         let mut skipping = false;
         let mut now = dequeued_at;
-        for slot in &mut self.stages {
-            let stage_id = slot.stage.id();
+        let mut stages = std::mem::take(&mut self.stages);
+        let mut outcome = None;
+        for slot in &mut stages {
+            let stage_id = slot.id;
             if skipping {
                 stage_prov.push(StageProvenance {
                     stage_id,
@@ -203,24 +362,32 @@ impl Executor {
                 });
                 continue;
             }
-            let ctx = StageContext::new(
-                self.feed_id,
-                &frame,
-                &artifacts,
-                &self.view,
-                &temporal,
-                slot.counters.snapshot(),
-                dequeued_at,
-            );
             let started_at = now;
-            let stage = &mut slot.stage;
-            let result = std::panic::catch_unwind(AssertUnwindSafe(|| stage.process(&ctx)));
+            let result = match &mut slot.kind {
+                SlotKind::Stage(stage) => {
+                    let ctx = StageContext::new(
+                        self.feed_id,
+                        &frame,
+                        &artifacts,
+                        &self.view,
+                        &temporal,
+                        slot.counters.snapshot(),
+                        dequeued_at,
+                    );
+                    match std::panic::catch_unwind(AssertUnwindSafe(|| stage.process(&ctx))) {
+                        Ok(Ok(out)) => Ok(out),
+                        Ok(Err(e)) => Err(StepFailure::Error(e)),
+                        Err(_panic) => Err(StepFailure::Panicked),
+                    }
+                }
+                SlotKind::Batch(b) => self.run_batch(b, &frame, started_at),
+            };
             now = self.clock.now();
             slot.counters
                 .latency
                 .record(now.saturating_duration_since(started_at));
             match result {
-                Ok(Ok(out)) => {
+                Ok(out) => {
                     slot.counters.processed.fetch_add(1, Ordering::Relaxed);
                     skipping = artifacts.merge(out) == StageControl::SkipRemaining;
                     stage_prov.push(StageProvenance {
@@ -230,7 +397,7 @@ impl Executor {
                         result: StageResult::Ok,
                     });
                 }
-                Ok(Err(error)) => {
+                Err(StepFailure::Error(error)) => {
                     slot.counters.errors.fetch_add(1, Ordering::Relaxed);
                     self.counters.add_drop(DropReason::StageError, 1);
                     if let Some(count) = slot.errors.record(1, now) {
@@ -244,20 +411,50 @@ impl Executor {
                     } else {
                         slot.last_error = Some(error);
                     }
-                    return FrameOutcome::Dropped;
+                    outcome = Some(FrameOutcome::Dropped);
+                    break;
                 }
-                Err(_panic) => {
+                Err(StepFailure::Dropped) => {
+                    slot.counters.errors.fetch_add(1, Ordering::Relaxed);
+                    self.counters.add_drop(DropReason::Batch, 1);
+                    outcome = Some(FrameOutcome::Dropped);
+                    break;
+                }
+                Err(StepFailure::Panicked) => {
                     slot.counters.panics.fetch_add(1, Ordering::Relaxed);
                     self.counters.add_drop(DropReason::StagePanic, 1);
                     self.health.send(HealthEvent::StagePanic {
                         feed_id: self.feed_id,
                         stage_id,
                     });
-                    return FrameOutcome::Panicked(stage_id);
+                    outcome = Some(FrameOutcome::Panicked(stage_id));
+                    break;
                 }
             }
         }
-        let completed_at = now;
+        self.stages = stages;
+        if let Some(o) = outcome {
+            return o;
+        }
+        FrameOutcome::Output(self.finish(
+            frame,
+            artifacts,
+            stage_prov,
+            received_at,
+            dequeued_at,
+            now,
+        ))
+    }
+
+    fn finish(
+        &mut self,
+        frame: FrameEnvelope,
+        artifacts: PerceptionArtifacts,
+        stages: Vec<StageProvenance>,
+        received_at: MonotonicTs,
+        dequeued_at: MonotonicTs,
+        completed_at: MonotonicTs,
+    ) -> SharedOutput {
         let frame_age = self
             .clock
             .wall_now()
@@ -276,7 +473,7 @@ impl Executor {
         }
         let frame_included = self.inclusion.include(frame.ts());
         let view = self.view.as_view_state();
-        let output = OutputEnvelope {
+        Arc::new(OutputEnvelope {
             feed_id: self.feed_id,
             frame_seq: frame.seq(),
             ts: frame.ts(),
@@ -287,7 +484,7 @@ impl Executor {
             scene_features: artifacts.scene_features,
             metadata: artifacts.stage_artifacts,
             provenance: Provenance {
-                stages: stage_prov,
+                stages,
                 view: ViewProvenance {
                     epoch: view.epoch,
                     version: view.version,
@@ -303,7 +500,6 @@ impl Executor {
             },
             frame: frame_included.then_some(frame),
             admission: AdmissionSummary::default(),
-        };
-        FrameOutcome::Output(Arc::new(output))
+        })
     }
 }

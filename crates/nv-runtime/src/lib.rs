@@ -6,6 +6,7 @@
 //! queue is bounded, every drop is counted under a [`DropReason`](nv_core::DropReason),
 //! and every wait is on a condvar with a deadline read from the injected clock.
 
+pub mod batch;
 pub mod broadcast;
 mod detached;
 mod executor;
@@ -20,6 +21,7 @@ pub mod sync;
 pub mod throttle;
 mod worker;
 
+pub use batch::{BatchConfig, BatchFairness, BatchHandle, BatchMetrics};
 pub use feed::{
     FeedConfig, FeedConfigBuilder, FeedDiagnostics, FeedHandle, QueueTelemetry, SinkOverflow,
 };

@@ -9,12 +9,14 @@ use std::time::Duration;
 use nv_core::clock::{SharedClock, SystemClock};
 use nv_core::error::{ConfigError, ConfigProblem, MediaError, NvError, RuntimeError};
 use nv_core::health::{HealthEvent, StopReason};
-use nv_core::id::FeedId;
+use nv_core::id::{FeedId, StageId};
 use nv_core::security::{is_insecure_rtsp, redact_url};
 use nv_core::source::{CustomPipelinePolicy, RtspSecurityPolicy, SourceSpec};
 use nv_core::time::MonotonicTs;
+use nv_perception::BatchProcessor;
 use parking_lot::Mutex;
 
+use crate::batch::{spawn_coordinator, BatchConfig, BatchHandle, BatchMetrics, StopKind};
 use crate::broadcast;
 use crate::detached::DetachedThreads;
 use crate::executor::{Executor, ExecutorParams};
@@ -152,6 +154,7 @@ impl RuntimeBuilder {
                 health,
                 outputs: broadcast::channel(self.output_capacity),
                 feeds: Mutex::new(BTreeMap::new()),
+                batches: Mutex::new(BTreeMap::new()),
                 next_id: AtomicU64::new(1),
                 shutting_down: AtomicBool::new(false),
                 factories,
@@ -177,6 +180,7 @@ struct Inner {
     outputs: broadcast::Sender<SharedOutput>,
     lag: Arc<LagState>,
     feeds: Mutex<BTreeMap<FeedId, FeedEntry>>,
+    batches: Mutex<BTreeMap<StageId, BatchEntryReg>>,
     next_id: AtomicU64,
     shutting_down: AtomicBool,
     factories: Vec<SharedSourceFactory>,
@@ -200,6 +204,8 @@ pub struct RuntimeDiagnostics {
     pub output_messages_lost: u64,
     /// Threads that missed their stop deadline and are still running.
     pub detached_threads: Vec<String>,
+    /// One entry per batch coordinator.
+    pub batches: Vec<BatchMetrics>,
 }
 
 /// Owns feeds. Dropping it shuts everything down.
@@ -276,6 +282,21 @@ impl Runtime {
     }
     pub fn diagnostics(&self) -> RuntimeDiagnostics {
         self.inner.diagnostics()
+    }
+    /// Starts a batch coordinator for `processor` (its `on_start` runs on the coordinator
+    /// thread, bounded by `startup_timeout`). Give the handle to feeds with
+    /// [`FeedConfigBuilder::batch`](crate::FeedConfigBuilder::batch).
+    pub fn create_batch(
+        &self,
+        processor: impl BatchProcessor,
+        config: BatchConfig,
+    ) -> Result<BatchHandle, NvError> {
+        self.inner.create_batch(Box::new(processor), config)
+    }
+    /// Stops a coordinator: queued items are answered, then `on_stop` runs. Feeds still
+    /// using it drop frames at the batch point and report it once.
+    pub fn remove_batch(&self, processor_id: StageId) -> Result<(), RuntimeError> {
+        self.inner.remove_batch(processor_id)
     }
     /// Stops every feed (signalled together, joined against one deadline) and closes the
     /// health and output streams.
@@ -367,7 +388,7 @@ impl Inner {
         let id = FeedId::new(self.next_id.fetch_add(1, Ordering::SeqCst));
         let counters = Arc::new(FeedCounters::default());
         let mut config = config;
-        let stages: Vec<_> = std::mem::take(&mut config.stages)
+        let steps: Vec<_> = std::mem::take(&mut config.stages)
             .into_iter()
             .map(|s| (s, Arc::new(StageCounters::default())))
             .collect();
@@ -380,10 +401,7 @@ impl Inner {
             health: self.health.clone(),
             counters: Arc::clone(&counters),
             control: Waiter::new(Control::default(), self.clock.clone()),
-            stages: stages
-                .iter()
-                .map(|(s, c)| (s.id(), Arc::clone(c)))
-                .collect(),
+            stages: steps.iter().map(|(s, c)| (s.id(), Arc::clone(c))).collect(),
             source_queue: Mutex::new(None),
             sink_queue: Mutex::new(None),
             source_capacity: config.backpressure.queue_depth(),
@@ -396,7 +414,8 @@ impl Inner {
         });
         let executor = Executor::new(ExecutorParams {
             feed_id: id,
-            stages,
+            steps,
+            batch_latency_budget: config.batch_latency_budget,
             inclusion: config.frame_inclusion,
             clock: self.clock.clone(),
             health: self.health.clone(),
@@ -481,12 +500,23 @@ impl Inner {
         let entries: Vec<FeedEntry> = std::mem::take(&mut *self.feeds.lock())
             .into_values()
             .collect();
+        // Coordinators first: a feed blocked at a batch point is answered (drained) rather
+        // than left waiting for its response timeout.
+        let batches: Vec<BatchEntryReg> = std::mem::take(&mut *self.batches.lock())
+            .into_values()
+            .collect();
+        for b in &batches {
+            b.handle.coordinator.stop(StopKind::RuntimeShutdown);
+        }
         for e in &entries {
             e.handle.shared.request_stop();
         }
         let deadline = self.clock.now() + self.feed_join_timeout;
         for e in entries {
             self.join_feed(e, deadline);
+        }
+        for b in batches {
+            self.join_batch(b, deadline);
         }
         self.lag.flush();
         self.outputs.close();
@@ -506,7 +536,80 @@ impl Inner {
             max_feeds: self.max_feeds,
             feeds,
             output_messages_lost: self.lag.total(),
+            batches: self
+                .batches
+                .lock()
+                .values()
+                .map(|b| b.handle.metrics())
+                .collect(),
             detached_threads: self.detached.reap(),
         }
     }
+
+    fn create_batch(
+        &self,
+        processor: Box<dyn BatchProcessor>,
+        config: BatchConfig,
+    ) -> Result<BatchHandle, NvError> {
+        if self.shutting_down.load(Ordering::SeqCst) {
+            return Err(RuntimeError::ShutdownInProgress.into());
+        }
+        config.validate()?;
+        let processor_id = processor.id();
+        // Holding the registry lock through startup makes duplicate ids race-free; startup
+        // is bounded by `startup_timeout`.
+        let mut batches = self.batches.lock();
+        if batches.contains_key(&processor_id) {
+            return Err(RuntimeError::DuplicateBatchProcessor { processor_id }.into());
+        }
+        match spawn_coordinator(processor, config, self.health.clone(), self.clock.clone()) {
+            Ok((coordinator, thread)) => {
+                let handle = BatchHandle { coordinator };
+                batches.insert(
+                    processor_id,
+                    BatchEntryReg {
+                        handle: handle.clone(),
+                        thread: Some(thread),
+                    },
+                );
+                Ok(handle)
+            }
+            Err((err, stuck)) => {
+                if let Some(t) = stuck {
+                    self.detached.add(format!("nv-batch-{processor_id}"), t);
+                }
+                Err(err.into())
+            }
+        }
+    }
+
+    fn remove_batch(&self, processor_id: StageId) -> Result<(), RuntimeError> {
+        let entry = self
+            .batches
+            .lock()
+            .remove(&processor_id)
+            .ok_or(RuntimeError::BatchNotFound { processor_id })?;
+        entry.handle.coordinator.stop(StopKind::Removed);
+        self.join_batch(entry, self.clock.now() + self.feed_join_timeout);
+        Ok(())
+    }
+
+    fn join_batch(&self, mut entry: BatchEntryReg, deadline: MonotonicTs) {
+        let Some(thread) = entry.thread.take() else {
+            return;
+        };
+        if entry.handle.coordinator.wait_finished(deadline) {
+            if thread.join().is_err() {
+                tracing::error!(processor_id = %entry.handle.processor_id(), "batch coordinator panicked");
+            }
+        } else {
+            self.detached
+                .add(format!("nv-batch-{}", entry.handle.processor_id()), thread);
+        }
+    }
+}
+
+struct BatchEntryReg {
+    handle: BatchHandle,
+    thread: Option<JoinHandle<()>>,
 }

@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 use nv_core::geometry::AffineTransform2D;
 
+use crate::ptz::PtzTelemetry;
+
 /// Discontinuity generation of a camera view. Bumped when the view changes so much that
 /// earlier spatial state (zones, trajectories) no longer applies, and on feed restart.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -64,6 +66,22 @@ pub enum CameraMotionState {
     Unknown,
 }
 
+impl CameraMotionState {
+    /// Moving *or* unknown: the transition FSM and the policy treat "we cannot tell" as
+    /// moving, because assuming stability is what silently corrupts trajectories.
+    pub fn is_moving_or_unknown(self) -> bool {
+        !matches!(self, Self::Stable)
+    }
+    /// Stable text for provenance and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Stable => "stable",
+            Self::Moving { .. } => "moving",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
 /// Where motion information came from.
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[non_exhaustive]
@@ -72,6 +90,18 @@ pub enum MotionSource {
     Inferred { confidence: f32 },
     External,
     None,
+}
+
+impl MotionSource {
+    /// Stable text for provenance and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Telemetry => "telemetry",
+            Self::Inferred { .. } => "inferred",
+            Self::External => "external",
+            Self::None => "none",
+        }
+    }
 }
 
 /// Phase of a camera move. `MoveStart` and `MoveEnd` last exactly one frame.
@@ -95,6 +125,15 @@ impl TransitionPhase {
             (Self::Settled | Self::MoveEnd, false) => Self::Settled,
         }
     }
+    /// Stable text for provenance and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Settled => "settled",
+            Self::MoveStart => "move_start",
+            Self::Moving => "moving",
+            Self::MoveEnd => "move_end",
+        }
+    }
 }
 
 /// Why a view is degraded.
@@ -109,6 +148,26 @@ pub enum DegradationReason {
     Unknown,
 }
 
+impl DegradationReason {
+    /// Stable text carried by `HealthEvent::ViewDegraded` and provenance; never reworded.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PtzMoving => "ptz_moving",
+            Self::LargeJump => "large_jump",
+            Self::ZoomChange => "zoom_change",
+            Self::OcclusionOrBlur => "occlusion_or_blur",
+            Self::InferredMotionLowConfidence => "inferred_motion_low_confidence",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+impl fmt::Display for DegradationReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Whether spatial context computed in this view can be trusted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -116,6 +175,19 @@ pub enum ContextValidity {
     Valid,
     Degraded { reason: DegradationReason },
     Invalid,
+}
+
+impl ContextValidity {
+    pub fn is_valid(self) -> bool {
+        matches!(self, Self::Valid)
+    }
+    /// The degradation reason, if degraded.
+    pub fn degradation_reason(self) -> Option<DegradationReason> {
+        match self {
+            Self::Degraded { reason } => Some(reason),
+            Self::Valid | Self::Invalid => None,
+        }
+    }
 }
 
 /// The view state of a feed at one frame.
@@ -127,6 +199,10 @@ pub struct ViewState {
     pub motion: CameraMotionState,
     pub motion_source: MotionSource,
     pub transition: TransitionPhase,
+    /// Last PTZ pose reported in this session (`None` for fixed cameras and providers
+    /// without telemetry). Its `ts` is when that pose was first reported: a repeat of the
+    /// same pose is not a view change (see `ViewTracker`).
+    pub ptz: Option<PtzTelemetry>,
     /// Accumulated transform from the epoch's reference view to the current view.
     pub global_transform: AffineTransform2D,
     pub validity: ContextValidity,
@@ -143,6 +219,7 @@ impl ViewState {
             motion: CameraMotionState::Stable,
             motion_source: MotionSource::None,
             transition: TransitionPhase::Settled,
+            ptz: None,
             global_transform: AffineTransform2D::IDENTITY,
             validity: ContextValidity::Valid,
             stability_score: 1.0,
@@ -175,6 +252,21 @@ impl ViewSnapshot {
     pub fn version(&self) -> ViewVersion {
         self.0.version
     }
+    pub fn motion(&self) -> CameraMotionState {
+        self.0.motion
+    }
+    pub fn motion_source(&self) -> MotionSource {
+        self.0.motion_source
+    }
+    pub fn transition(&self) -> TransitionPhase {
+        self.0.transition
+    }
+    pub fn ptz(&self) -> Option<PtzTelemetry> {
+        self.0.ptz
+    }
+    pub fn global_transform(&self) -> AffineTransform2D {
+        self.0.global_transform
+    }
     pub fn validity(&self) -> ContextValidity {
         self.0.validity
     }
@@ -183,6 +275,11 @@ impl ViewSnapshot {
     }
     pub fn as_view_state(&self) -> &ViewState {
         &self.0
+    }
+    /// Whether both snapshots share one allocation (an unchanged view is handed out again
+    /// without copying).
+    pub fn ptr_eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
     }
 }
 

@@ -6,8 +6,9 @@ use nv_core::camera::CameraMode;
 use nv_core::error::{ConfigError, ConfigProblem};
 use nv_core::policy::{BackpressurePolicy, ReconnectPolicy, RestartPolicy};
 use nv_core::source::{DecodePreference, SourceSpec};
-use nv_perception::{validate_stages, Stage, StagePipeline, ValidationMode};
+use nv_perception::{validate_capabilities, Stage, StagePipeline, ValidationMode};
 
+use crate::batch::BatchHandle;
 use crate::output::{FrameInclusion, OutputSink, SinkFactory};
 use crate::source::OutputFormat;
 use crate::throttle::DEFAULT_THROTTLE_WINDOW;
@@ -23,12 +24,28 @@ pub enum SinkOverflow {
     Block,
 }
 
+/// One step of a feed's pipeline: a stage, or the (single) batch point.
+pub(crate) enum PipelineStep {
+    Stage(Box<dyn Stage>),
+    Batch(BatchHandle),
+}
+
+impl PipelineStep {
+    pub fn id(&self) -> nv_core::id::StageId {
+        match self {
+            Self::Stage(s) => s.id(),
+            Self::Batch(b) => b.processor_id(),
+        }
+    }
+}
+
 /// A validated feed configuration. Build with [`FeedConfig::builder`].
 pub struct FeedConfig {
     pub(crate) name: Option<String>,
     pub(crate) source: SourceSpec,
     pub(crate) camera_mode: CameraMode,
-    pub(crate) stages: Vec<Box<dyn Stage>>,
+    pub(crate) stages: Vec<PipelineStep>,
+    pub(crate) batch_latency_budget: Option<Duration>,
     pub(crate) sink: Box<dyn OutputSink>,
     pub(crate) sink_factory: Option<SinkFactory>,
     pub(crate) backpressure: BackpressurePolicy,
@@ -79,7 +96,8 @@ pub struct FeedConfigBuilder {
     name: Option<String>,
     source: Option<SourceSpec>,
     camera_mode: Option<CameraMode>,
-    stages: Vec<Box<dyn Stage>>,
+    stages: Vec<PipelineStep>,
+    batch_latency_budget: Option<Duration>,
     sink: Option<Box<dyn OutputSink>>,
     sink_factory: Option<SinkFactory>,
     backpressure: Option<BackpressurePolicy>,
@@ -156,15 +174,28 @@ impl FeedConfigBuilder {
         self
     }
     pub fn stage(mut self, stage: impl Stage) -> Self {
-        self.stages.push(Box::new(stage));
+        self.stages.push(PipelineStep::Stage(Box::new(stage)));
         self
     }
     pub fn boxed_stage(mut self, stage: Box<dyn Stage>) -> Self {
-        self.stages.push(stage);
+        self.stages.push(PipelineStep::Stage(stage));
         self
     }
     pub fn stages(mut self, stages: Vec<Box<dyn Stage>>) -> Self {
-        self.stages.extend(stages);
+        self.stages
+            .extend(stages.into_iter().map(PipelineStep::Stage));
+        self
+    }
+    /// The feed's batch point, at this position: stages added before it run before the
+    /// batch, stages added after run after it. At most one per feed.
+    pub fn batch(mut self, handle: BatchHandle) -> Self {
+        self.stages.push(PipelineStep::Batch(handle));
+        self
+    }
+    /// This feed's latency budget at the batch point (orders work under
+    /// `BatchFairness::Deadline`); defaults to the batch's `max_latency`.
+    pub fn batch_latency_budget(mut self, budget: Duration) -> Self {
+        self.batch_latency_budget = Some(budget);
         self
     }
     pub fn pipeline(self, pipeline: StagePipeline) -> Self {
@@ -275,8 +306,25 @@ impl FeedConfigBuilder {
                 "must be within [0, 1]",
             ));
         }
+        if self
+            .stages
+            .iter()
+            .filter(|s| matches!(s, PipelineStep::Batch(_)))
+            .count()
+            > 1
+        {
+            problems.push(ConfigProblem::invalid(
+                "batch",
+                "2 or more",
+                "a feed has at most one batch point",
+            ));
+        }
         if self.validation != ValidationMode::Off {
-            for warning in validate_stages(&self.stages) {
+            let caps = self.stages.iter().map(|s| match s {
+                PipelineStep::Stage(st) => (st.id(), st.capabilities()),
+                PipelineStep::Batch(b) => (b.processor_id(), b.coordinator.capabilities),
+            });
+            for warning in validate_capabilities(caps) {
                 match self.validation {
                     ValidationMode::Error => problems.push(ConfigProblem::invalid(
                         "stages",
@@ -299,6 +347,7 @@ impl FeedConfigBuilder {
             source,
             camera_mode,
             stages: self.stages,
+            batch_latency_budget: self.batch_latency_budget,
             sink,
             sink_factory: self.sink_factory,
             backpressure,
