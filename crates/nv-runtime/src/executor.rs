@@ -12,10 +12,11 @@ use nv_core::health::{DropReason, HealthEvent};
 use nv_core::id::{FeedId, StageId};
 use nv_core::time::MonotonicTs;
 use nv_frame::FrameEnvelope;
-use nv_perception::{
-    NullTemporalAccess, PerceptionArtifacts, Stage, StageContext, StageControl, StageOutput,
+use nv_perception::{PerceptionArtifacts, Stage, StageContext, StageControl, StageOutput};
+use nv_temporal::TemporalStore;
+use nv_view::{
+    MotionPollContext, MotionReport, ViewEpoch, ViewStateProvider, ViewTracker, ViewUpdate,
 };
-use nv_view::{ViewEpoch, ViewSnapshot, ViewState};
 
 use crate::batch::{BatchFailure, BatchHandle, SubmitError};
 use crate::broadcast;
@@ -75,8 +76,12 @@ enum StepFailure {
 pub(crate) struct Executor {
     feed_id: FeedId,
     stages: Vec<StageSlot>,
-    view: ViewSnapshot,
-    epoch: ViewEpoch,
+    view: ViewTracker,
+    provider: Option<Arc<dyn ViewStateProvider>>,
+    temporal: TemporalStore,
+    degraded: Throttle,
+    compensated: Throttle,
+    admission: Throttle,
     inclusion: InclusionState,
     inclusion_policy: FrameInclusion,
     clock: SharedClock,
@@ -105,6 +110,9 @@ pub(crate) struct ExecutorParams {
     pub feed_id: FeedId,
     pub steps: Vec<(PipelineStep, Arc<StageCounters>)>,
     pub batch_latency_budget: Option<Duration>,
+    pub view: ViewTracker,
+    pub provider: Option<Arc<dyn ViewStateProvider>>,
+    pub temporal: TemporalStore,
     pub inclusion: FrameInclusion,
     pub clock: SharedClock,
     pub health: broadcast::Sender<HealthEvent>,
@@ -146,8 +154,12 @@ impl Executor {
         Self {
             feed_id: p.feed_id,
             stages,
-            view: ViewSnapshot::new(ViewState::fixed_initial()),
-            epoch: ViewEpoch::INITIAL,
+            view: p.view,
+            provider: p.provider,
+            temporal: p.temporal,
+            degraded: Throttle::new(window),
+            compensated: Throttle::new(window),
+            admission: Throttle::new(window),
             inclusion: InclusionState::new(p.inclusion),
             inclusion_policy: p.inclusion,
             clock: p.clock,
@@ -201,16 +213,21 @@ impl Executor {
     /// the stages.
     pub fn begin_restart_session(&mut self) {
         self.session += 1;
-        self.epoch = self.epoch.next();
-        let mut state = ViewState::fixed_initial();
-        state.epoch = self.epoch;
-        state.version = self.view.version().next();
-        self.view = ViewSnapshot::new(state);
+        let update = self.view.restart();
+        let epoch = update.snapshot.epoch();
+        // Trajectories end at the restart boundary; the new session starts from nothing.
+        self.temporal.clear_for_restart();
+        self.temporal.set_view_epoch(epoch);
+        self.counters.tracks_active.store(0, Ordering::Relaxed);
         self.inclusion = InclusionState::new(self.inclusion_policy);
         self.counters
             .view_epoch
-            .store(self.epoch.as_u64(), Ordering::Relaxed);
-        let epoch = self.epoch;
+            .store(epoch.as_u64(), Ordering::Relaxed);
+        self.notify_epoch(epoch);
+    }
+
+    /// Tells every stage about a new view epoch (before the epoch's first frame).
+    fn notify_epoch(&mut self, epoch: ViewEpoch) {
         for slot in &mut self.stages {
             if let SlotKind::Stage(stage) = &mut slot.kind {
                 if let Err(e) = guarded(slot.id, || stage.on_view_epoch_change(epoch)) {
@@ -265,17 +282,100 @@ impl Executor {
             });
             self.lag_peak_ms = 0;
         }
+        let view = self.view.snapshot();
+        if let Some(frames) = self.degraded.flush() {
+            let reason = view_reason(view);
+            let stability_score = view.stability_score();
+            self.health.send(HealthEvent::ViewDegraded {
+                feed_id,
+                stability_score,
+                reason,
+                frames,
+            });
+        }
+        if let Some(count) = self.compensated.flush() {
+            let epoch = view.epoch().as_u64();
+            self.health.send(HealthEvent::ViewCompensationApplied {
+                feed_id,
+                epoch,
+                count,
+            });
+        }
+        if let Some(rejected_count) = self.admission.flush() {
+            self.health.send(HealthEvent::TrackAdmissionRejected {
+                feed_id,
+                rejected_count,
+            });
+        }
+    }
+
+    /// Polls the view provider (observed cameras) and applies the epoch decision before
+    /// any stage sees the frame.
+    fn update_view(&mut self, frame: &FrameEnvelope, now: MonotonicTs) -> Option<ViewUpdate> {
+        let provider = self.provider.as_ref()?;
+        let ctx = MotionPollContext {
+            ts: frame.ts(),
+            frame,
+            previous_view: self.view.snapshot(),
+        };
+        let report = std::panic::catch_unwind(AssertUnwindSafe(|| provider.poll(&ctx)))
+            .unwrap_or_else(|_| {
+                tracing::warn!(feed_id = %self.feed_id, "view provider panicked; frame treated as without motion data");
+                MotionReport::default()
+            });
+        let update = self.view.update(&report, frame.ts());
+        let feed_id = self.feed_id;
+        let snapshot = &update.snapshot;
+        if let Some(epoch) = update.epoch_changed {
+            self.temporal.set_view_epoch(epoch);
+            self.counters
+                .view_epoch
+                .store(epoch.as_u64(), Ordering::Relaxed);
+            let reason = update.decision.map_or_else(String::new, |d| d.to_string());
+            self.health.send(HealthEvent::ViewEpochChanged {
+                feed_id,
+                epoch: epoch.as_u64(),
+                reason,
+            });
+            self.notify_epoch(epoch);
+        }
+        if update.degraded.is_some() {
+            if let Some(frames) = self.degraded.record(1, now) {
+                let reason = view_reason(snapshot);
+                let stability_score = snapshot.stability_score();
+                self.health.send(HealthEvent::ViewDegraded {
+                    feed_id,
+                    stability_score,
+                    reason,
+                    frames,
+                });
+            }
+        }
+        if let Some(transform) = update.compensation {
+            self.temporal
+                .apply_compensation(&transform, snapshot.epoch());
+            if let Some(count) = self.compensated.record(1, now) {
+                let epoch = snapshot.epoch().as_u64();
+                self.health.send(HealthEvent::ViewCompensationApplied {
+                    feed_id,
+                    epoch,
+                    count,
+                });
+            }
+        }
+        Some(update)
     }
 
     fn run_batch(
         &self,
         b: &mut BatchPoint,
         frame: &FrameEnvelope,
+        view: &nv_view::ViewSnapshot,
         started_at: MonotonicTs,
     ) -> Result<StageOutput, StepFailure> {
         let (feed_id, processor_id) = (self.feed_id, b.handle.processor_id());
         let coordinator = &b.handle.coordinator;
-        let reply = match coordinator.submit(feed_id, frame.clone(), self.view.clone(), b.budget) {
+        let reply = match coordinator.submit(feed_id, frame.clone(), view.clone(), b.budget) {
             Ok(reply) => reply,
             Err(SubmitError::QueueFull) => {
                 if let Some(dropped_count) = b.rejected.record(1, started_at) {
@@ -344,9 +444,13 @@ impl Executor {
         received_at: MonotonicTs,
         dequeued_at: MonotonicTs,
     ) -> FrameOutcome {
+        let decision = self
+            .update_view(&frame, dequeued_at)
+            .and_then(|u| u.decision);
+        let view = self.view.snapshot().clone();
+        let temporal = self.temporal.snapshot();
         let mut artifacts = PerceptionArtifacts::new();
         let mut stage_prov = Vec::with_capacity(self.stages.len());
-        let temporal = NullTemporalAccess { epoch: self.epoch };
         let mut skipping = false;
         let mut now = dequeued_at;
         let mut stages = std::mem::take(&mut self.stages);
@@ -369,7 +473,7 @@ impl Executor {
                         self.feed_id,
                         &frame,
                         &artifacts,
-                        &self.view,
+                        &view,
                         &temporal,
                         slot.counters.snapshot(),
                         dequeued_at,
@@ -380,7 +484,7 @@ impl Executor {
                         Err(_panic) => Err(StepFailure::Panicked),
                     }
                 }
-                SlotKind::Batch(b) => self.run_batch(b, &frame, started_at),
+                SlotKind::Batch(b) => self.run_batch(b, &frame, &view, started_at),
             };
             now = self.clock.now();
             slot.counters
@@ -436,14 +540,57 @@ impl Executor {
         if let Some(o) = outcome {
             return o;
         }
-        FrameOutcome::Output(self.finish(
-            frame,
-            artifacts,
-            stage_prov,
-            received_at,
-            dequeued_at,
-            now,
-        ))
+        let admission = self.commit_tracks(&artifacts, frame.ts(), now);
+        let view_prov = ViewProvenance {
+            epoch: view.epoch(),
+            version: view.version(),
+            validity: view.validity(),
+            stability_score: view.stability_score(),
+            motion_source: view.motion_source(),
+            transition: view.transition(),
+            decision,
+        };
+        let times = [received_at, dequeued_at, now];
+        FrameOutcome::Output(self.finish(frame, artifacts, stage_prov, view_prov, admission, times))
+    }
+
+    /// Commits the frame's tracks to the temporal store (authoritative sets end missing
+    /// tracks first), then applies retention.
+    fn commit_tracks(
+        &mut self,
+        artifacts: &PerceptionArtifacts,
+        ts: MonotonicTs,
+        now: MonotonicTs,
+    ) -> AdmissionSummary {
+        if artifacts.tracks.is_empty()
+            && !artifacts.tracks_authoritative
+            && self.temporal.is_empty()
+        {
+            return AdmissionSummary::default();
+        }
+        let epoch = self.view.snapshot().epoch();
+        let summary = self.temporal.commit_frame(
+            &artifacts.tracks,
+            artifacts.tracks_authoritative,
+            ts,
+            epoch,
+        );
+        self.temporal.enforce_retention(ts);
+        let active = self.temporal.track_count() as u64;
+        self.counters.tracks_active.store(active, Ordering::Relaxed);
+        let rejected = u32::try_from(summary.rejected).unwrap_or(u32::MAX);
+        if rejected > 0 {
+            if let Some(rejected_count) = self.admission.record(u64::from(rejected), now) {
+                self.health.send(HealthEvent::TrackAdmissionRejected {
+                    feed_id: self.feed_id,
+                    rejected_count,
+                });
+            }
+        }
+        AdmissionSummary {
+            admitted: u32::try_from(summary.admitted).unwrap_or(u32::MAX),
+            rejected,
+        }
     }
 
     fn finish(
@@ -451,9 +598,9 @@ impl Executor {
         frame: FrameEnvelope,
         artifacts: PerceptionArtifacts,
         stages: Vec<StageProvenance>,
-        received_at: MonotonicTs,
-        dequeued_at: MonotonicTs,
-        completed_at: MonotonicTs,
+        view: ViewProvenance,
+        admission: AdmissionSummary,
+        [received_at, dequeued_at, completed_at]: [MonotonicTs; 3],
     ) -> SharedOutput {
         let frame_age = self
             .clock
@@ -472,7 +619,6 @@ impl Executor {
             }
         }
         let frame_included = self.inclusion.include(frame.ts());
-        let view = self.view.as_view_state();
         Arc::new(OutputEnvelope {
             feed_id: self.feed_id,
             frame_seq: frame.seq(),
@@ -485,12 +631,7 @@ impl Executor {
             metadata: artifacts.stage_artifacts,
             provenance: Provenance {
                 stages,
-                view: ViewProvenance {
-                    epoch: view.epoch,
-                    version: view.version,
-                    validity: view.validity,
-                    stability_score: view.stability_score,
-                },
+                view,
                 received_at,
                 dequeued_at,
                 completed_at,
@@ -499,7 +640,14 @@ impl Executor {
                 frame_included,
             },
             frame: frame_included.then_some(frame),
-            admission: AdmissionSummary::default(),
+            admission,
         })
+    }
+}
+
+fn view_reason(view: &nv_view::ViewSnapshot) -> String {
+    match view.validity() {
+        nv_view::ContextValidity::Degraded { reason } => reason.as_str().to_owned(),
+        other => format!("{other:?}"),
     }
 }

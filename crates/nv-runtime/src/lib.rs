@@ -35,3 +35,5 @@ pub use subscription::{HealthSubscription, OutputSubscription};
 pub use nv_core::policy::{BackpressurePolicy, ReconnectPolicy, RestartPolicy, RestartTrigger};
 pub use nv_core::source::{PixelFormat, SourceSpec, SyntheticSpec};
 pub use nv_core::{CameraMode, DropReason, FeedId, HealthEvent, StageId, StopReason};
+pub use nv_temporal::RetentionPolicy;
+pub use nv_view::{DefaultEpochPolicy, EpochPolicy, ViewSettings, ViewStateProvider};

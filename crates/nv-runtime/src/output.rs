@@ -8,7 +8,9 @@ use nv_core::metadata::TypedMetadata;
 use nv_core::time::{MonotonicTs, WallTs};
 use nv_frame::FrameEnvelope;
 use nv_perception::{DerivedSignal, DetectionSet, SceneFeature, Track};
-use nv_view::{ContextValidity, ViewEpoch, ViewVersion};
+use nv_view::{
+    ContextValidity, EpochDecision, MotionSource, TransitionPhase, ViewEpoch, ViewVersion,
+};
 
 /// What a stage did with a frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,6 +44,10 @@ pub struct ViewProvenance {
     pub version: ViewVersion,
     pub validity: ContextValidity,
     pub stability_score: f32,
+    pub motion_source: MotionSource,
+    pub transition: TransitionPhase,
+    /// The epoch policy's decision for this frame; `None` for fixed cameras.
+    pub decision: Option<EpochDecision>,
 }
 
 /// Why an output says what it says: where the frame came from, how long each step took.

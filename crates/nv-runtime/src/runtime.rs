@@ -14,6 +14,8 @@ use nv_core::security::{is_insecure_rtsp, redact_url};
 use nv_core::source::{CustomPipelinePolicy, RtspSecurityPolicy, SourceSpec};
 use nv_core::time::MonotonicTs;
 use nv_perception::BatchProcessor;
+use nv_temporal::TemporalStore;
+use nv_view::{DefaultEpochPolicy, ViewTracker};
 use parking_lot::Mutex;
 
 use crate::batch::{spawn_coordinator, BatchConfig, BatchHandle, BatchMetrics, StopKind};
@@ -416,6 +418,16 @@ impl Inner {
             feed_id: id,
             steps,
             batch_latency_budget: config.batch_latency_budget,
+            view: ViewTracker::new(
+                config.camera_mode,
+                config
+                    .epoch_policy
+                    .take()
+                    .unwrap_or_else(|| Box::new(DefaultEpochPolicy::default())),
+                config.view_settings.clone(),
+            ),
+            provider: config.view_provider.take(),
+            temporal: TemporalStore::new(config.retention.clone()).map_err(NvError::from)?,
             inclusion: config.frame_inclusion,
             clock: self.clock.clone(),
             health: self.health.clone(),

@@ -193,7 +193,15 @@ fn slow_sink_drops_for_the_sink_only_and_never_blocks_stages() {
     });
     let m = h.metrics();
     assert_eq!(m.frames_processed, N);
-    assert_eq!(m.dropped(DropReason::SinkQueueFull), N - 1 - cap as u64);
+    // One output is inside `emit`, `cap` wait in the queue; whether the first output had
+    // left the queue when the queue filled depends on thread start-up, so the split is
+    // 1 + cap or cap accepted, and the accounting must be exact either way.
+    let accepted = m.outputs_to_sink;
+    assert!(
+        accepted == cap as u64 || accepted == cap as u64 + 1,
+        "{accepted}"
+    );
+    assert_eq!(m.dropped(DropReason::SinkQueueFull), N - accepted);
     // Subscribers are unaffected by the sink's backlog.
     let mut got = 0;
     while got < N {

@@ -26,7 +26,6 @@ struct Shared {
     gate: Condvar,
     entered: AtomicU64,
     stops: AtomicU64,
-    queued_at_stop: AtomicU64,
 }
 
 /// Tags each entry with a detection whose id is the feed id; scripted failures and a gate.

@@ -245,7 +245,7 @@ fn config_reports_every_problem_at_once() {
         .output_sink(NullSink)
         .build()
         .unwrap_err();
-    assert_eq!(observed.problems[0].field, "camera_mode");
+    assert_eq!(observed.problems[0].field, "view_provider");
     assert!(
         Runtime::builder()
             .max_feeds(0)

@@ -202,7 +202,7 @@ mod tests {
             while !q.is_empty() {
                 let waiting: std::collections::BTreeSet<u64> = q.per_feed.keys().map(|f| f.as_u64()).collect();
                 let b = q.take_batch(batch);
-                let mut counts = std::collections::BTreeMap::new();
+                let mut counts = BTreeMap::new();
                 for p in &b { *counts.entry(p.feed.as_u64()).or_insert(0usize) += 1; }
                 let max = counts.values().copied().max().unwrap_or(0);
                 if max > 1 {

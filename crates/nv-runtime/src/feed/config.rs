@@ -7,6 +7,9 @@ use nv_core::error::{ConfigError, ConfigProblem};
 use nv_core::policy::{BackpressurePolicy, ReconnectPolicy, RestartPolicy};
 use nv_core::source::{DecodePreference, SourceSpec};
 use nv_perception::{validate_capabilities, Stage, StagePipeline, ValidationMode};
+use nv_temporal::RetentionPolicy;
+use nv_view::{EpochPolicy, ViewSettings, ViewStateProvider};
+use std::sync::Arc;
 
 use crate::batch::BatchHandle;
 use crate::output::{FrameInclusion, OutputSink, SinkFactory};
@@ -46,6 +49,10 @@ pub struct FeedConfig {
     pub(crate) camera_mode: CameraMode,
     pub(crate) stages: Vec<PipelineStep>,
     pub(crate) batch_latency_budget: Option<Duration>,
+    pub(crate) view_provider: Option<Arc<dyn ViewStateProvider>>,
+    pub(crate) epoch_policy: Option<Box<dyn EpochPolicy>>,
+    pub(crate) view_settings: ViewSettings,
+    pub(crate) retention: RetentionPolicy,
     pub(crate) sink: Box<dyn OutputSink>,
     pub(crate) sink_factory: Option<SinkFactory>,
     pub(crate) backpressure: BackpressurePolicy,
@@ -98,6 +105,10 @@ pub struct FeedConfigBuilder {
     camera_mode: Option<CameraMode>,
     stages: Vec<PipelineStep>,
     batch_latency_budget: Option<Duration>,
+    view_provider: Option<Arc<dyn ViewStateProvider>>,
+    epoch_policy: Option<Box<dyn EpochPolicy>>,
+    view_settings: Option<ViewSettings>,
+    retention: Option<RetentionPolicy>,
     sink: Option<Box<dyn OutputSink>>,
     sink_factory: Option<SinkFactory>,
     backpressure: Option<BackpressurePolicy>,
@@ -168,6 +179,28 @@ impl FeedConfigBuilder {
         health_throttle: Duration
     );
 
+    /// Camera motion input (PTZ telemetry, egomotion) for `CameraMode::Observed` feeds;
+    /// polled once per frame before the stages.
+    pub fn view_provider(mut self, provider: Arc<dyn ViewStateProvider>) -> Self {
+        self.view_provider = Some(provider);
+        self
+    }
+    /// Decides continue/degrade/compensate/segment per observed frame; default
+    /// `DefaultEpochPolicy`.
+    pub fn epoch_policy(mut self, policy: Box<dyn EpochPolicy>) -> Self {
+        self.epoch_policy = Some(policy);
+        self
+    }
+    pub fn view_settings(mut self, settings: ViewSettings) -> Self {
+        self.view_settings = Some(settings);
+        self
+    }
+    /// Bounds of the feed's temporal store (tracks, observations, trajectory points).
+    pub fn retention(mut self, policy: RetentionPolicy) -> Self {
+        self.retention = Some(policy);
+        self
+    }
+
     /// Frames above this rate are skipped before the queue (sampling, not drops).
     pub fn max_fps(mut self, fps: f64) -> Self {
         self.max_fps = Some(fps);
@@ -232,14 +265,27 @@ impl FeedConfigBuilder {
         if self.source.is_none() {
             problems.push(ConfigProblem::missing("source"));
         }
-        match self.camera_mode {
-            None => problems.push(ConfigProblem::missing("camera_mode")),
-            Some(CameraMode::Observed) => problems.push(ConfigProblem::invalid(
-                "camera_mode",
-                "Observed",
-                "observed cameras need a view provider, which this runtime version does not accept yet",
+        match (self.camera_mode, self.view_provider.is_some()) {
+            (None, _) => problems.push(ConfigProblem::missing("camera_mode")),
+            (Some(CameraMode::Observed), false) => problems.push(ConfigProblem::invalid(
+                "view_provider",
+                "none",
+                "camera_mode Observed needs a view provider (PTZ telemetry or motion estimate)",
             )),
-            Some(_) => {}
+            (Some(CameraMode::Fixed), true) => problems.push(ConfigProblem::invalid(
+                "view_provider",
+                "set",
+                "camera_mode Fixed never moves; remove the provider or declare Observed",
+            )),
+            _ => {}
+        }
+        let retention = self.retention.unwrap_or_default();
+        if let Err(e) = retention.validate() {
+            problems.extend(e.problems);
+        }
+        let view_settings = self.view_settings.unwrap_or_default();
+        if let Err(e) = view_settings.validate() {
+            problems.extend(e.problems);
         }
         if self.sink.is_none() {
             problems.push(ConfigProblem::missing("output_sink"));
@@ -348,6 +394,10 @@ impl FeedConfigBuilder {
             camera_mode,
             stages: self.stages,
             batch_latency_budget: self.batch_latency_budget,
+            view_provider: self.view_provider,
+            epoch_policy: self.epoch_policy,
+            view_settings,
+            retention,
             sink,
             sink_factory: self.sink_factory,
             backpressure,
