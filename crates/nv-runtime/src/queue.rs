@@ -164,12 +164,19 @@ impl<T: Send + 'static> BoundedQueue<T> {
         result
     }
 
-    /// Pops the next item. Priority: a queued item always comes before close and wake, so
-    /// frames queued before end-of-stream are still processed. Waits until `deadline`
+    /// Pops the next item. Priority: a pending wake first (control changes apply at once),
+    /// then queued items, then close, so frames queued before end-of-stream are still
+    /// processed. Waits until `deadline`
     /// (clock time; `None` = no deadline).
     pub fn pop(&self, deadline: Option<MonotonicTs>) -> Pop<T> {
         let mut st = self.state.lock();
         loop {
+            // A control-plane wake (pause, stop, source tick request) is answered before
+            // queued items so it takes effect at once; the items stay queued.
+            if st.wake_pending {
+                st.wake_pending = false;
+                return Pop::Woken;
+            }
             if let Some((item, pushed_at)) = st.items.pop_front() {
                 let wake_producer = st.producers_parked > 0;
                 drop(st);
@@ -180,10 +187,6 @@ impl<T: Send + 'static> BoundedQueue<T> {
             }
             if st.closed {
                 return Pop::Closed;
-            }
-            if st.wake_pending {
-                st.wake_pending = false;
-                return Pop::Woken;
             }
             let budget = match deadline {
                 None => None,
@@ -217,7 +220,7 @@ impl<T: Send + 'static> BoundedQueue<T> {
         item
     }
 
-    /// Makes a parked (or the next) `pop` return [`Pop::Woken`] if no item is queued.
+    /// Makes a parked (or the next) `pop` return [`Pop::Woken`], ahead of queued items.
     pub fn wake(&self) {
         let mut st = self.state.lock();
         st.wake_pending = true;
@@ -283,11 +286,8 @@ mod tests {
         assert!(matches!(q.pop(None), Pop::Woken));
         q.push(5, Overflow::Block);
         q.wake();
-        assert!(
-            matches!(q.pop(None), Pop::Item(5, _)),
-            "items win over wake"
-        );
-        assert!(matches!(q.pop(None), Pop::Woken));
+        assert!(matches!(q.pop(None), Pop::Woken), "a wake is answered before items");
+        assert!(matches!(q.pop(None), Pop::Item(5, _)), "and the item stays queued");
     }
 
     #[test]
