@@ -286,8 +286,14 @@ mod tests {
         assert!(matches!(q.pop(None), Pop::Woken));
         q.push(5, Overflow::Block);
         q.wake();
-        assert!(matches!(q.pop(None), Pop::Woken), "a wake is answered before items");
-        assert!(matches!(q.pop(None), Pop::Item(5, _)), "and the item stays queued");
+        assert!(
+            matches!(q.pop(None), Pop::Woken),
+            "a wake is answered before items"
+        );
+        assert!(
+            matches!(q.pop(None), Pop::Item(5, _)),
+            "and the item stays queued"
+        );
     }
 
     #[test]

@@ -325,3 +325,13 @@ impl Stage for NoOpStage {
         Ok(StageOutput::empty())
     }
 }
+
+/// Waits for a condition on state that has no event of its own (counters, liveness),
+/// yielding between checks; panics after [`TEST_TIMEOUT`].
+pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + TEST_TIMEOUT;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::yield_now();
+    }
+}

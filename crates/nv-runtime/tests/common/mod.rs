@@ -5,13 +5,13 @@
 )]
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nv_core::policy::RestartPolicy;
 use nv_runtime::{
     BackpressurePolicy, CameraMode, FeedConfig, FeedConfigBuilder, Runtime, SourceSpec,
 };
-use nv_test_util::{tiny_synthetic, TEST_TIMEOUT};
+use nv_test_util::tiny_synthetic;
 
 pub fn runtime() -> Runtime {
     Runtime::builder().health_capacity(4096).build().unwrap()
@@ -26,14 +26,6 @@ pub fn feed(frames: Option<u64>) -> FeedConfigBuilder {
         .restart(RestartPolicy::never())
 }
 
-/// Waits for a condition on runtime state that has no event of its own (counters).
-/// Yields between checks; bounded by the test timeout.
-pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + TEST_TIMEOUT;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::yield_now();
-    }
-}
+pub use nv_test_util::wait_until;
 
 pub const SHORT: Duration = Duration::from_millis(200);
