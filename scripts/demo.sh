@@ -3,4 +3,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
-cargo run --release --locked -p nextvision -- demo "$@"
+cargo run --release -p nextvision -- demo "$@"

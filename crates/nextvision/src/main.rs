@@ -1,6 +1,16 @@
-//! `nextvision`: the NextVision command line.
+//! `nextvision`: the NextVision command line and daemon.
 
+mod api;
+mod assemble;
+mod config;
 mod demo;
+mod media;
+mod registry;
+mod run;
+mod stages;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
@@ -15,16 +25,61 @@ struct Cli {
 enum Command {
     /// Run generated feeds through a three-stage pipeline and print a live summary.
     Demo(demo::DemoArgs),
+    /// Check a configuration file and report every problem with its line; offline.
+    Validate {
+        file: PathBuf,
+        /// Do not resolve `${VAR}` references (check their syntax only).
+        #[arg(long)]
+        no_environment: bool,
+    },
+    /// Run the feeds of a configuration file until SIGINT/SIGTERM.
+    Run(run::RunArgs),
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
-    match Cli::parse().command {
+    let result = match Cli::parse().command {
         Command::Demo(args) => demo::run(&args),
+        Command::Validate {
+            file,
+            no_environment,
+        } => validate(&file, no_environment),
+        Command::Run(args) => run::run(&args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn validate(file: &std::path::Path, no_environment: bool) -> anyhow::Result<ExitCode> {
+    let env = if no_environment {
+        config::EnvMode::Ignore
+    } else {
+        config::EnvMode::Resolve
+    };
+    match config::load(file, env) {
+        Ok(c) => {
+            println!(
+                "{}: ok ({} feeds, {} sinks)",
+                file.display(),
+                c.feeds.len(),
+                c.sinks.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(problems) => {
+            eprint!("{problems}");
+            eprintln!("{} problem(s)", problems.problems.len());
+            Ok(ExitCode::from(2))
+        }
     }
 }

@@ -95,6 +95,21 @@ impl OutputSubscription {
         }
     }
 
+    /// Next output, waiting as long as it takes; `None` once the runtime shut down and
+    /// everything was read.
+    pub fn recv(&mut self) -> Option<SharedOutput> {
+        loop {
+            match self.rx.recv() {
+                Ok(o) => return Some(o),
+                Err(RecvError::Lagged(n)) => {
+                    self.lost += n;
+                    self.lag.record(n);
+                }
+                Err(_) => return None,
+            }
+        }
+    }
+
     /// Next output if one is available now.
     pub fn try_recv(&mut self) -> Option<SharedOutput> {
         loop {

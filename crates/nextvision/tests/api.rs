@@ -1,0 +1,347 @@
+//! The daemon end to end: `nextvision run` with a real config, driven over HTTP.
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const TOKEN: &str = "test-token-0123456789abcdef";
+
+struct Daemon {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _killed = self.child.kill();
+        let _reaped = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(10)))
+        .build()
+        .into()
+}
+
+fn start(dir: &std::path::Path) -> Daemon {
+    let port = free_port();
+    let config = format!(
+        r#"
+[api]
+listen = "127.0.0.1:{port}"
+bearer_token = "{TOKEN}"
+
+[[sinks]]
+name = "discard"
+kind = "null"
+
+[[feeds]]
+name = "alpha"
+source = "synthetic:160x120@20"
+snapshot_fps = 5.0
+sinks = ["discard"]
+[[feeds.stages]]
+kind = "blob-detector"
+[[feeds.stages]]
+kind = "counter"
+
+[[feeds]]
+name = "beta"
+source = "synthetic:160x120@20"
+[[feeds.stages]]
+kind = "brightness"
+"#
+    );
+    let path = dir.join("nextvision.toml");
+    std::fs::write(&path, config).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nextvision"))
+        .arg("run")
+        .arg(&path)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Synchronise on the daemon's own "API on" line rather than polling.
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        assert!(Instant::now() < deadline, "daemon did not start");
+        let line = lines.next().expect("daemon exited early").unwrap();
+        if line.contains("API on http://") {
+            break;
+        }
+    }
+    std::thread::Builder::new()
+        .name("daemon-stderr".into())
+        .spawn(move || for _ in lines {})
+        .unwrap();
+    Daemon {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+    }
+}
+
+fn call(method: &str, url: &str, auth: bool, body: Option<&str>) -> (u16, String) {
+    let a = agent();
+    let mut resp = match (method, body) {
+        ("GET", _) => {
+            let r = a.get(url);
+            if auth {
+                r.header("Authorization", &format!("Bearer {TOKEN}")).call()
+            } else {
+                r.call()
+            }
+        }
+        ("DELETE", _) => a
+            .delete(url)
+            .header("Authorization", &format!("Bearer {TOKEN}"))
+            .call(),
+        (_, b) => a
+            .post(url)
+            .header("Authorization", &format!("Bearer {TOKEN}"))
+            .header("Content-Type", "application/json")
+            .send(b.unwrap_or("")),
+    }
+    .unwrap();
+    let status = resp.status().as_u16();
+    let mut bytes = Vec::new();
+    resp.body_mut().as_reader().read_to_end(&mut bytes).unwrap();
+    (status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+fn json(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::yield_now();
+    }
+}
+
+#[test]
+fn feeds_are_managed_over_http_while_others_keep_running() {
+    let dir = std::env::temp_dir().join(format!("nv-api-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let d = start(&dir);
+    let b = &d.base;
+
+    assert_eq!(call("GET", &format!("{b}/healthz"), false, None).0, 200);
+    assert_eq!(call("GET", &format!("{b}/readyz"), false, None).0, 200);
+    let (status, text) = call("GET", &format!("{b}/api/v1/feeds"), false, None);
+    assert_eq!(status, 401, "{text}");
+    assert_eq!(json(&text)["code"], "unauthorized");
+
+    let feeds = json(&call("GET", &format!("{b}/api/v1/feeds"), true, None).1);
+    assert_eq!(feeds.as_array().unwrap().len(), 2);
+    let beta_id = feeds
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "beta")
+        .unwrap()["id"]
+        .as_u64()
+        .unwrap();
+
+    // Add a feed at runtime.
+    let (status, text) = call(
+        "POST",
+        &format!("{b}/api/v1/feeds"),
+        true,
+        Some(r#"{"name":"gamma","source":"synthetic:64x48@10","stages":[{"kind":"counter"}]}"#),
+    );
+    assert_eq!(status, 201, "{text}");
+    let gamma = json(&text)["id"].as_u64().unwrap();
+
+    // A bad request is refused with every problem listed, and credentials never echo.
+    let (status, text) = call(
+        "POST",
+        &format!("{b}/api/v1/feeds"),
+        true,
+        Some(
+            r#"{"name":"bad","source":"ftp://admin:hunter2@cam/x","queue_depth":0,"stages":[{"kind":"nope"}]}"#,
+        ),
+    );
+    assert_eq!(status, 400, "{text}");
+    let err = json(&text);
+    assert_eq!(err["code"], "invalid_config");
+    assert!(err["details"].as_array().unwrap().len() >= 2, "{text}");
+    assert!(!text.contains("hunter2"), "{text}");
+    let (status, text) = call(
+        "POST",
+        &format!("{b}/api/v1/feeds"),
+        true,
+        Some("{not json"),
+    );
+    assert_eq!(
+        (status, json(&text)["code"].as_str().unwrap()),
+        (400, "invalid_json")
+    );
+
+    // Pause / resume with typed conflicts.
+    assert_eq!(
+        call(
+            "POST",
+            &format!("{b}/api/v1/feeds/{gamma}/pause"),
+            true,
+            None
+        )
+        .0,
+        204
+    );
+    let (status, text) = call(
+        "POST",
+        &format!("{b}/api/v1/feeds/{gamma}/pause"),
+        true,
+        None,
+    );
+    assert_eq!(
+        (status, json(&text)["code"].as_str().unwrap()),
+        (409, "already_paused")
+    );
+    assert_eq!(
+        call(
+            "POST",
+            &format!("{b}/api/v1/feeds/{gamma}/resume"),
+            true,
+            None
+        )
+        .0,
+        204
+    );
+    let (status, text) = call(
+        "POST",
+        &format!("{b}/api/v1/feeds/{gamma}/resume"),
+        true,
+        None,
+    );
+    assert_eq!(
+        (status, json(&text)["code"].as_str().unwrap()),
+        (409, "not_paused")
+    );
+
+    // The other feeds kept processing throughout.
+    let processed = |id: u64| {
+        json(&call("GET", &format!("{b}/api/v1/feeds/{id}"), true, None).1)["metrics"]
+            ["frames_processed"]
+            .as_u64()
+            .unwrap()
+    };
+    let before = processed(beta_id);
+    wait_for("beta keeps processing", || processed(beta_id) > before + 5);
+
+    // Snapshot of the feed with frame inclusion.
+    wait_for("a snapshot", || {
+        call(
+            "GET",
+            &format!("{b}/api/v1/feeds/1/snapshot.jpg"),
+            true,
+            None,
+        )
+        .0 == 200
+    });
+    let jpeg = agent()
+        .get(&format!("{b}/api/v1/feeds/1/snapshot.jpg"))
+        .header("Authorization", &format!("Bearer {TOKEN}"))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_vec()
+        .unwrap();
+    assert_eq!(&jpeg[..2], &[0xFF, 0xD8], "a JPEG");
+
+    // Remove, then it is gone.
+    assert_eq!(
+        call("DELETE", &format!("{b}/api/v1/feeds/{gamma}"), true, None).0,
+        204
+    );
+    let (status, text) = call("GET", &format!("{b}/api/v1/feeds/{gamma}"), true, None);
+    assert_eq!(
+        (status, json(&text)["code"].as_str().unwrap()),
+        (404, "feed_not_found")
+    );
+    assert_eq!(
+        call("GET", &format!("{b}/api/v1/feeds/abc"), true, None).0,
+        400
+    );
+
+    // Metrics parse with a real Prometheus parser.
+    let (status, text) = call("GET", &format!("{b}/metrics"), true, None);
+    assert_eq!(status, 200);
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
+    assert!(scrape
+        .samples
+        .iter()
+        .any(|s| s.metric == "nv_feed_frames_processed_total"
+            && s.labels.get("feed") == Some("beta")));
+    assert!(scrape
+        .samples
+        .iter()
+        .any(|s| s.metric == "nv_stage_latency_seconds"));
+
+    // Graceful stop on SIGTERM.
+    let pid = d.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let mut d = d;
+    let status = d.child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn health_events_stream_as_sse() {
+    let dir = std::env::temp_dir().join(format!("nv-api-sse-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let d = start(&dir);
+    let b = &d.base;
+    let a = agent();
+    let mut resp = a
+        .get(&format!("{b}/api/v1/events"))
+        .header("Authorization", &format!("Bearer {TOKEN}"))
+        .call()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let mut reader = BufReader::new(resp.body_mut().as_reader());
+    // Removing a feed produces a feed_stopped event on the stream.
+    let base = b.clone();
+    let remover = std::thread::Builder::new()
+        .name("remover".into())
+        .spawn(move || call("DELETE", &format!("{base}/api/v1/feeds/2"), true, None).0)
+        .unwrap();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(reader.read_line(&mut line).unwrap() > 0, "stream ended");
+        if let Some(data) = line.strip_prefix("data: ") {
+            let v = json(data.trim());
+            if v["event"] == "feed_stopped" {
+                assert_eq!(v["feed_id"], 2);
+                break;
+            }
+        }
+    }
+    assert_eq!(remover.join().unwrap(), 204);
+}
