@@ -118,19 +118,15 @@ pub fn convert_into(
             let (luma, chroma) = (plane(0)?, plane(1)?);
             for (y, dst) in out.chunks_exact_mut(w * 3).enumerate() {
                 let (yr, uv) = (luma.row(y), chroma.row(y / 2));
-                for (x, d) in dst.chunks_exact_mut(3).enumerate() {
-                    let c = (x / 2) * 2;
-                    write_rgb(d, yuv_to_rgb(yr[x], uv[c], uv[c + 1]), swap);
-                }
+                let pairs = uv.chunks_exact(2).map(|c| (c[0], c[1]));
+                yuv_row(dst, yr, pairs, swap);
             }
         }
         (PixelFormat::I420, _) => {
             let (luma, u, v) = (plane(0)?, plane(1)?, plane(2)?);
             for (y, dst) in out.chunks_exact_mut(w * 3).enumerate() {
                 let (yr, ur, vr) = (luma.row(y), u.row(y / 2), v.row(y / 2));
-                for (x, d) in dst.chunks_exact_mut(3).enumerate() {
-                    write_rgb(d, yuv_to_rgb(yr[x], ur[x / 2], vr[x / 2]), swap);
-                }
+                yuv_row(dst, yr, ur.iter().copied().zip(vr.iter().copied()), swap);
             }
         }
         _ => return Err(unsupported),
@@ -138,8 +134,25 @@ pub fn convert_into(
     Ok(())
 }
 
-fn write_rgb(dst: &mut [u8], (r, g, b): (u8, u8, u8), swap: bool) {
-    dst.copy_from_slice(&if swap { [b, g, r] } else { [r, g, b] });
+/// Converts one row: the chroma terms are computed once per pixel pair (4:2:0 shares a
+/// chroma sample between two columns), the luma term once per pixel. An odd last column
+/// gets its own (final) chroma sample.
+fn yuv_row(dst: &mut [u8], luma: &[u8], chroma: impl Iterator<Item = (u8, u8)>, swap: bool) {
+    let clip = |x: i32| x.clamp(0, 255) as u8;
+    let pixels = dst.chunks_mut(6).zip(luma.chunks(2)).zip(chroma);
+    for ((d, ys), (u, v)) in pixels {
+        let (du, dv) = (i32::from(u) - 128, i32::from(v) - 128);
+        let (r_c, g_c, b_c) = (409 * dv + 128, -100 * du - 208 * dv + 128, 516 * du + 128);
+        for (px, &y) in d.chunks_exact_mut(3).zip(ys) {
+            let c = 298 * (i32::from(y) - 16);
+            let (r, g, b) = (
+                clip((c + r_c) >> 8),
+                clip((c + g_c) >> 8),
+                clip((c + b_c) >> 8),
+            );
+            px.copy_from_slice(&if swap { [b, g, r] } else { [r, g, b] });
+        }
+    }
 }
 
 /// BT.601 luma, integer weights (77, 150, 29) / 256, rounded.
@@ -218,6 +231,24 @@ mod tests {
         );
         let gray = convert(&nv12, PixelFormat::Gray8).unwrap();
         assert_eq!(gray.host_data().unwrap(), &[16, 81, 145, 235]);
+    }
+
+    #[test]
+    fn odd_sizes_match_the_per_pixel_formula() {
+        // 3x3 I420: chroma planes are 2x2.
+        let y: Vec<u8> = (0..9).map(|i| 20 + i * 25).collect();
+        let (u, v) = ([60u8, 90, 120, 150], [200u8, 170, 140, 110]);
+        let data = [y.clone(), u.to_vec(), v.to_vec()].concat();
+        let out = convert(&make(PixelFormat::I420, 3, 3, data), PixelFormat::Rgb8).unwrap();
+        let rgb = out.host_data().unwrap();
+        for py in 0..3 {
+            for px in 0..3 {
+                let c = (py / 2) * 2 + px / 2;
+                let (r, g, b) = yuv_to_rgb(y[py * 3 + px], u[c], v[c]);
+                let i = (py * 3 + px) * 3;
+                assert_eq!(&rgb[i..i + 3], &[r, g, b], "pixel {px},{py}");
+            }
+        }
     }
 
     #[test]
