@@ -145,27 +145,29 @@ impl RuntimeBuilder {
         let mut factories = self.factories;
         factories.push(Arc::new(SyntheticFactory::new()));
         Ok(Runtime {
-            inner: Arc::new(Inner {
-                started_at: clock.now(),
-                lag: Arc::new(LagState::new(
-                    health.clone(),
-                    clock.clone(),
-                    self.health_throttle,
-                )),
-                clock,
-                health,
-                outputs: broadcast::channel(self.output_capacity),
-                feeds: Mutex::new(BTreeMap::new()),
-                batches: Mutex::new(BTreeMap::new()),
-                next_id: AtomicU64::new(1),
-                shutting_down: AtomicBool::new(false),
-                factories,
-                detached: DetachedThreads::default(),
-                max_feeds: self.max_feeds,
-                feed_join_timeout: self.feed_join_timeout,
-                custom_pipeline_policy: self.custom_pipeline_policy,
-                worker_stack_size: self.worker_stack_size,
-            }),
+            handle: RuntimeHandle {
+                inner: Arc::new(Inner {
+                    started_at: clock.now(),
+                    lag: Arc::new(LagState::new(
+                        health.clone(),
+                        clock.clone(),
+                        self.health_throttle,
+                    )),
+                    clock,
+                    health,
+                    outputs: broadcast::channel(self.output_capacity),
+                    feeds: Mutex::new(BTreeMap::new()),
+                    batches: Mutex::new(BTreeMap::new()),
+                    next_id: AtomicU64::new(1),
+                    shutting_down: AtomicBool::new(false),
+                    factories,
+                    detached: DetachedThreads::default(),
+                    max_feeds: self.max_feeds,
+                    feed_join_timeout: self.feed_join_timeout,
+                    custom_pipeline_policy: self.custom_pipeline_policy,
+                    worker_stack_size: self.worker_stack_size,
+                }),
+            },
         })
     }
 }
@@ -212,7 +214,7 @@ pub struct RuntimeDiagnostics {
 
 /// Owns feeds. Dropping it shuts everything down.
 pub struct Runtime {
-    inner: Arc<Inner>,
+    handle: RuntimeHandle,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -240,10 +242,30 @@ impl Runtime {
         RuntimeBuilder::default()
     }
     pub fn handle(&self) -> RuntimeHandle {
-        RuntimeHandle {
-            inner: Arc::clone(&self.inner),
-        }
+        self.handle.clone()
     }
+    /// Stops every feed (signalled together, joined against one deadline) and closes the
+    /// health and output streams.
+    pub fn shutdown(self) {
+        self.handle.inner.shutdown();
+    }
+}
+
+/// Every control and observation method of [`RuntimeHandle`] is available on the runtime.
+impl std::ops::Deref for Runtime {
+    type Target = RuntimeHandle;
+    fn deref(&self) -> &RuntimeHandle {
+        &self.handle
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.handle.inner.shutdown();
+    }
+}
+
+impl RuntimeHandle {
     pub fn add_feed(&self, config: FeedConfig) -> Result<FeedHandle, NvError> {
         self.inner.add_feed(config)
     }
@@ -300,46 +322,7 @@ impl Runtime {
     pub fn remove_batch(&self, processor_id: StageId) -> Result<(), RuntimeError> {
         self.inner.remove_batch(processor_id)
     }
-    /// Stops every feed (signalled together, joined against one deadline) and closes the
-    /// health and output streams.
-    pub fn shutdown(self) {
-        self.inner.shutdown();
-    }
-}
-
-impl Drop for Runtime {
-    fn drop(&mut self) {
-        self.inner.shutdown();
-    }
-}
-
-impl RuntimeHandle {
-    pub fn add_feed(&self, config: FeedConfig) -> Result<FeedHandle, NvError> {
-        self.inner.add_feed(config)
-    }
-    pub fn remove_feed(&self, id: FeedId) -> Result<(), RuntimeError> {
-        self.inner.remove_feed(id)
-    }
-    pub fn feed(&self, id: FeedId) -> Option<FeedHandle> {
-        self.inner.feeds.lock().get(&id).map(|e| e.handle.clone())
-    }
-    pub fn feeds(&self) -> Vec<FeedHandle> {
-        self.inner
-            .feeds
-            .lock()
-            .values()
-            .map(|e| e.handle.clone())
-            .collect()
-    }
-    pub fn health_subscribe(&self) -> HealthSubscription {
-        self.inner.health.subscribe()
-    }
-    pub fn output_subscribe(&self) -> OutputSubscription {
-        OutputSubscription::new(self.inner.outputs.subscribe(), Arc::clone(&self.inner.lag))
-    }
-    pub fn diagnostics(&self) -> RuntimeDiagnostics {
-        self.inner.diagnostics()
-    }
+    /// Stops every feed; see [`Runtime::shutdown`]. Idempotent.
     pub fn shutdown(&self) {
         self.inner.shutdown();
     }

@@ -101,6 +101,23 @@ impl FeedShared {
         });
     }
 
+    /// Marks the worker finished, then emits `FeedStopped` (unless the runtime already
+    /// did, after a join timeout), so observers of the event see a stopped feed.
+    pub fn finish(&self, reason: StopReason) {
+        let first = !self.stopped_emitted.swap(true, Ordering::SeqCst);
+        if first {
+            *self.stop_reason.lock() = Some(reason.clone());
+        }
+        self.control.lock().finished = true;
+        self.control.notify_all();
+        if first {
+            self.health.send(HealthEvent::FeedStopped {
+                feed_id: self.id,
+                reason,
+            });
+        }
+    }
+
     pub fn is_finished(&self) -> bool {
         self.control.lock().finished
     }

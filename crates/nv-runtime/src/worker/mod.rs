@@ -123,9 +123,8 @@ pub(crate) fn spawn(p: WorkerParams) -> Result<JoinHandle<()>, RuntimeError> {
 impl Worker {
     fn run(mut self) {
         let reason = self.run_sessions();
-        self.shared.emit_stopped(reason);
-        self.shared.control.lock().finished = true;
-        self.shared.control.notify_all();
+        // `is_alive()` is already false for anyone who sees the FeedStopped event.
+        self.shared.finish(reason);
     }
 
     fn run_sessions(&mut self) -> StopReason {
@@ -259,6 +258,8 @@ impl Worker {
         // Teardown: stop intake, stop the source, discard what is left, drain the sink.
         queue.close();
         if let Some(mut s) = source {
+            // Short sessions may end before any tick refreshed the decoder status.
+            *self.shared.decode_status.lock() = s.decode_status();
             s.stop();
         }
         let leftover = queue.drain().len() as u64;

@@ -3,7 +3,11 @@
     clippy::unwrap_used,
     reason = "test code: a failed unwrap is a failed test"
 )]
-#![allow(dead_code, unused_imports, reason = "each test binary uses a different subset")]
+#![allow(
+    dead_code,
+    unused_imports,
+    reason = "each test binary uses a different subset"
+)]
 
 use std::time::Duration;
 
