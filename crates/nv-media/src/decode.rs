@@ -54,6 +54,12 @@ impl HwDecoders {
             .collect();
         Self { factories }
     }
+    pub fn names(&self) -> Vec<String> {
+        self.factories
+            .iter()
+            .map(|f| f.name().to_string())
+            .collect()
+    }
     pub fn is_empty(&self) -> bool {
         self.factories.is_empty()
     }

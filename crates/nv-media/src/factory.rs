@@ -61,6 +61,13 @@ pub fn init() -> Result<(), MediaError> {
         })
 }
 
+/// Names of the hardware video decoders GStreamer offers on this host (heuristic
+/// classification by klass and name).
+pub fn hardware_decoder_names() -> Result<Vec<String>, MediaError> {
+    init()?;
+    Ok(HwDecoders::probe().names())
+}
+
 fn check_spec(ctx: &SourceContext) -> Result<(), MediaError> {
     match &ctx.spec {
         SourceSpec::Custom { .. }

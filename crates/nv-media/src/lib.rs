@@ -20,7 +20,7 @@ mod url;
 
 use std::time::Duration;
 
-pub use factory::{init, GstSourceFactory};
+pub use factory::{hardware_decoder_names, init, GstSourceFactory};
 
 /// Tunables of the media layer (the per-feed ones live in the feed config).
 #[derive(Clone, Debug, PartialEq)]
