@@ -68,7 +68,8 @@ pub(crate) struct GstSource {
     sessions: u32,
     ts: Option<Arc<Mutex<TsNormalizer>>>,
     use_tls: bool,
-    hw_failed: bool,
+    /// Why PreferHardware now uses software (a hardware session failed before frames).
+    hw_failed: Option<String>,
     rng: u64,
     decode_status: Option<DecodeStatus>,
 }
@@ -86,7 +87,7 @@ impl GstSource {
             sessions: 0,
             ts: None,
             use_tls: true,
-            hw_failed: false,
+            hw_failed: None,
             rng: seed | 1,
             decode_status: None,
         }
@@ -126,7 +127,7 @@ impl GstSource {
             )))
         }));
         ts.lock().rebase();
-        let selection = Selection::for_preference(self.ctx.decode, self.hw_failed);
+        let selection = Selection::for_preference(self.ctx.decode, self.hw_failed.is_some());
         let (rtsp, insecure_url, tls) = match &self.ctx.spec {
             SourceSpec::Rtsp { url, security, .. } => {
                 let url = attempt_url(url, *security, self.use_tls);
@@ -149,6 +150,11 @@ impl GstSource {
             },
             self.settings.bridge_failure_limit,
         );
+        if selection == Selection::SoftwareOnly {
+            if let Some(reason) = &self.hw_failed {
+                *shared.fallback.lock() = Some(reason.clone());
+            }
+        }
         let plan = Plan {
             feed_id: self.ctx.feed_id,
             session_index: self.sessions,
@@ -344,9 +350,12 @@ impl GstSource {
                     tracing::warn!(feed_id = %self.ctx.feed_id, "TLS session failed; falling back to plain RTSP");
                     self.use_tls = false;
                 }
-                let hw_used = r.shared.decoder.lock().as_ref().is_some_and(|d| d.hardware);
-                if r.hardware_first && hw_used {
-                    self.hw_failed = true;
+                let hw_decoder = r.shared.decoder.lock().clone().filter(|d| d.hardware);
+                if let Some(d) = hw_decoder.filter(|_| r.hardware_first) {
+                    self.hw_failed = Some(format!(
+                        "hardware decoder {} failed before the first frame",
+                        d.name
+                    ));
                 }
             }
             teardown(r.pipeline, &r.shared);
@@ -469,7 +478,15 @@ impl Source for GstSource {
     }
 
     fn decode_status(&self) -> Option<DecodeStatus> {
-        self.decode_status.clone()
+        match &self.state {
+            State::Running(r) => r
+                .shared
+                .decode_status
+                .lock()
+                .clone()
+                .or_else(|| self.decode_status.clone()),
+            _ => self.decode_status.clone(),
+        }
     }
 }
 

@@ -276,3 +276,41 @@ fn stream_that_stops_mid_way_is_detected_and_recovered() {
     }
     server.kill();
 }
+
+#[test]
+fn prefer_tls_falls_back_to_plain_rtsp_and_says_so() {
+    let server = TestServer::start(free_port(), false);
+    let rt = runtime();
+    let mut ev = Events::new(rt.health_subscribe());
+    let rec = Recorder::default();
+    let spec = SourceSpec::Rtsp {
+        url: server.url(false),
+        transport: nv_core::source::RtspTransport::Tcp,
+        security: nv_core::source::RtspSecurityPolicy::PreferTls,
+    };
+    let h = rt
+        .add_feed(
+            feed(spec, &rec)
+                .reconnect(reconnect_policy())
+                .startup_timeout(Duration::from_millis(1500))
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+    ev.wait("connect", |e| e.name() == "source_connected");
+    let insecure = ev.wait("insecure", |e| e.name() == "insecure_rtsp_source");
+    common::wait_frames(&rec, 5);
+    stop(&rt, &h, &mut ev);
+    let first_disconnect = ev.position(0, "source_disconnected").unwrap();
+    let connected = ev.position(0, "source_connected").unwrap();
+    assert!(
+        first_disconnect < connected,
+        "the TLS attempt fails first: {:?}",
+        ev.all
+    );
+    assert!(
+        matches!(&insecure, HealthEvent::InsecureRtspSource { redacted_url, .. } if redacted_url.starts_with("rtsp://")),
+        "{insecure:?}"
+    );
+    server.kill();
+}
