@@ -266,7 +266,25 @@ pub(crate) fn build(
 
     if let SourceSpec::Uri { uri } = plan.spec {
         let src = make("uridecodebin")?;
-        src.set_property("uri", uri.as_str());
+        // Credentials go to the source element's properties, not into the URI.
+        let target = crate::url::split_credentials(uri);
+        src.set_property("uri", target.location.as_str());
+        if target.user.is_some() {
+            src.connect("source-setup", false, move |args| {
+                let source = args.get(1).and_then(|v| v.get::<gst::Element>().ok());
+                if let Some(source) = source {
+                    for (prop, value) in [("user-id", &target.user), ("user-pw", &target.password)]
+                    {
+                        if let Some(v) = value {
+                            if source.find_property(prop).is_some() {
+                                source.set_property(prop, v.as_str());
+                            }
+                        }
+                    }
+                }
+                None
+            });
+        }
         add(&src)?;
         hook_decodebin(&src, &pipeline, &appsink, plan, shared)?;
     } else {

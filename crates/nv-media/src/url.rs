@@ -83,6 +83,33 @@ pub(crate) fn is_plain(url: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn password_never_left_in_location_or_debug(
+            user in "[a-z]{1,8}",
+            pass in "[A-Za-z0-9!$&*+,;=]{6,16}",
+            host in "[a-z0-9.]{1,12}",
+            path in "(/[a-z0-9@:]{0,8}){0,3}",
+        ) {
+            let url = format!("rtsp://{user}:{pass}@{host}:554{path}");
+            let t = split_credentials(&url);
+            prop_assert_eq!(t.password.as_deref(), Some(pass.as_str()));
+            prop_assert_eq!(t.user.as_deref(), Some(user.as_str()));
+            let leaked_in_location = t.location.contains(&format!(":{}@", pass));
+            prop_assert!(!leaked_in_location);
+            let debug = format!("{:?}", t);
+            prop_assert!(!debug.contains(&pass));
+            prop_assert_eq!(t.location, format!("rtsp://{host}:554{path}"));
+        }
+
+        #[test]
+        fn split_never_panics(url in ".{0,64}") {
+            let t = split_credentials(&url);
+            prop_assert!(t.location.len() <= url.len());
+        }
+    }
 
     #[test]
     fn splits_and_decodes_credentials() {
