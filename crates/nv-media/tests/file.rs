@@ -384,3 +384,72 @@ fn trusted_custom_fragment_runs_and_reconnects_at_eos() {
         })
     ));
 }
+
+#[test]
+fn pts_jump_is_reported_and_media_time_stays_continuous() {
+    // Two MPEG-TS clips back to back; the second one's timestamps start 20 s later.
+    let parts: Vec<std::path::PathBuf> = [0u64, 20_000_000_000]
+        .iter()
+        .enumerate()
+        .map(|(i, offset)| {
+            let path = common::temp_path(&format!("part{i}.ts"));
+            common::run_to_eos(&format!(
+                "videotestsrc num-buffers=10 timestamp-offset={offset} \
+                 ! video/x-raw,format=I420,width=64,height=64,framerate=30/1 \
+                 ! x264enc ! h264parse ! mpegtsmux ! filesink location={}",
+                path.display()
+            ));
+            path
+        })
+        .collect();
+    let joined = common::temp_path("jump.ts");
+    let mut bytes = std::fs::read(&parts[0]).unwrap();
+    bytes.extend(std::fs::read(&parts[1]).unwrap());
+    std::fs::write(&joined, bytes).unwrap();
+
+    let rt = runtime();
+    let mut health = rt.health_subscribe();
+    let rec = Recorder::default();
+    let h = rt
+        .add_feed(feed(SourceSpec::file(&joined), &rec).build().unwrap())
+        .unwrap();
+    let events = events_until_stopped(&mut health, h.id());
+    let seen = rec.seen();
+    assert_eq!(seen.len(), 20);
+    assert_contiguous(&seen, 0);
+    let jumps: Vec<(u64, u64)> = events
+        .iter()
+        .filter_map(|e| match e {
+            HealthEvent::PtsDiscontinuity {
+                previous_pts_nanos,
+                new_pts_nanos,
+                ..
+            } => Some((*previous_pts_nanos, *new_pts_nanos)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(jumps.len(), 1, "{events:?}");
+    assert!(jumps[0].1 - jumps[0].0 > 19_000_000_000, "{jumps:?}");
+    let max_gap = seen.windows(2).map(|w| w[1].ts - w[0].ts).max().unwrap();
+    assert!((max_gap as f64) < FRAME_NS * 1.5, "gap {max_gap}");
+}
+
+#[test]
+fn real_time_pacing_plays_at_the_clip_rate() {
+    let path = clip(&ClipSpec::new(15, 64, 64, Container::Mp4));
+    let rt = runtime();
+    let mut health = rt.health_subscribe();
+    let rec = Recorder::default();
+    let spec = SourceSpec::File {
+        path,
+        looping: false,
+        pacing: nv_core::source::FilePacing::RealTime,
+    };
+    let started = std::time::Instant::now();
+    let h = rt.add_feed(feed(spec, &rec).build().unwrap()).unwrap();
+    events_until_stopped(&mut health, h.id());
+    let took = started.elapsed();
+    assert_eq!(rec.seen().len(), 15);
+    // 15 frames at 30 fps: the last one is due 14/30 s after the first.
+    assert!(took >= std::time::Duration::from_millis(440), "{took:?}");
+}

@@ -219,7 +219,8 @@ fn server_that_accepts_but_never_sends_is_detected_at_startup() {
     let waited = started.elapsed();
     assert_eq!(timeout_phase(&e), Some("startup"), "{e:?}");
     assert!(waited >= startup, "{waited:?}");
-    assert!(waited < startup + Duration::from_millis(700), "{waited:?}");
+    // Detected at the configured timeout; the slack only absorbs a loaded machine.
+    assert!(waited < startup + Duration::from_millis(1500), "{waited:?}");
     ev.wait("reconnecting", |e| e.name() == "source_reconnecting");
     // The next attempt times out too, and the back-off grows.
     ev.wait("second attempt", |e| {
