@@ -315,3 +315,42 @@ fn prefer_tls_falls_back_to_plain_rtsp_and_says_so() {
     );
     server.kill();
 }
+
+#[test]
+fn spent_reconnect_budget_hands_the_failure_to_the_feed() {
+    let silent = SilentServer::start();
+    let rt = runtime();
+    let mut ev = Events::new(rt.health_subscribe());
+    let rec = Recorder::default();
+    let h = rt
+        .add_feed(
+            feed(
+                SourceSpec::rtsp(format!("rtsp://127.0.0.1:{}/x", silent.port)),
+                &rec,
+            )
+            .reconnect(reconnect_policy().with_max_attempts(Some(2)))
+            .startup_timeout(Duration::from_millis(300))
+            .build()
+            .unwrap(),
+        )
+        .unwrap();
+    let stopped = ev.wait("feed stop", |e| e.name() == "feed_stopped");
+    assert!(
+        matches!(&stopped, HealthEvent::FeedStopped { reason: nv_runtime::StopReason::Fatal { detail }, .. } if detail.contains("startup")),
+        "{stopped:?}"
+    );
+    let attempts: Vec<u32> = ev
+        .all
+        .iter()
+        .filter_map(|e| match e {
+            HealthEvent::SourceReconnecting { attempt, .. } => Some(*attempt),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(attempts, vec![1, 2]);
+    // Three sessions (the first and two reconnects) each timed out at startup.
+    let disconnects = ev.all.iter().filter_map(timeout_phase).collect::<Vec<_>>();
+    assert_eq!(disconnects, vec!["startup"; 3]);
+    assert!(rec.seen().is_empty());
+    rt.remove_feed(h.id()).unwrap();
+}
