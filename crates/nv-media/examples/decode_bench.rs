@@ -1,6 +1,9 @@
 //! Decodes a file through a runtime feed with one no-op stage and reports the frame rate.
 //!
 //! `cargo run --release -p nv-media --example decode_bench -- FILE [native|rgb]`
+//!
+//! With `FEEDS SECONDS` after the format, runs that many looping feeds of the file with
+//! `DropOldest(4)` for that long instead (memory-bound check: run under `time -v`).
 #![allow(
     clippy::unwrap_used,
     reason = "benchmark tool: a failed unwrap aborts the run"
@@ -24,6 +27,11 @@ fn main() {
         Some("rgb") => OutputFormat::Exact(PixelFormat::Rgb8),
         _ => OutputFormat::Native,
     };
+    let feeds: Option<usize> = args.next().and_then(|a| a.parse().ok());
+    if let Some(feeds) = feeds {
+        let seconds: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(10);
+        return soak(&path, output, feeds, seconds);
+    }
     let rt = Runtime::builder()
         .source_factory(Arc::new(GstSourceFactory::new()))
         .build()
@@ -55,4 +63,39 @@ fn main() {
         "{frames} frames in {elapsed:.3} s = {:.1} fps ({output:?}); {stop:?}",
         frames as f64 / elapsed
     );
+}
+
+fn soak(path: &str, output: OutputFormat, feeds: usize, seconds: u64) {
+    let rt = Runtime::builder()
+        .source_factory(Arc::new(GstSourceFactory::new()))
+        .build()
+        .unwrap();
+    let handles: Vec<_> = (0..feeds)
+        .map(|_| {
+            rt.add_feed(
+                FeedConfig::builder()
+                    .source(SourceSpec::file_looping(path))
+                    .camera_mode(CameraMode::Fixed)
+                    .backpressure(BackpressurePolicy::DropOldest { queue_depth: 4 })
+                    .restart(RestartPolicy::never())
+                    .output_format(output)
+                    .stage(NoOpStage("noop"))
+                    .output_sink(NullSink)
+                    .build()
+                    .unwrap(),
+            )
+            .unwrap()
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_secs(seconds));
+    let frames: Vec<u64> = handles
+        .iter()
+        .map(|h| h.metrics().frames_processed)
+        .collect();
+    let total: u64 = frames.iter().sum();
+    println!(
+        "{feeds} looping feeds for {seconds} s: {total} frames ({:.1} fps total), per feed {frames:?}",
+        total as f64 / seconds as f64
+    );
+    rt.shutdown();
 }
