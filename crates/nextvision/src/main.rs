@@ -5,6 +5,8 @@ mod assemble;
 mod config;
 mod demo;
 mod media;
+mod process;
+mod records;
 mod registry;
 mod run;
 mod stages;
@@ -34,6 +36,8 @@ enum Command {
     },
     /// Run the feeds of a configuration file until SIGINT/SIGTERM.
     Run(run::RunArgs),
+    /// Process one video (file or URL): JSON lines out, progress and a summary table.
+    Process(process::ProcessArgs),
 }
 
 fn main() -> ExitCode {
@@ -50,6 +54,7 @@ fn main() -> ExitCode {
             no_environment,
         } => validate(&file, no_environment),
         Command::Run(args) => run::run(&args),
+        Command::Process(args) => process::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,60 @@
+//! `nextvision process` decodes a real clip generated with GStreamer at test time.
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
+use std::process::Command;
+
+#[test]
+fn processes_every_frame_of_a_clip_into_json_lines() {
+    let dir = std::env::temp_dir().join(format!("nv-process-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let clip = dir.join("clip.mp4");
+    let status = Command::new("gst-launch-1.0")
+        .args(["-q", "videotestsrc", "num-buffers=45", "pattern=ball", "!"])
+        .args([
+            "video/x-raw,format=I420,width=160,height=120,framerate=30/1",
+            "!",
+            "x264enc",
+            "!",
+            "h264parse",
+            "!",
+            "mp4mux",
+            "!",
+        ])
+        .arg("filesink")
+        .arg(format!("location={}", clip.display()))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = dir.join("out.jsonl");
+    let run = Command::new(env!("CARGO_BIN_EXE_nextvision"))
+        .arg("process")
+        .arg(&clip)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("| 45 | 45 | 0 |"),
+        "summary table: {stderr}"
+    );
+    assert!(stderr.contains("end of stream"), "{stderr}");
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 45);
+    let seqs: Vec<u64> = lines.iter().map(|l| l["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (0..45).collect::<Vec<_>>());
+    // The ball is found on (nearly) every frame by the blob detector.
+    let with_detections = lines
+        .iter()
+        .filter(|l| !l["detections"].as_array().unwrap().is_empty())
+        .count();
+    assert!(with_detections >= 40, "{with_detections}");
+}
