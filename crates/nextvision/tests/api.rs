@@ -198,6 +198,32 @@ fn feeds_are_managed_over_http_while_others_keep_running() {
         (400, "invalid_json")
     );
 
+    // A camera with credentials: accepted (it will keep reconnecting to a closed port), and
+    // the password appears in no response.
+    let (status, text) = call(
+        "POST",
+        &format!("{b}/api/v1/feeds"),
+        true,
+        Some(
+            r#"{"name":"cam","source":"rtsp://admin:hunter2@127.0.0.1:9/stream","stages":[{"kind":"counter"}],"startup_timeout_secs":0.5}"#,
+        ),
+    );
+    assert_eq!(status, 201, "{text}");
+    let cam = json(&text)["id"].as_u64().unwrap();
+    assert!(text.contains("rtsp://***@127.0.0.1:9/stream"), "{text}");
+    for path in [
+        "/api/v1/feeds",
+        "/api/v1/diagnostics",
+        "/metrics",
+        &format!("/api/v1/feeds/{cam}"),
+    ] {
+        let (_, body) = call("GET", &format!("{b}{path}"), true, None);
+        assert!(
+            !body.contains("hunter2"),
+            "{path} leaked credentials: {body}"
+        );
+    }
+
     // Pause / resume with typed conflicts.
     assert_eq!(
         call(
@@ -325,23 +351,50 @@ fn health_events_stream_as_sse() {
         .unwrap();
     assert_eq!(resp.status().as_u16(), 200);
     let mut reader = BufReader::new(resp.body_mut().as_reader());
-    // Removing a feed produces a feed_stopped event on the stream.
-    let base = b.clone();
-    let remover = std::thread::Builder::new()
-        .name("remover".into())
-        .spawn(move || call("DELETE", &format!("{base}/api/v1/feeds/2"), true, None).0)
-        .unwrap();
+    // A camera with credentials on a closed port: its disconnect events must not carry the
+    // password.
+    let (status, text) = call(
+        "POST",
+        &format!("{b}/api/v1/feeds"),
+        true,
+        Some(
+            r#"{"name":"cam","source":"rtsp://admin:hunter2@127.0.0.1:9/stream","stages":[{"kind":"counter"}]}"#,
+        ),
+    );
+    assert_eq!(status, 201, "{text}");
     let mut line = String::new();
-    loop {
+    let mut saw_disconnect = false;
+    let mut saw_stop = false;
+    let base = b.clone();
+    let mut remover = None;
+    while !(saw_disconnect && saw_stop) {
         line.clear();
         assert!(reader.read_line(&mut line).unwrap() > 0, "stream ended");
-        if let Some(data) = line.strip_prefix("data: ") {
-            let v = json(data.trim());
-            if v["event"] == "feed_stopped" {
-                assert_eq!(v["feed_id"], 2);
-                break;
-            }
+        assert!(!line.contains("hunter2"), "credentials in an event: {line}");
+        let Some(data) = line.strip_prefix("data: ") else {
+            continue;
+        };
+        let v = json(data.trim());
+        if v["event"] == "source_disconnected" && !saw_disconnect {
+            saw_disconnect = true;
+            assert!(
+                v["detail"].as_str().unwrap().contains("***@127.0.0.1:9"),
+                "{v}"
+            );
+            // Now remove another feed: its feed_stopped must show up on the stream too.
+            let base = base.clone();
+            remover = Some(
+                std::thread::Builder::new()
+                    .name("remover".into())
+                    .spawn(move || call("DELETE", &format!("{base}/api/v1/feeds/2"), true, None).0)
+                    .unwrap(),
+            );
+        }
+        if v["event"] == "feed_stopped" {
+            assert_eq!(v["feed_id"], 2);
+            saw_stop = true;
         }
     }
+    let remover = remover.unwrap();
     assert_eq!(remover.join().unwrap(), 204);
 }
