@@ -191,6 +191,11 @@ pub enum HealthEvent {
     SinkTimeout {
         feed_id: FeedId,
     },
+    /// A blocking (lossless) sink has held the feed this long; repeated while it lasts.
+    SinkStalled {
+        feed_id: FeedId,
+        blocked_for_ms: u64,
+    },
     SinkBackpressure {
         feed_id: FeedId,
         outputs_dropped: u64,
@@ -251,6 +256,7 @@ impl HealthEvent {
             | Self::ViewCompensationApplied { feed_id, .. }
             | Self::SinkPanic { feed_id }
             | Self::SinkTimeout { feed_id }
+            | Self::SinkStalled { feed_id, .. }
             | Self::SinkBackpressure { feed_id, .. }
             | Self::TrackAdmissionRejected { feed_id, .. }
             | Self::BatchSubmissionRejected { feed_id, .. }
@@ -283,6 +289,7 @@ impl HealthEvent {
             Self::OutputLagged { .. } => "output_lagged",
             Self::SinkPanic { .. } => "sink_panic",
             Self::SinkTimeout { .. } => "sink_timeout",
+            Self::SinkStalled { .. } => "sink_stalled",
             Self::SinkBackpressure { .. } => "sink_backpressure",
             Self::TrackAdmissionRejected { .. } => "track_admission_rejected",
             Self::BatchError { .. } => "batch_error",

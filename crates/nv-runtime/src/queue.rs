@@ -31,6 +31,8 @@ pub enum Push<T> {
     Rejected(T),
     /// Queue closed: the item is returned.
     Closed(T),
+    /// `Block` with a deadline: no space before the deadline; the item is returned.
+    TimedOut(T),
 }
 
 /// Result of a pop.
@@ -130,6 +132,17 @@ impl<T: Send + 'static> BoundedQueue<T> {
     /// Pushes `item` under `overflow`. `Block` waits for space (or close) without a
     /// deadline: lossless pipelines apply backpressure all the way to the producer.
     pub fn push(&self, item: T, overflow: Overflow) -> Push<T> {
+        self.push_until(item, overflow, None)
+    }
+
+    /// Like [`push`](Self::push); under `Block`, gives up at `deadline` (clock time) and
+    /// hands the item back as [`Push::TimedOut`].
+    pub fn push_until(
+        &self,
+        item: T,
+        overflow: Overflow,
+        deadline: Option<MonotonicTs>,
+    ) -> Push<T> {
         let mut st = self.state.lock();
         if st.closed {
             return Push::Closed(item);
@@ -145,8 +158,22 @@ impl<T: Send + 'static> BoundedQueue<T> {
                 }
                 Overflow::Block => {
                     while st.items.len() >= self.capacity && !st.closed {
+                        let budget = match deadline {
+                            None => None,
+                            Some(d) => {
+                                if self.clock.now() >= d {
+                                    return Push::TimedOut(item);
+                                }
+                                self.clock.wait_budget(d)
+                            }
+                        };
                         st.producers_parked += 1;
-                        self.not_full.wait(&mut st);
+                        match budget {
+                            Some(b) => {
+                                let _timed_out = self.not_full.wait_for(&mut st, b);
+                            }
+                            None => self.not_full.wait(&mut st),
+                        }
                         st.producers_parked -= 1;
                     }
                     if st.closed {

@@ -83,6 +83,10 @@ impl FeedShared {
         if let Some(q) = self.source_queue.lock().as_ref() {
             q.wake();
         }
+        // A lossless feed blocked on a stuck sink must not ignore the stop.
+        if let Some(q) = self.sink_queue.lock().as_ref() {
+            q.close();
+        }
     }
 
     pub fn stop_requested(&self) -> bool {

@@ -117,7 +117,7 @@ impl FrameSink {
                 self.record_drop(DropReason::QueueFullEvictedOldest);
                 PushOutcome::AcceptedEvictedOldest
             }
-            Push::Rejected(_new) => {
+            Push::Rejected(_new) | Push::TimedOut(_new) => {
                 self.record_drop(DropReason::QueueFullRejectedNewest);
                 PushOutcome::Rejected
             }

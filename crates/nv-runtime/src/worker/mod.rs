@@ -90,6 +90,7 @@ pub(crate) fn spawn(p: WorkerParams) -> Result<JoinHandle<()>, RuntimeError> {
             counters: Arc::clone(&p.shared.counters),
             clock: p.shared.clock.clone(),
             throttle_window: cfg.health_throttle,
+            stall_report: cfg.sink_shutdown_timeout,
         },
         shared: p.shared,
         spec: cfg.source,

@@ -32,6 +32,7 @@ pub(crate) struct SinkWorker {
     returned: OneShot<Box<dyn OutputSink>>,
     thread: Option<JoinHandle<()>>,
     backpressure: Throttle,
+    stall_report: Duration,
     health: broadcast::Sender<HealthEvent>,
     counters: Arc<FeedCounters>,
     clock: SharedClock,
@@ -46,6 +47,8 @@ pub(crate) struct SinkParams {
     pub counters: Arc<FeedCounters>,
     pub clock: SharedClock,
     pub throttle_window: Duration,
+    /// A blocking sink that holds the feed this long is reported (`SinkStalled`).
+    pub stall_report: Duration,
 }
 
 impl SinkWorker {
@@ -81,6 +84,7 @@ impl SinkWorker {
             returned,
             thread: Some(thread),
             backpressure: Throttle::new(p.throttle_window),
+            stall_report: p.stall_report,
             health: p.health,
             counters: p.counters,
             clock: p.clock,
@@ -94,13 +98,34 @@ impl SinkWorker {
     /// Hands an output to the sink thread; under `DropNewest` a full queue drops it (for
     /// the sink only) and reports it, throttled.
     pub fn send(&mut self, output: SharedOutput) {
-        match self.queue.push(output, self.overflow) {
+        let mut output = output;
+        let mut stalls: u32 = 0;
+        let result = loop {
+            // A blocking (lossless) sink that makes the feed wait is reported every
+            // `stall_report` while it lasts; stopping the feed closes the queue and ends it.
+            let deadline =
+                (self.overflow == Overflow::Block).then(|| self.clock.now() + self.stall_report);
+            match self.queue.push_until(output, self.overflow, deadline) {
+                Push::TimedOut(back) => {
+                    stalls = stalls.saturating_add(1);
+                    let blocked_for = self.stall_report * stalls;
+                    self.health.send(HealthEvent::SinkStalled {
+                        feed_id: self.feed_id,
+                        blocked_for_ms: u64::try_from(blocked_for.as_millis()).unwrap_or(u64::MAX),
+                    });
+                    output = back;
+                }
+                other => break other,
+            }
+        };
+        match result {
             Push::Accepted | Push::Evicted(_) => {
                 self.counters
                     .outputs_to_sink
                     .fetch_add(1, Ordering::Relaxed);
             }
-            Push::Rejected(_) | Push::Closed(_) => {
+            Push::Closed(_) => self.counters.add_drop(DropReason::FeedStopping, 1),
+            Push::Rejected(_) | Push::TimedOut(_) => {
                 self.counters.add_drop(DropReason::SinkQueueFull, 1);
                 if let Some(outputs_dropped) = self.backpressure.record(1, self.clock.now()) {
                     self.health.send(HealthEvent::SinkBackpressure {
