@@ -79,6 +79,9 @@ pub fn feed_config(
     if let Some(s) = f.stall_timeout_secs {
         b = b.stall_timeout(secs(s));
     }
+    if let Some(s) = f.stage_stall_timeout_secs {
+        b = b.stage_stall_timeout(secs(s));
+    }
     let r = &f.restart;
     b = b.restart(
         RestartPolicy::default()

@@ -144,6 +144,13 @@ pub enum HealthEvent {
         feed_id: FeedId,
         stage_id: StageId,
     },
+    /// A stage has been inside one `process` call longer than the feed's stall timeout
+    /// (reported once per call).
+    StageStalled {
+        feed_id: FeedId,
+        stage_id: StageId,
+        running_for_ms: u64,
+    },
     FeedRestarting {
         feed_id: FeedId,
         restart_count: u32,
@@ -247,6 +254,7 @@ impl HealthEvent {
             | Self::PtsDiscontinuity { feed_id, .. }
             | Self::StageError { feed_id, .. }
             | Self::StagePanic { feed_id, .. }
+            | Self::StageStalled { feed_id, .. }
             | Self::FeedRestarting { feed_id, .. }
             | Self::FeedStopped { feed_id, .. }
             | Self::BackpressureDrop { feed_id, .. }
@@ -279,6 +287,7 @@ impl HealthEvent {
             Self::PtsDiscontinuity { .. } => "pts_discontinuity",
             Self::StageError { .. } => "stage_error",
             Self::StagePanic { .. } => "stage_panic",
+            Self::StageStalled { .. } => "stage_stalled",
             Self::FeedRestarting { .. } => "feed_restarting",
             Self::FeedStopped { .. } => "feed_stopped",
             Self::BackpressureDrop { .. } => "backpressure_drop",

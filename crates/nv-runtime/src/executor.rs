@@ -91,6 +91,7 @@ pub(crate) struct Executor {
     lag: Throttle,
     lag_peak_ms: u64,
     session: u32,
+    busy: Arc<crate::feed::shared::StageBusy>,
 }
 
 /// Calls a lifecycle hook, turning panics into errors.
@@ -119,6 +120,7 @@ pub(crate) struct ExecutorParams {
     pub counters: Arc<FeedCounters>,
     pub frame_lag_threshold: Duration,
     pub throttle_window: Duration,
+    pub busy: Arc<crate::feed::shared::StageBusy>,
 }
 
 impl Executor {
@@ -169,6 +171,7 @@ impl Executor {
             lag: Throttle::new(window),
             lag_peak_ms: 0,
             session: 0,
+            busy: p.busy,
         }
     }
 
@@ -455,7 +458,7 @@ impl Executor {
         let mut now = dequeued_at;
         let mut stages = std::mem::take(&mut self.stages);
         let mut outcome = None;
-        for slot in &mut stages {
+        for (index, slot) in stages.iter_mut().enumerate() {
             let stage_id = slot.id;
             if skipping {
                 stage_prov.push(StageProvenance {
@@ -467,6 +470,7 @@ impl Executor {
                 continue;
             }
             let started_at = now;
+            self.busy.enter(index, started_at);
             let result = match &mut slot.kind {
                 SlotKind::Stage(stage) => {
                     let ctx = StageContext::new(
@@ -486,6 +490,7 @@ impl Executor {
                 }
                 SlotKind::Batch(b) => self.run_batch(b, &frame, &view, started_at),
             };
+            self.busy.leave();
             now = self.clock.now();
             slot.counters
                 .latency

@@ -19,6 +19,7 @@ pub mod source;
 mod subscription;
 pub mod sync;
 pub mod throttle;
+mod watchdog;
 mod worker;
 
 pub use batch::{BatchConfig, BatchFairness, BatchHandle, BatchMetrics};

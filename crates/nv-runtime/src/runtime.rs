@@ -22,7 +22,7 @@ use crate::batch::{spawn_coordinator, BatchConfig, BatchHandle, BatchMetrics, St
 use crate::broadcast;
 use crate::detached::DetachedThreads;
 use crate::executor::{Executor, ExecutorParams};
-use crate::feed::shared::{Control, FeedShared, StageCounters};
+use crate::feed::shared::{Control, FeedShared, StageBusy, StageCounters};
 use crate::feed::{FeedConfig, FeedDiagnostics, FeedHandle};
 use crate::metrics::FeedCounters;
 use crate::output::SharedOutput;
@@ -30,6 +30,7 @@ use crate::source::synthetic::SyntheticFactory;
 use crate::source::{SharedSourceFactory, SourceContext, SourceFactory};
 use crate::subscription::{HealthSubscription, LagState, OutputSubscription};
 use crate::sync::Waiter;
+use crate::watchdog::{Watchdog, Watched};
 use crate::worker::{self, WorkerParams};
 
 /// Builds a [`Runtime`].
@@ -141,6 +142,14 @@ impl RuntimeBuilder {
         }
         ConfigError::check(problems)?;
         let clock = self.clock.unwrap_or_else(SystemClock::shared);
+        let watched = Watched::default();
+        let watchdog = Watchdog::spawn(clock.clone(), Arc::clone(&watched)).map_err(|e| {
+            ConfigError::single(ConfigProblem::invalid(
+                "runtime",
+                "watchdog",
+                format!("cannot start the watchdog thread: {e}"),
+            ))
+        })?;
         let health = broadcast::channel(self.health_capacity);
         let mut factories = self.factories;
         factories.push(Arc::new(SyntheticFactory::new()));
@@ -166,6 +175,8 @@ impl RuntimeBuilder {
                     feed_join_timeout: self.feed_join_timeout,
                     custom_pipeline_policy: self.custom_pipeline_policy,
                     worker_stack_size: self.worker_stack_size,
+                    watchdog: Mutex::new(Some(watchdog)),
+                    watched,
                 }),
             },
         })
@@ -193,6 +204,8 @@ struct Inner {
     feed_join_timeout: Duration,
     custom_pipeline_policy: CustomPipelinePolicy,
     worker_stack_size: usize,
+    watched: Watched,
+    watchdog: Mutex<Option<Watchdog>>,
 }
 
 /// Runtime-wide diagnostics.
@@ -378,6 +391,7 @@ impl Inner {
             .map(|s| (s, Arc::new(StageCounters::default())))
             .collect();
         let now = self.clock.now();
+        let busy = Arc::new(StageBusy::default());
         let shared = Arc::new(FeedShared {
             id,
             name: config.name.clone().unwrap_or_else(|| id.to_string()),
@@ -396,6 +410,8 @@ impl Inner {
             decode_status: Mutex::new(None),
             stop_reason: Mutex::new(None),
             stopped_emitted: AtomicBool::new(false),
+            busy: Arc::clone(&busy),
+            stage_stall_timeout: config.stage_stall_timeout,
         });
         let executor = Executor::new(ExecutorParams {
             feed_id: id,
@@ -417,6 +433,7 @@ impl Inner {
             counters,
             frame_lag_threshold: config.frame_lag_threshold,
             throttle_window: config.health_throttle,
+            busy,
         });
         let mut source_ctx = SourceContext::new(id, config.source.clone(), self.clock.clone());
         source_ctx.reconnect = config.reconnect;
@@ -436,6 +453,7 @@ impl Inner {
             source_ctx,
             stack_size: self.worker_stack_size,
         })?;
+        self.watched.lock().push(Arc::downgrade(&shared));
         let handle = FeedHandle { shared };
         feeds.insert(
             id,
@@ -512,6 +530,9 @@ impl Inner {
         }
         for b in batches {
             self.join_batch(b, deadline);
+        }
+        if let Some(mut w) = self.watchdog.lock().take() {
+            w.stop();
         }
         self.lag.flush();
         self.outputs.close();

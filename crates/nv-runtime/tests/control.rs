@@ -68,11 +68,20 @@ fn remove_feed_is_bounded_when_a_stage_hangs() {
             feed(None)
                 .stage(stuck.clone())
                 .output_sink(NullSink)
+                .stage_stall_timeout(Duration::from_millis(100))
                 .build()
                 .unwrap(),
         )
         .unwrap();
     stuck.wait_entered();
+    // The watchdog names the stuck stage before anyone tries to stop the feed.
+    let ev = wait_for_event(&mut health, |e| {
+        matches!(e, HealthEvent::StageStalled { .. })
+    });
+    assert!(
+        matches!(ev, HealthEvent::StageStalled { stage_id, running_for_ms, .. } if stage_id.as_str() == "stuck" && running_for_ms >= 100),
+        "{ev:?}"
+    );
     rt.remove_feed(h.id()).unwrap();
     let ev = wait_for_event(&mut health, |e| {
         matches!(e, HealthEvent::FeedStopped { .. })

@@ -250,6 +250,9 @@ pub struct FeedSection {
     pub startup_timeout_secs: Option<f64>,
     #[serde(default)]
     pub stall_timeout_secs: Option<f64>,
+    /// Report a stage stuck in one call this long (`stage_stalled` event).
+    #[serde(default)]
+    pub stage_stall_timeout_secs: Option<f64>,
     #[serde(default)]
     pub restart: RestartSection,
     #[serde(default)]

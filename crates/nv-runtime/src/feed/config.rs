@@ -69,6 +69,7 @@ pub struct FeedConfig {
     pub(crate) stall_timeout: Duration,
     pub(crate) frame_lag_threshold: Duration,
     pub(crate) health_throttle: Duration,
+    pub(crate) stage_stall_timeout: Duration,
 }
 
 impl std::fmt::Debug for FeedConfig {
@@ -126,6 +127,7 @@ pub struct FeedConfigBuilder {
     stall_timeout: Option<Duration>,
     frame_lag_threshold: Option<Duration>,
     health_throttle: Option<Duration>,
+    stage_stall_timeout: Option<Duration>,
 }
 
 impl std::fmt::Debug for FeedConfigBuilder {
@@ -177,6 +179,11 @@ impl FeedConfigBuilder {
     setter!(
         /// Window for coalescing per-frame health events (1 s).
         health_throttle: Duration
+    );
+    setter!(
+        /// A stage (or batch point) inside one call longer than this is reported as
+        /// `StageStalled` (10 s).
+        stage_stall_timeout: Duration
     );
 
     /// Camera motion input (PTZ telemetry, egomotion) for `CameraMode::Observed` feeds;
@@ -321,6 +328,7 @@ impl FeedConfigBuilder {
             ("startup_timeout", self.startup_timeout),
             ("stall_timeout", self.stall_timeout),
             ("health_throttle", self.health_throttle),
+            ("stage_stall_timeout", self.stage_stall_timeout),
         ] {
             if value == Some(Duration::ZERO) {
                 problems.push(ConfigProblem::invalid(field, "0s", "must be positive"));
@@ -414,6 +422,7 @@ impl FeedConfigBuilder {
             stall_timeout: self.stall_timeout.unwrap_or(Duration::from_secs(10)),
             frame_lag_threshold: self.frame_lag_threshold.unwrap_or(Duration::from_secs(2)),
             health_throttle: self.health_throttle.unwrap_or(DEFAULT_THROTTLE_WINDOW),
+            stage_stall_timeout: self.stage_stall_timeout.unwrap_or(Duration::from_secs(10)),
         })
     }
 }

@@ -27,6 +27,28 @@ pub(crate) struct Control {
     pub finished: bool,
 }
 
+/// Which stage the worker is inside right now, for the stall watchdog. Two relaxed
+/// stores per stage call; the watchdog reads them once a second.
+#[derive(Debug, Default)]
+pub(crate) struct StageBusy {
+    /// Clock nanos when the current stage call began; 0 when idle.
+    pub since_nanos: AtomicU64,
+    pub index: AtomicU64,
+    /// `since_nanos` of the call already reported, so each stall is reported once.
+    pub reported_nanos: AtomicU64,
+}
+
+impl StageBusy {
+    pub fn enter(&self, index: usize, now: MonotonicTs) {
+        self.index.store(index as u64, Ordering::Relaxed);
+        self.since_nanos
+            .store(now.as_nanos().max(1), Ordering::Release);
+    }
+    pub fn leave(&self) {
+        self.since_nanos.store(0, Ordering::Release);
+    }
+}
+
 /// Counters of one stage.
 #[derive(Debug, Default)]
 pub(crate) struct StageCounters {
@@ -65,6 +87,8 @@ pub(crate) struct FeedShared {
     pub stop_reason: Mutex<Option<StopReason>>,
     /// Set by whoever emits the feed's one `FeedStopped` event.
     pub stopped_emitted: AtomicBool,
+    pub busy: Arc<StageBusy>,
+    pub stage_stall_timeout: std::time::Duration,
 }
 
 impl std::fmt::Debug for FeedShared {
@@ -118,6 +142,29 @@ impl FeedShared {
             self.health.send(HealthEvent::FeedStopped {
                 feed_id: self.id,
                 reason,
+            });
+        }
+    }
+
+    /// Reports the current stage call if it has run past the stall timeout (once per call).
+    pub fn check_stall(&self, now: MonotonicTs) {
+        let since = self.busy.since_nanos.load(Ordering::Acquire);
+        if since == 0 || self.busy.reported_nanos.load(Ordering::Relaxed) == since {
+            return;
+        }
+        let running = now.saturating_duration_since(MonotonicTs::from_nanos(since));
+        if running < self.stage_stall_timeout {
+            return;
+        }
+        self.busy.reported_nanos.store(since, Ordering::Relaxed);
+        let index = usize::try_from(self.busy.index.load(Ordering::Relaxed)).unwrap_or(usize::MAX);
+        if let Some((stage_id, _)) = self.stages.get(index) {
+            let running_for_ms = u64::try_from(running.as_millis()).unwrap_or(u64::MAX);
+            tracing::warn!(feed_id = %self.id, stage_id = %stage_id, running_for_ms, "stage stalled");
+            self.health.send(HealthEvent::StageStalled {
+                feed_id: self.id,
+                stage_id: *stage_id,
+                running_for_ms,
             });
         }
     }
