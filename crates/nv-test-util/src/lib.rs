@@ -1,6 +1,8 @@
 //! Test helpers: stages with scripted behaviour, collecting sinks, and event waits that
 //! synchronise on what the runtime reports instead of sleeping.
 
+pub mod clip;
+
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
