@@ -58,6 +58,21 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             .context("snapshot thread")?
     };
     let feeds = crate::assemble::add_feeds(&runtime, &config)?;
+    let otlp = match &config.metrics.otlp_endpoint {
+        Some(endpoint) => Some(
+            nv_metrics::OtlpExporter::start(
+                runtime.handle(),
+                health.clone(),
+                endpoint,
+                Duration::try_from_secs_f64(config.metrics.otlp_interval_secs)
+                    .unwrap_or(Duration::from_secs(10)),
+                config.metrics.service_name.clone(),
+                runtime.clock().clone(),
+            )
+            .context("OTLP exporter")?,
+        ),
+        None => None,
+    };
     let ready = Arc::new(AtomicBool::new(true));
     let state = AppState {
         runtime: runtime.handle(),
@@ -117,6 +132,9 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         }
         Ok(ExitCode::SUCCESS)
     })?;
+    if let Some(o) = otlp {
+        o.stop();
+    }
     if code == ExitCode::SUCCESS {
         drop(runtime);
         if health_thread.join().is_err() || snapshot_thread.join().is_err() {

@@ -6,9 +6,11 @@
 //! of atomics: scraping never blocks perception.
 
 mod health;
+mod otlp;
 mod prometheus;
 
 pub use health::{spawn_health_counter, HealthCounters};
+pub use otlp::{otlp_request, OtlpExporter};
 pub use prometheus::{render_prometheus, LATENCY_BUCKETS_SECONDS};
 
 pub use nv_runtime::RuntimeDiagnostics;

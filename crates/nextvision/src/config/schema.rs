@@ -92,11 +92,31 @@ pub struct MetricsSection {
     /// Serve `/metrics` in Prometheus text format on the API listener.
     #[serde(default = "d_true")]
     pub prometheus: bool,
+    /// Push metrics to an OpenTelemetry collector (OTLP/HTTP JSON), e.g.
+    /// `http://127.0.0.1:4318`.
+    #[serde(default)]
+    pub otlp_endpoint: Option<String>,
+    #[serde(default = "d_otlp_interval")]
+    pub otlp_interval_secs: f64,
+    #[serde(default = "d_service")]
+    pub service_name: String,
+}
+
+fn d_otlp_interval() -> f64 {
+    10.0
+}
+fn d_service() -> String {
+    "nextvision".into()
 }
 
 impl Default for MetricsSection {
     fn default() -> Self {
-        Self { prometheus: true }
+        Self {
+            prometheus: true,
+            otlp_endpoint: None,
+            otlp_interval_secs: d_otlp_interval(),
+            service_name: d_service(),
+        }
     }
 }
 
@@ -442,6 +462,25 @@ pub(super) fn parse(text: &str, env: EnvMode) -> Result<Config, Vec<Problem>> {
     if let Some(m) = raw.metrics {
         let (v, line, _) = section(&mut c, m, env, "metrics");
         if let Some(metrics) = c.typed::<MetricsSection>(v, line, "metrics") {
+            if let Some(ep) = &metrics.otlp_endpoint {
+                if !(ep.starts_with("http://") || ep.starts_with("https://")) {
+                    c.push(
+                        Some(line),
+                        "metrics.otlp_endpoint",
+                        format!(
+                            "`{}` must be an http(s) URL",
+                            nv_core::security::redact_url(ep)
+                        ),
+                    );
+                }
+            }
+            if !(metrics.otlp_interval_secs.is_finite() && metrics.otlp_interval_secs >= 1.0) {
+                c.push(
+                    Some(line),
+                    "metrics.otlp_interval_secs",
+                    "must be at least 1",
+                );
+            }
             config.metrics = metrics;
         }
     }
