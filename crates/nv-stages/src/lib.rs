@@ -1,1 +1,25 @@
-//! Reference perception stages (in progress).
+//! Reference perception stages for NextVision.
+//!
+//! Each stage is an ordinary [`nv_perception::Stage`] written against the public API
+//! only, so besides being usable as-is they are the worked example of how to write one:
+//!
+//! - [`MotionDetector`]: background subtraction on the luma plane, producing detections;
+//! - [`Tracker`]: Kalman + Hungarian multi-object tracker (ByteTrack/OC-SORT style),
+//!   producing tracks;
+//! - [`ZoneAnalytics`]: zone enter/exit/dwell and line-crossing events from tracks.
+//!
+//! [`eval`] scores tracks against ground truth with the CLEAR-MOT and identity metrics.
+
+pub mod assign;
+pub mod eval;
+pub mod kalman;
+mod motion;
+mod tracker;
+mod zones;
+
+pub use motion::{MotionConfig, MotionDetector};
+pub use tracker::{EpochPolicy, Tracker, TrackerConfig};
+pub use zones::{
+    Anchor, CrossingDirection, LineSpec, ZoneAnalytics, ZoneConfig, ZoneEvent, ZoneEventKind,
+    ZoneEvents, ZoneSpec,
+};

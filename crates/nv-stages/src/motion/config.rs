@@ -1,0 +1,124 @@
+//! Motion detector configuration.
+
+use nv_core::error::{ConfigError, ConfigProblem};
+
+/// Motion detector parameters. "Grid" is the downscaled analysis image.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MotionConfig {
+    /// Width of the analysis grid in pixels (height follows the frame's aspect ratio).
+    /// Frames narrower than this are analysed at full resolution.
+    pub grid_width_px: u32,
+    /// Per-frame background adaptation where no motion is seen, in (0, 1]. Absorbs slow
+    /// lighting drift: a ramp of `d` grey levels per frame lags by about `d / rate`.
+    pub learning_rate: f32,
+    /// Adaptation where motion is seen, in [0, learning_rate]. Small but non-zero: a
+    /// stopped object stays detected for `~1 / rate` frames, and a background revealed
+    /// after a long stop ("ghost") eventually fades.
+    pub foreground_learning_rate: f32,
+    /// Absolute grey-level difference from the background that counts as motion.
+    pub diff_threshold_levels: u8,
+    /// Subtract the median frame-to-background difference before thresholding, so a
+    /// global brightness change (auto exposure, clouds) is not motion.
+    pub compensate_global_illumination: bool,
+    /// Apply a 3x3 opening (removes isolated specks) then closing (fills pinholes).
+    pub morphology: bool,
+    /// Smallest blob reported, in grid pixels.
+    pub min_area_grid_px: u32,
+    /// At most this many detections per frame (largest first).
+    pub max_detections: usize,
+    /// Frames used to learn the background before detections are reported.
+    pub warmup_frames: u32,
+    /// Class ID given to motion detections.
+    pub class_id: u32,
+    /// Return `StageControl::SkipRemaining` on frames without motion (cheap gating of
+    /// expensive later stages).
+    pub skip_remaining_when_still: bool,
+}
+
+impl Default for MotionConfig {
+    fn default() -> Self {
+        Self {
+            grid_width_px: 160,
+            learning_rate: 0.05,
+            foreground_learning_rate: 0.002,
+            diff_threshold_levels: 25,
+            compensate_global_illumination: true,
+            morphology: true,
+            min_area_grid_px: 6,
+            max_detections: 256,
+            warmup_frames: 5,
+            class_id: 0,
+            skip_remaining_when_still: false,
+        }
+    }
+}
+
+impl MotionConfig {
+    /// Checks every field and reports all problems at once.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut problems = Vec::new();
+        if !(4..=4096).contains(&self.grid_width_px) {
+            problems.push(ConfigProblem::invalid(
+                "motion.grid_width_px",
+                self.grid_width_px,
+                "must be within [4, 4096]",
+            ));
+        }
+        if !(self.learning_rate > 0.0 && self.learning_rate <= 1.0) {
+            problems.push(ConfigProblem::invalid(
+                "motion.learning_rate",
+                self.learning_rate,
+                "must be within (0, 1]",
+            ));
+        }
+        if !(self.foreground_learning_rate >= 0.0
+            && self.foreground_learning_rate <= self.learning_rate)
+        {
+            problems.push(ConfigProblem::invalid(
+                "motion.foreground_learning_rate",
+                self.foreground_learning_rate,
+                "must be within [0, learning_rate]",
+            ));
+        }
+        if self.diff_threshold_levels == 0 {
+            problems.push(ConfigProblem::invalid(
+                "motion.diff_threshold_levels",
+                0,
+                "must be at least 1",
+            ));
+        }
+        if self.min_area_grid_px == 0 {
+            problems.push(ConfigProblem::invalid(
+                "motion.min_area_grid_px",
+                0,
+                "must be at least 1",
+            ));
+        }
+        if self.max_detections == 0 {
+            problems.push(ConfigProblem::invalid(
+                "motion.max_detections",
+                0,
+                "must be at least 1",
+            ));
+        }
+        ConfigError::check(problems)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_every_problem() {
+        assert!(MotionConfig::default().validate().is_ok());
+        let bad = MotionConfig {
+            grid_width_px: 1,
+            learning_rate: 0.0,
+            foreground_learning_rate: 0.5,
+            diff_threshold_levels: 0,
+            ..MotionConfig::default()
+        };
+        assert_eq!(bad.validate().unwrap_err().problems.len(), 4);
+    }
+}

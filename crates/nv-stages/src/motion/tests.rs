@@ -1,0 +1,297 @@
+use super::*;
+use nv_core::id::FeedId;
+use nv_core::metrics::StageMetrics;
+use nv_core::time::MonotonicTs;
+use nv_frame::{FrameLayout, HostBytes};
+use nv_perception::{NullTemporalAccess, PerceptionArtifacts, ViewSnapshot};
+
+const W: usize = 320;
+const H: usize = 240;
+
+/// A rectangle in pixels: x, y, w, h, grey value.
+type Rect = (usize, usize, usize, usize, u8);
+
+fn render(background: f32, rects: &[Rect]) -> Vec<u8> {
+    let mut img = vec![0u8; W * H];
+    for (y, row) in img.chunks_exact_mut(W).enumerate() {
+        for (x, p) in row.iter_mut().enumerate() {
+            // A little static texture so the background is not perfectly flat.
+            let texture = ((x * 7 + y * 13) % 9) as f32 - 4.0;
+            *p = (background + texture).clamp(0.0, 255.0) as u8;
+        }
+    }
+    for &(rx, ry, rw, rh, v) in rects {
+        for row in img.chunks_exact_mut(W).skip(ry).take(rh) {
+            row[rx..rx + rw].fill(v);
+        }
+    }
+    img
+}
+
+fn gray(seq: u64, data: Vec<u8>) -> FrameEnvelope {
+    FrameEnvelope::new_owned(
+        FeedId::new(1),
+        seq,
+        MonotonicTs::from_nanos(seq * 33_333_333),
+        W as u32,
+        H as u32,
+        PixelFormat::Gray8,
+        data,
+    )
+    .unwrap()
+}
+
+fn norm(r: Rect) -> BBox {
+    BBox::from_xywh(
+        r.0 as f32 / W as f32,
+        r.1 as f32 / H as f32,
+        r.2 as f32 / W as f32,
+        r.3 as f32 / H as f32,
+    )
+}
+
+fn detector() -> MotionDetector {
+    MotionDetector::new(MotionConfig::default()).unwrap()
+}
+
+fn warm_up(d: &mut MotionDetector, background: f32) {
+    for s in 0..10 {
+        assert!(d
+            .detect(&gray(s, render(background, &[])))
+            .unwrap()
+            .is_empty());
+    }
+}
+
+fn best_iou(dets: &DetectionSet, truth: BBox) -> f32 {
+    dets.iter().map(|d| d.bbox.iou(&truth)).fold(0.0, f32::max)
+}
+
+#[test]
+fn finds_rectangles_at_known_positions() {
+    let mut d = detector();
+    warm_up(&mut d, 128.0);
+    assert_eq!(d.grid_size(), (160, 120));
+    let rects = [(40, 40, 60, 40, 220), (200, 120, 50, 70, 30)];
+    let dets = d.detect(&gray(10, render(128.0, &rects))).unwrap();
+    assert_eq!(dets.len(), 2, "{dets:?}");
+    for r in rects {
+        let iou = best_iou(&dets, norm(r));
+        assert!(iou > 0.9, "rect {r:?}: IoU {iou}");
+    }
+    assert!(dets.iter().all(|d| d.confidence > 0.9));
+}
+
+#[test]
+fn ignores_slow_global_brightness_drift() {
+    let mut d = detector();
+    warm_up(&mut d, 40.0);
+    // +0.5 grey levels per frame: 150 levels over 300 frames.
+    let mut level = 40.0;
+    for s in 10..310 {
+        level += 0.5;
+        let dets = d.detect(&gray(s, render(level, &[]))).unwrap();
+        assert!(dets.is_empty(), "frame {s} at level {level}: {dets:?}");
+    }
+    // A sudden global jump (auto exposure) is compensated too.
+    let dets = d.detect(&gray(310, render(level - 30.0, &[]))).unwrap();
+    assert!(dets.is_empty(), "{dets:?}");
+    // And an object still shows up after all that drift.
+    let r = (100, 100, 40, 40, 20);
+    let dets = d.detect(&gray(311, render(level - 30.0, &[r]))).unwrap();
+    assert_eq!(dets.len(), 1);
+    assert!(best_iou(&dets, norm(r)) > 0.85);
+}
+
+#[test]
+fn moving_rectangle_leaves_no_trail() {
+    let mut d = detector();
+    warm_up(&mut d, 90.0);
+    for s in 0..50usize {
+        let r = (10 + s * 5, 60 + s, 30, 30, 200);
+        let dets = d.detect(&gray(10 + s as u64, render(90.0, &[r]))).unwrap();
+        assert_eq!(dets.len(), 1, "frame {s}: {dets:?}");
+        assert!(best_iou(&dets, norm(r)) > 0.8, "frame {s}");
+    }
+}
+
+#[test]
+fn small_specks_are_filtered() {
+    let mut d = detector();
+    warm_up(&mut d, 128.0);
+    // A 2x2 px speck is a single grid cell: removed by the opening and the area filter.
+    let dets = d
+        .detect(&gray(10, render(128.0, &[(50, 50, 2, 2, 255)])))
+        .unwrap();
+    assert!(dets.is_empty(), "{dets:?}");
+}
+
+/// The same scene as Gray8, NV12 and I420 with padded rows, and RGB, gives the same
+/// detections: the YUV paths read the luma plane in place.
+#[test]
+fn reads_luma_of_every_format() {
+    let rect = (64, 32, 48, 64, 200);
+    let scenes = [render(100.0, &[]), render(100.0, &[rect])];
+    let stride = W + 16;
+    let padded = |luma: &[u8], chroma_len: usize| -> Vec<u8> {
+        let mut out = vec![0u8; stride * H];
+        for (dst, src) in out.chunks_exact_mut(stride).zip(luma.chunks_exact(W)) {
+            dst[..W].copy_from_slice(src);
+        }
+        out.extend(std::iter::repeat_n(128, chroma_len));
+        out
+    };
+    let make = |format: PixelFormat, luma: &[u8], seq: u64| -> FrameEnvelope {
+        let b = FrameEnvelope::builder(
+            FeedId::new(1),
+            seq,
+            MonotonicTs::ZERO,
+            W as u32,
+            H as u32,
+            format,
+        );
+        match format {
+            PixelFormat::Nv12 => b
+                .layout(FrameLayout::with_planes(
+                    format,
+                    W as u32,
+                    H as u32,
+                    &[(0, stride), (stride * H, W)],
+                ))
+                .host(HostBytes::from_vec(padded(luma, W * H / 2)))
+                .unwrap(),
+            PixelFormat::I420 => b
+                .layout(FrameLayout::with_planes(
+                    format,
+                    W as u32,
+                    H as u32,
+                    &[
+                        (0, stride),
+                        (stride * H, W / 2),
+                        (stride * H + W * H / 4, W / 2),
+                    ],
+                ))
+                .host(HostBytes::from_vec(padded(luma, W * H / 2)))
+                .unwrap(),
+            PixelFormat::Rgb8 => b
+                .host(HostBytes::from_vec(
+                    luma.iter().flat_map(|&v| [v, v, v]).collect(),
+                ))
+                .unwrap(),
+            _ => b.host(HostBytes::from_vec(luma.to_vec())).unwrap(),
+        }
+    };
+    let mut results = Vec::new();
+    for format in [
+        PixelFormat::Gray8,
+        PixelFormat::Nv12,
+        PixelFormat::I420,
+        PixelFormat::Rgb8,
+    ] {
+        let mut d = detector();
+        for s in 0..8 {
+            d.detect(&make(format, &scenes[0], s)).unwrap();
+        }
+        let dets = d.detect(&make(format, &scenes[1], 8)).unwrap();
+        assert_eq!(dets.len(), 1, "{format}");
+        assert!(best_iou(&dets, norm(rect)) > 0.9, "{format}");
+        results.push(dets.detections[0].bbox);
+    }
+    assert!(results.iter().all(|b| *b == results[0]), "{results:?}");
+}
+
+#[test]
+fn stage_emits_signal_and_can_gate() {
+    let mut d = MotionDetector::new(MotionConfig {
+        skip_remaining_when_still: true,
+        ..MotionConfig::default()
+    })
+    .unwrap();
+    assert_eq!(d.category(), StageCategory::FrameAnalysis);
+    assert!(d.accepted_formats().unwrap().contains(&PixelFormat::Nv12));
+    let artifacts = PerceptionArtifacts::new();
+    let view = ViewSnapshot::default();
+    let temporal = NullTemporalAccess::default();
+    let mut run = |frame: &FrameEnvelope| {
+        let ctx = StageContext::new(
+            FeedId::new(1),
+            frame,
+            &artifacts,
+            &view,
+            &temporal,
+            StageMetrics::default(),
+            frame.ts(),
+        );
+        d.process(&ctx).unwrap()
+    };
+    for s in 0..10 {
+        let out = run(&gray(s, render(128.0, &[])));
+        assert_eq!(out.control, StageControl::SkipRemaining);
+    }
+    let out = run(&gray(10, render(128.0, &[(10, 10, 40, 40, 250)])));
+    assert_eq!(out.control, StageControl::Continue);
+    assert_eq!(out.detections.unwrap().len(), 1);
+    assert_eq!(out.signals[0].name, MotionDetector::FOREGROUND_SIGNAL);
+    match out.signals[0].value {
+        SignalValue::Scalar(r) => assert!(r > 0.0 && r < 0.1, "{r}"),
+        ref v => panic!("unexpected {v:?}"),
+    }
+}
+
+#[test]
+fn frame_size_change_relearns() {
+    let mut d = detector();
+    warm_up(&mut d, 128.0);
+    let small = FrameEnvelope::new_owned(
+        FeedId::new(1),
+        99,
+        MonotonicTs::ZERO,
+        64,
+        48,
+        PixelFormat::Gray8,
+        vec![10; 64 * 48],
+    )
+    .unwrap();
+    assert!(d.detect(&small).unwrap().is_empty());
+    assert_eq!(d.grid_size(), (64, 48));
+}
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+
+        /// Any solid rectangle of reasonable size and contrast, anywhere in the frame
+        /// (edges included), is found as exactly one detection at its position.
+        #[test]
+        fn finds_a_rectangle_anywhere(
+            w in 12usize..120,
+            h in 12usize..120,
+            fx in 0.0f64..1.0,
+            fy in 0.0f64..1.0,
+            background in 30.0f32..200.0,
+            contrast in 45.0f32..120.0,
+            brighter in any::<bool>(),
+        ) {
+            let x = ((W - w) as f64 * fx) as usize;
+            let y = ((H - h) as f64 * fy) as usize;
+            let v = if brighter { background + contrast } else { background - contrast };
+            prop_assume!((0.0..=255.0).contains(&v));
+            let r = (x, y, w, h, v as u8);
+            let mut d = detector();
+            warm_up(&mut d, background);
+            let dets = d.detect(&gray(10, render(background, &[r]))).unwrap();
+            prop_assert_eq!(dets.len(), 1, "{:?}", dets);
+            // Every edge lands within one grid cell (2 px here) of the truth: a cell is
+            // foreground once the object covers enough of it to pass the threshold.
+            let (got, want) = (dets.detections[0].bbox, norm(r));
+            let (cell_x, cell_y) = (2.0 / W as f32 + 1e-4, 2.0 / H as f32 + 1e-4);
+            prop_assert!((got.x_min - want.x_min).abs() <= cell_x, "{:?} vs {:?}", got, want);
+            prop_assert!((got.x_max - want.x_max).abs() <= cell_x, "{:?} vs {:?}", got, want);
+            prop_assert!((got.y_min - want.y_min).abs() <= cell_y, "{:?} vs {:?}", got, want);
+            prop_assert!((got.y_max - want.y_max).abs() <= cell_y, "{:?} vs {:?}", got, want);
+        }
+    }
+}
