@@ -1,0 +1,179 @@
+//! Sink configuration: serde data (`deny_unknown_fields`), separate from the runtime sink
+//! objects. `validate` reports every problem at once; `build` validates and makes the sink.
+//!
+//! Durations are integers with the unit in the name (`timeout_ms`, `max_age_secs`), sizes
+//! are `*_bytes` or `*_records`.
+
+mod file;
+mod mqtt;
+mod nats;
+mod webhook;
+
+use nv_core::error::{ConfigError, ConfigProblem};
+use nv_runtime::{OutputSink, SharedOutput, SinkFactory};
+use serde::Deserialize;
+
+pub use file::{FileSinkConfig, FsyncPolicy, StdoutSinkConfig};
+pub use mqtt::{MqttQos, MqttSinkConfig};
+pub use nats::NatsSinkConfig;
+pub use webhook::WebhookSinkConfig;
+
+use crate::error::SinkError;
+use crate::stats::SinkStats;
+
+/// One sink, selected by `type` (`file`, `stdout`, `webhook`, `mqtt`, `nats`).
+///
+/// ```toml
+/// type = "mqtt"
+/// host = "127.0.0.1"
+/// topic = "nextvision/{feed}/{event}"
+/// ```
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum SinkConfig {
+    File(FileSinkConfig),
+    Stdout(StdoutSinkConfig),
+    Webhook(WebhookSinkConfig),
+    Mqtt(MqttSinkConfig),
+    Nats(NatsSinkConfig),
+}
+
+impl SinkConfig {
+    /// The `type` name.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::File(_) => "file",
+            Self::Stdout(_) => "stdout",
+            Self::Webhook(_) => "webhook",
+            Self::Mqtt(_) => "mqtt",
+            Self::Nats(_) => "nats",
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        match self {
+            Self::File(c) => c.validate(),
+            Self::Stdout(c) => c.validate(),
+            Self::Webhook(c) => c.validate(),
+            Self::Mqtt(c) => c.validate(),
+            Self::Nats(c) => c.validate(),
+        }
+    }
+
+    /// Builds the sink with fresh counters.
+    pub fn build(&self) -> Result<Box<dyn OutputSink>, SinkError> {
+        self.build_with_stats(SinkStats::new())
+    }
+
+    /// Builds the sink updating `stats` (share one handle across rebuilds of a feed's
+    /// sink so its figures survive).
+    pub fn build_with_stats(&self, stats: SinkStats) -> Result<Box<dyn OutputSink>, SinkError> {
+        match self {
+            Self::File(c) => c.build_with_stats(stats),
+            Self::Stdout(c) => c.build_with_stats(stats),
+            Self::Webhook(c) => c.build_with_stats(stats),
+            Self::Mqtt(c) => c.build_with_stats(stats),
+            Self::Nats(c) => c.build_with_stats(stats),
+        }
+    }
+}
+
+impl SinkConfig {
+    /// A factory for `FeedConfigBuilder::sink_factory`: rebuilds the sink with the same
+    /// counters after the runtime lost it. If rebuilding fails (it validated before, so
+    /// only resources can fail), the replacement counts every record as failed.
+    pub fn factory(&self, stats: SinkStats) -> SinkFactory {
+        let config = self.clone();
+        Box::new(move || match config.build_with_stats(stats.clone()) {
+            Ok(sink) => sink,
+            Err(e) => {
+                tracing::error!(sink = config.kind(), error = %e, "could not rebuild sink; its records are counted as failed");
+                Box::new(FailingSink {
+                    stats: stats.clone(),
+                })
+            }
+        })
+    }
+}
+
+/// Stands in for a sink that could not be rebuilt.
+#[derive(Debug)]
+struct FailingSink {
+    stats: SinkStats,
+}
+
+impl OutputSink for FailingSink {
+    fn emit(&mut self, _output: SharedOutput) {
+        self.stats.add_failed(1);
+    }
+}
+
+/// Collects problems with the field names a config file uses.
+#[derive(Debug, Default)]
+pub(crate) struct Problems(pub Vec<ConfigProblem>);
+
+impl Problems {
+    pub fn at_least(&mut self, field: &str, value: u64, min: u64) {
+        if value < min {
+            self.0.push(ConfigProblem::invalid(
+                field,
+                value,
+                format!("must be at least {min}"),
+            ));
+        }
+    }
+    pub fn not_above(&mut self, field: &str, value: u64, other_field: &str, other: u64) {
+        if value > other {
+            self.0.push(ConfigProblem::invalid(
+                field,
+                value,
+                format!("must not exceed {other_field} ({other})"),
+            ));
+        }
+    }
+    pub fn non_empty(&mut self, field: &str, value: &str) {
+        if value.trim().is_empty() {
+            self.0.push(ConfigProblem::missing(field));
+        }
+    }
+    pub fn template(&mut self, field: &str, value: &str) {
+        self.non_empty(field, value);
+        for ph in crate::template::unknown_placeholders(value) {
+            self.0.push(ConfigProblem::invalid(
+                field,
+                value,
+                format!(
+                    "unknown placeholder {ph} (known: {})",
+                    crate::template::PLACEHOLDERS.join(", ")
+                ),
+            ));
+        }
+    }
+    pub fn push(&mut self, p: ConfigProblem) {
+        self.0.push(p);
+    }
+    pub fn finish(self) -> Result<(), ConfigError> {
+        ConfigError::check(self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tagged_configs_parse_and_reject_unknown_fields() {
+        let c: SinkConfig = toml::from_str("type = \"file\"\npath = \"/tmp/x.jsonl\"\n").unwrap();
+        assert_eq!(c.kind(), "file");
+        c.validate().unwrap();
+        let err = toml::from_str::<SinkConfig>("type = \"file\"\npath = \"x\"\nbogus = 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("bogus"), "{err}");
+        let err = toml::from_str::<SinkConfig>("type = \"kafka\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("kafka"), "{err}");
+    }
+}

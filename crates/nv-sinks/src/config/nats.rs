@@ -1,0 +1,141 @@
+//! NATS sink configuration.
+
+use std::time::Duration;
+
+use nv_core::error::{ConfigError, ConfigProblem};
+use nv_core::security::redact_url;
+use nv_runtime::OutputSink;
+use serde::Deserialize;
+
+use super::mqtt::default_max_in_flight;
+use super::webhook::{
+    default_buffer_records, default_flush_timeout_ms, default_retry_initial_ms,
+    default_retry_max_ms,
+};
+use super::Problems;
+use crate::error::SinkError;
+use crate::nats::NatsSink;
+use crate::secret::Secret;
+use crate::stats::SinkStats;
+
+/// `type = "nats"`: publishes each record to `subject` (placeholders `{feed}`,
+/// `{event}`). With `jetstream = true` each record is published to the stream that binds
+/// the subject and counted delivered only when the server acknowledges it; the
+/// `Nats-Msg-Id` header carries the idempotency key so the server drops duplicates of a
+/// retried record. Core NATS has no acknowledgements: a record counts as delivered once
+/// written to the server's socket. While the server is unreachable, records wait in a
+/// buffer of `buffer_records` that drops its oldest beyond the bound (counted).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NatsSinkConfig {
+    /// `nats://host:4222`; may carry `user:password@` (never logged).
+    pub url: String,
+    #[serde(default = "default_subject")]
+    pub subject: String,
+    #[serde(default)]
+    pub token: Option<Secret>,
+    #[serde(default)]
+    pub jetstream: bool,
+    /// Wait for a JetStream acknowledgement, or for a core flush.
+    #[serde(default = "default_ack_timeout_ms")]
+    pub ack_timeout_ms: u64,
+    #[serde(default = "default_buffer_records")]
+    pub buffer_records: u32,
+    /// Records published before their acknowledgements are awaited (JetStream) or the
+    /// connection is flushed (core).
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: u16,
+    #[serde(default = "default_retry_initial_ms")]
+    pub reconnect_initial_ms: u64,
+    #[serde(default = "default_retry_max_ms")]
+    pub reconnect_max_ms: u64,
+    #[serde(default = "default_flush_timeout_ms")]
+    pub flush_timeout_ms: u64,
+}
+
+fn default_subject() -> String {
+    "nextvision.{feed}.{event}".into()
+}
+fn default_ack_timeout_ms() -> u64 {
+    2000
+}
+
+impl NatsSinkConfig {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            subject: default_subject(),
+            token: None,
+            jetstream: false,
+            ack_timeout_ms: default_ack_timeout_ms(),
+            buffer_records: default_buffer_records(),
+            max_in_flight: default_max_in_flight(),
+            reconnect_initial_ms: default_retry_initial_ms(),
+            reconnect_max_ms: default_retry_max_ms(),
+            flush_timeout_ms: default_flush_timeout_ms(),
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut p = Problems::default();
+        if self.url.trim().is_empty() {
+            p.push(ConfigProblem::missing("url"));
+        } else if self.url.parse::<async_nats::ServerAddr>().is_err() {
+            p.push(ConfigProblem::invalid(
+                "url",
+                redact_url(&self.url),
+                "is not a NATS server address (nats://host:port)",
+            ));
+        }
+        p.template("subject", &self.subject);
+        if self.subject.contains(['*', '>', ' ']) {
+            p.push(ConfigProblem::invalid(
+                "subject",
+                &self.subject,
+                "must not contain wildcards or spaces",
+            ));
+        }
+        p.at_least("ack_timeout_ms", self.ack_timeout_ms, 1);
+        p.at_least("buffer_records", u64::from(self.buffer_records), 1);
+        p.at_least("max_in_flight", u64::from(self.max_in_flight), 1);
+        p.at_least("reconnect_initial_ms", self.reconnect_initial_ms, 1);
+        p.not_above(
+            "reconnect_initial_ms",
+            self.reconnect_initial_ms,
+            "reconnect_max_ms",
+            self.reconnect_max_ms,
+        );
+        p.finish()
+    }
+
+    pub(crate) fn ack_timeout(&self) -> Duration {
+        Duration::from_millis(self.ack_timeout_ms)
+    }
+
+    pub fn build(&self) -> Result<Box<dyn OutputSink>, SinkError> {
+        self.build_with_stats(SinkStats::new())
+    }
+
+    pub fn build_with_stats(&self, stats: SinkStats) -> Result<Box<dyn OutputSink>, SinkError> {
+        Ok(Box::new(NatsSink::start(self.clone(), stats)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validates_without_leaking_credentials() {
+        let mut c = NatsSinkConfig::new("http://u:secretpw@host:4222 x");
+        c.subject = "a.{feed}.>".into();
+        c.max_in_flight = 0;
+        let err = c.validate().unwrap_err();
+        assert!(!err.to_string().contains("secretpw"), "{err}");
+        let fields: Vec<&str> = err.problems.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(fields, vec!["url", "subject", "max_in_flight"], "{err}");
+        NatsSinkConfig::new("nats://127.0.0.1:4222")
+            .validate()
+            .unwrap();
+    }
+}

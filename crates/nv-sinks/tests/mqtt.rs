@@ -1,0 +1,273 @@
+//! MQTT sink against a real mosquitto on 127.0.0.1.
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
+mod common;
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{key_of, wait_stats, Broker, Outage, TIMEOUT};
+use nv_runtime::OutputSink;
+use nv_sinks::{MqttSink, MqttSinkConfig, SinkConfig, SinkStats};
+use parking_lot::{Condvar, Mutex};
+use rumqttc::{Client, Event, Incoming, MqttOptions, QoS};
+
+#[derive(Clone, Debug)]
+struct Msg {
+    topic: String,
+    payload: Vec<u8>,
+    dup: bool,
+    retain: bool,
+}
+
+#[derive(Debug, Default)]
+struct Inbox {
+    msgs: Vec<Msg>,
+    subacks: usize,
+}
+
+/// A real MQTT subscriber on its own thread.
+struct Subscriber {
+    inbox: Arc<(Mutex<Inbox>, Condvar)>,
+    stop: Arc<AtomicBool>,
+    _client: Client,
+}
+
+impl Subscriber {
+    fn start(port: u16, id: &str, topics: &[&str], persistent: bool) -> Self {
+        let mut opts = MqttOptions::new(id, "127.0.0.1", port);
+        opts.set_clean_session(!persistent)
+            .set_keep_alive(Duration::from_secs(5));
+        let (client, mut conn) = Client::new(opts, 64);
+        for t in topics {
+            client.subscribe(*t, QoS::AtLeastOnce).unwrap();
+        }
+        let inbox = Arc::new((Mutex::new(Inbox::default()), Condvar::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (ib, st) = (Arc::clone(&inbox), Arc::clone(&stop));
+        std::thread::Builder::new()
+            .name("test-mqtt-sub".into())
+            .spawn(move || {
+                for ev in conn.iter() {
+                    if st.load(Ordering::Acquire) {
+                        break;
+                    }
+                    let (lock, cv) = &*ib;
+                    match ev {
+                        Ok(Event::Incoming(Incoming::Publish(p))) => {
+                            lock.lock().msgs.push(Msg {
+                                topic: p.topic.clone(),
+                                payload: p.payload.to_vec(),
+                                dup: p.dup,
+                                retain: p.retain,
+                            });
+                            cv.notify_all();
+                        }
+                        Ok(Event::Incoming(Incoming::SubAck(_))) => {
+                            lock.lock().subacks += 1;
+                            cv.notify_all();
+                        }
+                        Ok(_) => {}
+                        Err(_) => {
+                            // Reconnect throttle while the broker is down.
+                            let mut g = lock.lock();
+                            let _woken = cv.wait_for(&mut g, Duration::from_millis(50));
+                        }
+                    }
+                }
+            })
+            .unwrap();
+        let s = Self {
+            inbox,
+            stop,
+            _client: client,
+        };
+        s.wait("subscribed", |i| i.subacks >= topics.len());
+        s
+    }
+
+    fn wait(&self, what: &str, mut pred: impl FnMut(&Inbox) -> bool) {
+        let (lock, cv) = &*self.inbox;
+        let deadline = Instant::now() + TIMEOUT;
+        let mut g = lock.lock();
+        while !pred(&g) {
+            if cv.wait_until(&mut g, deadline).timed_out() {
+                let mut per_topic = std::collections::BTreeMap::new();
+                for m in &g.msgs {
+                    *per_topic.entry(m.topic.clone()).or_insert(0usize) += 1;
+                }
+                panic!("timed out waiting for {what}: {per_topic:?}");
+            }
+        }
+    }
+
+    fn on(&self, prefix: &str) -> Vec<Msg> {
+        self.inbox
+            .0
+            .lock()
+            .msgs
+            .iter()
+            .filter(|m| m.topic.starts_with(prefix))
+            .cloned()
+            .collect()
+    }
+}
+
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+    }
+}
+
+/// Keys in order of first arrival; panics on a repeat the broker did not mark as a
+/// redelivery (a repeat with DUP set is MQTT's own at-least-once towards subscribers).
+fn unique_keys(msgs: &[Msg]) -> Vec<String> {
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for m in msgs {
+        let k = key_of(&m.payload);
+        if seen.insert(k.clone()) {
+            out.push(k);
+        } else {
+            assert!(m.dup, "duplicate {k} without DUP flag");
+        }
+    }
+    out
+}
+
+#[test]
+fn every_output_arrives_exactly_once_in_order_for_each_qos() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::mosquitto(dir.path());
+    let sub = Subscriber::start(broker.port, "nv-test-sub-a", &["#"], false);
+    for qos in [0u8, 1, 2] {
+        let config: SinkConfig = toml::from_str(&format!(
+            "type = \"mqtt\"\nhost = \"127.0.0.1\"\nport = {}\nclient_id = \"nv-sink-q{qos}\"\nqos = {qos}\ntopic = \"q{qos}/{{feed}}/{{event}}\"\n",
+            broker.port
+        ))
+        .unwrap();
+        config.validate().unwrap();
+        let stats = SinkStats::new();
+        let keys = common::run_feed(40, config.build_with_stats(stats.clone()).unwrap(), &stats);
+        sub.wait("all outputs", |i| {
+            i.msgs
+                .iter()
+                .filter(|m| m.topic.starts_with(&format!("q{qos}/")))
+                .count()
+                >= 40
+        });
+        let msgs = sub.on(&format!("q{qos}/"));
+        assert_eq!(msgs.len(), 40, "qos {qos}: exactly once");
+        assert!(msgs.iter().all(|m| m.topic == format!("q{qos}/1/outputs")));
+        let got: Vec<String> = msgs.iter().map(|m| key_of(&m.payload)).collect();
+        assert_eq!(got, keys, "qos {qos}: in order");
+        let s = stats.snapshot();
+        assert_eq!(
+            (s.delivered, s.failed, s.dropped_by_buffer),
+            (40, 0, 0),
+            "qos {qos}"
+        );
+        // Availability: `online` while connected, `offline` (retained) after a clean stop.
+        let avail = format!("nextvision/nv-sink-q{qos}/availability");
+        sub.wait("offline", |i| {
+            i.msgs
+                .iter()
+                .any(|m| m.topic == avail && m.payload == b"offline")
+        });
+        let states: Vec<Vec<u8>> = sub.on(&avail).into_iter().map(|m| m.payload).collect();
+        assert_eq!(states, vec![b"online".to_vec(), b"offline".to_vec()]);
+    }
+    // A late subscriber gets the retained availability.
+    let late = Subscriber::start(
+        broker.port,
+        "nv-test-sub-late",
+        &["nextvision/+/availability"],
+        false,
+    );
+    late.wait("retained", |i| i.msgs.len() >= 3);
+    assert!(late
+        .on("nextvision/")
+        .iter()
+        .all(|m| m.retain && m.payload == b"offline"));
+}
+
+#[test]
+fn broker_restart_loses_only_what_the_buffer_bound_says_and_counts_it() {
+    restart_case(Outage::Stop);
+}
+
+#[test]
+fn broker_killed_and_restarted_loses_only_what_the_buffer_bound_says() {
+    restart_case(Outage::Kill);
+}
+
+fn restart_case(outage: Outage) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = match outage {
+        Outage::Stop => Broker::mosquitto(dir.path()),
+        Outage::Kill => Broker::mosquitto_autosave(dir.path()),
+    };
+    // Persistent session: the broker keeps the subscription (and queues for it) across
+    // its restart, so what the sink sends while this client reconnects is not missed.
+    let sub = Subscriber::start(
+        broker.port,
+        "nv-test-sub-restart",
+        &["nextvision/+/outputs"],
+        true,
+    );
+    let mut config = MqttSinkConfig::new("127.0.0.1", broker.port);
+    config.client_id = Some("nv-sink-restart".into());
+    config.buffer_records = 5;
+    config.reconnect_initial_ms = 20;
+    config.reconnect_max_ms = 200;
+    let stats = SinkStats::new();
+    let mut sink = MqttSink::start(config, stats.clone()).unwrap();
+    let outputs = common::outputs(30);
+    let keys = common::keys(&outputs);
+    // Before the first connection records are buffered too; start with the sink online
+    // so that phase 1 is not cut by the (small) bound.
+    wait_stats(&stats, "connected", |s| s.connected);
+
+    // Paced while connected (the bound is small on purpose), so nothing is dropped here.
+    common::emit_paced(&mut sink, &stats, &outputs[..10]);
+    wait_stats(&stats, "phase 1 acknowledged", |s| s.delivered == 10);
+    sub.wait("phase 1 received", |i| i.msgs.len() >= 10);
+
+    outage.apply(&mut broker);
+    wait_stats(&stats, "disconnect noticed", |s| !s.connected);
+    for o in &outputs[10..22] {
+        sink.emit(o.clone());
+    }
+    // 12 records while down, 5 fit: the 7 oldest are dropped and counted.
+    assert_eq!(stats.dropped_by_buffer(), 7);
+
+    broker.start();
+    wait_stats(&stats, "buffer delivered after reconnect", |s| {
+        s.delivered == 15
+    });
+    common::emit_paced(&mut sink, &stats, &outputs[22..]);
+    wait_stats(&stats, "phase 3 acknowledged", |s| s.delivered == 23);
+    let expected: Vec<String> = keys[..10].iter().chain(&keys[17..]).cloned().collect();
+    sub.wait("everything received", |i| {
+        i.msgs
+            .iter()
+            .map(|m| key_of(&m.payload))
+            .collect::<HashSet<_>>()
+            .len()
+            >= expected.len()
+    });
+    assert_eq!(unique_keys(&sub.on("nextvision/")), expected);
+    drop(sink);
+    let s = stats.snapshot();
+    assert_eq!(
+        (s.delivered, s.failed, s.dropped_by_buffer, s.buffered),
+        (23, 0, 7, 0),
+        "{s:?}"
+    );
+    assert!(s.reconnects >= 1, "{s:?}");
+}

@@ -1,0 +1,187 @@
+//! NATS sink against a real nats-server on 127.0.0.1 (core and JetStream).
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_nats::jetstream::{self, stream};
+use common::{key_of, wait_stats, Broker, Outage, TIMEOUT};
+use futures_util::StreamExt;
+use nv_runtime::OutputSink;
+use nv_sinks::{NatsSink, NatsSinkConfig, SinkConfig, SinkStats};
+use parking_lot::{Condvar, Mutex};
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[derive(Debug, Default)]
+struct Inbox {
+    ready: bool,
+    payloads: Vec<Vec<u8>>,
+}
+
+/// A real core-NATS subscriber on its own thread.
+struct Subscriber {
+    inbox: Arc<(Mutex<Inbox>, Condvar)>,
+}
+
+impl Subscriber {
+    fn start(port: u16, subject: &str) -> Self {
+        let inbox = Arc::new((Mutex::new(Inbox::default()), Condvar::new()));
+        let ib = Arc::clone(&inbox);
+        let subject = subject.to_owned();
+        std::thread::Builder::new()
+            .name("test-nats-sub".into())
+            .spawn(move || {
+                runtime().block_on(async move {
+                    let client = async_nats::connect(format!("127.0.0.1:{port}"))
+                        .await
+                        .unwrap();
+                    let mut sub = client.subscribe(subject).await.unwrap();
+                    client.flush().await.unwrap();
+                    {
+                        ib.0.lock().ready = true;
+                        ib.1.notify_all();
+                    }
+                    while let Some(msg) = sub.next().await {
+                        ib.0.lock().payloads.push(msg.payload.to_vec());
+                        ib.1.notify_all();
+                    }
+                });
+            })
+            .unwrap();
+        let s = Self { inbox };
+        s.wait("subscribed", |i| i.ready);
+        s
+    }
+
+    fn wait(&self, what: &str, mut pred: impl FnMut(&Inbox) -> bool) {
+        let (lock, cv) = &*self.inbox;
+        let deadline = Instant::now() + TIMEOUT;
+        let mut g = lock.lock();
+        while !pred(&g) {
+            assert!(
+                !cv.wait_until(&mut g, deadline).timed_out(),
+                "timed out waiting for {what}: {} messages",
+                g.payloads.len()
+            );
+        }
+    }
+}
+
+#[test]
+fn core_nats_every_output_arrives_exactly_once_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Broker::nats(dir.path(), false);
+    let sub = Subscriber::start(server.port, "nextvision.*.outputs");
+    let config: SinkConfig = toml::from_str(&format!(
+        "type = \"nats\"\nurl = \"nats://127.0.0.1:{}\"\n",
+        server.port
+    ))
+    .unwrap();
+    let stats = SinkStats::new();
+    let keys = common::run_feed(40, config.build_with_stats(stats.clone()).unwrap(), &stats);
+    sub.wait("all outputs", |i| i.payloads.len() >= 40);
+    let got: Vec<String> = sub
+        .inbox
+        .0
+        .lock()
+        .payloads
+        .iter()
+        .map(|p| key_of(p))
+        .collect();
+    assert_eq!(got, keys);
+    let s = stats.snapshot();
+    assert_eq!((s.delivered, s.failed, s.dropped_by_buffer), (40, 0, 0));
+}
+
+/// Every message of the stream, in stream order.
+fn stream_keys(port: u16) -> Vec<String> {
+    runtime().block_on(async move {
+        let client = async_nats::connect(format!("127.0.0.1:{port}"))
+            .await
+            .unwrap();
+        let js = jetstream::new(client);
+        let mut s = js.get_stream("NV").await.unwrap();
+        let n = s.info().await.unwrap().state.messages;
+        let mut keys = Vec::new();
+        for seq in 1..=n {
+            let m = s.get_raw_message(seq).await.unwrap();
+            keys.push(key_of(&m.payload));
+        }
+        keys
+    })
+}
+
+#[test]
+fn jetstream_server_restart_loses_only_what_the_buffer_bound_says() {
+    restart_case(Outage::Stop);
+}
+
+#[test]
+fn jetstream_server_killed_and_restarted_loses_only_what_the_buffer_bound_says() {
+    restart_case(Outage::Kill);
+}
+
+fn restart_case(outage: Outage) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Broker::nats(dir.path(), true);
+    let port = server.port;
+    runtime().block_on(async move {
+        let client = async_nats::connect(format!("127.0.0.1:{port}"))
+            .await
+            .unwrap();
+        jetstream::new(client)
+            .create_stream(stream::Config {
+                name: "NV".into(),
+                subjects: vec!["nextvision.>".into()],
+                storage: stream::StorageType::File,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    });
+    let mut config = NatsSinkConfig::new(format!("nats://127.0.0.1:{port}"));
+    config.jetstream = true;
+    config.buffer_records = 5;
+    config.reconnect_initial_ms = 20;
+    config.reconnect_max_ms = 200;
+    let stats = SinkStats::new();
+    let mut sink = NatsSink::start(config, stats.clone()).unwrap();
+    let outputs = common::outputs(30);
+    let keys = common::keys(&outputs);
+    wait_stats(&stats, "connected", |s| s.connected);
+
+    common::emit_paced(&mut sink, &stats, &outputs[..10]);
+    outage.apply(&mut server);
+    wait_stats(&stats, "disconnect noticed", |s| !s.connected);
+    for o in &outputs[10..22] {
+        sink.emit(o.clone());
+    }
+    assert_eq!(stats.dropped_by_buffer(), 7);
+    server.start();
+    wait_stats(&stats, "buffer delivered after reconnect", |s| {
+        s.delivered == 15
+    });
+    common::emit_paced(&mut sink, &stats, &outputs[22..]);
+    drop(sink);
+
+    let expected: Vec<String> = keys[..10].iter().chain(&keys[17..]).cloned().collect();
+    assert_eq!(stream_keys(port), expected);
+    let s = stats.snapshot();
+    assert_eq!(
+        (s.delivered, s.failed, s.dropped_by_buffer, s.buffered),
+        (23, 0, 7, 0),
+        "{s:?}"
+    );
+    assert!(s.reconnects >= 1, "{s:?}");
+}
