@@ -9,7 +9,8 @@ use nv_runtime::{
     SourceSpec, SyntheticSpec,
 };
 
-use crate::stages::{BlobDetector, Brightness, Counter};
+use crate::stages::{Brightness, Counter};
+use nv_stages::{MotionConfig, MotionDetector, Tracker, TrackerConfig};
 
 #[derive(clap::Args, Debug)]
 pub struct DemoArgs {
@@ -30,8 +31,8 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<std::process::ExitCode> {
     let mut feeds = Vec::new();
     for i in 0..args.feeds {
         let spec = SyntheticSpec {
-            width: 640,
-            height: 480,
+            width: 320,
+            height: 240,
             format: PixelFormat::I420,
             fps: Some(args.fps),
             frame_count: None,
@@ -44,14 +45,15 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<std::process::ExitCode> {
             .camera_mode(CameraMode::Fixed)
             .backpressure(BackpressurePolicy::DropOldest { queue_depth: 4 })
             .stage(Brightness)
-            .stage(BlobDetector::new(128))
+            .stage(MotionDetector::new(MotionConfig::default()).context("motion detector")?)
+            .stage(Tracker::new(TrackerConfig::default()).context("tracker")?)
             .stage(Counter)
             .output_sink(NullSink)
             .build()
             .context("feed config")?;
         feeds.push(runtime.add_feed(config).context("adding feed")?);
     }
-    println!("nextvision demo: {} synthetic feeds, 640x480 I420 @ {} fps, stages brightness -> blob-detector -> counter", args.feeds, args.fps);
+    println!("nextvision demo: {} synthetic feeds, 320x240 I420 @ {} fps, stages brightness -> motion-detector -> tracker -> counter", args.feeds, args.fps);
     let started = Instant::now();
     let mut outputs = runtime.output_subscribe();
     let mut recent: VecDeque<usize> = VecDeque::new();
@@ -97,17 +99,18 @@ fn print_table(feeds: &[nv_runtime::FeedHandle], elapsed: Duration, recent: &Vec
 
 fn print_rows(diags: &[nv_runtime::FeedDiagnostics]) {
     println!(
-        "  {:<8} {:>8} {:>8} {:>7} {:>11} {:>11}",
-        "feed", "frames", "outputs", "drops", "p50 lat us", "p99 lat us"
+        "  {:<8} {:>8} {:>8} {:>7} {:>7} {:>11} {:>11}",
+        "feed", "frames", "outputs", "drops", "tracks", "p50 lat us", "p99 lat us"
     );
     for d in diags {
         let lat = &d.receive_to_output;
         println!(
-            "  {:<8} {:>8} {:>8} {:>7} {:>11} {:>11}",
+            "  {:<8} {:>8} {:>8} {:>7} {:>7} {:>11} {:>11}",
             d.name,
             d.metrics.frames_received,
             d.metrics.frames_processed,
             d.metrics.frames_dropped(),
+            d.metrics.tracks_active,
             lat.quantile(0.5).as_micros(),
             lat.quantile(0.99).as_micros()
         );

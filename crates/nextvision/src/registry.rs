@@ -1,7 +1,14 @@
 //! Built-in stages and sinks by name, as referenced from config files.
 
+use std::time::Duration;
+
+use nv_core::geometry::{Point2, Polygon};
 use nv_perception::Stage;
 use nv_runtime::{NullSink, OutputSink};
+use nv_stages::{
+    Anchor, LineSpec, MotionConfig, MotionDetector, Tracker, TrackerConfig, ZoneAnalytics,
+    ZoneConfig, ZoneSpec,
+};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use toml::{Table, Value};
@@ -9,21 +16,29 @@ use toml::{Table, Value};
 use crate::stages::{BlobDetector, Brightness, Counter};
 
 /// Stage kinds a config file may name.
-pub const STAGE_KINDS: &[&str] = &["brightness", "blob-detector", "counter"];
+pub const STAGE_KINDS: &[&str] = &[
+    "motion-detector",
+    "tracker",
+    "zones",
+    "brightness",
+    "blob-detector",
+    "counter",
+];
 /// Sink kinds a config file may name.
-pub const SINK_KINDS: &[&str] = &["null"];
+pub const SINK_KINDS: &[&str] = &["null", "file", "stdout", "webhook", "mqtt", "nats"];
+
+fn one_line(e: &impl std::fmt::Display) -> String {
+    e.to_string()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
 
 fn params<T: DeserializeOwned>(kind: &str, p: &Table) -> Result<T, String> {
-    Value::Table(p.clone()).try_into::<T>().map_err(|e| {
-        format!(
-            "{kind}: {}",
-            e.to_string()
-                .lines()
-                .filter(|l| !l.trim().is_empty())
-                .collect::<Vec<_>>()
-                .join(" ")
-        )
-    })
+    Value::Table(p.clone())
+        .try_into::<T>()
+        .map_err(|e| format!("{kind}: {}", one_line(&e)))
 }
 
 #[derive(Deserialize)]
@@ -41,9 +56,135 @@ fn default_threshold() -> u8 {
     128
 }
 
+/// `motion-detector` parameters (unset = the detector's defaults).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MotionParams {
+    grid_width_px: Option<u32>,
+    learning_rate: Option<f32>,
+    diff_threshold_levels: Option<u8>,
+    min_area_grid_px: Option<u32>,
+    warmup_frames: Option<u32>,
+    class_id: Option<u32>,
+}
+
+/// `tracker` parameters.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TrackerParams {
+    min_hits: Option<u32>,
+    max_age_frames: Option<u32>,
+    high_confidence: Option<f32>,
+    low_confidence: Option<f32>,
+    class_aware: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ZoneParam {
+    name: String,
+    /// Normalised `[x, y]` vertices.
+    points: Vec<[f32; 2]>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LineParam {
+    name: String,
+    from: [f32; 2],
+    to: [f32; 2],
+}
+
+/// `zones` parameters.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ZonesParams {
+    #[serde(default)]
+    zones: Vec<ZoneParam>,
+    #[serde(default)]
+    lines: Vec<LineParam>,
+    /// "bottom_center" (default) or "center".
+    anchor: Option<String>,
+    dwell_threshold_secs: Option<f64>,
+}
+
+fn config_err(kind: &str, e: &nv_core::error::ConfigError) -> String {
+    format!("{kind}: {e}")
+}
+
+fn motion(p: &Table) -> Result<Box<dyn Stage>, String> {
+    let m: MotionParams = params("motion-detector", p)?;
+    let mut c = MotionConfig::default();
+    c.grid_width_px = m.grid_width_px.unwrap_or(c.grid_width_px);
+    c.learning_rate = m.learning_rate.unwrap_or(c.learning_rate);
+    c.diff_threshold_levels = m.diff_threshold_levels.unwrap_or(c.diff_threshold_levels);
+    c.min_area_grid_px = m.min_area_grid_px.unwrap_or(c.min_area_grid_px);
+    c.warmup_frames = m.warmup_frames.unwrap_or(c.warmup_frames);
+    c.class_id = m.class_id.unwrap_or(c.class_id);
+    Ok(Box::new(
+        MotionDetector::new(c).map_err(|e| config_err("motion-detector", &e))?,
+    ))
+}
+
+fn tracker(p: &Table) -> Result<Box<dyn Stage>, String> {
+    let t: TrackerParams = params("tracker", p)?;
+    let mut c = TrackerConfig::default();
+    c.min_hits = t.min_hits.unwrap_or(c.min_hits);
+    c.max_age_frames = t.max_age_frames.unwrap_or(c.max_age_frames);
+    c.high_confidence = t.high_confidence.unwrap_or(c.high_confidence);
+    c.low_confidence = t.low_confidence.unwrap_or(c.low_confidence);
+    c.class_aware = t.class_aware.unwrap_or(c.class_aware);
+    Ok(Box::new(
+        Tracker::new(c).map_err(|e| config_err("tracker", &e))?,
+    ))
+}
+
+fn zones(p: &Table) -> Result<Box<dyn Stage>, String> {
+    let z: ZonesParams = params("zones", p)?;
+    let anchor = match z.anchor.as_deref() {
+        None | Some("bottom_center") => Anchor::BottomCenter,
+        Some("center") => Anchor::Center,
+        Some(other) => {
+            return Err(format!(
+                "zones: anchor `{other}` is not bottom_center or center"
+            ))
+        }
+    };
+    let config = ZoneConfig {
+        zones: z
+            .zones
+            .into_iter()
+            .map(|zp| ZoneSpec {
+                name: zp.name,
+                polygon: Polygon::new(zp.points.iter().map(|[x, y]| Point2::new(*x, *y)).collect()),
+            })
+            .collect(),
+        lines: z
+            .lines
+            .into_iter()
+            .map(|l| LineSpec {
+                name: l.name,
+                start: Point2::new(l.from[0], l.from[1]),
+                end: Point2::new(l.to[0], l.to[1]),
+            })
+            .collect(),
+        anchor,
+        dwell_threshold: z
+            .dwell_threshold_secs
+            .and_then(|s| Duration::try_from_secs_f64(s).ok()),
+        ..ZoneConfig::default()
+    };
+    Ok(Box::new(
+        ZoneAnalytics::new(config).map_err(|e| config_err("zones", &e))?,
+    ))
+}
+
 /// Builds a stage from its kind and parameters.
 pub fn build_stage(kind: &str, p: &Table) -> Result<Box<dyn Stage>, String> {
     match kind {
+        "motion-detector" => motion(p),
+        "tracker" => tracker(p),
+        "zones" => zones(p),
         "brightness" => params::<NoParams>(kind, p).map(|_| Box::new(Brightness) as Box<dyn Stage>),
         "blob-detector" => params::<BlobParams>(kind, p)
             .map(|b| Box::new(BlobDetector::new(b.threshold)) as Box<dyn Stage>),
@@ -59,10 +200,24 @@ pub fn check_stage(kind: &str, p: &Table) -> Result<(), String> {
     build_stage(kind, p).map(|_| ())
 }
 
-/// Builds a sink from its kind and parameters.
+/// Parses an nv-sinks sink (the config's `kind` is the sink's `type`).
+fn sink_config(kind: &str, p: &Table) -> Result<nv_sinks::SinkConfig, String> {
+    let mut t = p.clone();
+    t.insert("type".into(), Value::String(kind.into()));
+    let config: nv_sinks::SinkConfig = Value::Table(t)
+        .try_into()
+        .map_err(|e| format!("{kind}: {}", one_line(&e)))?;
+    config.validate().map_err(|e| format!("{kind}: {e}"))?;
+    Ok(config)
+}
+
+/// Builds a sink from its kind and parameters (network sinks connect in the background).
 pub fn build_sink(kind: &str, p: &Table) -> Result<Box<dyn OutputSink>, String> {
     match kind {
         "null" => params::<NoParams>(kind, p).map(|_| Box::new(NullSink) as Box<dyn OutputSink>),
+        k if SINK_KINDS.contains(&k) => sink_config(k, p)?
+            .build()
+            .map_err(|e| format!("{k}: {}", one_line(&e))),
         other => Err(format!(
             "unknown sink kind `{other}` (known: {})",
             SINK_KINDS.join(", ")
@@ -70,6 +225,14 @@ pub fn build_sink(kind: &str, p: &Table) -> Result<Box<dyn OutputSink>, String> 
     }
 }
 
+/// Checks a sink offline: parses and validates, connects to nothing.
 pub fn check_sink(kind: &str, p: &Table) -> Result<(), String> {
-    build_sink(kind, p).map(|_| ())
+    match kind {
+        "null" => params::<NoParams>(kind, p).map(|_| ()),
+        k if SINK_KINDS.contains(&k) => sink_config(k, p).map(|_| ()),
+        other => Err(format!(
+            "unknown sink kind `{other}` (known: {})",
+            SINK_KINDS.join(", ")
+        )),
+    }
 }

@@ -33,7 +33,7 @@ pub struct SyntheticTruth {
 
 /// Upper bound of pre-rendered pixel memory per spec.
 const CYCLE_BUDGET_BYTES: usize = 64 * 1024 * 1024;
-const MAX_CYCLE_FRAMES: usize = 60;
+const MAX_CYCLE_FRAMES: usize = 180;
 /// Nominal frame interval for unpaced sources' timestamps.
 const UNPACED_INTERVAL: Duration = Duration::from_nanos(33_333_333);
 
