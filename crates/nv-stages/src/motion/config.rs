@@ -33,6 +33,11 @@ pub struct MotionConfig {
     /// Return `StageControl::SkipRemaining` on frames without motion (cheap gating of
     /// expensive later stages).
     pub skip_remaining_when_still: bool,
+    /// Foreground that has not changed for this many frames is learned into the
+    /// background at `learning_rate` (0 = never). Removes ghosts (objects present while
+    /// the model warmed up, or the background revealed when a parked object leaves); a
+    /// stopped object is likewise absorbed after this long.
+    pub static_absorb_frames: u32,
 }
 
 impl Default for MotionConfig {
@@ -49,6 +54,7 @@ impl Default for MotionConfig {
             warmup_frames: 5,
             class_id: 0,
             skip_remaining_when_still: false,
+            static_absorb_frames: 150,
         }
     }
 }

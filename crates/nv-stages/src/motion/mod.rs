@@ -60,6 +60,11 @@ pub struct MotionDetector {
     downscaler: Downscaler,
     gray: Vec<u8>,
     current: Vec<f32>,
+    /// Previous frame's grid, to tell still foreground (ghosts, parked objects) from
+    /// moving foreground.
+    previous: Vec<f32>,
+    /// Frames each foreground cell has been unchanged.
+    still_frames: Vec<u32>,
     background: Vec<f32>,
     mask: Vec<u8>,
     padded: Vec<u8>,
@@ -88,6 +93,8 @@ impl MotionDetector {
             downscaler: Downscaler::default(),
             gray: Vec::new(),
             current: Vec::new(),
+            previous: Vec::new(),
+            still_frames: Vec::new(),
             background: Vec::new(),
             mask: Vec::new(),
             padded: Vec::new(),
@@ -151,6 +158,7 @@ impl MotionDetector {
         let warming = self.frames_seen < self.config.warmup_frames;
         if self.frames_seen == 0 {
             self.background.copy_from_slice(&self.current);
+            self.previous.copy_from_slice(&self.current);
         }
         self.frames_seen = self.frames_seen.saturating_add(1);
         if warming {
@@ -177,10 +185,12 @@ impl MotionDetector {
         self.grid_w = grid_w;
         self.grid_h = grid_h;
         self.downscaler.configure(w, h, grid_w, grid_h);
-        for buf in [&mut self.current, &mut self.background] {
+        for buf in [&mut self.current, &mut self.background, &mut self.previous] {
             buf.clear();
             buf.resize(n, 0.0);
         }
+        self.still_frames.clear();
+        self.still_frames.resize(n, 0);
         self.mask.clear();
         self.mask.resize(n, 0);
         self.reset();
@@ -215,14 +225,25 @@ impl MotionDetector {
             self.config.learning_rate,
             self.config.foreground_learning_rate,
         );
-        for ((b, c), m) in self
+        let absorb_after = self.config.static_absorb_frames;
+        // A cell counts as unchanged when it moved less than half the motion threshold.
+        let unchanged = f32::from(self.config.diff_threshold_levels) * 0.5;
+        let cells = self
             .background
             .iter_mut()
             .zip(&self.current)
             .zip(&self.mask)
-        {
-            let rate = if *m != 0 { moving } else { still };
+            .zip(self.previous.iter_mut().zip(self.still_frames.iter_mut()));
+        for (((b, c), m), (prev, age)) in cells {
+            *age = if *m != 0 && (c - *prev).abs() < unchanged {
+                age.saturating_add(1)
+            } else {
+                0
+            };
+            let absorb = absorb_after > 0 && *age >= absorb_after;
+            let rate = if *m == 0 || absorb { still } else { moving };
             *b += (c - *b) * rate;
+            *prev = *c;
         }
     }
 

@@ -295,3 +295,31 @@ mod properties {
         }
     }
 }
+
+/// An object present while the model warms up leaves a ghost where it stood once it moves
+/// away; still foreground is absorbed after `static_absorb_frames`, so the ghost goes.
+#[test]
+fn ghosts_of_objects_present_at_start_are_absorbed() {
+    let parked: Rect = (40, 60, 40, 40, 220);
+    let run = |absorb: u32| -> usize {
+        let config = MotionConfig {
+            static_absorb_frames: absorb,
+            ..MotionConfig::default()
+        };
+        let mut d = MotionDetector::new(config).unwrap();
+        let mut seq = 0;
+        // Warm up with the object in view, then it drives off (out of the picture).
+        for _ in 0..10 {
+            d.detect(&gray(seq, render(60.0, &[parked]))).unwrap();
+            seq += 1;
+        }
+        let mut last = 0;
+        for _ in 0..200 {
+            last = d.detect(&gray(seq, render(60.0, &[]))).unwrap().len();
+            seq += 1;
+        }
+        last
+    };
+    assert_eq!(run(0), 1, "without absorption the ghost stays");
+    assert_eq!(run(30), 0, "with absorption it is learned away");
+}
