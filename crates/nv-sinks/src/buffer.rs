@@ -37,6 +37,13 @@ impl<T> DropOldest<T> {
         }
         self.trim()
     }
+    #[cfg_attr(
+        not(feature = "kafka"),
+        expect(dead_code, reason = "used by the kafka sink only")
+    )]
+    pub fn front(&self) -> Option<&T> {
+        self.items.front()
+    }
     pub fn pop_front(&mut self) -> Option<T> {
         self.items.pop_front()
     }

@@ -43,10 +43,15 @@
 //! url = "nats://127.0.0.1:4222"
 //! subject = "nextvision.{feed}.{event}"
 //! jetstream = true                   # needs a stream bound to the subject
+//!
+//! [[sinks]]                          # only with the cargo feature `kafka`
+//! type = "kafka"
+//! brokers = ["127.0.0.1:9092"]
+//! topic = "nextvision.{feed}"        # key = feed id; idempotent producer with acks = "all"
 //! ```
 //!
-//! Not provided yet: Kafka, and TLS for MQTT (`nats` accepts `tls://` URLs through
-//! async-nats, untested here).
+//! Not provided yet: TLS/SASL for Kafka and TLS for MQTT (`nats` accepts `tls://` URLs
+//! through async-nats, untested here).
 
 mod backoff;
 mod buffer;
@@ -54,6 +59,8 @@ pub mod config;
 mod error;
 pub mod file;
 pub mod http;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 pub mod mqtt;
 pub mod nats;
 mod rt;
@@ -67,9 +74,13 @@ pub use config::{
     FileSinkConfig, FsyncPolicy, MqttQos, MqttSinkConfig, NatsSinkConfig, SinkConfig,
     StdoutSinkConfig, WebhookSinkConfig,
 };
+#[cfg(feature = "kafka")]
+pub use config::{KafkaAcks, KafkaCompression, KafkaSinkConfig};
 pub use error::SinkError;
 pub use file::FileSink;
 pub use http::WebhookSink;
+#[cfg(feature = "kafka")]
+pub use kafka::KafkaSink;
 pub use mqtt::MqttSink;
 pub use nats::NatsSink;
 pub use schema::{OutputRecord, SCHEMA_VERSION};

@@ -84,7 +84,7 @@ impl Stage for RichStage {
     }
 }
 
-fn feed_config(frames: u64, sink: Box<dyn OutputSink>) -> FeedConfig {
+pub fn feed_config(frames: u64, sink: Box<dyn OutputSink>) -> FeedConfig {
     FeedConfig::builder()
         .source(SourceSpec::synthetic(tiny_synthetic(Some(frames))))
         .camera_mode(CameraMode::Fixed)
