@@ -25,7 +25,7 @@ pub const STAGE_KINDS: &[&str] = &[
     "counter",
 ];
 /// Sink kinds a config file may name.
-pub const SINK_KINDS: &[&str] = &["null", "file", "stdout", "webhook", "mqtt", "nats"];
+pub const SINK_KINDS: &[&str] = &["null", "file", "stdout", "webhook", "mqtt", "nats", "kafka"];
 
 fn one_line(e: &impl std::fmt::Display) -> String {
     e.to_string()

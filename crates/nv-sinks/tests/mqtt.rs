@@ -154,31 +154,45 @@ fn every_output_arrives_exactly_once_in_order_for_each_qos() {
         config.validate().unwrap();
         let stats = SinkStats::new();
         let keys = common::run_feed(40, config.build_with_stats(stats.clone()).unwrap(), &stats);
-        sub.wait("all outputs", |i| {
-            i.msgs
-                .iter()
-                .filter(|m| m.topic.starts_with(&format!("q{qos}/")))
-                .count()
-                >= 40
-        });
-        let msgs = sub.on(&format!("q{qos}/"));
-        assert_eq!(msgs.len(), 40, "qos {qos}: exactly once");
-        assert!(msgs.iter().all(|m| m.topic == format!("q{qos}/1/outputs")));
-        let got: Vec<String> = msgs.iter().map(|m| key_of(&m.payload)).collect();
-        assert_eq!(got, keys, "qos {qos}: in order");
+        // The sink's own accounting is exact for every QoS.
         let s = stats.snapshot();
         assert_eq!(
             (s.delivered, s.failed, s.dropped_by_buffer),
             (40, 0, 0),
             "qos {qos}"
         );
-        // Availability: `online` while connected, `offline` (retained) after a clean stop.
         let avail = format!("nextvision/nv-sink-q{qos}/availability");
+        if qos > 0 {
+            let prefix = format!("q{qos}/");
+            sub.wait("all outputs", |i| {
+                i.msgs
+                    .iter()
+                    .filter(|m| m.topic.starts_with(&prefix))
+                    .count()
+                    >= 40
+            });
+        }
         sub.wait("offline", |i| {
             i.msgs
                 .iter()
                 .any(|m| m.topic == avail && m.payload == b"offline")
         });
+        let msgs = sub.on(&format!("q{qos}/"));
+        assert!(msgs.iter().all(|m| m.topic == format!("q{qos}/1/outputs")));
+        let got: Vec<String> = msgs.iter().map(|m| key_of(&m.payload)).collect();
+        if qos == 0 {
+            // At most once: a broker may drop QoS 0 messages under load, but never
+            // duplicates or reorders them.
+            assert!(
+                got.len() <= 40
+                    && got.windows(2).all(|w| keys.iter().position(|k| *k == w[0])
+                        < keys.iter().position(|k| *k == w[1])),
+                "qos 0: {got:?}"
+            );
+        } else {
+            assert_eq!(got, keys, "qos {qos}: exactly once, in order");
+        }
+        // Availability: `online` while connected, `offline` (retained) after a clean stop.
         let states: Vec<Vec<u8>> = sub.on(&avail).into_iter().map(|m| m.payload).collect();
         assert_eq!(states, vec![b"online".to_vec(), b"offline".to_vec()]);
     }
