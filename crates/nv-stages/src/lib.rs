@@ -1,1 +1,4 @@
 //! Reference perception stages (in progress).
+
+#[cfg(feature = "model")]
+pub mod model;
