@@ -99,28 +99,34 @@ impl Core {
                 .map_err(|e| StageError::processing(self.id, format!("frame to RGB: {e}")))?;
         }
         if self.engine.dynamic_batch() || frames.len() == 1 {
-            return self.run_group(frames, 0);
+            if let Some(all) = self.run_group(frames, 0)? {
+                return Ok(all);
+            }
         }
         let mut all = Vec::with_capacity(frames.len());
         for i in 0..frames.len() {
-            all.extend(self.run_group(&frames[i..=i], i)?);
+            let one = self
+                .run_group(&frames[i..=i], i)?
+                .ok_or_else(|| self.failed("single-image inference refused"))?;
+            all.extend(one);
         }
         Ok(all)
     }
 
-    /// One inference over `frames`, whose RGB data sits in `self.rgb[first..]`.
+    /// One inference over `frames`, whose RGB data sits in `self.rgb[first..]`; `None`
+    /// when the model cannot run this batch size in one go.
     fn run_group(
         &mut self,
         frames: &[&FrameEnvelope],
         first: usize,
-    ) -> Result<Vec<Vec<Detection>>, StageError> {
+    ) -> Result<Option<Vec<Vec<Detection>>>, StageError> {
         let (iw, ih) = self.input;
         let per_item = 3 * iw as usize * ih as usize;
         let mut boxes: Vec<Letterbox> = Vec::with_capacity(frames.len());
         let (writer, rgb) = (&mut self.writer, &self.rgb[first..]);
         let outputs = self
             .engine
-            .run(frames.len(), self.input, |data| {
+            .run(frames.len(), |data| {
                 for ((f, buf), item) in frames.iter().zip(rgb).zip(data.chunks_exact_mut(per_item))
                 {
                     boxes.push(writer.write(buf, (f.width(), f.height()), (iw, ih), item));
@@ -128,6 +134,9 @@ impl Core {
                 Ok(())
             })
             .map_err(|e| self.failed(e))?;
+        let Some(outputs) = outputs else {
+            return Ok(None);
+        };
         let mut views: Vec<OutputTensor<'_>> = Vec::with_capacity(outputs.len());
         for (shape, t) in &outputs {
             let data = t
@@ -157,7 +166,7 @@ impl Core {
             }
             result.push(dets);
         }
-        Ok(result)
+        Ok(Some(result))
     }
 }
 
