@@ -14,8 +14,8 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use nv_core::source::PixelFormat;
 use nv_frame::FrameEnvelope;
 use nv_stages::model::{
-    ChannelOrder, DecodeParams, Decoder, DecoderKind, LetterboxWriter, ModelBatchDetector,
-    ModelDetector, ModelDetectorConfig, OutputTensor, Preprocess,
+    BatchMode, ChannelOrder, DecodeParams, Decoder, DecoderKind, LetterboxWriter,
+    ModelBatchDetector, ModelDetector, ModelDetectorConfig, OutputTensor, Preprocess,
 };
 
 const INPUT: (u32, u32) = (640, 480);
@@ -68,12 +68,11 @@ fn bench_model(c: &mut Criterion) {
     g.bench_function("batch_of_8_one_inference", |b| {
         b.iter(|| black_box(batch.detect_batch(&frames).expect("inference")))
     });
-    g.bench_function("batch_of_8_as_8_single_runs", |b| {
-        b.iter(|| {
-            for f in &frames {
-                black_box(det.detect(f).expect("inference"));
-            }
-        })
+    let mut cfg = ppocr_config();
+    cfg.batch_mode = BatchMode::PerItem;
+    let mut per_item = ModelBatchDetector::new(cfg).expect("PP-OCR loads");
+    g.bench_function("batch_of_8_per_item", |b| {
+        b.iter(|| black_box(per_item.detect_batch(&frames).expect("inference")))
     });
     g.finish();
 }

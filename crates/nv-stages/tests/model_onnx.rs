@@ -18,7 +18,7 @@ use nv_perception::{
     StageContext,
 };
 use nv_stages::model::{
-    BoxFormat, BoxUnits, ClassName, DecoderKind, ModelBatchDetector, ModelDetector,
+    BatchMode, BoxFormat, BoxUnits, ClassName, DecoderKind, ModelBatchDetector, ModelDetector,
     ModelDetectorConfig, Preprocess, YoloLayout,
 };
 use nv_view::{ViewSnapshot, ViewState};
@@ -245,8 +245,14 @@ fn batch_processor_one_inference_and_per_item_fallback() {
         rgb_frame(64, 64, WHITE),
     ];
     let expected = vec![yolo_expected_wide(), Vec::new(), yolo_expected_square()];
-    for (model, one_run) in [("yolov8.onnx", true), ("yolov8_static.onnx", false)] {
-        let mut det = ModelBatchDetector::new(config(model, DecoderKind::yolov8())).expect("load");
+    for (model, mode, one_run) in [
+        ("yolov8.onnx", BatchMode::OneInference, true),
+        ("yolov8.onnx", BatchMode::PerItem, false),
+        ("yolov8_static.onnx", BatchMode::OneInference, false),
+    ] {
+        let mut cfg = config(model, DecoderKind::yolov8());
+        cfg.batch_mode = mode;
+        let mut det = ModelBatchDetector::new(cfg).expect("load");
         assert_eq!(det.batches_in_one_run(), one_run, "{model}");
         let got: Vec<_> = det
             .detect_batch(&frames)

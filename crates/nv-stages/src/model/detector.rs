@@ -13,7 +13,7 @@ use nv_perception::{
     StageOutput,
 };
 
-use super::config::ModelDetectorConfig;
+use super::config::{BatchMode, ModelDetectorConfig};
 use super::decode::{DecodeParams, Decoder, OutputTensor};
 use super::engine::Engine;
 use super::letterbox::{Letterbox, LetterboxWriter};
@@ -241,11 +241,12 @@ impl ModelBatchDetector {
 
     pub fn with_id(id: StageId, config: ModelDetectorConfig) -> Result<Self, StageError> {
         Ok(Self {
-            core: Core::load(id, &config, true)?,
+            core: Core::load(id, &config, config.batch_mode == BatchMode::OneInference)?,
         })
     }
 
-    /// Whether a batch runs as one inference (the model has a dynamic batch dimension).
+    /// Whether a batch runs as one inference (batch mode
+    /// [`OneInference`](BatchMode::OneInference) and a dynamic batch dimension).
     pub fn batches_in_one_run(&self) -> bool {
         self.core.engine.dynamic_batch()
     }

@@ -21,8 +21,8 @@ mod engine;
 mod letterbox;
 
 pub use config::{
-    BoxFormat, BoxUnits, ChannelOrder, DecoderKind, ModelDetectorConfig, Preprocess, YoloLayout,
-    MAX_INPUT_SIDE,
+    BatchMode, BoxFormat, BoxUnits, ChannelOrder, DecoderKind, ModelDetectorConfig, Preprocess,
+    YoloLayout, MAX_INPUT_SIDE,
 };
 pub use decode::{iou, nms, DecodeParams, Decoder, OutputTensor, RawDetection};
 pub use detector::{ClassName, ModelBatchDetector, ModelDetector};
