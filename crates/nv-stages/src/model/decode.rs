@@ -483,7 +483,10 @@ fn decode_segmentation(
     );
     let mut dets = Vec::new();
     for start in 0..h * w {
-        if visited[start] || !(data[start] > seg.threshold) {
+        // NaN never passes the threshold.
+        if visited[start]
+            || data[start].partial_cmp(&seg.threshold) != Some(std::cmp::Ordering::Greater)
+        {
             continue;
         }
         visited[start] = true;

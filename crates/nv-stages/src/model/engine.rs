@@ -15,6 +15,9 @@ const MAX_BATCH_PLANS: usize = 4;
 
 type Plan = Arc<TypedRunnableModel>;
 
+/// Model outputs as f32: shape and tensor.
+pub(crate) type Outputs = Vec<(Vec<usize>, Arc<Tensor>)>;
+
 /// Runnable model with the input fixed to `[n, 3, H, W]` f32. tract runs concrete shapes
 /// much faster than symbolic ones (measured: a symbolic batch of 8 took 6x the time of 8
 /// single runs), so a batch of `n` gets its own plan, optimised on first use and cached.
@@ -250,7 +253,7 @@ impl Engine {
         &mut self,
         n: usize,
         fill: impl FnOnce(&mut [f32]) -> Result<(), String>,
-    ) -> Result<Option<Vec<(Vec<usize>, Arc<Tensor>)>>, String> {
+    ) -> Result<Option<Outputs>, String> {
         let plan = if n == 1 {
             self.single.clone()
         } else {
