@@ -58,7 +58,8 @@ pub enum DecoderKind {
     /// graph: YOLOv10, YOLO with embedded NMS, RT-DETR style exports).
     EndToEnd { units: BoxUnits },
     /// SSD-style: a boxes tensor `[N, A, 4]` and a scores tensor `[N, A, C]` (already
-    /// softmaxed or sigmoided), given by output index. `background_class` is skipped.
+    /// softmaxed or sigmoided), given by output index. `background_class` is skipped;
+    /// class ids stay the score column index (so `class_names` lists the background too).
     /// Class-aware NMS follows.
     Ssd {
         boxes_output: usize,
