@@ -179,9 +179,61 @@ fn zones(p: &Table) -> Result<Box<dyn Stage>, String> {
     ))
 }
 
+/// `model-detector` parameters.
+#[cfg_attr(
+    not(feature = "model"),
+    expect(dead_code, reason = "parsed only with the model feature")
+)]
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ModelParams {
+    model_path: String,
+    input_width: u32,
+    input_height: u32,
+    /// "yolov8" (also v11), "yolov5" or "text" (PP-OCR style segmentation map).
+    decoder: String,
+    confidence_threshold: Option<f32>,
+    nms_iou_threshold: Option<f32>,
+    #[serde(default)]
+    class_names: Vec<String>,
+}
+
+#[cfg(feature = "model")]
+fn model(p: &Table) -> Result<Box<dyn Stage>, String> {
+    use nv_stages::model::{DecoderKind, ModelDetector, ModelDetectorConfig};
+    let m: ModelParams = params("model-detector", p)?;
+    let decoder = match m.decoder.as_str() {
+        "yolov8" | "yolov11" => DecoderKind::yolov8(),
+        "yolov5" => DecoderKind::yolov5(),
+        "text" => DecoderKind::text_detection(),
+        other => {
+            return Err(format!(
+                "model-detector: decoder `{other}` is not yolov8, yolov5 or text"
+            ))
+        }
+    };
+    let mut c = ModelDetectorConfig::new(m.model_path, (m.input_width, m.input_height), decoder);
+    c.confidence_threshold = m.confidence_threshold.unwrap_or(c.confidence_threshold);
+    c.nms_iou_threshold = m.nms_iou_threshold.unwrap_or(c.nms_iou_threshold);
+    c.class_names = m.class_names;
+    Ok(Box::new(
+        ModelDetector::new(c).map_err(|e| format!("model-detector: {e}"))?,
+    ))
+}
+
+#[cfg(not(feature = "model"))]
+fn model(p: &Table) -> Result<Box<dyn Stage>, String> {
+    params::<ModelParams>("model-detector", p)?;
+    Err(
+        "model-detector: this build lacks the `model` feature (cargo build --features model)"
+            .into(),
+    )
+}
+
 /// Builds a stage from its kind and parameters.
 pub fn build_stage(kind: &str, p: &Table) -> Result<Box<dyn Stage>, String> {
     match kind {
+        "model-detector" => model(p),
         "motion-detector" => motion(p),
         "tracker" => tracker(p),
         "zones" => zones(p),

@@ -8,6 +8,8 @@
 //!   producing tracks;
 //! - [`ZoneAnalytics`]: zone enter/exit/dwell and line-crossing events from tracks.
 //!
+//! - [`model`] (feature `model`): ONNX detectors through tract, per feed or batched.
+//!
 //! [`eval`] scores tracks against ground truth with the CLEAR-MOT and identity metrics.
 
 pub mod assign;
@@ -23,3 +25,6 @@ pub use zones::{
     Anchor, CrossingDirection, LineSpec, ZoneAnalytics, ZoneConfig, ZoneEvent, ZoneEventKind,
     ZoneEvents, ZoneSpec,
 };
+
+#[cfg(feature = "model")]
+pub mod model;
