@@ -122,22 +122,32 @@ pub fn feed_config(
     }
 }
 
+/// The sinks of one feed plus their counters (by sink name) for the sink monitor.
+pub type FeedSinks = (Box<dyn OutputSink>, Vec<(String, nv_sinks::SinkStats)>);
+
 /// Builds the sinks a feed names (none = a null sink).
-pub fn feed_sink(config: &Config, spec: &FeedSpec) -> anyhow::Result<Box<dyn OutputSink>> {
+pub fn feed_sink(config: &Config, spec: &FeedSpec) -> anyhow::Result<FeedSinks> {
     let mut sinks = Vec::new();
+    let mut stats = Vec::new();
     for name in &spec.section.sinks {
         let decl = config
             .sinks
             .iter()
             .find(|s| &s.name == name)
             .with_context(|| format!("unknown sink {name}"))?;
-        sinks.push(registry::build_sink(&decl.kind, &decl.params).map_err(anyhow::Error::msg)?);
+        let s = nv_sinks::SinkStats::new();
+        sinks.push(
+            registry::build_sink(&decl.kind, &decl.params, s.clone())
+                .map_err(anyhow::Error::msg)?,
+        );
+        stats.push((name.clone(), s));
     }
-    Ok(match sinks.len() {
+    let sink: Box<dyn OutputSink> = match sinks.len() {
         0 => Box::new(nv_runtime::NullSink),
         1 => sinks.remove(0),
         _ => Box::new(FanOut(sinks)),
-    })
+    };
+    Ok((sink, stats))
 }
 
 /// A runtime with the configured limits and every available source factory.
@@ -157,21 +167,22 @@ pub fn runtime(config: &Config) -> anyhow::Result<Runtime> {
     builder.build().context("runtime configuration")
 }
 
-/// Adds every configured feed; returns the handles.
+/// Adds every configured feed; returns the handles. Sink counters go to `monitor`.
 pub fn add_feeds(
     runtime: &Runtime,
     config: &Config,
+    monitor: &crate::sink_monitor::SinkMonitor,
 ) -> anyhow::Result<Vec<nv_runtime::FeedHandle>> {
     let mut handles = Vec::new();
     for spec in &config.feeds {
-        let sink = feed_sink(config, spec)?;
+        let (sink, stats) = feed_sink(config, spec)?;
         let fc = feed_config(spec, sink, false)
             .with_context(|| format!("feed {}", spec.section.name))?;
-        handles.push(
-            runtime
-                .add_feed(fc)
-                .with_context(|| format!("adding feed {}", spec.section.name))?,
-        );
+        let handle = runtime
+            .add_feed(fc)
+            .with_context(|| format!("adding feed {}", spec.section.name))?;
+        monitor.watch(handle.id(), stats);
+        handles.push(handle);
     }
     Ok(handles)
 }

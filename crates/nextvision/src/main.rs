@@ -9,6 +9,7 @@ mod process;
 mod records;
 mod registry;
 mod run;
+mod sink_monitor;
 mod stages;
 
 use std::path::PathBuf;

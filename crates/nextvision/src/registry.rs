@@ -263,12 +263,17 @@ fn sink_config(kind: &str, p: &Table) -> Result<nv_sinks::SinkConfig, String> {
     Ok(config)
 }
 
-/// Builds a sink from its kind and parameters (network sinks connect in the background).
-pub fn build_sink(kind: &str, p: &Table) -> Result<Box<dyn OutputSink>, String> {
+/// Builds a sink from its kind and parameters (network sinks connect in the background);
+/// its delivery counters go to `stats`.
+pub fn build_sink(
+    kind: &str,
+    p: &Table,
+    stats: nv_sinks::SinkStats,
+) -> Result<Box<dyn OutputSink>, String> {
     match kind {
         "null" => params::<NoParams>(kind, p).map(|_| Box::new(NullSink) as Box<dyn OutputSink>),
         k if SINK_KINDS.contains(&k) => sink_config(k, p)?
-            .build()
+            .build_with_stats(stats)
             .map_err(|e| format!("{k}: {}", one_line(&e))),
         other => Err(format!(
             "unknown sink kind `{other}` (known: {})",

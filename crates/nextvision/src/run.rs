@@ -57,7 +57,10 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             })
             .context("snapshot thread")?
     };
-    let feeds = crate::assemble::add_feeds(&runtime, &config)?;
+    let monitor = Arc::new(
+        crate::sink_monitor::SinkMonitor::start(runtime.handle()).context("sink monitor")?,
+    );
+    let feeds = crate::assemble::add_feeds(&runtime, &config, &monitor)?;
     let otlp = match &config.metrics.otlp_endpoint {
         Some(endpoint) => Some(
             nv_metrics::OtlpExporter::start(
@@ -80,6 +83,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         health,
         snapshots,
         ready: Arc::clone(&ready),
+        sink_monitor: Arc::clone(&monitor),
     };
     let tokio_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -95,3 +95,100 @@ zones = [{{ name = "left", points = [[0.0, 0.0], [0.5, 0.0], [0.5, 1.0], [0.0, 1
         .collect();
     assert!(seqs.windows(2).all(|w| w[0] < w[1]), "in order");
 }
+
+#[test]
+fn sink_losses_are_reported_as_health_events() {
+    let dir = std::env::temp_dir().join(format!("nv-run-loss-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // A webhook on a closed port that gives up at once: every record is lost, and the
+    // daemon must say so on the health stream.
+    let dead = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = format!(
+        r#"
+[api]
+listen = "127.0.0.1:{port}"
+
+[[sinks]]
+name = "hook"
+kind = "webhook"
+url = "http://127.0.0.1:{dead}/ingest"
+max_retries = 0
+buffer_records = 8
+
+[[feeds]]
+name = "lobby"
+source = "synthetic:64x48@30"
+sinks = ["hook"]
+[[feeds.stages]]
+kind = "counter"
+"#
+    );
+    let path = dir.join("nextvision.toml");
+    std::fs::write(&path, config).unwrap();
+    let mut child = Kill(
+        Command::new(env!("CARGO_BIN_EXE_nextvision"))
+            .arg("run")
+            .arg(&path)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = BufReader::new(child.0.stderr.take().unwrap()).lines();
+    loop {
+        let line = lines.next().expect("daemon exited early").unwrap();
+        if line.contains("API on http://") {
+            break;
+        }
+    }
+    std::thread::Builder::new()
+        .name("stderr".into())
+        .spawn(move || for _ in lines {})
+        .unwrap();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(20)))
+        .build()
+        .into();
+    let mut resp = agent
+        .get(&format!("http://127.0.0.1:{port}/api/v1/events"))
+        .call()
+        .unwrap();
+    let mut reader = BufReader::new(resp.body_mut().as_reader());
+    let mut line = String::new();
+    let event = loop {
+        line.clear();
+        assert!(
+            reader.read_line(&mut line).unwrap() > 0,
+            "event stream ended"
+        );
+        if let Some(data) = line.strip_prefix("data: ") {
+            let v: serde_json::Value = serde_json::from_str(data.trim()).unwrap();
+            if v["event"] == "sink_delivery_loss" {
+                break v;
+            }
+        }
+    };
+    assert_eq!(event["feed_id"], 1);
+    assert!(
+        event["detail"].as_str().unwrap().contains("sink: \"hook\""),
+        "{event}"
+    );
+}
+
+/// Kills the daemon even when an assertion fails.
+struct Kill(std::process::Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _killed = self.0.kill();
+        let _reaped = self.0.wait();
+    }
+}

@@ -198,6 +198,14 @@ pub enum HealthEvent {
     SinkTimeout {
         feed_id: FeedId,
     },
+    /// An output sink gave up on (`failed`) or evicted from its bounded buffer (`dropped`)
+    /// this many records since the previous report (at most one report per second).
+    SinkDeliveryLoss {
+        feed_id: FeedId,
+        sink: String,
+        failed: u64,
+        dropped: u64,
+    },
     /// A blocking (lossless) sink has held the feed this long; repeated while it lasts.
     SinkStalled {
         feed_id: FeedId,
@@ -265,6 +273,7 @@ impl HealthEvent {
             | Self::SinkPanic { feed_id }
             | Self::SinkTimeout { feed_id }
             | Self::SinkStalled { feed_id, .. }
+            | Self::SinkDeliveryLoss { feed_id, .. }
             | Self::SinkBackpressure { feed_id, .. }
             | Self::TrackAdmissionRejected { feed_id, .. }
             | Self::BatchSubmissionRejected { feed_id, .. }
@@ -299,6 +308,7 @@ impl HealthEvent {
             Self::SinkPanic { .. } => "sink_panic",
             Self::SinkTimeout { .. } => "sink_timeout",
             Self::SinkStalled { .. } => "sink_stalled",
+            Self::SinkDeliveryLoss { .. } => "sink_delivery_loss",
             Self::SinkBackpressure { .. } => "sink_backpressure",
             Self::TrackAdmissionRejected { .. } => "track_admission_rejected",
             Self::BatchError { .. } => "batch_error",

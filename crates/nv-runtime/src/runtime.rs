@@ -314,6 +314,11 @@ impl RuntimeHandle {
     pub fn health_subscribe(&self) -> HealthSubscription {
         self.inner.health.subscribe()
     }
+    /// Publishes an event on the runtime's health stream, for components outside the
+    /// runtime that watch feeds (sink monitors, say).
+    pub fn publish_health(&self, event: HealthEvent) {
+        self.inner.health.send(event);
+    }
     pub fn output_subscribe(&self) -> OutputSubscription {
         OutputSubscription::new(self.inner.outputs.subscribe(), Arc::clone(&self.inner.lag))
     }

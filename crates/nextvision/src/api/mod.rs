@@ -41,6 +41,7 @@ pub struct AppState {
     pub health: HealthCounters,
     pub snapshots: SnapshotStore,
     pub ready: Arc<AtomicBool>,
+    pub sink_monitor: Arc<crate::sink_monitor::SinkMonitor>,
 }
 
 /// An API error: HTTP status, stable code, human message (never credentials).
@@ -227,11 +228,12 @@ async fn add_feed(
         e.details = Some(json!(problems));
         e
     })?;
-    let sink = crate::assemble::feed_sink(&s.config, &spec)
+    let (sink, stats) = crate::assemble::feed_sink(&s.config, &spec)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_config", e.to_string()))?;
     let config = crate::assemble::feed_config(&spec, sink, false)
         .map_err(|e| ApiError::from(NvError::from(e)))?;
     let handle = s.runtime.add_feed(config)?;
+    s.sink_monitor.watch(handle.id(), stats);
     Ok((StatusCode::CREATED, Json(json::feed(&handle.diagnostics()))))
 }
 
