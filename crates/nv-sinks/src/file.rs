@@ -218,13 +218,9 @@ fn sync_dir(dir: &Path) {
 
 impl OutputSink for FileSink {
     fn emit(&mut self, output: SharedOutput) {
-        let line = match OutputRecord::from_output(&output).to_json_line() {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::warn!(error = %e, "file sink: record not encoded");
-                self.stats.add_failed(1);
-                return;
-            }
+        let Some((_, line)) = OutputRecord::encode_for_sink(&output, &self.stats, "file", true)
+        else {
+            return;
         };
         match self.write_line(&line) {
             Ok(()) => self.stats.add_delivered(1),

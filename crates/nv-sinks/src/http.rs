@@ -111,13 +111,9 @@ impl WebhookSink {
 
 impl OutputSink for WebhookSink {
     fn emit(&mut self, output: SharedOutput) {
-        let json = match OutputRecord::from_output(&output).to_json() {
-            Ok(j) => j,
-            Err(e) => {
-                tracing::warn!(error = %e, "webhook sink: record not encoded");
-                self.stats.add_failed(1);
-                return;
-            }
+        let Some((_, json)) = OutputRecord::encode_for_sink(&output, &self.stats, "webhook", false)
+        else {
+            return;
         };
         let mut st = self.shared.state.lock();
         let evicted = st.buffer.push_back(json);

@@ -295,14 +295,10 @@ fn pump(shared: &Shared, producer: &Producer) {
 
 impl OutputSink for KafkaSink {
     fn emit(&mut self, output: SharedOutput) {
-        let record = OutputRecord::from_output(&output);
-        let payload = match record.to_json() {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::warn!(error = %e, "kafka sink: record not encoded");
-                self.shared.stats.add_failed(1);
-                return;
-            }
+        let Some((record, payload)) =
+            OutputRecord::encode_for_sink(&output, &self.shared.stats, "kafka", false)
+        else {
+            return;
         };
         let pending = Pending {
             topic: expand(&self.topic, record.feed_id, EVENT_OUTPUTS),

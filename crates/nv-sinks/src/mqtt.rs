@@ -196,14 +196,10 @@ impl MqttSink {
 
 impl OutputSink for MqttSink {
     fn emit(&mut self, output: SharedOutput) {
-        let record = OutputRecord::from_output(&output);
-        let payload = match record.to_json() {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::warn!(error = %e, "mqtt sink: record not encoded");
-                self.stats.add_failed(1);
-                return;
-            }
+        let Some((record, payload)) =
+            OutputRecord::encode_for_sink(&output, &self.stats, "mqtt", false)
+        else {
+            return;
         };
         let topic = expand(&self.topic, record.feed_id, EVENT_OUTPUTS);
         {

@@ -114,14 +114,10 @@ impl NatsSink {
 
 impl OutputSink for NatsSink {
     fn emit(&mut self, output: SharedOutput) {
-        let record = OutputRecord::from_output(&output);
-        let payload = match record.to_json() {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::warn!(error = %e, "nats sink: record not encoded");
-                self.stats.add_failed(1);
-                return;
-            }
+        let Some((record, payload)) =
+            OutputRecord::encode_for_sink(&output, &self.stats, "nats", false)
+        else {
+            return;
         };
         let subject = expand(&self.subject, record.feed_id, EVENT_OUTPUTS);
         {

@@ -254,6 +254,31 @@ impl OutputRecord {
     }
 
     /// One JSONL line: compact JSON and a trailing `\n`.
+    /// Builds the record of `output` and its JSON (a trailing newline with `line`). A
+    /// record that cannot be encoded is logged and counted as failed in `stats`, so every
+    /// sink accounts for it the same way.
+    pub(crate) fn encode_for_sink(
+        output: &OutputEnvelope,
+        stats: &crate::SinkStats,
+        sink: &str,
+        line: bool,
+    ) -> Option<(Self, Vec<u8>)> {
+        let record = Self::from_output(output);
+        let encoded = if line {
+            record.to_json_line()
+        } else {
+            record.to_json()
+        };
+        match encoded {
+            Ok(bytes) => Some((record, bytes)),
+            Err(e) => {
+                tracing::warn!(error = %e, sink, "record not encoded");
+                stats.add_failed(1);
+                None
+            }
+        }
+    }
+
     pub fn to_json_line(&self) -> Result<Vec<u8>, SinkError> {
         let mut v = self.to_json()?;
         v.push(b'\n');
