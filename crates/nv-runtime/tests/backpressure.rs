@@ -6,51 +6,16 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::{feed, runtime, wait_until};
 use nv_core::clock::ManualClock;
-use nv_core::error::StageError;
-use nv_perception::{Stage, StageContext, StageOutput};
 use nv_runtime::{
-    BackpressurePolicy, DropReason, HealthEvent, Runtime, SinkOverflow, SourceSpec, StageId,
-    SyntheticSpec,
+    BackpressurePolicy, DropReason, HealthEvent, Runtime, SinkOverflow, SourceSpec, SyntheticSpec,
 };
-use nv_test_util::{collect_events_until, tiny_synthetic, CollectingSink, GateSink, NoOpStage};
-use parking_lot::{Condvar, Mutex};
-
-/// Blocks on its first frame until the test opens the gate.
-#[derive(Clone, Default)]
-struct GateStage(Arc<(Mutex<(bool, bool)>, Condvar)>);
-
-impl GateStage {
-    fn wait_entered(&self) {
-        let mut g = self.0 .0.lock();
-        while !g.0 {
-            self.0 .1.wait(&mut g);
-        }
-    }
-    fn open(&self) {
-        self.0 .0.lock().1 = true;
-        self.0 .1.notify_all();
-    }
-}
-
-impl Stage for GateStage {
-    fn id(&self) -> StageId {
-        StageId::new("gate")
-    }
-    fn process(&mut self, _ctx: &StageContext<'_>) -> Result<StageOutput, StageError> {
-        let mut g = self.0 .0.lock();
-        g.0 = true;
-        self.0 .1.notify_all();
-        while !g.1 {
-            self.0 .1.wait(&mut g);
-        }
-        Ok(StageOutput::empty())
-    }
-}
+use nv_test_util::{
+    collect_events_until, tiny_synthetic, BlockingStage, CollectingSink, GateSink, NoOpStage,
+};
 
 const N: u64 = 20;
 const DEPTH: usize = 2;
@@ -69,7 +34,7 @@ fn run_policy(
         .build()
         .unwrap();
     let mut health = rt.health_subscribe();
-    let gate = GateStage::default();
+    let gate = BlockingStage::new("gate");
     let sink = CollectingSink::new();
     let spec = SyntheticSpec {
         fps: Some(10.0),
@@ -92,7 +57,7 @@ fn run_policy(
     wait_until("source pushed", || {
         h.metrics().frames_received == expect_received
     });
-    gate.open();
+    gate.release();
     let events = collect_events_until(&mut health, |e| {
         matches!(e, HealthEvent::FeedStopped { .. })
     });

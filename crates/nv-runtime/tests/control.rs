@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::{feed, runtime, wait_until, SHORT};
@@ -18,41 +17,9 @@ use nv_runtime::{
     StageId, StopReason, SyntheticSpec,
 };
 use nv_test_util::{
-    collect_events_until, tiny_synthetic, wait_for_event, CollectingSink, NoOpStage, TEST_TIMEOUT,
+    collect_events_until, tiny_synthetic, wait_for_event, BlockingStage, CollectingSink, NoOpStage,
+    TEST_TIMEOUT,
 };
-use parking_lot::{Condvar, Mutex};
-
-/// Blocks every call until released; models a stage stuck in a driver call.
-#[derive(Clone, Default)]
-struct Stuck(Arc<(Mutex<(bool, bool)>, Condvar)>);
-
-impl Stuck {
-    fn wait_entered(&self) {
-        let mut g = self.0 .0.lock();
-        while !g.0 {
-            assert!(!self.0 .1.wait_for(&mut g, TEST_TIMEOUT).timed_out());
-        }
-    }
-    fn release(&self) {
-        self.0 .0.lock().1 = true;
-        self.0 .1.notify_all();
-    }
-}
-
-impl Stage for Stuck {
-    fn id(&self) -> StageId {
-        StageId::new("stuck")
-    }
-    fn process(&mut self, _ctx: &StageContext<'_>) -> Result<StageOutput, StageError> {
-        let mut g = self.0 .0.lock();
-        g.0 = true;
-        self.0 .1.notify_all();
-        while !g.1 {
-            self.0 .1.wait(&mut g);
-        }
-        Ok(StageOutput::empty())
-    }
-}
 
 #[test]
 fn remove_feed_is_bounded_when_a_stage_hangs() {
@@ -62,7 +29,7 @@ fn remove_feed_is_bounded_when_a_stage_hangs() {
         .build()
         .unwrap();
     let mut health = rt.health_subscribe();
-    let stuck = Stuck::default();
+    let stuck = BlockingStage::new("stuck");
     let h = rt
         .add_feed(
             feed(None)

@@ -337,3 +337,62 @@ pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
         std::thread::yield_now();
     }
 }
+
+/// A stage that blocks inside `process` until released: a stuck driver call, a slow
+/// model. Every clone shares the gate.
+#[derive(Clone)]
+pub struct BlockingStage {
+    id: &'static str,
+    gate: Arc<(Mutex<(bool, bool)>, Condvar)>,
+}
+
+impl std::fmt::Debug for BlockingStage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlockingStage")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BlockingStage {
+    pub fn new(id: &'static str) -> Self {
+        Self {
+            id,
+            gate: Arc::default(),
+        }
+    }
+    /// Waits until some `process` call is blocked on the gate; panics after [`TEST_TIMEOUT`].
+    pub fn wait_entered(&self) {
+        let (lock, cond) = &*self.gate;
+        let deadline = Instant::now() + TEST_TIMEOUT;
+        let mut g = lock.lock();
+        while !g.0 {
+            assert!(
+                !cond.wait_until(&mut g, deadline).timed_out(),
+                "stage {} never entered",
+                self.id
+            );
+        }
+    }
+    /// Lets every current and future call through.
+    pub fn release(&self) {
+        self.gate.0.lock().1 = true;
+        self.gate.1.notify_all();
+    }
+}
+
+impl Stage for BlockingStage {
+    fn id(&self) -> StageId {
+        StageId::new(self.id)
+    }
+    fn process(&mut self, _ctx: &StageContext<'_>) -> Result<StageOutput, StageError> {
+        let (lock, cond) = &*self.gate;
+        let mut g = lock.lock();
+        g.0 = true;
+        cond.notify_all();
+        while !g.1 {
+            cond.wait(&mut g);
+        }
+        Ok(StageOutput::empty())
+    }
+}
