@@ -94,16 +94,9 @@ impl WebhookSink {
         let mut st = self.shared.state.lock();
         st.urgent = true;
         self.shared.changed.notify_all();
-        while !(st.buffer.is_empty() && st.in_flight == 0) {
-            if self
-                .shared
-                .changed
-                .wait_until(&mut st, deadline)
-                .timed_out()
-            {
-                break;
-            }
-        }
+        crate::wait::wait_until(&self.shared.changed, &mut st, deadline, |s| {
+            s.buffer.is_empty() && s.in_flight == 0
+        });
         st.urgent = false;
         st.buffer.is_empty() && st.in_flight == 0
     }

@@ -230,17 +230,9 @@ impl KafkaSink {
     fn drain(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         let mut st = self.shared.state.lock();
-        while !(st.buffer.is_empty() && st.queued == 0) {
-            if self
-                .shared
-                .changed
-                .wait_until(&mut st, deadline)
-                .timed_out()
-            {
-                return false;
-            }
-        }
-        true
+        crate::wait::wait_until(&self.shared.changed, &mut st, deadline, |s| {
+            s.buffer.is_empty() && s.queued == 0
+        })
     }
 }
 

@@ -69,6 +69,7 @@ mod secret;
 mod stats;
 pub mod stdout;
 mod template;
+mod wait;
 
 pub use config::{
     FileSinkConfig, FsyncPolicy, MqttQos, MqttSinkConfig, NatsSinkConfig, SinkConfig,

@@ -180,17 +180,7 @@ impl MqttSink {
     fn drain(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         let mut st = self.shared.state.lock();
-        while st.held() > 0 {
-            if self
-                .shared
-                .changed
-                .wait_until(&mut st, deadline)
-                .timed_out()
-            {
-                return false;
-            }
-        }
-        true
+        crate::wait::wait_until(&self.shared.changed, &mut st, deadline, |s| s.held() == 0)
     }
 }
 
@@ -235,16 +225,7 @@ impl Drop for MqttSink {
             if sent.is_ok() {
                 let deadline = Instant::now() + Duration::from_secs(2);
                 let mut st = self.shared.state.lock();
-                while !st.exited {
-                    if self
-                        .shared
-                        .changed
-                        .wait_until(&mut st, deadline)
-                        .timed_out()
-                    {
-                        break;
-                    }
-                }
+                crate::wait::wait_until(&self.shared.changed, &mut st, deadline, |s| s.exited);
             }
         }
         self.shared.shutdown.notify_one();

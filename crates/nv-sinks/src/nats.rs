@@ -98,17 +98,9 @@ impl NatsSink {
     fn drain(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         let mut st = self.shared.state.lock();
-        while !(st.buffer.is_empty() && st.in_flight == 0) {
-            if self
-                .shared
-                .changed
-                .wait_until(&mut st, deadline)
-                .timed_out()
-            {
-                return false;
-            }
-        }
-        true
+        crate::wait::wait_until(&self.shared.changed, &mut st, deadline, |s| {
+            s.buffer.is_empty() && s.in_flight == 0
+        })
     }
 }
 
