@@ -57,10 +57,10 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             })
             .context("snapshot thread")?
     };
-    let monitor = Arc::new(
-        crate::sink_monitor::SinkMonitor::start(runtime.handle()).context("sink monitor")?,
-    );
-    let feeds = crate::assemble::add_feeds(&runtime, &config, &monitor)?;
+    let sinks = Arc::new(crate::sinks::SinkSet::new(&config));
+    let monitor = crate::sink_monitor::SinkMonitor::start(runtime.handle(), Arc::clone(&sinks))
+        .context("sink monitor")?;
+    let feeds = crate::assemble::add_feeds(&runtime, &config, &sinks)?;
     let otlp = match &config.metrics.otlp_endpoint {
         Some(endpoint) => Some(
             nv_metrics::OtlpExporter::start(
@@ -83,7 +83,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         health,
         snapshots,
         ready: Arc::clone(&ready),
-        sink_monitor: Arc::clone(&monitor),
+        sinks: Arc::clone(&sinks),
     };
     let tokio_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -141,6 +141,11 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     }
     if code == ExitCode::SUCCESS {
         drop(runtime);
+        // The API's state holds the sinks too: end its tasks, then let the sinks drain
+        // and close (the last feed is gone, so nothing writes to them any more).
+        drop(tokio_rt);
+        drop(monitor);
+        drop(sinks);
         if health_thread.join().is_err() || snapshot_thread.join().is_err() {
             tracing::warn!("a helper thread panicked");
         }

@@ -24,7 +24,6 @@ use crate::detached::DetachedThreads;
 use crate::executor::{Executor, ExecutorParams};
 use crate::feed::shared::{Control, FeedShared, StageBusy, StageCounters};
 use crate::feed::{FeedConfig, FeedDiagnostics, FeedHandle};
-use crate::metrics::FeedCounters;
 use crate::output::SharedOutput;
 use crate::source::synthetic::SyntheticFactory;
 use crate::source::{SharedSourceFactory, SourceContext, SourceFactory};
@@ -32,6 +31,7 @@ use crate::subscription::{HealthSubscription, LagState, OutputSubscription};
 use crate::sync::Waiter;
 use crate::watchdog::{Watchdog, Watched};
 use crate::worker::{self, WorkerParams};
+use nv_io::FeedCounters;
 
 /// Builds a [`Runtime`].
 pub struct RuntimeBuilder {

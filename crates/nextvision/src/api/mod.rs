@@ -22,8 +22,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use nv_core::error::{NvError, RuntimeError};
 use nv_core::id::FeedId;
+use nv_io::broadcast::RecvError;
 use nv_metrics::HealthCounters;
-use nv_runtime::broadcast::RecvError;
 use nv_runtime::RuntimeHandle;
 use serde_json::{json, Value};
 use tokio_stream::wrappers::ReceiverStream;
@@ -41,7 +41,8 @@ pub struct AppState {
     pub health: HealthCounters,
     pub snapshots: SnapshotStore,
     pub ready: Arc<AtomicBool>,
-    pub sink_monitor: Arc<crate::sink_monitor::SinkMonitor>,
+    /// The declared sinks, shared by the feeds that name them.
+    pub sinks: Arc<crate::sinks::SinkSet>,
 }
 
 /// An API error: HTTP status, stable code, human message (never credentials).
@@ -228,12 +229,13 @@ async fn add_feed(
         e.details = Some(json!(problems));
         e
     })?;
-    let (sink, stats) = crate::assemble::feed_sink(&s.config, &spec)
+    let (sink, factory) = s
+        .sinks
+        .feed_sink(&spec)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_config", e.to_string()))?;
-    let config = crate::assemble::feed_config(&spec, sink, false)
+    let config = crate::assemble::feed_config(&spec, sink, Some(factory), false)
         .map_err(|e| ApiError::from(NvError::from(e)))?;
     let handle = s.runtime.add_feed(config)?;
-    s.sink_monitor.watch(handle.id(), stats);
     Ok((StatusCode::CREATED, Json(json::feed(&handle.diagnostics()))))
 }
 

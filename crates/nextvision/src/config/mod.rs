@@ -10,7 +10,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub(crate) use schema::check_feed;
-pub use schema::{BackpressureKind, Config, FeedSpec, RestartOn};
+pub use schema::{BackpressureKind, Config, FeedSpec, RestartOn, SinkSection};
 pub use source::parse_source;
 
 use serde::de::DeserializeOwned;

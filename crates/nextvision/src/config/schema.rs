@@ -618,7 +618,9 @@ pub(crate) fn check_feed(
             source,
             stages,
         };
-        if let Err(e) = crate::assemble::feed_config(&spec, Box::new(nv_runtime::NullSink), true) {
+        if let Err(e) =
+            crate::assemble::feed_config(&spec, Box::new(nv_runtime::NullSink), None, true)
+        {
             for p in e.problems {
                 if p.field != "stages" {
                     let message = match &p.value {

@@ -12,11 +12,11 @@ use nv_frame::FrameEnvelope;
 use parking_lot::Mutex;
 
 use crate::broadcast;
-use crate::metrics::FeedCounters;
 use crate::output::SharedOutput;
 use crate::queue::BoundedQueue;
 use crate::source::DecodeStatus;
 use crate::sync::Waiter;
+use nv_io::FeedCounters;
 
 /// Control-plane flags, guarded together so a single condvar serves pause, stop and the
 /// restart delay.
