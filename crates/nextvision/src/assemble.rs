@@ -16,7 +16,7 @@ use crate::registry;
 use crate::sinks::SinkSet;
 
 fn secs(s: f64) -> Duration {
-    Duration::try_from_secs_f64(s).unwrap_or(Duration::ZERO)
+    nv_core::limits::saturating_secs(s)
 }
 
 /// Builds a feed's runtime configuration. `offline` skips nothing today but marks the
@@ -33,6 +33,8 @@ pub fn feed_config(
         .source(spec.source.clone())
         .camera_mode(CameraMode::Fixed)
         .decode(spec.decode())
+        // A stage that needs detections with none produced before it is a config error.
+        .validation_mode(nv_perception::ValidationMode::Error)
         .boxed_output_sink(sink);
     if let Some(factory) = sink_factory {
         b = b.sink_factory(factory);
@@ -149,15 +151,29 @@ pub fn add_feeds(
 }
 
 /// Checks a feed definition sent to the API (same schema as a `[[feeds]]` table).
-pub fn feed_from_json(config: &Config, json: serde_json::Value) -> Result<FeedSpec, Vec<String>> {
-    let value: toml::Value =
-        serde_json::from_value(json).map_err(|e| vec![format!("feed: {e}")])?;
-    let mut checker = crate::config::Checker {
-        text: "",
-        problems: Vec::new(),
+/// `name_taken` says whether a running feed already has the name.
+pub fn feed_from_json(
+    config: &Config,
+    json: serde_json::Value,
+    name_taken: &dyn Fn(&str) -> bool,
+) -> Result<FeedSpec, Vec<String>> {
+    let redacted = |e: &dyn std::fmt::Display| {
+        vec![format!(
+            "feed: {}",
+            nv_core::security::redact_urls_in_string(&e.to_string())
+        )]
     };
-    let spec =
-        crate::config::check_feed(&mut checker, value, 0, &(0..0), config.feeds.len(), config);
+    if !json.is_object() {
+        return Err(vec!["feed: must be a JSON object".into()]);
+    }
+    let value: toml::Value = serde_json::from_value(json).map_err(|e| redacted(&e))?;
+    // Through TOML text so the API and the file share one checker (positions unused).
+    let text = toml::to_string(&value).map_err(|e| redacted(&e))?;
+    let doc = toml::de::DeTable::parse(&text).map_err(|e| redacted(&e.message()))?;
+    let root = toml::Spanned::new(0..text.len(), toml::de::DeValue::Table(doc.into_inner()));
+    let mut checker = crate::config::Checker::detached();
+    let ctx = crate::config::FeedContext { config, name_taken };
+    let spec = crate::config::check_feed(&mut checker, &root, &[], config.feeds.len(), &ctx);
     match spec {
         Some(spec) if checker.problems.is_empty() => Ok(spec),
         _ => Err(checker

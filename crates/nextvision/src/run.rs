@@ -84,6 +84,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         snapshots,
         ready: Arc::clone(&ready),
         sinks: Arc::clone(&sinks),
+        add_lock: Arc::default(),
     };
     let tokio_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -122,7 +122,7 @@ name = "lobby"
 source = "synthetic:64x48@30"
 sinks = ["hook"]
 [[feeds.stages]]
-kind = "counter"
+kind = "brightness"
 "#
     );
     let path = dir.join("nextvision.toml");

@@ -172,6 +172,14 @@ impl MqttSinkConfig {
             self.reconnect_max_ms,
         );
         p.at_least("max_packet_bytes", u64::from(self.max_packet_bytes), 1024);
+        p.at_most(
+            "buffer_records",
+            u64::from(self.buffer_records),
+            nv_core::limits::MAX_BUFFER_RECORDS,
+        );
+        p.millis("reconnect_initial_ms", self.reconnect_initial_ms);
+        p.millis("reconnect_max_ms", self.reconnect_max_ms);
+        p.millis("flush_timeout_ms", self.flush_timeout_ms);
         p.finish()
     }
 
@@ -184,6 +192,7 @@ impl MqttSinkConfig {
     }
 
     pub fn build_with_stats(&self, stats: SinkStats) -> Result<Box<dyn OutputSink>, SinkError> {
+        self.validate()?;
         Ok(Box::new(MqttSink::start(self.clone(), stats)?))
     }
 }

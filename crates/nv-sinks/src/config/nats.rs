@@ -109,6 +109,15 @@ impl NatsSinkConfig {
             "reconnect_max_ms",
             self.reconnect_max_ms,
         );
+        p.at_most(
+            "buffer_records",
+            u64::from(self.buffer_records),
+            nv_core::limits::MAX_BUFFER_RECORDS,
+        );
+        p.millis("ack_timeout_ms", self.ack_timeout_ms);
+        p.millis("reconnect_initial_ms", self.reconnect_initial_ms);
+        p.millis("reconnect_max_ms", self.reconnect_max_ms);
+        p.millis("flush_timeout_ms", self.flush_timeout_ms);
         p.finish()
     }
 
@@ -121,6 +130,7 @@ impl NatsSinkConfig {
     }
 
     pub fn build_with_stats(&self, stats: SinkStats) -> Result<Box<dyn OutputSink>, SinkError> {
+        self.validate()?;
         Ok(Box::new(NatsSink::start(self.clone(), stats)?))
     }
 }
