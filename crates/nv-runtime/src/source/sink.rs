@@ -12,6 +12,7 @@ use nv_frame::FrameEnvelope;
 use parking_lot::Mutex;
 
 use crate::broadcast;
+use crate::feed::status::FeedStatus;
 use crate::metrics::FeedCounters;
 use crate::queue::{BoundedQueue, Overflow, Push};
 use crate::throttle::Throttle;
@@ -54,6 +55,8 @@ pub(crate) struct SinkShared {
     pub min_interval_nanos: u64,
     /// Media time of the last frame let through the cap (`u64::MAX` = none yet).
     pub last_accepted_ts: AtomicU64,
+    /// The feed's state and last error.
+    pub status: Arc<FeedStatus>,
 }
 
 /// Cloneable handle for a source's producer threads.
@@ -165,9 +168,17 @@ impl FrameSink {
             .fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Publishes a health event on the runtime's stream.
+    /// Publishes a health event on the runtime's stream (source events also move the
+    /// feed's state: reconnecting, stalled, connected).
     pub fn health(&self, event: HealthEvent) {
+        self.inner.status.observe(&event);
         self.inner.health.send(event);
+    }
+
+    /// Records a failure the source recovers from by itself (it retries) in the feed's
+    /// last error. A failure that ends the session is recorded by [`fail`](Self::fail).
+    pub fn record_error(&self, err: &MediaError) {
+        self.inner.status.record_media_error(err);
     }
 
     /// Ends the session: frames already queued are still processed first.
@@ -184,7 +195,12 @@ impl FrameSink {
         self.end(SourceEnd::EndOfStream);
     }
 
+    /// Ends the session with a failure, recorded in the feed's last error (a
+    /// [`MediaError::GaveUp`] counts as the occurrence of its cause).
     pub fn fail(&self, err: MediaError) {
+        if self.inner.end.lock().is_none() {
+            self.inner.status.record_media_error(&err);
+        }
         self.end(SourceEnd::Failed(err));
     }
 
