@@ -148,7 +148,10 @@ impl Worker {
                     if matches!(self.spec, SourceSpec::File { .. })
                         && self.shared.counters.frames_received.load(Ordering::Relaxed) == 0
                     {
-                        let cause = "the file ended without a single decodable frame".to_owned();
+                        let cause = MediaError::NoPlayableStream {
+                            detail: "the file ended without a single decodable frame".into(),
+                        }
+                        .to_string();
                         status.record_error(Kind::NoPlayableStream, cause.clone());
                         return StopReason::SourceFailed {
                             kind: Kind::NoPlayableStream,
@@ -364,6 +367,8 @@ impl Worker {
                     if let Err(e) = source.resume() {
                         tracing::warn!(feed_id = %self.shared.id, error = %e, "source resume failed");
                     }
+                    // The source may have reopened: let it arm its watchdogs now.
+                    next_tick = Some(clock.now());
                     continue;
                 }
             }
