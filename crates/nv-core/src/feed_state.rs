@@ -167,6 +167,9 @@ mod tests {
         assert_eq!(e.message, "b");
         LastError::record(&mut slot, FailureKind::Stalled, "c".into(), t(3));
         let e = slot.unwrap_or_else(|| unreachable!());
-        assert_eq!((e.kind, e.count, e.first_at), (FailureKind::Stalled, 1, t(3)));
+        assert_eq!(
+            (e.kind, e.count, e.first_at),
+            (FailureKind::Stalled, 1, t(3))
+        );
     }
 }

@@ -319,9 +319,7 @@ fn classify(err: &gst::glib::Error, debug: &str) -> ErrorClass {
             gst::ResourceError::NotFound => ErrorClass::NotFound,
             // rtspsrc has no error code for 403: it reports "Unhandled error" with the
             // status in the debug text, the only place the distinction exists.
-            gst::ResourceError::Read if debug.contains("error response: 403") => {
-                ErrorClass::Auth
-            }
+            gst::ResourceError::Read if debug.contains("error response: 403") => ErrorClass::Auth,
             _ => ErrorClass::Resource,
         };
     }

@@ -120,9 +120,9 @@ impl GstSource {
                 redacted_url,
                 detail,
             },
-            ErrorClass::NotFound if self.is_file() => MediaError::FileNotFound {
-                path: redacted_url,
-            },
+            ErrorClass::NotFound if self.is_file() => {
+                MediaError::FileNotFound { path: redacted_url }
+            }
             ErrorClass::NotFound => MediaError::StreamNotFound {
                 redacted_url,
                 detail,

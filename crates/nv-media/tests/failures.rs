@@ -13,9 +13,14 @@ mod rtsp_server;
 
 use std::time::{Duration, Instant};
 
-use common::{clip, count, events_until_stopped, feed, runtime, truncated_copy, ClipSpec, Container, Recorder};
+use common::{
+    clip, count, events_until_stopped, feed, runtime, truncated_copy, ClipSpec, Container, Recorder,
+};
 use nv_core::{FailureKind, FeedState};
-use nv_runtime::{FeedHandle, HealthEvent, HealthSubscription, ReconnectPolicy, RestartPolicy, SourceSpec, StopReason};
+use nv_runtime::{
+    FeedHandle, HealthEvent, HealthSubscription, ReconnectPolicy, RestartPolicy, SourceSpec,
+    StopReason,
+};
 use rtsp_server::{free_port, SilentServer, TestServer, USER};
 
 /// An MP4 with its index first (`faststart`), cut right before the media data: a header
@@ -69,11 +74,27 @@ fn broken_files_fail_at_once_with_a_typed_kind_and_no_restart() {
     let dir = common::temp_path("a-directory");
     std::fs::create_dir_all(&dir).unwrap();
     let cases = [
-        (common::temp_path("missing.mp4"), FailureKind::FileNotFound, "file not found"),
-        (dir, FailureKind::NotAFile, "not a regular file (a directory)"),
-        (truncated, FailureKind::NoPlayableStream, "no playable stream"),
+        (
+            common::temp_path("missing.mp4"),
+            FailureKind::FileNotFound,
+            "file not found",
+        ),
+        (
+            dir,
+            FailureKind::NotAFile,
+            "not a regular file (a directory)",
+        ),
+        (
+            truncated,
+            FailureKind::NoPlayableStream,
+            "no playable stream",
+        ),
         (random, FailureKind::NoPlayableStream, "no playable stream"),
-        (header_only_mp4(), FailureKind::NoPlayableStream, "no playable stream"),
+        (
+            header_only_mp4(),
+            FailureKind::NoPlayableStream,
+            "no playable stream",
+        ),
     ];
     let startup = Duration::from_secs(2);
     for (path, kind, text) in cases {
@@ -99,7 +120,13 @@ fn broken_files_fail_at_once_with_a_typed_kind_and_no_restart() {
         };
         assert_eq!(got, kind, "{path:?}: {cause}");
         assert!(cause.contains(text), "{path:?}: {cause}");
-        assert_eq!(h.state(), FeedState::Failed { kind, cause: cause.clone() });
+        assert_eq!(
+            h.state(),
+            FeedState::Failed {
+                kind,
+                cause: cause.clone()
+            }
+        );
         let last = h.last_error().unwrap();
         assert_eq!((last.kind, last.count), (kind, 1), "{path:?}");
         assert_eq!(last.message, cause);
@@ -107,7 +134,10 @@ fn broken_files_fail_at_once_with_a_typed_kind_and_no_restart() {
         if matches!(kind, FailureKind::FileNotFound | FailureKind::NotAFile) {
             assert!(took < Duration::from_secs(1), "{path:?} took {took:?}");
         }
-        assert!(took < startup + Duration::from_secs(2), "{path:?} took {took:?}");
+        assert!(
+            took < startup + Duration::from_secs(2),
+            "{path:?} took {took:?}"
+        );
         assert!(rec.seen().is_empty());
     }
 }
@@ -168,7 +198,10 @@ fn wait_state(h: &FeedHandle, name: &str) -> FeedState {
         if s.name() == name {
             return s;
         }
-        assert!(Instant::now() < deadline, "state stayed {s:?}, wanted {name}");
+        assert!(
+            Instant::now() < deadline,
+            "state stayed {s:?}, wanted {name}"
+        );
         std::thread::yield_now();
     }
 }
@@ -205,13 +238,20 @@ fn wrong_password_is_retried_only_at_the_access_denied_rate() {
         };
         assert_eq!(attempt, n);
         let wait = next_try_at.checked_duration_since(nv_core::WallTs::now());
-        assert!(next_try_at.is_known() && wait.is_none_or(|w| w <= access_delay), "{wait:?}");
+        assert!(
+            next_try_at.is_known() && wait.is_none_or(|w| w <= access_delay),
+            "{wait:?}"
+        );
     }
     rt.remove_feed(h.id()).unwrap();
     let last = h.last_error().unwrap();
     assert_eq!(last.kind, FailureKind::Unauthorized);
     assert!(last.count >= 3);
-    assert!(last.message.starts_with("unauthorized: "), "{}", last.message);
+    assert!(
+        last.message.starts_with("unauthorized: "),
+        "{}",
+        last.message
+    );
     assert!(!last.message.contains("wrong-Pw9"), "{}", last.message);
     // The server's own record: never two attempts closer than the access delay.
     let connects = server.connects.lock().clone();
@@ -280,7 +320,9 @@ fn wrong_path_refused_port_and_silent_server_each_report_their_kind() {
     for (url, kind, text) in cases {
         let rt = runtime();
         let mut ev = Events::new(rt.health_subscribe());
-        let h = rt.add_feed(live_feed(url.clone(), fast_reconnect())).unwrap();
+        let h = rt
+            .add_feed(live_feed(url.clone(), fast_reconnect()))
+            .unwrap();
         ev.wait("reconnecting", |e| e.name() == "source_reconnecting");
         let state = h.state();
         assert!(
@@ -292,7 +334,11 @@ fn wrong_path_refused_port_and_silent_server_each_report_their_kind() {
         assert_eq!(last.kind, kind, "{url}: {}", last.message);
         assert!(last.message.starts_with(text), "{url}: {}", last.message);
         let access = ev.count("source_access_denied");
-        assert_eq!(access, usize::from(kind == FailureKind::StreamNotFound), "{url}");
+        assert_eq!(
+            access,
+            usize::from(kind == FailureKind::StreamNotFound),
+            "{url}"
+        );
         assert_eq!(ev.count("feed_restarting"), 0);
         rt.remove_feed(h.id()).unwrap();
         assert_eq!(h.state().name(), "stopped");
@@ -367,12 +413,18 @@ fn paused_rtsp_feed_yields_frames_within_a_second_of_every_resume() {
         // A frame captured after the resume (not one queued before the pause).
         let deadline = t0 + common::T;
         while !arrivals.0.lock().iter().any(|w| *w >= resumed_at) {
-            assert!(Instant::now() < deadline, "cycle {cycle}: no frame after resume");
+            assert!(
+                Instant::now() < deadline,
+                "cycle {cycle}: no frame after resume"
+            );
             std::thread::yield_now();
         }
         let took = t0.elapsed();
         worst = worst.max(took);
-        assert!(took < Duration::from_secs(1), "cycle {cycle}: first frame after {took:?}");
+        assert!(
+            took < Duration::from_secs(1),
+            "cycle {cycle}: first frame after {took:?}"
+        );
         wait_state(&h, "streaming");
     }
     eprintln!("worst resume-to-frame: {worst:?}");

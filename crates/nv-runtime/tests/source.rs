@@ -179,7 +179,10 @@ fn create_and_start_failures_use_the_restart_policy() {
         assert!(matches!(
             events.last(),
             Some(HealthEvent::FeedStopped {
-                reason: StopReason::RestartLimitExceeded { restart_count: 3, .. },
+                reason: StopReason::RestartLimitExceeded {
+                    restart_count: 3,
+                    ..
+                },
                 ..
             })
         ));

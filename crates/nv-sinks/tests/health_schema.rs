@@ -214,7 +214,11 @@ fn every_event_is_a_valid_record_without_debug_text() {
     let events = every_event();
     let mut names = std::collections::BTreeSet::new();
     for (i, e) in events.iter().enumerate() {
-        let record = health_record(e, Some(i as u64), WallTs::from_micros(1_700_000_000_000_000));
+        let record = health_record(
+            e,
+            Some(i as u64),
+            WallTs::from_micros(1_700_000_000_000_000),
+        );
         let errors: Vec<String> = validator
             .iter_errors(&record)
             .map(|e| format!("{e} at {}", e.instance_path()))

@@ -171,7 +171,9 @@ impl FeedHandle {
         c.paused = false;
         self.shared.status.resume();
         drop(c);
-        self.shared.health.send(HealthEvent::FeedResumed { feed_id });
+        self.shared
+            .health
+            .send(HealthEvent::FeedResumed { feed_id });
         self.shared.control.notify_all();
         Ok(())
     }

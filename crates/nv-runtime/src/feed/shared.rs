@@ -11,12 +11,12 @@ use nv_core::time::MonotonicTs;
 use nv_frame::FrameEnvelope;
 use parking_lot::Mutex;
 
+use super::status::FeedStatus;
 use crate::broadcast;
 use crate::metrics::FeedCounters;
 use crate::output::SharedOutput;
 use crate::queue::BoundedQueue;
 use crate::source::DecodeStatus;
-use super::status::FeedStatus;
 use crate::sync::Waiter;
 
 /// Control-plane flags, guarded together so a single condvar serves pause, stop and the

@@ -181,9 +181,9 @@ impl FeedStatus {
             } => {
                 let now = self.clock.now();
                 let due = *attempt <= RECONNECT_LOG_FIRST
-                    || inner.last_reconnect_log.is_none_or(|t| {
-                        now.saturating_duration_since(t) >= RECONNECT_LOG_INTERVAL
-                    });
+                    || inner
+                        .last_reconnect_log
+                        .is_none_or(|t| now.saturating_duration_since(t) >= RECONNECT_LOG_INTERVAL);
                 if due {
                     inner.last_reconnect_log = Some(now);
                     let next_try_in_ms = next_try_at
@@ -195,7 +195,9 @@ impl FeedStatus {
                     inner.suppressed += 1;
                 }
             }
-            FeedState::Stalled => tracing::warn!(feed_id = %id, feed, "stalled: no frame within the stall timeout"),
+            FeedState::Stalled => {
+                tracing::warn!(feed_id = %id, feed, "stalled: no frame within the stall timeout")
+            }
             FeedState::Paused => tracing::info!(feed_id = %id, feed, "paused"),
             FeedState::Failed { kind, cause } => {
                 tracing::error!(feed_id = %id, feed, kind = kind.as_str(), cause = %cause, "failed");
@@ -212,5 +214,8 @@ fn wall_after(now: WallTs, delay_ms: u64) -> WallTs {
     if !now.is_known() {
         return now;
     }
-    WallTs::from_micros(now.as_micros().saturating_add(delay_ms.saturating_mul(1_000)))
+    WallTs::from_micros(
+        now.as_micros()
+            .saturating_add(delay_ms.saturating_mul(1_000)),
+    )
 }

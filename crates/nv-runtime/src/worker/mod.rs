@@ -206,10 +206,7 @@ impl Worker {
                         .store(restart_count, Ordering::Relaxed);
                     self.shared.status.set(FeedState::Reconnecting {
                         attempt: restart_count,
-                        next_try_at: wall_after(
-                            self.shared.clock.wall_now(),
-                            self.restart_delay,
-                        ),
+                        next_try_at: wall_after(self.shared.clock.wall_now(), self.restart_delay),
                     });
                     self.shared.health.send(HealthEvent::FeedRestarting {
                         feed_id: self.shared.id,
