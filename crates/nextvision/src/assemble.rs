@@ -19,6 +19,15 @@ fn secs(s: f64) -> Duration {
     nv_core::limits::saturating_secs(s)
 }
 
+/// Files are lossless unless told otherwise (nothing is live, so nothing needs to be
+/// dropped to keep up); live sources drop the oldest frame by default.
+pub fn is_lossless(spec: &FeedSpec) -> bool {
+    let f = &spec.section;
+    f.lossless.unwrap_or(
+        matches!(spec.source, nv_core::source::SourceSpec::File { .. }) && f.backpressure.is_none(),
+    )
+}
+
 /// Builds a feed's runtime configuration. `offline` skips nothing today but marks the
 /// validation path (no devices are touched either way).
 pub fn feed_config(
@@ -47,12 +56,14 @@ pub fn feed_config(
         }
     }
     let depth = f.queue_depth;
-    b = b.backpressure(match f.backpressure {
-        BackpressureKind::DropOldest => BackpressurePolicy::DropOldest { queue_depth: depth },
-        BackpressureKind::DropNewest => BackpressurePolicy::DropNewest { queue_depth: depth },
-        BackpressureKind::Block => BackpressurePolicy::Block { queue_depth: depth },
-    });
-    if f.lossless {
+    b = b.backpressure(
+        match f.backpressure.unwrap_or(BackpressureKind::DropOldest) {
+            BackpressureKind::DropOldest => BackpressurePolicy::DropOldest { queue_depth: depth },
+            BackpressureKind::DropNewest => BackpressurePolicy::DropNewest { queue_depth: depth },
+            BackpressureKind::Block => BackpressurePolicy::Block { queue_depth: depth },
+        },
+    );
+    if is_lossless(spec) {
         b = b.lossless();
     }
     if let Some(fps) = f.max_fps {
@@ -98,7 +109,8 @@ pub fn feed_config(
             } else {
                 BackoffKind::Exponential
             })
-            .with_jitter_ratio(rc.jitter),
+            .with_jitter_ratio(rc.jitter)
+            .with_access_denied_delay(secs(rc.access_denied_delay_secs)),
     );
     let built = b.build();
     match (built, stage_problems.is_empty()) {

@@ -404,7 +404,7 @@ fn health_events_stream_as_sse() {
         if v["event"] == "source_disconnected" && !saw_disconnect {
             saw_disconnect = true;
             assert!(
-                v["detail"].as_str().unwrap().contains("***@127.0.0.1:9"),
+                v["message"].as_str().unwrap().contains("***@127.0.0.1:9"),
                 "{v}"
             );
             // Now remove another feed: its feed_stopped must show up on the stream too.

@@ -337,7 +337,7 @@ fn spent_reconnect_budget_hands_the_failure_to_the_feed() {
         .unwrap();
     let stopped = ev.wait("feed stop", |e| e.name() == "feed_stopped");
     assert!(
-        matches!(&stopped, HealthEvent::FeedStopped { reason: nv_runtime::StopReason::Fatal { detail }, .. } if detail.contains("startup")),
+        matches!(&stopped, HealthEvent::FeedStopped { reason: nv_runtime::StopReason::Fatal { detail }, .. } if detail.contains("gave up after 2 reconnect attempts: no frame for")),
         "{stopped:?}"
     );
     let attempts: Vec<u32> = ev

@@ -36,6 +36,8 @@ pub struct TestServer {
     thread: Option<JoinHandle<()>>,
     valves: Arc<Mutex<Vec<gst::Element>>>,
     pub port: u16,
+    /// When each client connection was accepted (the server's own count of attempts).
+    pub connects: Arc<Mutex<Vec<std::time::Instant>>>,
 }
 
 const LAUNCH: &str = "( videotestsrc is-live=true pattern=ball \
@@ -50,6 +52,8 @@ impl TestServer {
         nv_media::init().unwrap();
         let valves: Arc<Mutex<Vec<gst::Element>>> = Arc::default();
         let thread_valves = Arc::clone(&valves);
+        let connects: Arc<Mutex<Vec<std::time::Instant>>> = Arc::default();
+        let thread_connects = Arc::clone(&connects);
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         let thread = std::thread::Builder::new()
             .name("test-rtsp-server".into())
@@ -60,6 +64,9 @@ impl TestServer {
                     let server = rtsp::RTSPServer::new();
                     server.set_address("127.0.0.1");
                     server.set_service(&port.to_string());
+                    server.connect_client_connected(move |_, _| {
+                        thread_connects.lock().push(std::time::Instant::now());
+                    });
                     let factory = rtsp::RTSPMediaFactory::new();
                     factory.set_launch(LAUNCH);
                     factory.set_shared(false);
@@ -103,7 +110,13 @@ impl TestServer {
             thread: Some(thread),
             valves,
             port,
+            connects,
         }
+    }
+
+    /// The URL of `path` with these credentials.
+    pub fn url_with(&self, user: &str, password: &str, path: &str) -> String {
+        format!("rtsp://{user}:{password}@127.0.0.1:{}{path}", self.port)
     }
 
     pub fn url(&self, credentials: bool) -> String {
