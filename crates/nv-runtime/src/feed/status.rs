@@ -83,9 +83,21 @@ impl FeedStatus {
     }
 
     /// A frame arrived: streaming, unless already (one relaxed load on the hot path).
+    ///
+    /// Not while reconnecting: a frame queued before the connection dropped says nothing
+    /// about the new one; the source's `SourceConnected` moves the state back.
     pub fn on_frame(&self) {
         if self.tag.load(Ordering::Relaxed) != TAG_STREAMING {
-            self.set(FeedState::Streaming);
+            let mut inner = self.inner.lock();
+            if inner.state.is_terminal()
+                || matches!(
+                    inner.state,
+                    FeedState::Paused | FeedState::Reconnecting { .. }
+                )
+            {
+                return;
+            }
+            self.apply(&mut inner, FeedState::Streaming);
         }
     }
 
@@ -160,10 +172,8 @@ impl FeedStatus {
         let (id, feed) = (self.feed_id, self.name.as_str());
         let cause = inner.last_error.as_ref().map_or("", |e| e.message.as_str());
         match &inner.state {
-            FeedState::Connecting => {
-                if !matches!(previous, FeedState::Reconnecting { .. }) {
-                    tracing::info!(feed_id = %id, feed, source = %self.source, "connecting");
-                }
+            FeedState::Connecting if !matches!(previous, FeedState::Reconnecting { .. }) => {
+                tracing::info!(feed_id = %id, feed, source = %self.source, "connecting");
             }
             FeedState::Streaming => {
                 let decoder = inner.decoder.as_deref().unwrap_or("none");
