@@ -23,19 +23,6 @@ pub struct RunArgs {
     drain_timeout_secs: f64,
 }
 
-/// Sends a systemd notification when run under systemd (`NOTIFY_SOCKET`).
-fn sd_notify(state: &str) {
-    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
-        return;
-    };
-    let Ok(sock) = std::os::unix::net::UnixDatagram::unbound() else {
-        return;
-    };
-    if let Err(e) = sock.send_to(state.as_bytes(), &path) {
-        tracing::debug!(error = %e, "sd_notify failed");
-    }
-}
-
 pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let config = Arc::new(crate::config::load(
         &args.file,
@@ -114,10 +101,14 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             eprintln!("nextvision: {} feeds running; API disabled", feeds.len());
             None
         };
-        sd_notify("READY=1");
+        crate::service::ready(&format!("{} feeds running", feeds.len()));
+        let keepalive = crate::service::spawn_keepalive(runtime_handle.clone());
         wait_for_signal().await;
         ready.store(false, Ordering::SeqCst);
-        sd_notify("STOPPING=1");
+        if let Some(k) = keepalive {
+            k.abort();
+        }
+        crate::service::stopping("draining feeds");
         eprintln!("nextvision: stopping (send the signal again to exit at once)");
         let stopper = tokio::task::spawn_blocking(move || runtime_handle.shutdown());
         tokio::select! {
