@@ -86,6 +86,7 @@ pub fn run(args: &ProcessArgs) -> anyhow::Result<ExitCode> {
         .map(|d| started + d);
     let mut reason = None;
     let mut last_print = Instant::now();
+    let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
     while reason.is_none() {
         match health.recv_timeout(Duration::from_millis(250)) {
             Ok(HealthEvent::FeedStopped { reason: r, .. }) => reason = Some(r),
@@ -95,7 +96,8 @@ pub fn run(args: &ProcessArgs) -> anyhow::Result<ExitCode> {
         if deadline.is_some_and(|d| Instant::now() >= d) {
             break;
         }
-        if last_print.elapsed() >= Duration::from_millis(250) {
+        // The `\r` progress line is for a person watching; in a log it would be noise.
+        if progress && last_print.elapsed() >= Duration::from_millis(250) {
             last_print = Instant::now();
             let m = feed.metrics();
             let secs = started.elapsed().as_secs_f64();
@@ -111,7 +113,9 @@ pub fn run(args: &ProcessArgs) -> anyhow::Result<ExitCode> {
     runtime.shutdown();
     let secs = started.elapsed().as_secs_f64();
     let m = &diag.metrics;
-    eprintln!();
+    if progress {
+        eprintln!();
+    }
     eprintln!(
         "| frames in | outputs | dropped | seconds | frames/s | p50 latency | p99 latency | stop |"
     );
