@@ -4,6 +4,8 @@ mod api;
 mod assemble;
 mod config;
 mod demo;
+#[cfg(test)]
+mod fuzz_drivers;
 mod media;
 mod process;
 mod records;

@@ -373,7 +373,10 @@ mod tests {
     #[test]
     fn kafka_sinks_say_what_the_build_lacks() {
         let mut p = Table::new();
-        p.insert("brokers".into(), Value::Array(vec!["127.0.0.1:9092".into()]));
+        p.insert(
+            "brokers".into(),
+            Value::Array(vec!["127.0.0.1:9092".into()]),
+        );
         let problems = sink_problems("kafka", &p, true);
         #[cfg(not(feature = "kafka"))]
         assert!(
