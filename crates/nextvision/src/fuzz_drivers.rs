@@ -138,22 +138,35 @@ const SECRET: &str = "Zq9SecretPw";
 /// Planted by the URL driver; never in a seed or a token.
 const PLANTED: &str = "Xk7PlantedPw";
 
-/// True when the one occurrence of [`SECRET`] in `input` sits in the password of a
-/// quoted URL, so no message may show it. (Mutations also move it into names or paths,
-/// where echoing it is right.)
-fn secret_is_a_password(input: &str) -> bool {
-    if input.matches(SECRET).count() != 1 {
-        return false;
+/// True when a string value holds the password of a URL containing [`SECRET`] and the
+/// secret occurs once in the input, so no message may show it. (Mutations also move it into
+/// names, kinds or paths, where echoing the value is right.)
+fn secret_is_a_password<'a>(input: &str, strings: impl IntoIterator<Item = &'a str>) -> bool {
+    input.matches(SECRET).count() == 1
+        && strings.into_iter().any(|s| {
+            nv_core::url::SourceUrl::parse(s)
+                .ok()
+                .and_then(|u| u.password().map(|p| p.contains(SECRET)))
+                .unwrap_or(false)
+        })
+}
+
+fn toml_strings<'a>(v: &'a toml::de::DeValue<'_>, out: &mut Vec<&'a str>) {
+    match v {
+        toml::de::DeValue::String(s) => out.push(s),
+        toml::de::DeValue::Array(a) => a.iter().for_each(|x| toml_strings(x.get_ref(), out)),
+        toml::de::DeValue::Table(t) => t.values().for_each(|x| toml_strings(x.get_ref(), out)),
+        _ => {}
     }
-    let Some(at) = input.find(SECRET) else {
-        return false;
-    };
-    let start = input[..at].rfind('"').map_or(0, |i| i + 1);
-    let end = input[at..].find('"').map_or(input.len(), |i| at + i);
-    nv_core::url::SourceUrl::parse(&input[start..end])
-        .ok()
-        .and_then(|u| u.password().map(|p| p.contains(SECRET)))
-        .unwrap_or(false)
+}
+
+fn json_strings<'a>(v: &'a serde_json::Value, out: &mut Vec<&'a str>) {
+    match v {
+        serde_json::Value::String(s) => out.push(s),
+        serde_json::Value::Array(a) => a.iter().for_each(|x| json_strings(x, out)),
+        serde_json::Value::Object(o) => o.values().for_each(|x| json_strings(x, out)),
+        _ => {}
+    }
 }
 
 fn config_seeds() -> Vec<String> {
@@ -179,6 +192,13 @@ fn fuzz_config_parser() {
     let seeds = config_seeds();
     let seeds: Vec<&str> = seeds.iter().map(String::as_str).collect();
     drive("config", &seeds, |text| {
+        let doc = toml::de::DeTable::parse(text).ok().map(|d| d.into_inner());
+        let mut strings = Vec::new();
+        if let Some(d) = &doc {
+            d.values()
+                .for_each(|v| toml_strings(v.get_ref(), &mut strings));
+        }
+        let secret = secret_is_a_password(text, strings);
         for env in [
             crate::config::EnvMode::Ignore,
             crate::config::EnvMode::Resolve,
@@ -186,7 +206,7 @@ fn fuzz_config_parser() {
             if let Err(problems) = crate::config::parse(text, env) {
                 for p in problems {
                     let shown = p.to_string();
-                    assert!(!shown.contains(SECRET), "leak: {shown}");
+                    assert!(!(secret && shown.contains(SECRET)), "leak: {shown}\n{text}");
                 }
             }
         }
@@ -236,7 +256,9 @@ fn fuzz_api_feed_bodies() {
         let Ok(json) = serde_json::from_str::<serde_json::Value>(text) else {
             return;
         };
-        let secret = secret_is_a_password(text);
+        let mut strings = Vec::new();
+        json_strings(&json, &mut strings);
+        let secret = secret_is_a_password(text, strings.iter().copied());
         match crate::assemble::feed_from_json(&config, json, &|n| n == "taken") {
             Ok(spec) => assert!(
                 !(secret && spec.source.redacted().contains(SECRET)),
