@@ -117,6 +117,9 @@ pub struct ReconnectPolicy {
     /// Fraction of the delay randomised away (0 = none, 0.2 = up to -20%), so cameras
     /// behind one switch do not reconnect in lockstep.
     pub jitter_ratio: f64,
+    /// Delay before retrying after the server refused access (401/403, 404): long, so a
+    /// camera does not lock the account and a wrong path does not flood its log.
+    pub access_denied_delay: Duration,
 }
 
 impl Default for ReconnectPolicy {
@@ -127,6 +130,7 @@ impl Default for ReconnectPolicy {
             max_delay: Duration::from_secs(30),
             backoff: BackoffKind::Exponential,
             jitter_ratio: 0.1,
+            access_denied_delay: Duration::from_secs(300),
         }
     }
 }
@@ -147,6 +151,10 @@ impl ReconnectPolicy {
     }
     pub const fn with_jitter_ratio(mut self, ratio: f64) -> Self {
         self.jitter_ratio = ratio;
+        self
+    }
+    pub const fn with_access_denied_delay(mut self, delay: Duration) -> Self {
+        self.access_denied_delay = delay;
         self
     }
 

@@ -5,13 +5,13 @@
 //! stable `code`. Handlers only talk to the runtime through its handle, so a bad request
 //! cannot disturb running feeds.
 
+pub mod events;
 mod json;
 mod snapshot;
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -23,11 +23,8 @@ use axum::{Json, Router};
 use nv_core::error::{NvError, RuntimeError};
 use nv_core::id::FeedId;
 use nv_metrics::HealthCounters;
-use nv_runtime::broadcast::RecvError;
 use nv_runtime::RuntimeHandle;
 use serde_json::{json, Value};
-use tokio_stream::wrappers::ReceiverStream;
-use tokio_stream::StreamExt as _;
 
 pub use snapshot::SnapshotStore;
 
@@ -41,9 +38,11 @@ pub struct AppState {
     pub health: HealthCounters,
     pub snapshots: SnapshotStore,
     pub ready: Arc<AtomicBool>,
-    pub sink_monitor: Arc<crate::sink_monitor::SinkMonitor>,
+    /// The declared sinks, shared by the feeds that name them.
+    pub sinks: Arc<crate::sinks::SinkSet>,
     /// Serialises feed additions so two requests cannot both claim one name.
     pub add_lock: Arc<tokio::sync::Mutex<()>>,
+    pub events: Arc<events::EventHub>,
 }
 
 /// An API error: HTTP status, stable code, human message (never credentials).
@@ -261,17 +260,43 @@ async fn json_errors(response: Response) -> Response {
     Response::from_parts(parts, axum::body::Body::from(body.to_string()))
 }
 
+/// Ready once started and not draining, and (with `ready_requires_feeds`, the default)
+/// while no feed has failed.
 async fn readyz(State(s): State<AppState>) -> Response {
-    if s.ready.load(Ordering::SeqCst) {
-        (StatusCode::OK, "ready").into_response()
-    } else {
-        ApiError::new(
+    if !s.ready.load(Ordering::SeqCst) {
+        return ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "not_ready",
             "starting or shutting down",
         )
-        .into_response()
+        .into_response();
     }
+    if s.config.api.ready_requires_feeds {
+        let failed: Vec<Value> = s
+            .runtime
+            .feeds()
+            .iter()
+            .filter_map(|f| match f.state() {
+                nv_core::FeedState::Failed { kind, cause } => Some(json!({
+                    "id": f.id().as_u64(),
+                    "name": f.name(),
+                    "kind": kind.as_str(),
+                    "cause": cause,
+                })),
+                _ => None,
+            })
+            .collect();
+        if !failed.is_empty() {
+            let mut e = ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "feeds_failed",
+                format!("{} feed(s) failed", failed.len()),
+            );
+            e.details = Some(Value::Array(failed));
+            return e.into_response();
+        }
+    }
+    (StatusCode::OK, "ready").into_response()
 }
 
 async fn list_feeds(State(s): State<AppState>) -> Json<Value> {
@@ -317,12 +342,13 @@ async fn add_feed(
         e.details = Some(json!(problems));
         e
     })?;
-    let (sink, stats) = crate::assemble::feed_sink(&s.config, &spec)
+    let (sink, factory) = s
+        .sinks
+        .feed_sink(&spec)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_config", e.to_string()))?;
-    let config = crate::assemble::feed_config(&spec, sink, false)
+    let config = crate::assemble::feed_config(&spec, sink, Some(factory), false)
         .map_err(|e| ApiError::from(NvError::from(e)))?;
     let handle = s.runtime.add_feed(config)?;
-    s.sink_monitor.watch(handle.id(), stats);
     Ok((StatusCode::CREATED, Json(json::feed(&handle.diagnostics()))))
 }
 
@@ -400,30 +426,70 @@ async fn snapshot_jpeg(
     Ok(([(header::CONTENT_TYPE, "image/jpeg")], jpeg).into_response())
 }
 
-/// Health events as Server-Sent Events, one JSON object per event.
+#[derive(serde::Deserialize)]
+struct EventsQuery {
+    /// Replay kept records with a larger id (like `Last-Event-ID`, which wins).
+    after: Option<u64>,
+}
+
+/// Health records as Server-Sent Events (`id:` = record id, `data:` = the JSON record).
+/// A client that reconnects with `Last-Event-ID` (or passes `?after=ID`) first receives
+/// the kept records it missed; a new client receives every kept record. Clients are
+/// async streams on the API's runtime, capped by `api.max_event_clients`.
 async fn events(
     State(s): State<AppState>,
-) -> Sse<impl tokio_stream::Stream<Item = Result<Event, Infallible>>> {
-    let (tx, rx) = tokio::sync::mpsc::channel::<Value>(256);
-    let mut sub = s.runtime.health_subscribe();
-    // The subscription is a blocking receiver: bridge it on a blocking thread that ends
-    // when the client goes away or the runtime shuts down.
-    tokio::task::spawn_blocking(move || loop {
-        let msg = match sub.recv_timeout(Duration::from_secs(1)) {
-            Ok(e) => json::event(&e),
-            Err(RecvError::Lagged(n)) => json!({ "event": "subscriber_lagged", "missed": n }),
-            Err(RecvError::Timeout) => {
-                if tx.is_closed() {
-                    return;
-                }
-                continue;
-            }
-            Err(RecvError::Closed) => return,
-        };
-        if tx.blocking_send(msg).is_err() {
-            return;
+    axum::extract::Query(q): axum::extract::Query<EventsQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let Some(slot) = s.events.try_client() else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too_many_event_clients",
+            format!(
+                "{} event stream clients are connected (api.max_event_clients)",
+                s.config.api.max_event_clients
+            ),
+        ));
+    };
+    let last_id = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .or(q.after);
+    let sub = s.events.subscribe(last_id);
+    let mut backlog = sub.backlog;
+    if sub.missed > 0 {
+        // Say so first: the history no longer holds everything after the client's id.
+        backlog.push_front(Arc::new(events::Record {
+            id: 0,
+            json: events::lagged_record(sub.missed),
+        }));
+    }
+    let state = (backlog, sub.live, slot);
+    let stream = futures_util::stream::unfold(state, |(mut backlog, mut live, slot)| async move {
+        if let Some(r) = backlog.pop_front() {
+            let ev = sse_event(&r);
+            return Some((Ok::<_, Infallible>(ev), (backlog, live, slot)));
         }
+        let ev = match live.recv().await {
+            Ok(r) => sse_event(&r),
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                Event::default().data(events::lagged_record(n))
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+        };
+        Some((Ok(ev), (backlog, live, slot)))
     });
-    let stream = ReceiverStream::new(rx).map(|v| Ok(Event::default().data(v.to_string())));
-    Sse::new(stream).keep_alive(KeepAlive::default())
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}
+
+fn sse_event(r: &events::Record) -> Event {
+    // `id:` before `data:`, so line-by-line readers can pair them.
+    if r.id == 0 {
+        Event::default().data(&r.json)
+    } else {
+        Event::default().id(r.id.to_string()).data(&r.json)
+    }
 }

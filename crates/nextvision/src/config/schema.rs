@@ -76,6 +76,23 @@ pub struct ApiSection {
     /// When set, every endpoint but `/healthz` and `/readyz` needs `Authorization: Bearer`.
     #[serde(default)]
     pub bearer_token: Option<String>,
+    /// Most concurrent `/api/v1/events` clients; more are answered 503.
+    #[serde(default = "d_event_clients")]
+    pub max_event_clients: usize,
+    /// Health records kept for `Last-Event-ID` replay.
+    #[serde(default = "d_event_history")]
+    pub event_history: usize,
+    /// `/readyz` is 503 while any feed has failed (true), or only while starting and
+    /// draining (false).
+    #[serde(default = "d_true")]
+    pub ready_requires_feeds: bool,
+}
+
+fn d_event_clients() -> usize {
+    1024
+}
+fn d_event_history() -> usize {
+    1024
 }
 
 impl Default for ApiSection {
@@ -84,6 +101,9 @@ impl Default for ApiSection {
             enabled: true,
             listen: d_listen(),
             bearer_token: None,
+            max_event_clients: d_event_clients(),
+            event_history: d_event_history(),
+            ready_requires_feeds: true,
         }
     }
 }
@@ -207,6 +227,13 @@ pub struct ReconnectSection {
     pub linear: bool,
     #[serde(default = "d_jitter")]
     pub jitter: f64,
+    /// Wait this long before retrying a server that refused the credentials or the path
+    /// (401/403, 404), instead of the fast reconnect back-off.
+    #[serde(default = "d_access_denied_secs")]
+    pub access_denied_delay_secs: f64,
+}
+fn d_access_denied_secs() -> f64 {
+    300.0
 }
 fn d_base_ms() -> u64 {
     1000
@@ -225,6 +252,7 @@ impl Default for ReconnectSection {
             max_delay_ms: d_max_ms(),
             linear: false,
             jitter: d_jitter(),
+            access_denied_delay_secs: d_access_denied_secs(),
         }
     }
 }
@@ -250,13 +278,16 @@ pub struct FeedSection {
     pub real_time: bool,
     #[serde(default)]
     pub rtsp_udp: bool,
+    /// Default: `drop_oldest` for live sources; files default to `lossless`.
     #[serde(default)]
-    pub backpressure: BackpressureKind,
+    pub backpressure: Option<BackpressureKind>,
     #[serde(default = "d_queue_depth")]
     pub queue_depth: usize,
-    /// Block instead of dropping at both queues: one output per frame.
+    /// Block instead of dropping at both queues: one output per frame. Default: true
+    /// for files (nothing is live, so nothing should be lost) unless `backpressure` is
+    /// given, false otherwise.
     #[serde(default)]
-    pub lossless: bool,
+    pub lossless: Option<bool>,
     #[serde(default)]
     pub max_fps: Option<f64>,
     #[serde(default)]
@@ -844,7 +875,9 @@ pub(crate) fn check_feed(
     // are the library's; map them back to file keys. Skipped when this feed already has
     // problems, which it would only repeat.
     if c.problems.len() == before {
-        if let Err(e) = crate::assemble::feed_config(&spec, Box::new(nv_runtime::NullSink), true) {
+        if let Err(e) =
+            crate::assemble::feed_config(&spec, Box::new(nv_runtime::NullSink), None, true)
+        {
             for p in e.problems {
                 let file_field = file_key(&p.field);
                 let message = match &p.value {

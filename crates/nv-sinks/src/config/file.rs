@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use nv_core::error::{ConfigError, ConfigProblem};
-use nv_runtime::OutputSink;
+use nv_io::OutputSink;
 use serde::Deserialize;
 
 use super::Problems;

@@ -1,7 +1,7 @@
 //! Kafka sink configuration (cargo feature `kafka`).
 
 use nv_core::error::{ConfigError, ConfigProblem};
-use nv_runtime::OutputSink;
+use nv_io::OutputSink;
 use serde::Deserialize;
 
 use super::webhook::{default_buffer_records, default_flush_timeout_ms};

@@ -12,7 +12,7 @@ mod nats;
 mod webhook;
 
 use nv_core::error::{ConfigError, ConfigProblem};
-use nv_runtime::{OutputSink, SharedOutput, SinkFactory};
+use nv_io::{OutputSink, SharedOutput, SinkFactory};
 use serde::Deserialize;
 
 pub use file::{FileSinkConfig, FsyncPolicy, StdoutSinkConfig};
@@ -23,7 +23,7 @@ pub use nats::NatsSinkConfig;
 pub use webhook::WebhookSinkConfig;
 
 use crate::error::SinkError;
-use crate::stats::SinkStats;
+use crate::stats::{Fate, SinkStats};
 
 /// One sink, selected by `type` (`file`, `stdout`, `webhook`, `mqtt`, `nats`, and `kafka`
 /// when built with the cargo feature `kafka`).
@@ -117,8 +117,9 @@ struct FailingSink {
 }
 
 impl OutputSink for FailingSink {
-    fn emit(&mut self, _output: SharedOutput) {
-        self.stats.add_failed(1);
+    fn emit(&mut self, output: SharedOutput) {
+        self.stats.count(Fate::Received, output.feed_id);
+        self.stats.count(Fate::Failed, output.feed_id);
     }
 }
 

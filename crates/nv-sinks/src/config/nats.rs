@@ -4,10 +4,9 @@ use std::time::Duration;
 
 use nv_core::error::{ConfigError, ConfigProblem};
 use nv_core::security::redact_url;
-use nv_runtime::OutputSink;
+use nv_io::OutputSink;
 use serde::Deserialize;
 
-use super::mqtt::default_max_in_flight;
 use super::webhook::{
     default_buffer_records, default_flush_timeout_ms, default_retry_initial_ms,
     default_retry_max_ms,
@@ -58,6 +57,11 @@ fn default_subject() -> String {
 }
 fn default_ack_timeout_ms() -> u64 {
     2000
+}
+
+/// Messages published and not yet acknowledged; NATS has no per-client quota to stay under.
+fn default_max_in_flight() -> u16 {
+    32
 }
 
 impl NatsSinkConfig {

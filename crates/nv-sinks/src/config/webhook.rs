@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use nv_core::error::{ConfigError, ConfigProblem};
 use nv_core::security::redact_url;
-use nv_runtime::OutputSink;
+use nv_io::OutputSink;
 use serde::Deserialize;
 
 use super::Problems;
