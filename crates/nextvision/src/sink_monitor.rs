@@ -68,13 +68,6 @@ impl SinkMonitor {
     }
 }
 
-impl SinkMonitor {
-    /// Stops watching a removed feed's sinks (the list stays bounded by the feeds alive).
-    pub fn unwatch(&self, feed_id: FeedId) {
-        self.watched.lock().retain(|w| w.feed_id != feed_id);
-    }
-}
-
 impl Drop for SinkMonitor {
     fn drop(&mut self) {
         *self.stop.lock() = true;

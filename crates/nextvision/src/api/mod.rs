@@ -365,7 +365,6 @@ async fn remove_feed(
             ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
         })??;
     s.snapshots.forget(id);
-    s.sink_monitor.unwatch(id);
     s.health.forget_feed(id.as_u64());
     forget_removed_feeds(&s);
     Ok(StatusCode::NO_CONTENT)
