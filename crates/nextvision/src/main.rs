@@ -5,6 +5,8 @@ mod assemble;
 mod config;
 mod demo;
 mod docs;
+#[cfg(test)]
+mod fuzz_drivers;
 mod media;
 mod process;
 mod records;

@@ -539,6 +539,20 @@ fn hostile_requests_get_json_errors_and_the_daemon_stays_up() {
             assert!(!body.contains("S3cr"), "{path} leaked credentials: {body}");
         }
     }
+    // A removed feed's series leave /metrics (its final feed_stopped included).
+    let (_, text) = call("GET", &format!("{b}/api/v1/feeds/cam0"), true, None);
+    let cam0 = json(&text)["id"].as_u64().unwrap();
+    assert_eq!(
+        call("DELETE", &format!("{b}/api/v1/feeds/cam0"), true, None).0,
+        204
+    );
+    let (_, metrics) = call("GET", &format!("{b}/metrics"), true, None);
+    assert!(
+        !metrics.contains("feed=\"cam0\"") && !metrics.contains(&format!("feed_id=\"{cam0}\"")),
+        "series of the removed feed remain:\n{metrics}"
+    );
+    assert!(metrics.contains("feed=\"cam1\""), "{metrics}");
+
     // URLs without a host are refused.
     for src in ["rtsp://:@", "rtsp://@/x", "rtsp://viewer:pw@/test"] {
         let body =

@@ -58,3 +58,29 @@ fn processes_every_frame_of_a_clip_into_json_lines() {
         .count();
     assert!(with_detections >= 40, "{with_detections}");
 }
+
+/// `process` on a camera whose password holds unencoded reserved characters: the password
+/// never reaches stderr (progress, disconnect lines, summary, errors) nor stdout. The port
+/// is closed, so the source keeps failing until the time limit.
+#[test]
+fn process_never_prints_a_password_with_reserved_characters() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    for pw in ["Pl4nted/S3cret-9x7", "Pl4nt@d/S3cr:t#9x7", "S3cr?x#y@z:w/v"] {
+        // Bound the wait on the time limit, not on a sleep: the process ends by itself.
+        let run = Command::new(env!("CARGO_BIN_EXE_nextvision"))
+            .arg("process")
+            .arg(format!("rtsp://viewer:{pw}@127.0.0.1:{port}/x"))
+            .args(["--max-seconds", "1.5"])
+            .env("RUST_LOG", "debug")
+            .output()
+            .unwrap();
+        let all = String::from_utf8_lossy(&run.stderr).to_string()
+            + &String::from_utf8_lossy(&run.stdout);
+        assert!(all.contains("***@127.0.0.1"), "{all}");
+        assert!(!all.contains("S3cr"), "password printed: {all}");
+    }
+}

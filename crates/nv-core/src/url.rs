@@ -145,7 +145,28 @@ fn valid_ipv6_literal(inner: &str) -> bool {
 impl SourceUrl {
     /// Parses `scheme://[user[:password]@]host[:port][/path][?query][#fragment]`.
     pub fn parse(url: &str) -> Result<Self, UrlError> {
-        let redacted = || redact(url);
+        // A URL without `@` whose authority holds `:` and a non-numeric "port" is most
+        // likely `user:password` missing its `@host`: errors then show only the scheme.
+        let suspicious = {
+            let after = url.split_once("://").map_or(url, |(_, a)| a);
+            let authority = &after[..after.find(['/', '?', '#']).unwrap_or(after.len())];
+            !after.contains('@')
+                && !authority.starts_with('[')
+                && authority
+                    .split_once(':')
+                    .is_some_and(|(_, rest)| !rest.bytes().all(|b| b.is_ascii_digit()))
+        };
+        // Errors are conservative: anything before the last `@` may be a credential.
+        let redacted = || {
+            let (scheme, after) = url.split_once("://").unwrap_or(("", url));
+            if suspicious {
+                format!("{scheme}://{REDACTED}")
+            } else if let Some(at) = after.rfind('@') {
+                format!("{scheme}://{REDACTED}{}", &after[at..])
+            } else {
+                redact(url)
+            }
+        };
         if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(UrlError::BadCharacter {
                 redacted: redacted(),
@@ -202,7 +223,11 @@ impl SourceUrl {
         if !host.starts_with('[') && !valid_reg_name(host) {
             return Err(UrlError::BadHost {
                 redacted: redacted(),
-                host: host.to_owned(),
+                host: if suspicious {
+                    REDACTED.to_owned()
+                } else {
+                    host.to_owned()
+                },
             });
         }
         let port = match port {

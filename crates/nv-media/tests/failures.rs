@@ -208,7 +208,7 @@ fn wait_state(h: &FeedHandle, name: &str) -> FeedState {
 
 #[test]
 fn wrong_password_is_retried_only_at_the_access_denied_rate() {
-    let server = TestServer::start(free_port(), true);
+    let server = TestServer::start(0, true);
     let rt = runtime();
     let mut ev = Events::new(rt.health_subscribe());
     let access_delay = Duration::from_millis(700);
@@ -266,7 +266,7 @@ fn wrong_password_is_retried_only_at_the_access_denied_rate() {
 
 #[test]
 fn access_denied_budget_is_not_multiplied_by_the_restart_policy() {
-    let server = TestServer::start(free_port(), true);
+    let server = TestServer::start(0, true);
     let rt = runtime();
     let mut health = rt.health_subscribe();
     let h = rt
@@ -297,7 +297,7 @@ fn access_denied_budget_is_not_multiplied_by_the_restart_policy() {
 
 #[test]
 fn wrong_path_refused_port_and_silent_server_each_report_their_kind() {
-    let server = TestServer::start(free_port(), false);
+    let server = TestServer::start(0, false);
     let silent = SilentServer::start();
     let refused_port = free_port();
     let cases = [
@@ -348,8 +348,9 @@ fn wrong_path_refused_port_and_silent_server_each_report_their_kind() {
 
 #[test]
 fn killed_server_moves_the_feed_to_reconnecting_and_back_to_streaming() {
-    let port = free_port();
-    let server = TestServer::start(port, false);
+    // The OS picks the port; the restart below reuses it.
+    let server = TestServer::start(0, false);
+    let port = server.port;
     let rt = runtime();
     let mut ev = Events::new(rt.health_subscribe());
     let h = rt
@@ -386,7 +387,7 @@ impl nv_perception::Stage for Arrivals {
 
 #[test]
 fn paused_rtsp_feed_yields_frames_within_a_second_of_every_resume() {
-    let server = TestServer::start(free_port(), true);
+    let server = TestServer::start(0, true);
     let rt = runtime();
     let arrivals = Arrivals::default();
     let h = rt

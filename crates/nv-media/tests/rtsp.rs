@@ -181,6 +181,46 @@ fn killed_server_is_reconnected_and_frames_continue_without_leaking_credentials(
     assert!(!logs.contains(SECRET), "secret in logs");
 }
 
+/// Camera passwords with every reserved character, written unencoded in the URL, reach
+/// the camera intact (the server accepts only that password) and show nowhere.
+#[test]
+fn reserved_characters_in_the_password_reach_the_camera_and_show_nowhere() {
+    let logs = captured_logs();
+    let password = "Pl4nt@d/S3cr:t#9x7?";
+    let server = TestServer::start_with(0, Some(("viewer", password)));
+    let port = server.port;
+    let rt = runtime();
+    let mut ev = Events::new(rt.health_subscribe());
+    let rec = Recorder::default();
+    let url = format!("rtsp://viewer:{password}@127.0.0.1:{port}/x");
+    let h = rt
+        .add_feed(
+            feed(SourceSpec::rtsp(url), &rec)
+                .reconnect(reconnect_policy())
+                .startup_timeout(Duration::from_secs(5))
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+    ev.wait("connect", |e| e.name() == "source_connected");
+    common::wait_frames(&rec, 5);
+    let shown = format!("{:?} {:?}", h.diagnostics(), h.decode_status());
+    assert!(
+        shown.contains(&format!("rtsp://***@127.0.0.1:{port}/x")),
+        "{shown}"
+    );
+    rt.remove_feed(h.id()).unwrap();
+    ev.wait("stop", |e| e.name() == "feed_stopped");
+    server.kill();
+    for e in &ev.all {
+        let text = format!("{e:?}");
+        assert!(!text.contains("S3cr"), "password in event: {text}");
+    }
+    assert!(!shown.contains("S3cr"), "password in diagnostics: {shown}");
+    let logs = String::from_utf8_lossy(&logs.lock()).into_owned();
+    assert!(!logs.contains("S3cr"), "password in logs");
+}
+
 fn timeout_phase(e: &HealthEvent) -> Option<&'static str> {
     match e {
         HealthEvent::SourceDisconnected {

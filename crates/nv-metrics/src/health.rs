@@ -23,7 +23,13 @@ struct Counts {
     events: BTreeMap<Key, u64>,
     occurrences: BTreeMap<Key, u64>,
     lagged: u64,
+    /// Feeds forgotten lately: their late events (the final `feed_stopped` may be counted
+    /// after the removal) are ignored. Bounded; the oldest entries fall off.
+    forgotten: std::collections::VecDeque<u64>,
 }
+
+/// Removed feeds remembered so that their late events are not counted again.
+const FORGOTTEN_FEEDS: usize = 1024;
 
 /// How many underlying occurrences a (possibly coalesced) event stands for.
 fn occurrences(e: &HealthEvent) -> u64 {
@@ -59,8 +65,31 @@ impl HealthCounters {
             event.feed_id().map_or(0, nv_core::FeedId::as_u64),
         );
         let mut c = self.inner.lock();
+        if key.1 != 0 && c.forgotten.contains(&key.1) {
+            return;
+        }
         *c.events.entry(key).or_insert(0) += 1;
         *c.occurrences.entry(key).or_insert(0) += occurrences(event);
+    }
+
+    /// Drops the series of feeds that no longer exist (`live` says which do), so removed
+    /// feeds leave `/metrics` and the table stays bounded by the feeds alive. Runtime-wide
+    /// rows (feed 0) stay.
+    pub fn retain_feeds(&self, live: impl Fn(u64) -> bool) {
+        let mut c = self.inner.lock();
+        c.events.retain(|k, _| k.1 == 0 || live(k.1));
+        c.occurrences.retain(|k, _| k.1 == 0 || live(k.1));
+    }
+
+    /// Removes a feed's series now and ignores its events still in flight.
+    pub fn forget_feed(&self, feed_id: u64) {
+        let mut c = self.inner.lock();
+        c.events.retain(|k, _| k.1 != feed_id);
+        c.occurrences.retain(|k, _| k.1 != feed_id);
+        if c.forgotten.len() == FORGOTTEN_FEEDS {
+            c.forgotten.pop_front();
+        }
+        c.forgotten.push_back(feed_id);
     }
 
     /// Events this counter missed because its subscription lagged.
@@ -96,4 +125,35 @@ pub fn spawn_health_counter(
             }
         })?;
     Ok((counters, handle))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nv_core::health::StopReason;
+    use nv_core::FeedId;
+
+    #[test]
+    fn removed_feeds_leave_the_table() {
+        let c = HealthCounters::new();
+        for id in [1, 2] {
+            c.record(&HealthEvent::FeedStopped {
+                feed_id: FeedId::new(id),
+                reason: StopReason::UserRequested,
+            });
+        }
+        c.record(&HealthEvent::OutputLagged { messages_lost: 3 });
+        c.retain_feeds(|id| id == 2);
+        let (rows, _) = c.snapshot();
+        let feeds: Vec<u64> = rows.iter().map(|r| r.1).collect();
+        assert_eq!(feeds, vec![2, 0]);
+        // A forgotten feed's late event is not counted again.
+        c.forget_feed(2);
+        c.record(&HealthEvent::FeedStopped {
+            feed_id: FeedId::new(2),
+            reason: StopReason::UserRequested,
+        });
+        let (rows, _) = c.snapshot();
+        assert_eq!(rows.iter().map(|r| r.1).collect::<Vec<_>>(), vec![0]);
+    }
 }

@@ -365,6 +365,8 @@ async fn remove_feed(
             ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
         })??;
     s.snapshots.forget(id);
+    s.health.forget_feed(id.as_u64());
+    forget_removed_feeds(&s);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -388,7 +390,18 @@ async fn diagnostics(State(s): State<AppState>) -> Json<Value> {
     Json(json::runtime(&s.runtime.diagnostics()))
 }
 
+/// Drops per-feed state of feeds that are gone (metric series, snapshots). Events of a
+/// removed feed counted after this (its last `feed_stopped`) go at the next call, so the
+/// tables stay bounded by the feeds alive plus the few removed since.
+fn forget_removed_feeds(s: &AppState) {
+    let live: std::collections::HashSet<u64> =
+        s.runtime.feeds().iter().map(|f| f.id().as_u64()).collect();
+    s.health.retain_feeds(|id| live.contains(&id));
+    s.snapshots.retain(|id| live.contains(&id.as_u64()));
+}
+
 async fn metrics(State(s): State<AppState>) -> Response {
+    forget_removed_feeds(&s);
     let mut text = nv_metrics::render_prometheus(&s.runtime.diagnostics(), &s.health);
     nv_metrics::render_build_info(&mut text, &crate::build_info());
     nv_metrics::render_process_metrics(&mut text);

@@ -29,6 +29,12 @@ impl SnapshotStore {
         self.latest.lock().remove(&id);
     }
 
+    /// Keeps only feeds `live` accepts: an output recorded just after a feed's removal
+    /// would otherwise hold its last frame forever.
+    pub fn retain(&self, live: impl Fn(FeedId) -> bool) {
+        self.latest.lock().retain(|id, _| live(*id));
+    }
+
     /// The latest frame as JPEG, boxes drawn (detections green, tracks yellow).
     pub fn jpeg(&self, id: FeedId) -> Result<Vec<u8>, String> {
         let output = self

@@ -19,6 +19,18 @@ pub fn parse_source(
     let is_network = ["rtsp://", "rtsps://", "http://", "https://"]
         .iter()
         .any(|p| lower.starts_with(p));
+    // `rtsp:/cam`, `rtsp:user@cam`: a mistyped URL, not a file path (which would be shown
+    // unredacted).
+    if !is_network
+        && ["rtsp:", "rtsps:", "http:", "https:"]
+            .iter()
+            .any(|p| lower.starts_with(p))
+    {
+        let scheme = &raw[..raw.find(':').unwrap_or(0)];
+        return Err(format!(
+            "`{scheme}:...` is not a URL: expected `{scheme}://host/path`"
+        ));
+    }
     // One parser for every network URL: it refuses URLs without a host and stores
     // credentials percent-encoded, so unencoded reserved characters in a password
     // (`/ ? # @ :`) reach the camera intact and never show in any output.
@@ -155,6 +167,8 @@ mod tests {
         let err = parse_source("ftp://u:hunter2@h/x", false, false, false).unwrap_err();
         assert!(!err.contains("hunter2"), "{err}");
         assert!(parse_source("synthetic:0x10", false, false, false).is_err());
+        let err = parse_source("rtsp:/admin:hunter2@cam/x", false, false, false).unwrap_err();
+        assert!(!err.contains("hunter2"), "{err}");
         for no_host in [
             "rtsp://",
             "rtsp://:@",

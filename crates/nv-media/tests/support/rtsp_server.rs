@@ -49,6 +49,12 @@ const LAUNCH: &str = "( videotestsrc is-live=true pattern=ball \
 impl TestServer {
     /// Starts serving on `port`; 0 lets the OS pick one (see [`TestServer::port`]).
     pub fn start(port: u16, with_auth: bool) -> Self {
+        Self::start_with(port, with_auth.then_some((USER, SECRET)))
+    }
+
+    /// A server that accepts only `credentials` (user, password), if given.
+    pub fn start_with(port: u16, credentials: Option<(&str, &str)>) -> Self {
+        let credentials = credentials.map(|(u, p)| (u.to_owned(), p.to_owned()));
         nv_media::init().unwrap();
         let valves: Arc<Mutex<Vec<gst::Element>>> = Arc::default();
         let thread_valves = Arc::clone(&valves);
@@ -76,12 +82,12 @@ impl TestServer {
                             thread_valves.lock().push(v);
                         }
                     });
-                    if with_auth {
+                    if let Some((user, password)) = &credentials {
                         let auth = rtsp::RTSPAuth::new();
                         let token = rtsp::RTSPToken::builder()
                             .field(rtsp::RTSP_TOKEN_MEDIA_FACTORY_ROLE, "user")
                             .build();
-                        auth.add_basic(&rtsp::RTSPAuth::make_basic(USER, SECRET), &token);
+                        auth.add_basic(&rtsp::RTSPAuth::make_basic(user, password), &token);
                         server.set_auth(Some(&auth));
                         factory.add_role_from_structure(
                             &gst::Structure::builder("user")
