@@ -5,13 +5,14 @@ mod assemble;
 mod config;
 mod demo;
 mod media;
+#[cfg(all(test, feature = "model"))]
+mod model_once;
 mod process;
 mod records;
 mod registry;
 mod run;
 mod sink_monitor;
 mod sinks;
-mod stages;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

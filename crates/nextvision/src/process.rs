@@ -73,10 +73,14 @@ pub fn run(args: &ProcessArgs) -> anyhow::Result<ExitCode> {
         .camera_mode(CameraMode::Fixed)
         .boxed_output_sink(Box::new(JsonLines { out, failed: false }))
         .lossless();
-    for k in &kinds {
-        b = b.boxed_stage(
-            crate::registry::build_stage(k, &toml::Table::new()).map_err(anyhow::Error::msg)?,
-        );
+    let configs = kinds
+        .iter()
+        .map(|k| crate::registry::parse_stage(k, &toml::Table::new()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(anyhow::Error::msg)?;
+    nv_stages::validate_pipeline(&configs)?;
+    for stage in crate::registry::build_stages(&configs).map_err(anyhow::Error::msg)? {
+        b = b.boxed_stage(stage);
     }
     let feed = runtime.add_feed(b.build()?)?;
     let started = Instant::now();

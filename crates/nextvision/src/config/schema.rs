@@ -282,13 +282,6 @@ pub struct FeedSection {
     pub stages: Vec<Table>,
 }
 
-/// A stage reference: its kind and parameters.
-#[derive(Clone, Debug)]
-pub struct StageSection {
-    pub kind: String,
-    pub params: Table,
-}
-
 /// A sink declaration: name, kind and parameters.
 #[derive(Clone, Debug)]
 pub struct SinkSection {
@@ -302,7 +295,8 @@ pub struct SinkSection {
 pub struct FeedSpec {
     pub section: FeedSection,
     pub source: SourceSpec,
-    pub stages: Vec<StageSection>,
+    /// Parsed and validated; built (once) when the feed is added.
+    pub stages: Vec<nv_stages::StageConfig>,
 }
 
 impl FeedSpec {
@@ -595,21 +589,33 @@ pub(crate) fn check_feed(
     for (j, st) in section.stages.iter().enumerate() {
         let mut params = st.clone();
         match take_string(&mut params, "kind") {
-            Some(kind) => {
-                if let Err(e) = registry::check_stage(&kind, &params) {
-                    c.push(Some(line), format!("{path}.stages[{j}]"), e);
-                }
-                stages.push(StageSection { kind, params });
-            }
+            Some(kind) => match registry::parse_stage(&kind, &params) {
+                Ok(s) => stages.push(s),
+                Err(e) => c.push(Some(line), format!("{path}.stages[{j}]"), e),
+            },
             None => c.push(Some(line), format!("{path}.stages[{j}]"), "missing `kind`"),
         }
     }
-    if section.stages.is_empty() {
-        c.push(
-            Some(line),
-            format!("{path}.stages"),
-            "at least one stage is required",
-        );
+    // Order rules only mean something when every stage parsed.
+    let checked = if stages.len() == section.stages.len() {
+        nv_stages::validate_pipeline(&stages)
+    } else {
+        nv_core::error::ConfigError::check(
+            stages
+                .iter()
+                .filter_map(|s| s.validate().err())
+                .flat_map(|e| e.problems)
+                .collect(),
+        )
+    };
+    if let Err(e) = checked {
+        for p in e.problems {
+            let message = match &p.value {
+                Some(v) => format!("`{v}` {}", p.reason),
+                None => p.reason.clone(),
+            };
+            c.push(Some(line), format!("{path}.{}", p.field), message);
+        }
     }
     if let Some(source) = source {
         // The runtime's own builder checks the rest (queue sizes, rates, policies).
@@ -619,7 +625,7 @@ pub(crate) fn check_feed(
             stages,
         };
         if let Err(e) =
-            crate::assemble::feed_config(&spec, Box::new(nv_runtime::NullSink), None, true)
+            crate::assemble::feed_config(&spec, Vec::new(), Box::new(nv_runtime::NullSink), None)
         {
             for p in e.problems {
                 if p.field != "stages" {
