@@ -8,7 +8,6 @@ mod media;
 #[cfg(all(test, feature = "model"))]
 mod model_once;
 mod process;
-mod records;
 mod registry;
 mod run;
 mod sink_monitor;
