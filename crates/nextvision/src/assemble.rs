@@ -17,7 +17,16 @@ use crate::registry;
 use crate::sinks::SinkSet;
 
 fn secs(s: f64) -> Duration {
-    Duration::try_from_secs_f64(s).unwrap_or(Duration::ZERO)
+    nv_core::limits::saturating_secs(s)
+}
+
+/// Files are lossless unless told otherwise (nothing is live, so nothing needs to be
+/// dropped to keep up); live sources drop the oldest frame by default.
+pub fn is_lossless(spec: &FeedSpec) -> bool {
+    let f = &spec.section;
+    f.lossless.unwrap_or(
+        matches!(spec.source, nv_core::source::SourceSpec::File { .. }) && f.backpressure.is_none(),
+    )
 }
 
 /// Builds a feed's runtime configuration around `stages` (built by the caller, once).
@@ -35,6 +44,8 @@ pub fn feed_config(
         .source(spec.source.clone())
         .camera_mode(CameraMode::Fixed)
         .decode(spec.decode())
+        // A stage that needs detections with none produced before it is a config error.
+        .validation_mode(nv_perception::ValidationMode::Error)
         .boxed_output_sink(sink);
     if let Some(factory) = sink_factory {
         b = b.sink_factory(factory);
@@ -43,12 +54,14 @@ pub fn feed_config(
         b = b.boxed_stage(stage);
     }
     let depth = f.queue_depth;
-    b = b.backpressure(match f.backpressure {
-        BackpressureKind::DropOldest => BackpressurePolicy::DropOldest { queue_depth: depth },
-        BackpressureKind::DropNewest => BackpressurePolicy::DropNewest { queue_depth: depth },
-        BackpressureKind::Block => BackpressurePolicy::Block { queue_depth: depth },
-    });
-    if f.lossless {
+    b = b.backpressure(
+        match f.backpressure.unwrap_or(BackpressureKind::DropOldest) {
+            BackpressureKind::DropOldest => BackpressurePolicy::DropOldest { queue_depth: depth },
+            BackpressureKind::DropNewest => BackpressurePolicy::DropNewest { queue_depth: depth },
+            BackpressureKind::Block => BackpressurePolicy::Block { queue_depth: depth },
+        },
+    );
+    if is_lossless(spec) {
         b = b.lossless();
     }
     if let Some(fps) = f.max_fps {
@@ -94,7 +107,8 @@ pub fn feed_config(
             } else {
                 BackoffKind::Exponential
             })
-            .with_jitter_ratio(rc.jitter),
+            .with_jitter_ratio(rc.jitter)
+            .with_access_denied_delay(secs(rc.access_denied_delay_secs)),
     );
     b.build()
 }
@@ -145,15 +159,29 @@ pub fn add_feeds(
 }
 
 /// Checks a feed definition sent to the API (same schema as a `[[feeds]]` table).
-pub fn feed_from_json(config: &Config, json: serde_json::Value) -> Result<FeedSpec, Vec<String>> {
-    let value: toml::Value =
-        serde_json::from_value(json).map_err(|e| vec![format!("feed: {e}")])?;
-    let mut checker = crate::config::Checker {
-        text: "",
-        problems: Vec::new(),
+/// `name_taken` says whether a running feed already has the name.
+pub fn feed_from_json(
+    config: &Config,
+    json: serde_json::Value,
+    name_taken: &dyn Fn(&str) -> bool,
+) -> Result<FeedSpec, Vec<String>> {
+    let redacted = |e: &dyn std::fmt::Display| {
+        vec![format!(
+            "feed: {}",
+            nv_core::security::redact_urls_in_string(&e.to_string())
+        )]
     };
-    let spec =
-        crate::config::check_feed(&mut checker, value, 0, &(0..0), config.feeds.len(), config);
+    if !json.is_object() {
+        return Err(vec!["feed: must be a JSON object".into()]);
+    }
+    let value: toml::Value = serde_json::from_value(json).map_err(|e| redacted(&e))?;
+    // Through TOML text so the API and the file share one checker (positions unused).
+    let text = toml::to_string(&value).map_err(|e| redacted(&e))?;
+    let doc = toml::de::DeTable::parse(&text).map_err(|e| redacted(&e.message()))?;
+    let root = toml::Spanned::new(0..text.len(), toml::de::DeValue::Table(doc.into_inner()));
+    let mut checker = crate::config::Checker::detached();
+    let ctx = crate::config::FeedContext { config, name_taken };
+    let spec = crate::config::check_feed(&mut checker, &root, &[], config.feeds.len(), &ctx);
     match spec {
         Some(spec) if checker.problems.is_empty() => Ok(spec),
         _ => Err(checker

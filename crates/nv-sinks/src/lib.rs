@@ -60,6 +60,7 @@ mod buffer;
 pub mod config;
 mod error;
 pub mod file;
+pub mod health;
 pub mod http;
 #[cfg(feature = "kafka")]
 pub mod kafka;
@@ -82,6 +83,7 @@ pub use config::{
 pub use config::{KafkaAcks, KafkaCompression, KafkaSinkConfig};
 pub use error::SinkError;
 pub use file::FileSink;
+pub use health::{health_record, HEALTH_SCHEMA_V1, HEALTH_SCHEMA_VERSION};
 pub use http::WebhookSink;
 #[cfg(feature = "kafka")]
 pub use kafka::KafkaSink;

@@ -137,6 +137,14 @@ impl Problems {
             ));
         }
     }
+    /// The documented maximum (nv_core::limits): the message names key, value and limit.
+    pub fn at_most(&mut self, field: &str, value: u64, max: u64) {
+        self.0.extend(nv_core::limits::at_most(field, value, max));
+    }
+    /// Every `*_ms` duration is at most one day.
+    pub fn millis(&mut self, field: &str, value: u64) {
+        self.at_most(field, value, nv_core::limits::MAX_DURATION_MS);
+    }
     pub fn not_above(&mut self, field: &str, value: u64, other_field: &str, other: u64) {
         if value > other {
             self.0.push(ConfigProblem::invalid(
@@ -197,5 +205,29 @@ mod tests {
                 .to_string();
             assert!(err.contains("kafka"), "{err}");
         }
+    }
+}
+
+#[cfg(test)]
+mod limit_tests {
+    use super::*;
+
+    #[test]
+    fn buffers_and_delays_above_the_maxima_are_refused_before_building() {
+        let c: SinkConfig = toml::from_str(
+            "type = \"webhook\"\nurl = \"http://127.0.0.1:9/x\"\nbuffer_records = 4000000000\n\
+             batch_max_records = 4000000000\ntimeout_ms = 18446744073709551615\n",
+        )
+        .unwrap();
+        let err = c.validate().unwrap_err().to_string();
+        for want in [
+            "buffer_records = 4000000000: must be at most 1000000",
+            "batch_max_records = 4000000000: must be at most 100000",
+            "timeout_ms = 18446744073709551615: must be at most 86400000",
+        ] {
+            assert!(err.contains(want), "{want} in {err}");
+        }
+        // The library path: building validates first, so no thread or buffer is made.
+        assert!(matches!(c.build(), Err(SinkError::Config(_))));
     }
 }
