@@ -3,11 +3,12 @@
 use std::time::Duration;
 
 use anyhow::Context as _;
-use nv_core::error::{ConfigError, ConfigProblem};
+use nv_core::error::ConfigError;
 use nv_core::policy::{
     BackoffKind, BackpressurePolicy, ReconnectPolicy, RestartPolicy, RestartTrigger,
 };
 use nv_core::source::CustomPipelinePolicy;
+use nv_perception::Stage;
 use nv_runtime::{CameraMode, FeedConfig, FrameInclusion, OutputSink, Runtime, SinkFactory};
 
 use crate::config::FeedSpec;
@@ -28,13 +29,14 @@ pub fn is_lossless(spec: &FeedSpec) -> bool {
     )
 }
 
-/// Builds a feed's runtime configuration. `offline` skips nothing today but marks the
-/// validation path (no devices are touched either way).
+/// Builds a feed's runtime configuration around `stages` (built by the caller, once).
+/// Validation passes none: the runtime's builder then checks everything else and its
+/// complaint about the missing stages is ignored.
 pub fn feed_config(
     spec: &FeedSpec,
+    stages: Vec<Box<dyn Stage>>,
     sink: Box<dyn OutputSink>,
     sink_factory: Option<SinkFactory>,
-    _offline: bool,
 ) -> Result<FeedConfig, ConfigError> {
     let f = &spec.section;
     let mut b = FeedConfig::builder()
@@ -48,12 +50,8 @@ pub fn feed_config(
     if let Some(factory) = sink_factory {
         b = b.sink_factory(factory);
     }
-    let mut stage_problems = Vec::new();
-    for s in &spec.stages {
-        match registry::build_stage(&s.kind, &s.params) {
-            Ok(stage) => b = b.boxed_stage(stage),
-            Err(e) => stage_problems.push(ConfigProblem::invalid("stages", &s.kind, e)),
-        }
+    for stage in stages {
+        b = b.boxed_stage(stage);
     }
     let depth = f.queue_depth;
     b = b.backpressure(
@@ -112,17 +110,15 @@ pub fn feed_config(
             .with_jitter_ratio(rc.jitter)
             .with_access_denied_delay(secs(rc.access_denied_delay_secs)),
     );
-    let built = b.build();
-    match (built, stage_problems.is_empty()) {
-        (Ok(c), true) => Ok(c),
-        (Ok(_), false) => Err(ConfigError {
-            problems: stage_problems,
-        }),
-        (Err(mut e), _) => {
-            e.problems.extend(stage_problems);
-            Err(e)
-        }
-    }
+    b.build()
+}
+
+/// Builds a feed's stages: the one time they are constructed (a model detector loads its
+/// model here, not during validation).
+pub fn stages(spec: &FeedSpec) -> anyhow::Result<Vec<Box<dyn Stage>>> {
+    registry::build_stages(&spec.stages)
+        .map_err(anyhow::Error::msg)
+        .with_context(|| format!("feed {}: stages", spec.section.name))
 }
 
 /// A runtime with the configured limits and every available source factory.
@@ -152,7 +148,7 @@ pub fn add_feeds(
     let mut handles = Vec::new();
     for spec in &config.feeds {
         let (sink, factory) = sinks.feed_sink(spec)?;
-        let fc = feed_config(spec, sink, Some(factory), false)
+        let fc = feed_config(spec, stages(spec)?, sink, Some(factory))
             .with_context(|| format!("feed {}", spec.section.name))?;
         let handle = runtime
             .add_feed(fc)

@@ -9,8 +9,7 @@ use nv_runtime::{
     SourceSpec, SyntheticSpec,
 };
 
-use crate::stages::{Brightness, Counter};
-use nv_stages::{MotionConfig, MotionDetector, Tracker, TrackerConfig};
+use nv_stages::{Brightness, Counter, MotionConfig, MotionDetector, Tracker, TrackerConfig};
 
 #[derive(clap::Args, Debug)]
 pub struct DemoArgs {

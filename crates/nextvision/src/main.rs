@@ -8,14 +8,14 @@ mod docs;
 #[cfg(test)]
 mod fuzz_drivers;
 mod media;
+#[cfg(all(test, feature = "model"))]
+mod model_once;
 mod process;
-mod records;
 mod registry;
 mod run;
 mod service;
 mod sink_monitor;
 mod sinks;
-mod stages;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

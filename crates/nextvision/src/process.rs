@@ -1,7 +1,7 @@
 //! `nextvision process INPUT`: one video in, one JSON line per frame out, a progress line
-//! while it runs and a summary table at the end.
+//! while it runs and a summary table at the end. Lines are written by the same nv-sinks
+//! file/stdout sinks as the daemon's, so they are schema-v1 output records.
 
-use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -11,7 +11,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use nv_core::ErrorKind;
-use nv_runtime::{CameraMode, FeedConfig, HealthEvent, OutputSink, SharedOutput, StopReason};
+use nv_runtime::{CameraMode, FeedConfig, HealthEvent, OutputSink, StopReason};
+use nv_sinks::{FileSink, FileSinkConfig, SinkStats, StdoutSink};
 
 use crate::config::parse_source;
 
@@ -83,30 +84,6 @@ fn watch_signals() -> Arc<AtomicBool> {
     flag
 }
 
-/// Writes each output as one JSON line.
-struct JsonLines {
-    out: Box<dyn std::io::Write + Send>,
-    failed: bool,
-}
-
-impl OutputSink for JsonLines {
-    fn emit(&mut self, output: SharedOutput) {
-        if self.failed {
-            return;
-        }
-        let line = crate::records::output_json(&output);
-        if writeln!(self.out, "{line}").is_err() {
-            // A closed pipe (`| head`) stops writing, not processing.
-            self.failed = true;
-        }
-    }
-    fn flush(&mut self) {
-        if self.out.flush().is_err() {
-            self.failed = true;
-        }
-    }
-}
-
 pub fn run(args: &ProcessArgs) -> anyhow::Result<ExitCode> {
     let source = match parse_source(&args.input, false, false, false) {
         Ok(s) => s,
@@ -115,11 +92,17 @@ pub fn run(args: &ProcessArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(exit::PERMANENT_INPUT_ERROR));
         }
     };
-    let out: Box<dyn std::io::Write + Send> = match &args.out {
-        Some(p) => Box::new(std::io::BufWriter::new(
-            std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
-        )),
-        None => Box::new(std::io::BufWriter::new(std::io::stdout())),
+    let stats = SinkStats::new();
+    let sink: Box<dyn OutputSink> = match &args.out {
+        Some(p) => {
+            // A fresh file each run, as `--out` promises (the sink itself appends).
+            std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?;
+            Box::new(
+                FileSink::open(FileSinkConfig::new(p), stats.clone())
+                    .with_context(|| format!("opening {}", p.display()))?,
+            )
+        }
+        None => Box::new(StdoutSink::new(stats.clone())),
     };
     let kinds: Vec<String> = if args.stages.is_empty() {
         vec!["blob-detector".into(), "counter".into()]
@@ -132,12 +115,16 @@ pub fn run(args: &ProcessArgs) -> anyhow::Result<ExitCode> {
         .name("process".into())
         .source(source)
         .camera_mode(CameraMode::Fixed)
-        .boxed_output_sink(Box::new(JsonLines { out, failed: false }))
+        .boxed_output_sink(sink)
         .lossless();
-    for k in &kinds {
-        b = b.boxed_stage(
-            crate::registry::build_stage(k, &toml::Table::new()).map_err(anyhow::Error::msg)?,
-        );
+    let configs = kinds
+        .iter()
+        .map(|k| crate::registry::parse_stage(k, &toml::Table::new()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(anyhow::Error::msg)?;
+    nv_stages::validate_pipeline(&configs)?;
+    for stage in crate::registry::build_stages(&configs).map_err(anyhow::Error::msg)? {
+        b = b.boxed_stage(stage);
     }
     let startup =
         Duration::try_from_secs_f64(args.startup_timeout_secs).unwrap_or(Duration::from_secs(10));
@@ -192,6 +179,15 @@ pub fn run(args: &ProcessArgs) -> anyhow::Result<ExitCode> {
     }
     let diag = feed.diagnostics();
     runtime.shutdown();
+    let written = stats.snapshot();
+    if written.failed + written.dropped_by_buffer > 0 {
+        // A closed pipe (`| head`) stops the lines, not the processing.
+        eprintln!(
+            "\nnextvision: {} of {} records not written",
+            written.failed + written.dropped_by_buffer,
+            written.received
+        );
+    }
     let secs = started.elapsed().as_secs_f64();
     let m = &diag.metrics;
     let end = end.unwrap_or(End::TimeLimit);

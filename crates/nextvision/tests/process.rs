@@ -1,4 +1,5 @@
-//! `nextvision process` decodes a real clip generated with GStreamer at test time.
+//! `nextvision process` decodes a real clip generated with GStreamer at test time and
+//! writes schema-v1 output records (the daemon's sinks and schema).
 #![allow(
     clippy::unwrap_used,
     reason = "test code: a failed unwrap is a failed test"
@@ -49,7 +50,17 @@ fn processes_every_frame_of_a_clip_into_json_lines() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(lines.len(), 45);
-    let seqs: Vec<u64> = lines.iter().map(|l| l["seq"].as_u64().unwrap()).collect();
+    let schema: serde_json::Value = serde_json::from_str(nv_sinks::OUTPUT_SCHEMA_V1).unwrap();
+    let validator = jsonschema::draft202012::new(&schema).unwrap();
+    for l in &lines {
+        let errors: Vec<String> = validator.iter_errors(l).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{errors:?}\n{l}");
+        assert_eq!(l["schema_version"], 1);
+    }
+    let seqs: Vec<u64> = lines
+        .iter()
+        .map(|l| l["frame_seq"].as_u64().unwrap())
+        .collect();
     assert_eq!(seqs, (0..45).collect::<Vec<_>>());
     // The ball is found on (nearly) every frame by the blob detector.
     let with_detections = lines

@@ -8,17 +8,25 @@
 //!   producing tracks;
 //! - [`ZoneAnalytics`]: zone enter/exit/dwell and line-crossing events from tracks.
 //!
-//! - [`model`] (feature `model`): ONNX detectors through tract, per feed or batched.
+//! - [`model`] (feature `model`): ONNX detectors through tract, per feed or batched;
+//! - [`Brightness`], [`BlobDetector`], [`Counter`]: small stages for demos and smoke tests.
+//!
+//! [`StageConfig`] is the configuration a file writes (serde, one variant per `kind`); it
+//! validates without constructing anything and builds the stage once per feed.
 //!
 //! [`eval`] scores tracks against ground truth with the CLEAR-MOT and identity metrics.
 
 pub mod assign;
+mod basic;
+pub mod config;
 pub mod eval;
 pub mod kalman;
 mod motion;
 mod tracker;
 mod zones;
 
+pub use basic::{BlobDetector, Brightness, Counter};
+pub use config::{validate_pipeline, StageBuildError, StageConfig, STAGE_KINDS};
 pub use motion::{MotionConfig, MotionDetector};
 pub use tracker::{EpochPolicy, Tracker, TrackerConfig};
 pub use zones::{

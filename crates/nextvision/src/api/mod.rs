@@ -346,7 +346,9 @@ async fn add_feed(
         .sinks
         .feed_sink(&spec)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_config", e.to_string()))?;
-    let config = crate::assemble::feed_config(&spec, sink, Some(factory), false)
+    let stages = crate::assemble::stages(&spec)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_config", format!("{e:#}")))?;
+    let config = crate::assemble::feed_config(&spec, stages, sink, Some(factory))
         .map_err(|e| ApiError::from(NvError::from(e)))?;
     let handle = s.runtime.add_feed(config)?;
     Ok((StatusCode::CREATED, Json(json::feed(&handle.diagnostics()))))

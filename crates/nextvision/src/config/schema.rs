@@ -316,13 +316,6 @@ pub struct FeedSection {
     pub stages: Vec<Table>,
 }
 
-/// A stage reference: its kind and parameters.
-#[derive(Clone, Debug)]
-pub struct StageSection {
-    pub kind: String,
-    pub params: Table,
-}
-
 /// A sink declaration: name, kind and parameters.
 #[derive(Clone, Debug)]
 pub struct SinkSection {
@@ -336,7 +329,8 @@ pub struct SinkSection {
 pub struct FeedSpec {
     pub section: FeedSection,
     pub source: SourceSpec,
-    pub stages: Vec<StageSection>,
+    /// Parsed and validated; built (once) when the feed is added.
+    pub stages: Vec<nv_stages::StageConfig>,
 }
 
 impl FeedSpec {
@@ -837,33 +831,45 @@ pub(crate) fn check_feed(
         let mut params = st.clone();
         let stage_loc = at(&format!("stages[{j}]"));
         match take_string(&mut params, "kind") {
-            Some(kind) => {
-                if let Err(e) = registry::check_stage(&kind, &params) {
-                    // Stage errors may start with a key path (`zones[0].points ...`).
-                    let detail = e.strip_prefix(&format!("{kind}: ")).unwrap_or(&e);
-                    let first = detail.split([' ', ':']).next().unwrap_or("");
+            Some(kind) => match registry::parse_stage(&kind, &params) {
+                Ok(s) => stages.push(s),
+                Err(e) => {
                     let mut l = stage_loc.clone();
-                    if first.contains('.') || first.contains('[') || params.contains_key(first) {
-                        l.extend(key_path(first));
-                    } else if let Some(field) = detail
-                        .strip_prefix("unknown field `")
+                    if let Some(field) = e
+                        .split("unknown field `")
+                        .nth(1)
                         .and_then(|r| r.split('`').next())
                     {
                         l.push(Seg::key(field));
                     }
                     c.push_at(&l, format!("{path}.stages[{j}]"), e);
                 }
-                stages.push(StageSection { kind, params });
-            }
+            },
             None => c.push_at(&stage_loc, format!("{path}.stages[{j}]"), "missing `kind`"),
         }
     }
-    if section.stages.is_empty() && !removed.iter().any(|k| k == "stages") {
-        c.push_at(
-            loc,
-            format!("{path}.stages"),
-            "at least one stage is required",
-        );
+    // Order rules (and "at least one stage") only mean something when every stage
+    // parsed and none was set aside (an unresolved `${VAR}` offline).
+    let whole = stages.len() == section.stages.len() && !removed.iter().any(|k| k == "stages");
+    let checked = if whole {
+        nv_stages::validate_pipeline(&stages)
+    } else {
+        nv_core::error::ConfigError::check(
+            stages
+                .iter()
+                .filter_map(|s| s.validate().err())
+                .flat_map(|e| e.problems)
+                .collect(),
+        )
+    };
+    if let Err(e) = checked {
+        for p in e.problems {
+            let message = match &p.value {
+                Some(v) => format!("`{v}` {}", p.reason),
+                None => p.reason.clone(),
+            };
+            c.push_at(&at(&p.field), format!("{path}.{}", p.field), message);
+        }
     }
     let source = source?;
     let spec = FeedSpec {
@@ -871,17 +877,17 @@ pub(crate) fn check_feed(
         source,
         stages,
     };
-    // The runtime's own builder checks the rest (stage order, policies). Its field names
+    // The runtime's own builder checks the rest (policies, queues). Its field names
     // are the library's; map them back to file keys. Skipped when this feed already has
     // problems, which it would only repeat.
     if c.problems.len() == before {
         if let Err(e) =
-            crate::assemble::feed_config(&spec, Box::new(nv_runtime::NullSink), None, true)
+            crate::assemble::feed_config(&spec, Vec::new(), Box::new(nv_runtime::NullSink), None)
         {
-            for p in e.problems {
+            // Stages were checked above (validate_pipeline); none are built here.
+            for p in e.problems.into_iter().filter(|p| p.field != "stages") {
                 let file_field = file_key(&p.field);
                 let message = match &p.value {
-                    Some(v) if p.field == "stages" => format!("{}: {v}", p.reason),
                     Some(v) => format!("`{v}` {}", p.reason),
                     None => p.reason.clone(),
                 };

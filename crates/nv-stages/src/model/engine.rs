@@ -134,6 +134,16 @@ fn optimise(mut model: InferenceModel, input: (u32, u32), batch: usize) -> Tract
     model.into_optimized()
 }
 
+/// Model loads attempted in this process (see [`model_loads`]).
+static MODEL_LOADS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many times this process tried to load a model file. Loading is the expensive part
+/// of a model detector (seconds for a large model); the daemon does it once per feed, never
+/// while validating a configuration, and tests check that with this count.
+pub fn model_loads() -> u64 {
+    MODEL_LOADS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 impl Engine {
     /// Loads and optimises `path`. With `want_dynamic_batch`, a model whose batch dimension
     /// is not fixed gets a symbolic batch (one run per batch); otherwise batch 1.
@@ -143,6 +153,7 @@ impl Engine {
         input: (u32, u32),
         want_dynamic_batch: bool,
     ) -> Result<Self, StageError> {
+        MODEL_LOADS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if !path.is_file() {
             return Err(unavailable(
                 stage_id,

@@ -26,4 +26,5 @@ pub use config::{
 };
 pub use decode::{iou, nms, DecodeParams, Decoder, OutputTensor, RawDetection};
 pub use detector::{ClassName, ModelBatchDetector, ModelDetector};
+pub use engine::model_loads;
 pub use letterbox::{Letterbox, LetterboxWriter};

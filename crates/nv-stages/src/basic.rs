@@ -1,16 +1,17 @@
-//! Small built-in stages for the demo and for config files (until nv-stages provides the
-//! full set). They read the luma plane directly, so NV12/I420 feeds need no conversion.
+//! Small stages for demos and smoke tests: mean brightness, bright-blob detection and a
+//! detection counter. They read the luma plane directly, so NV12/I420 feeds need no
+//! conversion.
 
 use nv_core::error::StageError;
 use nv_core::geometry::BBox;
 use nv_core::id::DetectionId;
 use nv_perception::{
     DerivedSignal, Detection, SceneFeature, SceneFeatureValue, SignalValue, Stage,
-    StageCapabilities, StageContext, StageOutput,
+    StageCapabilities, StageContext, StageId, StageOutput,
 };
-use nv_runtime::StageId;
 
 /// Mean luma of the frame as a scene feature; reads the Y plane directly (no conversion).
+#[derive(Clone, Copy, Debug, Default)]
 pub struct Brightness;
 
 impl Stage for Brightness {
@@ -45,6 +46,7 @@ impl Stage for Brightness {
 }
 
 /// Bright blobs on a coarse grid, joined into boxes by connected components.
+#[derive(Debug)]
 pub struct BlobDetector {
     cells: Vec<bool>,
     labels: Vec<u32>,
@@ -127,6 +129,7 @@ impl Stage for BlobDetector {
 }
 
 /// Publishes the detection count as a signal.
+#[derive(Clone, Copy, Debug, Default)]
 pub struct Counter;
 
 impl Stage for Counter {
