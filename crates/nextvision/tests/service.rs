@@ -274,10 +274,12 @@ fn daemon_notifies_ready_watchdog_and_stopping_as_the_unit_runs_it() {
             .success());
     }
 
+    let mut api_port = None;
     let config = match std::env::var_os("NV_SERVICE_CONFIG") {
         Some(c) => PathBuf::from(c),
         None => {
             let port = free_port();
+            api_port = Some(port);
             let path = dir.path().join("nextvision.toml");
             // A relative sink path: it must land in the working (state) directory.
             std::fs::write(
@@ -358,6 +360,10 @@ kind = "motion-detector"
         );
     }
 
+    if let Some(port) = api_port {
+        check_metrics(port, &dir.path().join("metrics.txt"));
+    }
+
     assert!(Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -393,6 +399,55 @@ kind = "motion-detector"
             use std::os::unix::fs::MetadataExt as _;
             let owner = std::fs::metadata(&path).unwrap().uid();
             assert_eq!(owner, UNPRIVILEGED_ID, "written by the service's user");
+        }
+    }
+}
+
+/// `/metrics` of the running service carries the build and process families, and passes
+/// `promtool check metrics` where promtool is installed.
+fn check_metrics(port: u16, save_to: &Path) {
+    let text = ureq::get(&format!("http://127.0.0.1:{port}/metrics"))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
+    let sample = |name: &str| {
+        scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == name)
+            .unwrap_or_else(|| panic!("{name} missing"))
+    };
+    let info = sample("nv_build_info");
+    assert_eq!(info.labels.get("version"), Some(env!("CARGO_PKG_VERSION")));
+    assert!(info.labels.get("commit").is_some_and(|c| !c.is_empty()));
+    assert!(info.labels.get("features").is_some());
+    let gauge = |name: &str| match sample(name).value {
+        prometheus_parse::Value::Gauge(v)
+        | prometheus_parse::Value::Counter(v)
+        | prometheus_parse::Value::Untyped(v) => v,
+        _ => panic!("{name} is not a scalar"),
+    };
+    // Feed, sink, API and helper threads at least.
+    assert!(gauge("process_threads") >= 4.0);
+    assert!(gauge("process_open_fds") >= 3.0);
+    assert!(gauge("process_resident_memory_bytes") > 1e6);
+    std::fs::write(save_to, &text).unwrap();
+    match Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::fs::File::open(save_to).unwrap())
+        .output()
+    {
+        Ok(out) => assert!(
+            out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+            "promtool: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        Err(_) => {
+            eprintln!("skipped promtool check: promtool not installed (Debian package prometheus)")
         }
     }
 }
