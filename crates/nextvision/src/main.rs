@@ -12,6 +12,7 @@ mod registry;
 mod run;
 mod service;
 mod sink_monitor;
+mod sinks;
 mod stages;
 
 use std::path::PathBuf;
@@ -48,8 +49,34 @@ pub fn build_info() -> nv_metrics::BuildInfo<'static> {
     after_long_help = docs::AFTER_HELP
 )]
 struct Cli {
+    /// Log line format on stderr: `text` (colours only on a terminal) or `json` (one
+    /// object per line).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Logs to stderr. `RUST_LOG` wins; otherwise the daemon logs lifecycle and causes at
+/// `info`, and the one-shot commands (whose own output says what happened) at `warn`.
+fn init_logs(format: LogFormat, daemon: bool) {
+    use std::io::IsTerminal as _;
+    let default = if daemon { "info" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -74,13 +101,9 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let result = match Cli::parse().command {
+    let cli = Cli::parse();
+    init_logs(cli.log_format, matches!(cli.command, Command::Run(_)));
+    let result = match cli.command {
         Command::Demo(args) => demo::run(&args),
         Command::Validate {
             file,

@@ -172,6 +172,9 @@ pub struct ReconnectPolicy {
     /// Fraction of the delay randomised away (0 = none, 0.2 = up to -20%), so cameras
     /// behind one switch do not reconnect in lockstep.
     pub jitter_ratio: f64,
+    /// Delay before retrying after the server refused access (401/403, 404): long, so a
+    /// camera does not lock the account and a wrong path does not flood its log.
+    pub access_denied_delay: Duration,
 }
 
 impl Default for ReconnectPolicy {
@@ -182,6 +185,7 @@ impl Default for ReconnectPolicy {
             max_delay: Duration::from_secs(30),
             backoff: BackoffKind::Exponential,
             jitter_ratio: 0.1,
+            access_denied_delay: Duration::from_secs(300),
         }
     }
 }
@@ -204,6 +208,10 @@ impl ReconnectPolicy {
         self.jitter_ratio = ratio;
         self
     }
+    pub const fn with_access_denied_delay(mut self, delay: Duration) -> Self {
+        self.access_denied_delay = delay;
+        self
+    }
 
     /// Delay before attempt `attempt` (0-based). `unit_random` in [0, 1) supplies jitter.
     pub fn delay_for_attempt(&self, attempt: u32, unit_random: f64) -> Duration {
@@ -218,7 +226,9 @@ impl ReconnectPolicy {
         if jitter <= 0.0 {
             return capped;
         }
-        Duration::from_secs_f64((capped.as_secs_f64() * (1.0 - jitter)).max(0.0))
+        // Saturating: a delay that does not fit a Duration is the curve's own value.
+        Duration::try_from_secs_f64((capped.as_secs_f64() * (1.0 - jitter)).max(0.0))
+            .unwrap_or(capped)
     }
 
     /// True while `attempts_made` is within budget.
