@@ -14,7 +14,6 @@
 )]
 
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt as _;
 use std::os::unix::net::UnixDatagram;
 use std::os::unix::process::CommandExt as _;
@@ -108,14 +107,6 @@ fn binary() -> PathBuf {
 fn is_root() -> bool {
     let out = Command::new("id").arg("-u").output().unwrap();
     String::from_utf8_lossy(&out.stdout).trim() == "0"
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// The unit's command line with the packaged paths swapped for the ones under test.
@@ -274,20 +265,16 @@ fn daemon_notifies_ready_watchdog_and_stopping_as_the_unit_runs_it() {
             .success());
     }
 
-    let mut api_port = None;
     let config = match std::env::var_os("NV_SERVICE_CONFIG") {
         Some(c) => PathBuf::from(c),
         None => {
-            let port = free_port();
-            api_port = Some(port);
             let path = dir.path().join("nextvision.toml");
             // A relative sink path: it must land in the working (state) directory.
             std::fs::write(
                 &path,
-                format!(
-                    r#"
+                r#"
 [api]
-listen = "127.0.0.1:{port}"
+listen = "127.0.0.1:0"
 
 [[sinks]]
 name = "events"
@@ -300,8 +287,7 @@ source = "synthetic:160x120@30"
 sinks = ["events"]
 [[feeds.stages]]
 kind = "motion-detector"
-"#
-                ),
+"#,
             )
             .unwrap();
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
@@ -360,8 +346,17 @@ kind = "motion-detector"
         );
     }
 
-    if let Some(port) = api_port {
-        check_metrics(port, &dir.path().join("metrics.txt"));
+    // The port the OS gave the API, from the first status line.
+    let api_port = ready
+        .lines()
+        .find_map(|l| l.strip_prefix("STATUS="))
+        .and_then(|l| l.split_once("API on http://127.0.0.1:"))
+        .map(|(_, port)| port.parse::<u16>().unwrap());
+    if std::env::var_os("NV_SERVICE_CONFIG").is_none() {
+        check_metrics(
+            api_port.expect("API port in the READY status"),
+            &dir.path().join("metrics.txt"),
+        );
     }
 
     assert!(Command::new("kill")
