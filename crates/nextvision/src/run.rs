@@ -114,24 +114,24 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         Duration::try_from_secs_f64(args.drain_timeout_secs).unwrap_or(Duration::from_secs(15));
     let runtime_handle = runtime.handle();
     let code = tokio_rt.block_on(async move {
-        let server = if api_enabled {
+        let (server, api_line) = if api_enabled {
             let listener = tokio::net::TcpListener::bind(&listen)
                 .await
                 .with_context(|| format!("binding {listen}"))?;
-            eprintln!(
-                "nextvision: {} feeds running; API on http://{}",
+            let line = format!(
+                "{} feeds running; API on http://{}",
                 feeds.len(),
                 listener.local_addr()?
             );
             let app = crate::api::router(state);
-            Some(tokio::spawn(
-                async move { axum::serve(listener, app).await },
-            ))
+            let server = tokio::spawn(async move { axum::serve(listener, app).await });
+            (Some(server), line)
         } else {
-            eprintln!("nextvision: {} feeds running; API disabled", feeds.len());
-            None
+            (None, format!("{} feeds running; API disabled", feeds.len()))
         };
-        crate::service::ready(&format!("{} feeds running", feeds.len()));
+        // Also the service manager's first STATUS= line (the bound port included).
+        eprintln!("nextvision: {api_line}");
+        crate::service::ready(&api_line);
         let keepalive = crate::service::spawn_keepalive(runtime_handle.clone());
         if exit_when_done {
             let waiter = tokio::task::spawn_blocking(move || wait_all_ended(&finite_feeds, ended_sub));

@@ -14,7 +14,6 @@
 )]
 
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt as _;
 use std::os::unix::net::UnixDatagram;
 use std::os::unix::process::CommandExt as _;
@@ -108,14 +107,6 @@ fn binary() -> PathBuf {
 fn is_root() -> bool {
     let out = Command::new("id").arg("-u").output().unwrap();
     String::from_utf8_lossy(&out.stdout).trim() == "0"
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// The unit's command line with the packaged paths swapped for the ones under test.
@@ -277,15 +268,13 @@ fn daemon_notifies_ready_watchdog_and_stopping_as_the_unit_runs_it() {
     let config = match std::env::var_os("NV_SERVICE_CONFIG") {
         Some(c) => PathBuf::from(c),
         None => {
-            let port = free_port();
             let path = dir.path().join("nextvision.toml");
             // A relative sink path: it must land in the working (state) directory.
             std::fs::write(
                 &path,
-                format!(
-                    r#"
+                r#"
 [api]
-listen = "127.0.0.1:{port}"
+listen = "127.0.0.1:0"
 
 [[sinks]]
 name = "events"
@@ -298,8 +287,7 @@ source = "synthetic:160x120@30"
 sinks = ["events"]
 [[feeds.stages]]
 kind = "motion-detector"
-"#
-                ),
+"#,
             )
             .unwrap();
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
@@ -358,6 +346,19 @@ kind = "motion-detector"
         );
     }
 
+    // The port the OS gave the API, from the first status line.
+    let api_port = ready
+        .lines()
+        .find_map(|l| l.strip_prefix("STATUS="))
+        .and_then(|l| l.split_once("API on http://127.0.0.1:"))
+        .map(|(_, port)| port.parse::<u16>().unwrap());
+    if std::env::var_os("NV_SERVICE_CONFIG").is_none() {
+        check_metrics(
+            api_port.expect("API port in the READY status"),
+            &dir.path().join("metrics.txt"),
+        );
+    }
+
     assert!(Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -393,6 +394,55 @@ kind = "motion-detector"
             use std::os::unix::fs::MetadataExt as _;
             let owner = std::fs::metadata(&path).unwrap().uid();
             assert_eq!(owner, UNPRIVILEGED_ID, "written by the service's user");
+        }
+    }
+}
+
+/// `/metrics` of the running service carries the build and process families, and passes
+/// `promtool check metrics` where promtool is installed.
+fn check_metrics(port: u16, save_to: &Path) {
+    let text = ureq::get(&format!("http://127.0.0.1:{port}/metrics"))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
+    let sample = |name: &str| {
+        scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == name)
+            .unwrap_or_else(|| panic!("{name} missing"))
+    };
+    let info = sample("nv_build_info");
+    assert_eq!(info.labels.get("version"), Some(env!("CARGO_PKG_VERSION")));
+    assert!(info.labels.get("commit").is_some_and(|c| !c.is_empty()));
+    assert!(info.labels.get("features").is_some());
+    let gauge = |name: &str| match sample(name).value {
+        prometheus_parse::Value::Gauge(v)
+        | prometheus_parse::Value::Counter(v)
+        | prometheus_parse::Value::Untyped(v) => v,
+        _ => panic!("{name} is not a scalar"),
+    };
+    // Feed, sink, API and helper threads at least.
+    assert!(gauge("process_threads") >= 4.0);
+    assert!(gauge("process_open_fds") >= 3.0);
+    assert!(gauge("process_resident_memory_bytes") > 1e6);
+    std::fs::write(save_to, &text).unwrap();
+    match Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::fs::File::open(save_to).unwrap())
+        .output()
+    {
+        Ok(out) => assert!(
+            out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+            "promtool: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        Err(_) => {
+            eprintln!("skipped promtool check: promtool not installed (Debian package prometheus)")
         }
     }
 }
