@@ -4,7 +4,10 @@ mod api;
 mod assemble;
 mod config;
 mod demo;
+#[cfg(feature = "model")]
+mod demo_video;
 mod media;
+mod models;
 mod process;
 mod records;
 mod registry;
@@ -39,6 +42,11 @@ enum Command {
     Run(run::RunArgs),
     /// Process one video (file or URL): JSON lines out, progress and a summary table.
     Process(process::ProcessArgs),
+    /// The model catalog: list, fetch (download once, hash-checked) and verify.
+    Models {
+        #[command(subcommand)]
+        command: models::ModelsCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -56,6 +64,7 @@ fn main() -> ExitCode {
         } => validate(&file, no_environment),
         Command::Run(args) => run::run(&args),
         Command::Process(args) => process::run(&args),
+        Command::Models { command } => models::run(&command),
     };
     match result {
         Ok(code) => code,

@@ -187,11 +187,16 @@ fn zones(p: &Table) -> Result<Box<dyn Stage>, String> {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ModelParams {
-    model_path: String,
-    input_width: u32,
-    input_height: u32,
-    /// "yolov8" (also v11), "yolov5" or "text" (PP-OCR style segmentation map).
-    decoder: String,
+    /// A catalog model (`nextvision models list`: its preset is used, the fields below
+    /// are optional overrides) or a model file path.
+    model: Option<String>,
+    /// Same as a path in `model` (older name).
+    model_path: Option<String>,
+    input_width: Option<u32>,
+    input_height: Option<u32>,
+    /// "yolov8" (also v11), "yolov5", "text" (PP-OCR style segmentation map) or
+    /// "tf-ssd" (TensorFlow Object Detection API SSD frozen graph).
+    decoder: Option<String>,
     confidence_threshold: Option<f32>,
     nms_iou_threshold: Option<f32>,
     #[serde(default)]
@@ -202,20 +207,58 @@ struct ModelParams {
 fn model(p: &Table) -> Result<Box<dyn Stage>, String> {
     use nv_stages::model::{DecoderKind, ModelDetector, ModelDetectorConfig};
     let m: ModelParams = params("model-detector", p)?;
-    let decoder = match m.decoder.as_str() {
-        "yolov8" | "yolov11" => DecoderKind::yolov8(),
-        "yolov5" => DecoderKind::yolov5(),
-        "text" => DecoderKind::text_detection(),
-        other => {
-            return Err(format!(
-                "model-detector: decoder `{other}` is not yolov8, yolov5 or text"
-            ))
+    let name = match (&m.model, &m.model_path) {
+        (Some(n), None) | (None, Some(n)) => n.clone(),
+        (Some(_), Some(_)) => {
+            return Err("model-detector: give `model` or `model_path`, not both".into())
+        }
+        (None, None) => {
+            return Err(
+                "model-detector: `model` is required (a catalog name or a file path)".into(),
+            )
         }
     };
-    let mut c = ModelDetectorConfig::new(m.model_path, (m.input_width, m.input_height), decoder);
+    let preset =
+        crate::models::resolve_catalog(&name).map_err(|e| format!("model-detector: {e}"))?;
+    let mut c = match preset {
+        Some(c) => c,
+        None => {
+            let (Some(w), Some(h), Some(decoder)) = (m.input_width, m.input_height, &m.decoder)
+            else {
+                return Err(format!(
+                    "model-detector: `{name}` is not a catalog model ({}), so input_width, \
+                     input_height and decoder are required",
+                    nv_models::names()
+                ));
+            };
+            let decoder_kind = match decoder.as_str() {
+                "yolov8" | "yolov11" => DecoderKind::yolov8(),
+                "yolov5" => DecoderKind::yolov5(),
+                "text" => DecoderKind::text_detection(),
+                "tf-ssd" => DecoderKind::tf_object_detection_ssd(),
+                other => {
+                    return Err(format!(
+                        "model-detector: decoder `{other}` is not yolov8, yolov5, text or tf-ssd"
+                    ))
+                }
+            };
+            if decoder == "tf-ssd" {
+                if w != h {
+                    return Err(format!(
+                        "model-detector: tf-ssd needs a square input, got {w}x{h}"
+                    ));
+                }
+                ModelDetectorConfig::tf_object_detection_ssd(&name, w)
+            } else {
+                ModelDetectorConfig::new(&name, (w, h), decoder_kind)
+            }
+        }
+    };
     c.confidence_threshold = m.confidence_threshold.unwrap_or(c.confidence_threshold);
     c.nms_iou_threshold = m.nms_iou_threshold.unwrap_or(c.nms_iou_threshold);
-    c.class_names = m.class_names;
+    if !m.class_names.is_empty() {
+        c.class_names = m.class_names;
+    }
     Ok(Box::new(
         ModelDetector::new(c).map_err(|e| format!("model-detector: {e}"))?,
     ))
