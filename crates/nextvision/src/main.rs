@@ -6,13 +6,16 @@ mod config;
 mod demo;
 #[cfg(feature = "model")]
 mod demo_video;
+mod docs;
 mod media;
 mod models;
 mod process;
 mod records;
 mod registry;
 mod run;
+mod service;
 mod sink_monitor;
+mod sinks;
 mod stages;
 
 use std::path::PathBuf;
@@ -20,11 +23,63 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// Version, commit and cargo features of this build (`nv_build_info` on /metrics).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub const COMMIT: &str = env!("NV_BUILD_COMMIT");
+pub const FEATURES: &str = env!("NV_BUILD_FEATURES");
+
+pub fn build_info() -> nv_metrics::BuildInfo<'static> {
+    nv_metrics::BuildInfo {
+        version: VERSION,
+        commit: COMMIT,
+        features: FEATURES,
+    }
+}
+
 #[derive(Parser, Debug)]
-#[command(name = "nextvision", version, about = "Video perception runtime")]
+#[command(
+    name = "nextvision",
+    version,
+    long_version = concat!(
+        env!("CARGO_PKG_VERSION"),
+        " (commit ",
+        env!("NV_BUILD_COMMIT"),
+        ", features: ",
+        env!("NV_BUILD_FEATURES"),
+        ")"
+    ),
+    about = "Video perception runtime",
+    after_long_help = docs::AFTER_HELP
+)]
 struct Cli {
+    /// Log line format on stderr: `text` (colours only on a terminal) or `json` (one
+    /// object per line).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Logs to stderr. `RUST_LOG` wins; otherwise the daemon logs lifecycle and causes at
+/// `info`, and the one-shot commands (whose own output says what happened) at `warn`.
+fn init_logs(format: LogFormat, daemon: bool) {
+    use std::io::IsTerminal as _;
+    let default = if daemon { "info" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -47,16 +102,16 @@ enum Command {
         #[command(subcommand)]
         command: models::ModelsCommand,
     },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
+    Completions(docs::CompletionsArgs),
+    /// Print the manual page (roff) to stdout, or write one page per command with --out-dir.
+    Man(docs::ManArgs),
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let result = match Cli::parse().command {
+    let cli = Cli::parse();
+    init_logs(cli.log_format, matches!(cli.command, Command::Run(_)));
+    let result = match cli.command {
         Command::Demo(args) => demo::run(&args),
         Command::Validate {
             file,
@@ -65,6 +120,10 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run(&args),
         Command::Process(args) => process::run(&args),
         Command::Models { command } => models::run(&command),
+        Command::Completions(args) => {
+            docs::completions(&args, <Cli as clap::CommandFactory>::command())
+        }
+        Command::Man(args) => docs::man(&args, <Cli as clap::CommandFactory>::command()),
     };
     match result {
         Ok(code) => code,

@@ -7,6 +7,10 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use nv_core::ErrorKind;
 use nv_runtime::{CameraMode, FeedConfig, HealthEvent, OutputSink, SharedOutput, StopReason};
 
 use crate::config::parse_source;
@@ -24,6 +28,59 @@ pub struct ProcessArgs {
     /// Stop after this many seconds (live inputs run until interrupted otherwise).
     #[arg(long)]
     max_seconds: Option<f64>,
+    /// Give up when no frame arrived within this many seconds.
+    #[arg(long, default_value_t = 10.0)]
+    startup_timeout_secs: f64,
+}
+
+/// Exit codes of `process` (documented in the README).
+pub mod exit {
+    /// Frames were processed, to the end of the input or the time limit.
+    pub const OK: u8 = 0;
+    /// Anything else went wrong (bad arguments or output, input failed after frames).
+    pub const FAILED: u8 = 1;
+    /// The input was opened but no frame was processed (nothing arrived in time,
+    /// connection kept failing).
+    pub const NO_FRAMES: u8 = 3;
+    /// The input can never work as given: missing file, not a file, no playable stream,
+    /// unsupported codec, credentials or path refused, malformed source.
+    pub const PERMANENT_INPUT_ERROR: u8 = 4;
+    /// Stopped by SIGINT/SIGTERM.
+    pub const INTERRUPTED: u8 = 130;
+}
+
+/// How the run ended, before the verdict.
+enum End {
+    Stopped(StopReason),
+    TimeLimit,
+    Interrupted,
+    /// A live input that delivered no frame within the startup timeout.
+    NoFrameInTime,
+    /// The server refused access: waiting for the long access back-off helps nobody here.
+    AccessDenied(String),
+}
+
+/// Sets the flag on SIGINT/SIGTERM (a helper thread with a tiny async runtime).
+fn watch_signals() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let thread_flag = Arc::clone(&flag);
+    let spawned = std::thread::Builder::new()
+        .name("nv-signals".into())
+        .stack_size(256 * 1024)
+        .spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(crate::run::wait_for_signal());
+            thread_flag.store(true, Ordering::SeqCst);
+        });
+    if spawned.is_err() {
+        tracing::warn!("no signal handler: SIGINT ends the process at once");
+    }
+    flag
 }
 
 /// Writes each output as one JSON line.
@@ -51,9 +108,13 @@ impl OutputSink for JsonLines {
 }
 
 pub fn run(args: &ProcessArgs) -> anyhow::Result<ExitCode> {
-    let source = parse_source(&args.input, false, false, false)
-        .map_err(anyhow::Error::msg)
-        .context("input")?;
+    let source = match parse_source(&args.input, false, false, false) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("nextvision: permanent input error (invalid_source): {e}");
+            return Ok(ExitCode::from(exit::PERMANENT_INPUT_ERROR));
+        }
+    };
     let out: Box<dyn std::io::Write + Send> = match &args.out {
         Some(p) => Box::new(std::io::BufWriter::new(
             std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
@@ -78,32 +139,54 @@ pub fn run(args: &ProcessArgs) -> anyhow::Result<ExitCode> {
             crate::registry::build_stage(k, &toml::Table::new()).map_err(anyhow::Error::msg)?,
         );
     }
+    let startup =
+        Duration::try_from_secs_f64(args.startup_timeout_secs).unwrap_or(Duration::from_secs(10));
+    b = b.startup_timeout(startup);
+    let interrupted = watch_signals();
     let feed = runtime.add_feed(b.build()?)?;
     let started = Instant::now();
     let deadline = args
         .max_seconds
         .and_then(|s| Duration::try_from_secs_f64(s).ok())
         .map(|d| started + d);
-    let mut reason = None;
+    let mut end = None;
     let mut last_print = Instant::now();
-    while reason.is_none() {
+    let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    while end.is_none() {
         match health.recv_timeout(Duration::from_millis(250)) {
-            Ok(HealthEvent::FeedStopped { reason: r, .. }) => reason = Some(r),
+            Ok(HealthEvent::FeedStopped { reason: r, .. }) => end = Some(End::Stopped(r)),
             Ok(HealthEvent::SourceDisconnected { reason: r, .. }) => eprintln!("\rsource: {r}"),
+            Ok(HealthEvent::SourceAccessDenied { error, .. }) => {
+                end = Some(End::AccessDenied(nv_core::error::cause_chain(&error)));
+            }
             _ => {}
         }
-        if deadline.is_some_and(|d| Instant::now() >= d) {
+        if end.is_some() {
             break;
         }
-        if last_print.elapsed() >= Duration::from_millis(250) {
+        if interrupted.load(Ordering::SeqCst) {
+            end = Some(End::Interrupted);
+        } else if deadline.is_some_and(|d| Instant::now() >= d) {
+            end = Some(End::TimeLimit);
+        } else if feed.metrics().frames_received == 0 && started.elapsed() >= startup {
+            // The source's own startup watchdog fires at the same moment: give it a
+            // second to report why, so the verdict can name the cause.
+            if feed.last_error().is_some() || started.elapsed() >= startup + Duration::from_secs(1)
+            {
+                end = Some(End::NoFrameInTime);
+            }
+        }
+        // The `\r` progress line is for a person watching; in a log it would be noise.
+        if progress && last_print.elapsed() >= Duration::from_millis(250) {
             last_print = Instant::now();
             let m = feed.metrics();
             let secs = started.elapsed().as_secs_f64();
             eprint!(
-                "\r{} frames  {:.1} frames/s  {:.1} s",
+                "\r{} frames  {:.1} frames/s  {:.1} s  {}",
                 m.frames_processed,
                 m.frames_processed as f64 / secs.max(1e-9),
-                secs
+                secs,
+                feed.state().name()
             );
         }
     }
@@ -111,25 +194,70 @@ pub fn run(args: &ProcessArgs) -> anyhow::Result<ExitCode> {
     runtime.shutdown();
     let secs = started.elapsed().as_secs_f64();
     let m = &diag.metrics;
-    eprintln!();
+    let end = end.unwrap_or(End::TimeLimit);
+    let stop_text = match &end {
+        End::Stopped(r) => r.to_string(),
+        End::TimeLimit => "time limit".to_owned(),
+        End::Interrupted => "interrupted".to_owned(),
+        End::NoFrameInTime => format!("no frame within {} s", startup.as_secs_f64()),
+        End::AccessDenied(_) => "access denied".to_owned(),
+    };
+    if progress {
+        eprintln!();
+    }
     eprintln!(
         "| frames in | outputs | dropped | seconds | frames/s | p50 latency | p99 latency | stop |"
     );
     eprintln!("|---|---|---|---|---|---|---|---|");
     eprintln!(
-        "| {} | {} | {} | {secs:.2} | {:.1} | {} us | {} us | {} |",
+        "| {} | {} | {} | {secs:.2} | {:.1} | {} us | {} us | {stop_text} |",
         m.frames_received,
         m.frames_processed,
         m.frames_dropped(),
         m.frames_processed as f64 / secs.max(1e-9),
         diag.receive_to_output.quantile(0.5).as_micros(),
         diag.receive_to_output.quantile(0.99).as_micros(),
-        reason
-            .as_ref()
-            .map_or_else(|| "time limit".to_owned(), ToString::to_string),
     );
-    Ok(match reason {
-        None | Some(StopReason::EndOfStream | StopReason::UserRequested) => ExitCode::SUCCESS,
-        Some(_) => ExitCode::FAILURE,
-    })
+    eprintln!("state: {}", diag.state);
+    if let Some(e) = &diag.last_error {
+        eprintln!(
+            "last error: {} ({}, {} time(s))",
+            e.message, e.kind, e.count
+        );
+    }
+    let (code, verdict) = verdict(&end, m.frames_processed, diag.last_error.as_ref());
+    eprintln!("nextvision: {verdict}");
+    Ok(ExitCode::from(code))
+}
+
+/// Exit code and a one-line verdict that names the cause.
+fn verdict(end: &End, frames: u64, last: Option<&nv_core::LastError>) -> (u8, String) {
+    let cause = last.map_or_else(|| "no error was reported".to_owned(), |e| e.message.clone());
+    let permanent_last = last.is_some_and(|e| e.kind.error_kind() == ErrorKind::Permanent);
+    match end {
+        End::Interrupted => (
+            exit::INTERRUPTED,
+            format!("interrupted after {frames} frames"),
+        ),
+        End::AccessDenied(cause) => (
+            exit::PERMANENT_INPUT_ERROR,
+            format!("permanent input error: {cause}"),
+        ),
+        End::Stopped(StopReason::SourceFailed { kind, cause })
+            if kind.error_kind() == ErrorKind::Permanent =>
+        {
+            (
+                exit::PERMANENT_INPUT_ERROR,
+                format!("permanent input error ({kind}): {cause}"),
+            )
+        }
+        _ if frames == 0 && permanent_last => (
+            exit::PERMANENT_INPUT_ERROR,
+            format!("permanent input error: {cause}"),
+        ),
+        End::NoFrameInTime => (exit::NO_FRAMES, format!("no frames: {cause}")),
+        _ if frames == 0 => (exit::NO_FRAMES, format!("no frames processed: {cause}")),
+        End::Stopped(r) if r.is_failure() => (exit::FAILED, format!("input failed: {r}")),
+        _ => (exit::OK, format!("{frames} frames processed")),
+    }
 }

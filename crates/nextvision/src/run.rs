@@ -21,18 +21,21 @@ pub struct RunArgs {
     /// How long a graceful stop may take before the process exits anyway.
     #[arg(long, default_value_t = 15.0)]
     drain_timeout_secs: f64,
+    /// Keep running after every feed ended. By default a configuration whose feeds are
+    /// all finite (files without `loop`) exits once they have all ended.
+    #[arg(long)]
+    keep_running: bool,
 }
 
-/// Sends a systemd notification when run under systemd (`NOTIFY_SOCKET`).
-fn sd_notify(state: &str) {
-    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
-        return;
-    };
-    let Ok(sock) = std::os::unix::net::UnixDatagram::unbound() else {
-        return;
-    };
-    if let Err(e) = sock.send_to(state.as_bytes(), &path) {
-        tracing::debug!(error = %e, "sd_notify failed");
+/// Blocks until every feed has ended (woken by health events, not polling).
+fn wait_all_ended(feeds: &[nv_runtime::FeedHandle], mut sub: nv_runtime::HealthSubscription) {
+    loop {
+        if feeds.iter().all(|f| !f.is_alive()) {
+            return;
+        }
+        if let Err(nv_io::broadcast::RecvError::Closed) = sub.recv_timeout(Duration::from_secs(1)) {
+            return;
+        }
     }
 }
 
@@ -42,6 +45,12 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         crate::config::EnvMode::Resolve,
     )?);
     let runtime = crate::assemble::runtime(&config)?;
+    // Subscribed before any feed exists, so the history holds every feed's first events.
+    let events =
+        crate::api::events::EventHub::new(config.api.event_history, config.api.max_event_clients);
+    let events_thread = events
+        .spawn_publisher(runtime.health_subscribe())
+        .context("event thread")?;
     let (health, health_thread) =
         nv_metrics::spawn_health_counter(runtime.health_subscribe()).context("metrics thread")?;
     let snapshots = SnapshotStore::default();
@@ -57,10 +66,16 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             })
             .context("snapshot thread")?
     };
-    let monitor = Arc::new(
-        crate::sink_monitor::SinkMonitor::start(runtime.handle()).context("sink monitor")?,
-    );
-    let feeds = crate::assemble::add_feeds(&runtime, &config, &monitor)?;
+    let sinks = Arc::new(crate::sinks::SinkSet::new(&config));
+    let monitor = crate::sink_monitor::SinkMonitor::start(runtime.handle(), Arc::clone(&sinks))
+        .context("sink monitor")?;
+    // Subscribed before the feeds start, so no feed can end unseen.
+    let ended_sub = runtime.health_subscribe();
+    let feeds = crate::assemble::add_feeds(&runtime, &config, &sinks)?;
+    let exit_when_done = !args.keep_running
+        && !config.feeds.is_empty()
+        && config.feeds.iter().all(|f| f.source.ends_at_eos());
+    let finite_feeds: Vec<nv_runtime::FeedHandle> = feeds.clone();
     let otlp = match &config.metrics.otlp_endpoint {
         Some(endpoint) => Some(
             nv_metrics::OtlpExporter::start(
@@ -83,7 +98,9 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         health,
         snapshots,
         ready: Arc::clone(&ready),
-        sink_monitor: Arc::clone(&monitor),
+        sinks: Arc::clone(&sinks),
+        add_lock: Arc::default(),
+        events,
     };
     let tokio_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -114,10 +131,25 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             eprintln!("nextvision: {} feeds running; API disabled", feeds.len());
             None
         };
-        sd_notify("READY=1");
-        wait_for_signal().await;
+        crate::service::ready(&format!("{} feeds running", feeds.len()));
+        let keepalive = crate::service::spawn_keepalive(runtime_handle.clone());
+        if exit_when_done {
+            let waiter = tokio::task::spawn_blocking(move || wait_all_ended(&finite_feeds, ended_sub));
+            tokio::select! {
+                () = wait_for_signal() => {}
+                _ = waiter => {
+                    eprintln!("nextvision: every feed has ended (finite sources only; --keep-running keeps the daemon up)");
+                }
+            }
+        } else {
+            drop(ended_sub);
+            wait_for_signal().await;
+        }
         ready.store(false, Ordering::SeqCst);
-        sd_notify("STOPPING=1");
+        if let Some(k) = keepalive {
+            k.abort();
+        }
+        crate::service::stopping("draining feeds");
         eprintln!("nextvision: stopping (send the signal again to exit at once)");
         let stopper = tokio::task::spawn_blocking(move || runtime_handle.shutdown());
         tokio::select! {
@@ -141,7 +173,15 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     }
     if code == ExitCode::SUCCESS {
         drop(runtime);
-        if health_thread.join().is_err() || snapshot_thread.join().is_err() {
+        // The API's state holds the sinks too: end its tasks, then let the sinks drain
+        // and close (the last feed is gone, so nothing writes to them any more).
+        drop(tokio_rt);
+        drop(monitor);
+        drop(sinks);
+        if health_thread.join().is_err()
+            || snapshot_thread.join().is_err()
+            || events_thread.join().is_err()
+        {
             tracing::warn!("a helper thread panicked");
         }
         eprintln!("nextvision: stopped cleanly");
@@ -149,7 +189,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     Ok(code)
 }
 
-async fn wait_for_signal() {
+pub(crate) async fn wait_for_signal() {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut int), Ok(mut term)) = (
         signal(SignalKind::interrupt()),

@@ -15,6 +15,99 @@ pub enum ErrorKind {
     Permanent,
 }
 
+/// What went wrong, in words an operator can act on. Stable snake_case names (`as_str`)
+/// appear in the API, health records, metrics and logs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum FailureKind {
+    /// A file source's path does not exist.
+    FileNotFound,
+    /// A file source's path is a directory or something else that is not a regular file.
+    NotAFile,
+    /// The input has no stream that can be demuxed into video (garbage, header only,
+    /// truncated before the first frame, ended without a single frame).
+    NoPlayableStream,
+    /// No decoder or plugin for the stream's codec.
+    UnsupportedCodec,
+    /// The server refused the credentials (RTSP/HTTP 401 or 403).
+    Unauthorized,
+    /// The server has no stream at that path (RTSP/HTTP 404).
+    StreamNotFound,
+    /// The source description itself is unusable (malformed URL, refused by policy).
+    InvalidSource,
+    /// Could not connect, or the connection broke (refused, reset, unreachable).
+    ConnectionFailed,
+    /// No frame within the startup timeout.
+    StartupTimeout,
+    /// A live source went silent mid-stream for longer than the stall timeout.
+    Stalled,
+    /// A live source reached end of stream.
+    EndOfStream,
+    /// Demux or decode failed mid-stream.
+    DecodeError,
+    /// A stage panicked.
+    StagePanic,
+    /// A stage's `on_start` failed.
+    StageStartFailed,
+    /// Anything else.
+    Other,
+}
+
+impl FailureKind {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::FileNotFound => "file_not_found",
+            Self::NotAFile => "not_a_file",
+            Self::NoPlayableStream => "no_playable_stream",
+            Self::UnsupportedCodec => "unsupported_codec",
+            Self::Unauthorized => "unauthorized",
+            Self::StreamNotFound => "stream_not_found",
+            Self::InvalidSource => "invalid_source",
+            Self::ConnectionFailed => "connection_failed",
+            Self::StartupTimeout => "startup_timeout",
+            Self::Stalled => "stalled",
+            Self::EndOfStream => "end_of_stream",
+            Self::DecodeError => "decode_error",
+            Self::StagePanic => "stage_panic",
+            Self::StageStartFailed => "stage_start_failed",
+            Self::Other => "other",
+        }
+    }
+
+    /// Permanent failures fail the same way when retried at once.
+    pub const fn error_kind(self) -> ErrorKind {
+        match self {
+            Self::FileNotFound
+            | Self::NotAFile
+            | Self::NoPlayableStream
+            | Self::UnsupportedCodec
+            | Self::Unauthorized
+            | Self::StreamNotFound
+            | Self::InvalidSource => ErrorKind::Permanent,
+            Self::ConnectionFailed
+            | Self::StartupTimeout
+            | Self::Stalled
+            | Self::EndOfStream
+            | Self::DecodeError
+            | Self::StagePanic
+            | Self::StageStartFailed
+            | Self::Other => ErrorKind::Transient,
+        }
+    }
+
+    /// The server refused access (credentials or path): a camera may be fixed by its
+    /// operator, so live sources retry these, but only at the slow access back-off.
+    pub const fn is_access_denied(self) -> bool {
+        matches!(self, Self::Unauthorized | Self::StreamNotFound)
+    }
+}
+
+impl fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Errors from video ingest. `Clone` because health events carry them.
 #[derive(Clone, Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -44,22 +137,77 @@ pub enum MediaError {
         #[source]
         source: Arc<std::io::Error>,
     },
+    /// A file source whose path does not exist.
+    #[error("file not found: {path}")]
+    FileNotFound { path: String },
+    /// A file source whose path is not a regular file.
+    #[error("not a regular file ({what}): {path}")]
+    NotAFile { path: String, what: &'static str },
+    /// The input holds no stream that can be played.
+    #[error("no playable stream: {detail}")]
+    NoPlayableStream { detail: String },
+    /// The server refused the credentials (401/403).
+    #[error("unauthorized: {detail} ({redacted_url})")]
+    Unauthorized {
+        redacted_url: String,
+        detail: String,
+    },
+    /// The server has nothing at this path (404).
+    #[error("stream not found: {detail} ({redacted_url})")]
+    StreamNotFound {
+        redacted_url: String,
+        detail: String,
+    },
+    /// The source's reconnect budget is spent; the cause is the last failure.
+    #[error("gave up after {attempts} reconnect attempts")]
+    GaveUp {
+        attempts: u32,
+        #[source]
+        last: Arc<MediaError>,
+    },
 }
 
 impl MediaError {
     pub fn kind(&self) -> ErrorKind {
+        self.failure_kind().error_kind()
+    }
+
+    /// The operator-facing class of this error (typed, never parsed from text).
+    pub fn failure_kind(&self) -> FailureKind {
         match self {
-            Self::ConnectionFailed { .. }
-            | Self::Timeout { .. }
-            | Self::DecodeFailed { .. }
-            | Self::Eos
-            | Self::Io { .. } => ErrorKind::Transient,
-            Self::Unsupported { .. }
-            | Self::InsecureRtspRejected { .. }
+            Self::ConnectionFailed { .. } | Self::Io { .. } => FailureKind::ConnectionFailed,
+            Self::DecodeFailed { .. } => FailureKind::DecodeError,
+            Self::Eos => FailureKind::EndOfStream,
+            Self::Timeout { phase, .. } if *phase == "stall" => FailureKind::Stalled,
+            Self::Timeout { .. } => FailureKind::StartupTimeout,
+            Self::Unsupported { .. } => FailureKind::UnsupportedCodec,
+            Self::InsecureRtspRejected { .. }
             | Self::CustomPipelineRejected
-            | Self::NoFactory { .. } => ErrorKind::Permanent,
+            | Self::NoFactory { .. } => FailureKind::InvalidSource,
+            Self::FileNotFound { .. } => FailureKind::FileNotFound,
+            Self::NotAFile { .. } => FailureKind::NotAFile,
+            Self::NoPlayableStream { .. } => FailureKind::NoPlayableStream,
+            Self::Unauthorized { .. } => FailureKind::Unauthorized,
+            Self::StreamNotFound { .. } => FailureKind::StreamNotFound,
+            Self::GaveUp { last, .. } => last.failure_kind(),
         }
     }
+}
+
+/// `err` and every cause below it, joined with ": " (each level's own message once).
+pub fn cause_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut next = err.source();
+    while let Some(cause) = next {
+        let part = cause.to_string();
+        // thiserror's `{source}` in a message already includes the cause.
+        if !text.ends_with(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        next = cause.source();
+    }
+    text
 }
 
 /// A shareable boxed error, so `StageError` can keep a user error's cause and still be

@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use crate::error::{MediaError, StageError};
+use crate::error::{FailureKind, MediaError, StageError};
 use crate::id::{FeedId, StageId};
 use crate::source::{DecodeOutcome, DecodePreference};
 
@@ -71,10 +71,42 @@ pub enum StopReason {
     UserRequested,
     /// A finite source (file, bounded synthetic) ended.
     EndOfStream,
-    /// The restart budget ran out.
-    RestartLimitExceeded { restart_count: u32 },
+    /// The restart budget ran out; `cause` is the failure that ended the last session.
+    RestartLimitExceeded { restart_count: u32, cause: String },
+    /// The source failed in a way retrying cannot fix (missing file, no playable
+    /// stream, refused credentials after the reconnect budget, ...).
+    SourceFailed { kind: FailureKind, cause: String },
     /// A failure that the restart policy does not cover.
     Fatal { detail: String },
+}
+
+impl StopReason {
+    /// Stable snake_case code.
+    pub const fn code(&self) -> &'static str {
+        match self {
+            Self::UserRequested => "user_requested",
+            Self::EndOfStream => "end_of_stream",
+            Self::RestartLimitExceeded { .. } => "restart_limit_exceeded",
+            Self::SourceFailed { .. } => "source_failed",
+            Self::Fatal { .. } => "fatal",
+        }
+    }
+
+    /// True when the feed ended because something failed (not asked to, not finished).
+    pub const fn is_failure(&self) -> bool {
+        !matches!(self, Self::UserRequested | Self::EndOfStream)
+    }
+
+    /// The failure behind the stop, if any.
+    pub fn cause(&self) -> Option<&str> {
+        match self {
+            Self::UserRequested | Self::EndOfStream => None,
+            Self::RestartLimitExceeded { cause, .. } | Self::SourceFailed { cause, .. } => {
+                Some(cause)
+            }
+            Self::Fatal { detail } => Some(detail),
+        }
+    }
 }
 
 impl fmt::Display for StopReason {
@@ -82,9 +114,16 @@ impl fmt::Display for StopReason {
         match self {
             Self::UserRequested => f.write_str("user requested"),
             Self::EndOfStream => f.write_str("end of stream"),
-            Self::RestartLimitExceeded { restart_count } => {
-                write!(f, "restart limit exceeded after {restart_count} restarts")
+            Self::RestartLimitExceeded {
+                restart_count,
+                cause,
+            } => {
+                write!(
+                    f,
+                    "restart limit exceeded after {restart_count} restarts; last failure: {cause}"
+                )
             }
+            Self::SourceFailed { kind, cause } => write!(f, "source failed ({kind}): {cause}"),
             Self::Fatal { detail } => write!(f, "fatal: {detail}"),
         }
     }
@@ -245,6 +284,33 @@ pub enum HealthEvent {
         requested: String,
         effective: String,
     },
+    /// The server refused access (credentials or path). The source retries only after
+    /// the slow access back-off (`retry_in_ms`), never in the fast reconnect loop.
+    SourceAccessDenied {
+        feed_id: FeedId,
+        error: MediaError,
+        retry_in_ms: u64,
+    },
+    /// A feed was added to the runtime.
+    FeedAdded {
+        feed_id: FeedId,
+        name: String,
+    },
+    /// A feed was removed (its `FeedStopped` follows or preceded it).
+    FeedRemoved {
+        feed_id: FeedId,
+    },
+    FeedPaused {
+        feed_id: FeedId,
+    },
+    FeedResumed {
+        feed_id: FeedId,
+    },
+    /// A feed's configuration changed at runtime; `detail` says what.
+    FeedConfigChanged {
+        feed_id: FeedId,
+        detail: String,
+    },
 }
 
 impl HealthEvent {
@@ -279,7 +345,13 @@ impl HealthEvent {
             | Self::BatchSubmissionRejected { feed_id, .. }
             | Self::BatchTimeout { feed_id, .. }
             | Self::BatchInFlightExceeded { feed_id, .. }
-            | Self::ResidencyDowngrade { feed_id, .. } => Some(*feed_id),
+            | Self::ResidencyDowngrade { feed_id, .. }
+            | Self::SourceAccessDenied { feed_id, .. }
+            | Self::FeedAdded { feed_id, .. }
+            | Self::FeedRemoved { feed_id }
+            | Self::FeedPaused { feed_id }
+            | Self::FeedResumed { feed_id }
+            | Self::FeedConfigChanged { feed_id, .. } => Some(*feed_id),
         }
     }
 
@@ -316,6 +388,12 @@ impl HealthEvent {
             Self::BatchTimeout { .. } => "batch_timeout",
             Self::BatchInFlightExceeded { .. } => "batch_in_flight_exceeded",
             Self::ResidencyDowngrade { .. } => "residency_downgrade",
+            Self::SourceAccessDenied { .. } => "source_access_denied",
+            Self::FeedAdded { .. } => "feed_added",
+            Self::FeedRemoved { .. } => "feed_removed",
+            Self::FeedPaused { .. } => "feed_paused",
+            Self::FeedResumed { .. } => "feed_resumed",
+            Self::FeedConfigChanged { .. } => "feed_config_changed",
         }
     }
 }

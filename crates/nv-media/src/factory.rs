@@ -7,7 +7,7 @@ use gstreamer as gst;
 use nv_core::error::MediaError;
 use nv_core::security::is_insecure_rtsp;
 use nv_core::source::{CustomPipelinePolicy, DecodePreference, RtspSecurityPolicy, SourceSpec};
-use nv_runtime::source::{Source, SourceContext, SourceFactory};
+use nv_io::source::{Source, SourceContext, SourceFactory};
 
 use crate::decode::HwDecoders;
 use crate::source::GstSource;
@@ -82,10 +82,20 @@ fn check_spec(ctx: &SourceContext) -> Result<(), MediaError> {
         } if is_insecure_rtsp(url) => Err(MediaError::InsecureRtspRejected {
             redacted_url: ctx.spec.redacted(),
         }),
+        // Checked here, typed, so a missing file or a directory fails at once with a
+        // clear kind instead of whatever the demuxer makes of it.
         SourceSpec::File { path, .. } => match std::fs::metadata(path) {
+            Ok(m) if m.is_dir() => Err(MediaError::NotAFile {
+                path: ctx.spec.redacted(),
+                what: "a directory",
+            }),
             Ok(m) if m.is_file() => Ok(()),
-            Ok(_) => Err(MediaError::Unsupported {
-                detail: format!("{} is not a regular file", ctx.spec.redacted()),
+            Ok(_) => Err(MediaError::NotAFile {
+                path: ctx.spec.redacted(),
+                what: "not a regular file",
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(MediaError::FileNotFound {
+                path: ctx.spec.redacted(),
             }),
             Err(e) => Err(MediaError::Io {
                 context: format!("opening {}", ctx.spec.redacted()),

@@ -19,18 +19,24 @@ use nv_core::health::HealthEvent;
 use nv_core::security::sanitize_error_string;
 use nv_core::source::{DecodeOutcome, DecodePreference};
 use nv_core::time::MonotonicTs;
-use nv_runtime::source::{DecodeStatus, FrameSink, PushOutcome};
+use nv_io::source::{DecodeStatus, FrameSink, PushOutcome};
 
 use crate::bridge::{Bridge, TsNormalizer};
 use crate::decode::DecoderInfo;
 
-/// Coarse class of a pipeline error.
+/// Coarse class of a pipeline error, from GStreamer's error domain and code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum ErrorClass {
     /// Network/device/file access: retrying may help.
     Resource,
-    /// The stream cannot be handled here (no decoder, unknown type): retrying will not.
+    /// No decoder or plugin for the stream: retrying will not help.
     Unsupported,
+    /// The input's type could not be recognised: nothing playable in it.
+    NoStream,
+    /// The server refused the credentials (401/403).
+    Auth,
+    /// The server has nothing at that path (404).
+    NotFound,
     /// Demux/decode trouble.
     Stream,
 }
@@ -55,6 +61,8 @@ pub(crate) struct Announce {
     pub preference: DecodePreference,
     /// Redacted URL when the session runs plain RTSP.
     pub insecure_url: Option<String>,
+    /// Shared by every session of one source, so the warning is logged once.
+    pub insecure_warned: Arc<AtomicBool>,
 }
 
 /// State shared between a session's streaming threads and the feed worker.
@@ -154,7 +162,10 @@ impl SessionShared {
                 feed_id,
                 redacted_url: url.clone(),
             });
-            tracing::warn!(feed_id = %feed_id, url = %url, "RTSP source connected without TLS");
+            // Once per source, not once per reconnect.
+            if !self.announce.insecure_warned.swap(true, Ordering::Relaxed) {
+                tracing::warn!(feed_id = %feed_id, url = %url, "RTSP source connected without TLS");
+            }
         }
     }
 }
@@ -258,9 +269,11 @@ fn on_eos(shared: &SessionShared) {
         // queue is closed behind the last frame.
         let error = shared.events.lock().error.clone();
         match error {
-            Some(e) => shared
-                .sink
-                .fail(MediaError::DecodeFailed { detail: e.message }),
+            Some(e) => shared.sink.fail(match e.class {
+                ErrorClass::NoStream => MediaError::NoPlayableStream { detail: e.message },
+                ErrorClass::Unsupported => MediaError::Unsupported { detail: e.message },
+                _ => MediaError::DecodeFailed { detail: e.message },
+            }),
             None => shared.sink.end_of_stream(),
         }
     } else {
@@ -286,7 +299,7 @@ pub(crate) fn attach_appsink(appsink: &gst_app::AppSink, shared: &Arc<SessionSha
     );
 }
 
-fn classify(err: &gst::glib::Error) -> ErrorClass {
+fn classify(err: &gst::glib::Error, debug: &str) -> ErrorClass {
     if let Some(e) = err.kind::<gst::CoreError>() {
         return match e {
             gst::CoreError::MissingPlugin => ErrorClass::Unsupported,
@@ -295,14 +308,20 @@ fn classify(err: &gst::glib::Error) -> ErrorClass {
     }
     if let Some(e) = err.kind::<gst::StreamError>() {
         return match e {
-            gst::StreamError::CodecNotFound
-            | gst::StreamError::TypeNotFound
-            | gst::StreamError::WrongType => ErrorClass::Unsupported,
+            gst::StreamError::CodecNotFound => ErrorClass::Unsupported,
+            gst::StreamError::TypeNotFound | gst::StreamError::WrongType => ErrorClass::NoStream,
             _ => ErrorClass::Stream,
         };
     }
-    if err.kind::<gst::ResourceError>().is_some() {
-        return ErrorClass::Resource;
+    if let Some(e) = err.kind::<gst::ResourceError>() {
+        return match e {
+            gst::ResourceError::NotAuthorized => ErrorClass::Auth,
+            gst::ResourceError::NotFound => ErrorClass::NotFound,
+            // rtspsrc has no error code for 403: it reports "Unhandled error" with the
+            // status in the debug text, the only place the distinction exists.
+            gst::ResourceError::Read if debug.contains("error response: 403") => ErrorClass::Auth,
+            _ => ErrorClass::Resource,
+        };
     }
     ErrorClass::Stream
 }
@@ -320,13 +339,10 @@ pub(crate) fn attach_bus(pipeline: &gst::Pipeline, shared: &Arc<SessionShared>) 
         }
         match msg.view() {
             gst::MessageView::Error(e) => {
-                let raw = format!(
-                    "{} ({})",
-                    e.error(),
-                    e.debug().map(|d| d.to_string()).unwrap_or_default()
-                );
+                let debug = e.debug().map(|d| d.to_string()).unwrap_or_default();
+                let raw = format!("{} ({debug})", e.error());
                 tracing::debug!(feed_id = %shared.sink.feed_id(), error = %sanitize_error_string(&raw), "pipeline error");
-                shared.record_error(classify(&e.error()), &raw);
+                shared.record_error(classify(&e.error(), &debug), &raw);
             }
             gst::MessageView::Warning(w) => {
                 let raw = format!(

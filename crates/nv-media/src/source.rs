@@ -7,7 +7,7 @@
 //! Old pipelines are always stopped on a helper thread. The reconnect attempt counter
 //! resets only when a session delivered its first frame.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,9 +20,7 @@ use nv_core::health::HealthEvent;
 use nv_core::security::redact_url;
 use nv_core::source::{DecodePreference, SourceSpec};
 use nv_core::time::MonotonicTs;
-use nv_runtime::source::{
-    DecodeStatus, FrameSink, Source, SourceContext, SourceStatus, TickOutcome,
-};
+use nv_io::source::{DecodeStatus, FrameSink, Source, SourceContext, SourceStatus, TickOutcome};
 
 use crate::bridge::TsNormalizer;
 use crate::decode::{HwDecoders, Selection};
@@ -43,6 +41,9 @@ struct Running {
 enum State {
     Idle,
     Running(Box<Running>),
+    /// Paused by the feed: a live source's pipeline is torn down (servers handle a
+    /// paused RTSP session badly) and reopened on resume.
+    Paused,
     Waiting {
         until: MonotonicTs,
     },
@@ -72,6 +73,7 @@ pub(crate) struct GstSource {
     hw_failed: Option<String>,
     rng: u64,
     decode_status: Option<DecodeStatus>,
+    insecure_warned: Arc<AtomicBool>,
 }
 
 impl GstSource {
@@ -90,6 +92,7 @@ impl GstSource {
             hw_failed: None,
             rng: seed | 1,
             decode_status: None,
+            insecure_warned: Arc::default(),
         }
     }
 
@@ -100,18 +103,37 @@ impl GstSource {
         (self.rng >> 11) as f64 / (1u64 << 53) as f64
     }
 
-    fn media_error(&self, e: &SessionError) -> MediaError {
+    fn is_file(&self) -> bool {
+        matches!(self.ctx.spec, SourceSpec::File { .. })
+    }
+
+    /// The typed error for a pipeline error; `connected` = frames had flowed.
+    fn media_error(&self, e: &SessionError, connected: bool) -> MediaError {
+        let detail = e.message.clone();
+        let redacted_url = self.ctx.spec.redacted();
         match e.class {
-            ErrorClass::Unsupported => MediaError::Unsupported {
-                detail: e.message.clone(),
+            ErrorClass::Unsupported => MediaError::Unsupported { detail },
+            ErrorClass::NoStream => MediaError::NoPlayableStream { detail },
+            ErrorClass::Auth => MediaError::Unauthorized {
+                redacted_url,
+                detail,
+            },
+            ErrorClass::NotFound if self.is_file() => {
+                MediaError::FileNotFound { path: redacted_url }
+            }
+            ErrorClass::NotFound => MediaError::StreamNotFound {
+                redacted_url,
+                detail,
             },
             ErrorClass::Resource => MediaError::ConnectionFailed {
-                redacted_url: self.ctx.spec.redacted(),
-                detail: e.message.clone(),
+                redacted_url,
+                detail,
             },
-            ErrorClass::Stream => MediaError::DecodeFailed {
-                detail: e.message.clone(),
-            },
+            // A file that fails to demux before its first frame has nothing playable.
+            ErrorClass::Stream if self.is_file() && !connected => {
+                MediaError::NoPlayableStream { detail }
+            }
+            ErrorClass::Stream => MediaError::DecodeFailed { detail },
         }
     }
 
@@ -147,6 +169,7 @@ impl GstSource {
             Announce {
                 preference: self.ctx.decode,
                 insecure_url,
+                insecure_warned: Arc::clone(&self.insecure_warned),
             },
             self.settings.bridge_failure_limit,
         );
@@ -172,7 +195,7 @@ impl GstSource {
             let err = shared.events.lock().error.take();
             teardown(pipeline, &shared);
             return Err(match err {
-                Some(e) => self.media_error(&e),
+                Some(e) => self.media_error(&e, false),
                 None => MediaError::ConnectionFailed {
                     redacted_url: self.ctx.spec.redacted(),
                     detail: "pipeline refused to start".into(),
@@ -230,8 +253,9 @@ impl GstSource {
             }
         }
         if let Some(e) = error {
-            let permanent = e.class == ErrorClass::Unsupported;
-            let error = self.media_error(&e);
+            let connected = r.connected;
+            let error = self.media_error(&e, connected);
+            let permanent = error.kind() == ErrorKind::Permanent;
             return Poll::Failed { error, permanent };
         }
         if eos {
@@ -251,13 +275,21 @@ impl GstSource {
         if !r.connected {
             let deadline = r.started_at + self.ctx.startup_timeout;
             if now >= deadline {
-                return Poll::Failed {
-                    error: MediaError::Timeout {
-                        waited_ms: millis(now.saturating_duration_since(r.started_at)),
+                let waited_ms = millis(now.saturating_duration_since(r.started_at));
+                // decodebin can swallow a demuxer's error while plugging it; for a file
+                // the silence means there is nothing to play.
+                let error = if self.is_file() {
+                    MediaError::NoPlayableStream {
+                        detail: format!("no frame decoded within {waited_ms} ms"),
+                    }
+                } else {
+                    MediaError::Timeout {
+                        waited_ms,
                         phase: "startup",
-                    },
-                    permanent: false,
+                    }
                 };
+                let permanent = error.kind() == ErrorKind::Permanent;
+                return Poll::Failed { error, permanent };
             }
             return Poll::Healthy(Some(deadline));
         }
@@ -360,22 +392,46 @@ impl GstSource {
             }
             teardown(r.pipeline, &r.shared);
         }
-        let is_file = matches!(self.ctx.spec, SourceSpec::File { .. });
-        if permanent || is_file || error.kind() == ErrorKind::Permanent {
+        let retry_access = error.failure_kind().is_access_denied() && self.ctx.spec.is_live();
+        if self.is_file() || ((permanent || error.kind() == ErrorKind::Permanent) && !retry_access)
+        {
             return self.end_with(error);
         }
         self.schedule_retry(now, error)
     }
 
+    /// Waits before the next attempt: the reconnect back-off, or the long access-denied
+    /// delay when the server refused credentials or path (never the fast loop; the
+    /// attempts count toward `max_attempts` all the same).
     fn schedule_retry(&mut self, now: MonotonicTs, error: MediaError) -> TickOutcome {
-        if !self.ctx.reconnect.allows_attempt(self.attempt) {
+        let access_denied = error.failure_kind().is_access_denied();
+        if error.kind() == ErrorKind::Permanent && !(access_denied && self.ctx.spec.is_live()) {
             return self.end_with(error);
         }
-        let r = self.next_random();
-        let delay = self.ctx.reconnect.delay_for_attempt(self.attempt, r);
+        if !self.ctx.reconnect.allows_attempt(self.attempt) {
+            let attempts = self.attempt;
+            return self.end_with(MediaError::GaveUp {
+                attempts,
+                last: Arc::new(error),
+            });
+        }
+        let delay = if access_denied {
+            self.ctx.reconnect.access_denied_delay
+        } else {
+            let r = self.next_random();
+            self.ctx.reconnect.delay_for_attempt(self.attempt, r)
+        };
         self.attempt += 1;
-        tracing::info!(feed_id = %self.ctx.feed_id, source = %self.ctx.spec, attempt = self.attempt, delay_ms = millis(delay), reason = %error, "reconnecting");
+        tracing::debug!(feed_id = %self.ctx.feed_id, source = %self.ctx.spec, attempt = self.attempt, delay_ms = millis(delay), reason = %error, "reconnecting");
         if let Some(sink) = &self.sink {
+            sink.record_error(&error);
+            if access_denied {
+                sink.health(HealthEvent::SourceAccessDenied {
+                    feed_id: self.ctx.feed_id,
+                    error: error.clone(),
+                    retry_in_ms: millis(delay),
+                });
+            }
             sink.health(HealthEvent::SourceReconnecting {
                 feed_id: self.ctx.feed_id,
                 attempt: self.attempt,
@@ -397,8 +453,24 @@ impl GstSource {
                 self.state = State::Running(Box::new(r));
                 running_until(Some(deadline))
             }
-            Err(e) if e.kind() == ErrorKind::Permanent => self.end_with(e),
             Err(e) => self.schedule_retry(now, e),
+        }
+    }
+
+    /// Reopens a live source after a pause, at once.
+    fn reopen_after_pause(&mut self, now: MonotonicTs) {
+        match self.open_session(now) {
+            Ok(r) => self.state = State::Running(Box::new(r)),
+            Err(e) => {
+                self.state = State::Idle;
+                // Retry on the next tick through the normal back-off.
+                let outcome = self.schedule_retry(now, e);
+                if let Some(sink) = &self.sink {
+                    if outcome.next_tick.is_some() {
+                        sink.wake();
+                    }
+                }
+            }
         }
     }
 }
@@ -435,7 +507,7 @@ impl Source for GstSource {
                 status: SourceStatus::Reconnecting,
                 next_tick: Some(*until),
             },
-            State::Idle | State::Ended => TickOutcome::running(),
+            State::Idle | State::Ended | State::Paused => TickOutcome::running(),
             State::Stopped => TickOutcome {
                 status: SourceStatus::Stopped,
                 next_tick: None,
@@ -444,6 +516,17 @@ impl Source for GstSource {
     }
 
     fn pause(&mut self) -> Result<(), MediaError> {
+        // A paused RTSP session often delivers nothing after PLAY again (observed with
+        // gst-rtsp-server), and holding a connection for a paused feed buys nothing:
+        // live sources disconnect and reconnect on resume.
+        if self.ctx.spec.is_live() {
+            match std::mem::replace(&mut self.state, State::Paused) {
+                State::Running(r) => teardown(r.pipeline, &r.shared),
+                State::Waiting { .. } | State::Paused | State::Idle => {}
+                other => self.state = other,
+            }
+            return Ok(());
+        }
         if let State::Running(r) = &self.state {
             r.pipeline
                 .set_state(gst::State::Paused)
@@ -456,6 +539,10 @@ impl Source for GstSource {
 
     fn resume(&mut self) -> Result<(), MediaError> {
         let now = self.ctx.clock.now();
+        if matches!(self.state, State::Paused) {
+            self.reopen_after_pause(now);
+            return Ok(());
+        }
         if let State::Running(r) = &mut self.state {
             // Time spent paused is not silence.
             r.started_at = now;

@@ -144,14 +144,14 @@ fn truncated_and_garbage_files_stop_with_a_typed_error() {
         assert_eq!(count(&events, "source_eos"), 0, "{path:?}: {events:?}");
         match events.last() {
             Some(HealthEvent::FeedStopped {
-                reason: StopReason::Fatal { detail },
+                reason: StopReason::SourceFailed { kind, cause },
                 ..
             }) => assert!(
-                detail.starts_with("source failed: decode failed")
-                    || detail.starts_with("source failed: unsupported")
-                    || detail.starts_with("source failed: opening")
-                    || detail.starts_with("source failed: no frame for"),
-                "{detail}"
+                matches!(
+                    kind,
+                    nv_core::FailureKind::NoPlayableStream | nv_core::FailureKind::FileNotFound
+                ),
+                "{kind}: {cause}"
             ),
             other => panic!("{path:?}: unexpected end {other:?}"),
         }
@@ -276,7 +276,7 @@ fn decoder_preferences_are_reported_once() {
             |e| matches!(e, HealthEvent::FeedStopped { feed_id, .. } if *feed_id == h.id()),
         );
         assert!(
-            matches!(&ev, HealthEvent::FeedStopped { reason: StopReason::Fatal { detail }, .. } if detail.contains("hardware")),
+            matches!(&ev, HealthEvent::FeedStopped { reason: StopReason::SourceFailed { cause, .. }, .. } if cause.contains("hardware")),
             "{ev:?}"
         );
         assert!(rec.seen().is_empty());

@@ -15,7 +15,7 @@ pub const LATENCY_BUCKETS_SECONDS: [f64; 16] = [
 ];
 
 /// Escapes a label value (backslash, double quote, newline).
-fn escape(v: &str) -> String {
+pub(crate) fn escape(v: &str) -> String {
     let mut out = String::with_capacity(v.len());
     for c in v.chars() {
         match c {
@@ -195,6 +195,22 @@ pub fn render_prometheus(diag: &RuntimeDiagnostics, health: &HealthCounters) -> 
         w.family(name, kind, help);
         for (i, f) in diag.feeds.iter().enumerate() {
             w.sample(name, &labels(i), get(f));
+        }
+    }
+    w.family(
+        "nv_feed_state",
+        "gauge",
+        "1 for the state the feed is in, 0 for the others (starting, connecting, streaming, reconnecting, stalled, paused, failed, stopped).",
+    );
+    for (i, f) in diag.feeds.iter().enumerate() {
+        let current = f.state.name();
+        for state in nv_core::FeedState::NAMES {
+            let [a, b] = labels(i);
+            w.sample(
+                "nv_feed_state",
+                &[a, b, ("state", state)],
+                f64::from(u8::from(state == current)),
+            );
         }
     }
     w.family("nv_feed_view_epoch", "gauge", "Current view epoch.");

@@ -223,6 +223,10 @@ fn finished_feed_stays_registered_until_removed() {
     assert_eq!(rt.feed_count(), 0);
     rt.shutdown();
     assert!(
+        matches!(health.try_recv(), Ok(HealthEvent::FeedRemoved { feed_id }) if feed_id == h.id()),
+        "removal is announced"
+    );
+    assert!(
         health.try_recv().is_err(),
         "no second FeedStopped after remove/shutdown"
     );

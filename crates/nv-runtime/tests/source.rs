@@ -29,6 +29,8 @@ use nv_test_util::{collect_events_until, CollectingSink, NoOpStage};
 enum Mode {
     FailCreate,
     FailStart,
+    /// `start` fails with a permanent error (no decoder).
+    FailStartPermanent,
     /// Pushes one frame per tick, asking for the next tick `period` later; fails after
     /// `frames` frames.
     Ticking {
@@ -73,6 +75,12 @@ struct Scripted {
 impl Source for Scripted {
     fn start(&mut self, sink: FrameSink) -> Result<(), MediaError> {
         if matches!(self.mode, Mode::FailStart) {
+            return Err(MediaError::ConnectionFailed {
+                redacted_url: "test://x".into(),
+                detail: "device busy".into(),
+            });
+        }
+        if matches!(self.mode, Mode::FailStartPermanent) {
             return Err(MediaError::Unsupported {
                 detail: "no decoder".into(),
             });
@@ -171,7 +179,10 @@ fn create_and_start_failures_use_the_restart_policy() {
         assert!(matches!(
             events.last(),
             Some(HealthEvent::FeedStopped {
-                reason: StopReason::RestartLimitExceeded { restart_count: 3 },
+                reason: StopReason::RestartLimitExceeded {
+                    restart_count: 3,
+                    ..
+                },
                 ..
             })
         ));
@@ -241,4 +252,128 @@ fn tick_deadlines_follow_the_clock_and_source_failure_restarts() {
         "seq continues across the restart"
     );
     assert_eq!(creates.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn permanent_failure_stops_at_once_with_its_cause_and_no_restart() {
+    let creates = Arc::new(AtomicU32::new(0));
+    let rt = Runtime::builder()
+        .source_factory(Arc::new(Factory {
+            mode: Mode::FailStartPermanent,
+            creates: creates.clone(),
+        }))
+        .build()
+        .unwrap();
+    let mut health = rt.health_subscribe();
+    let h = rt
+        .add_feed(
+            feed(None)
+                .source(spec())
+                .restart(RestartPolicy::default().with_max_restarts(5))
+                .stage(NoOpStage("s"))
+                .output_sink(CollectingSink::new())
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+    let events = collect_events_until(&mut health, |e| {
+        matches!(e, HealthEvent::FeedStopped { .. })
+    });
+    assert_eq!(restarts(&events), 0);
+    assert_eq!(creates.load(Ordering::SeqCst), 1);
+    let expected = StopReason::SourceFailed {
+        kind: nv_core::FailureKind::UnsupportedCodec,
+        cause: "unsupported: no decoder".into(),
+    };
+    assert!(
+        matches!(events.last(), Some(HealthEvent::FeedStopped { reason, .. }) if *reason == expected),
+        "{events:?}"
+    );
+    assert_eq!(h.stop_reason(), Some(expected));
+    assert_eq!(
+        h.state(),
+        nv_core::FeedState::Failed {
+            kind: nv_core::FailureKind::UnsupportedCodec,
+            cause: "unsupported: no decoder".into()
+        }
+    );
+    let last = h.last_error().unwrap();
+    assert_eq!(last.kind, nv_core::FailureKind::UnsupportedCodec);
+    assert_eq!(last.count, 1);
+    assert!(last.first_at.is_known());
+}
+
+#[test]
+fn state_follows_sessions_restart_delay_and_failure_with_the_cause() {
+    let clock = ManualClock::new();
+    let creates = Arc::new(AtomicU32::new(0));
+    let period = Duration::from_secs(5);
+    let rt = Runtime::builder()
+        .clock(clock.clone())
+        .health_capacity(4096)
+        .source_factory(Arc::new(Factory {
+            mode: Mode::Ticking { period, frames: 1 },
+            creates: creates.clone(),
+        }))
+        .build()
+        .unwrap();
+    let mut health = rt.health_subscribe();
+    let sink = CollectingSink::new();
+    let delay = Duration::from_secs(30);
+    let restart = RestartPolicy::default()
+        .with_max_restarts(1)
+        .with_restart_delay(delay)
+        .with_restart_on(RestartTrigger::SourceFailure);
+    let h = rt
+        .add_feed(
+            feed(None)
+                .source(spec())
+                .restart(restart)
+                .stage(NoOpStage("s"))
+                .output_sink(sink.clone())
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+    sink.wait_for(1);
+    assert_eq!(h.state().name(), "streaming");
+    assert!(h.last_error().is_none());
+    clock.advance(period);
+    // The source fails on its next tick: the feed waits out the restart delay.
+    collect_events_until(&mut health, |e| {
+        matches!(e, HealthEvent::FeedRestarting { .. })
+    });
+    let state = h.state();
+    let nv_core::FeedState::Reconnecting {
+        attempt,
+        next_try_at,
+    } = state
+    else {
+        panic!("{state:?}");
+    };
+    assert_eq!(attempt, 1);
+    let now = nv_core::Clock::wall_now(&*clock);
+    assert_eq!(
+        next_try_at.checked_duration_since(now),
+        Some(delay),
+        "next try is one restart delay away"
+    );
+    let last = h.last_error().unwrap();
+    assert_eq!(last.kind, nv_core::FailureKind::StartupTimeout);
+    assert_eq!(last.message, "no frame for 0 ms (scripted)");
+    clock.advance(delay);
+    sink.wait_for(2);
+    clock.advance(period);
+    let events = collect_events_until(&mut health, |e| {
+        matches!(e, HealthEvent::FeedStopped { .. })
+    });
+    let Some(HealthEvent::FeedStopped { reason, .. }) = events.last() else {
+        panic!("{events:?}");
+    };
+    assert_eq!(
+        reason.to_string(),
+        "restart limit exceeded after 1 restarts; last failure: source failed: no frame for 0 ms (scripted)"
+    );
+    assert_eq!(h.state().name(), "failed");
+    assert_eq!(h.last_error().unwrap().count, 2);
 }

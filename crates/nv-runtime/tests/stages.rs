@@ -225,9 +225,18 @@ fn panics_restart_until_the_budget_is_spent() {
     );
     assert_eq!(
         stopped(&events),
-        vec![StopReason::RestartLimitExceeded { restart_count: 2 }]
+        vec![StopReason::RestartLimitExceeded {
+            restart_count: 2,
+            cause: "stage p panicked".into()
+        }]
     );
     assert_eq!(h.metrics().restarts, 2);
+    // The cause is kept: state, last error and the stop reason all name it.
+    assert_eq!(h.state().name(), "failed");
+    let last = h.last_error().unwrap();
+    assert_eq!(last.kind, nv_core::FailureKind::StagePanic);
+    assert_eq!(last.count, 3);
+    assert_eq!(last.message, "stage p panicked");
 }
 
 #[test]

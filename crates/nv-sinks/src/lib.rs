@@ -1,9 +1,11 @@
 //! Output sinks for NextVision and the stable, versioned JSON output schema.
 //!
-//! Every sink implements [`nv_runtime::OutputSink`] and runs on the feed's dedicated sink
-//! thread. Network sinks never block that thread on a down broker: they keep a bounded
-//! in-memory buffer that drops its *oldest* records beyond the bound, and count every
-//! drop in their [`SinkStats`]. Records are [`OutputRecord`]s (schema version
+//! Every sink implements [`nv_io::OutputSink`] and is called on a feed's dedicated sink
+//! thread; a sink several feeds name is one [`SharedSink`] instance that every one of
+//! them writes into, with each feed's share of its counters kept apart. Network sinks
+//! never block that thread on a down broker: they keep a bounded in-memory buffer that
+//! drops its *oldest* records beyond the bound, and count every drop in their
+//! [`SinkStats`]. Records are [`OutputRecord`]s (schema version
 //! [`SCHEMA_VERSION`], documented in `SCHEMA.md` and `schema/output-v1.schema.json`),
 //! each with an idempotency key `"{feed}:{epoch}:{session}:{seq}"` that consumers use to
 //! drop the duplicates that at-least-once transports may deliver.
@@ -58,6 +60,7 @@ mod buffer;
 pub mod config;
 mod error;
 pub mod file;
+pub mod health;
 pub mod http;
 #[cfg(feature = "kafka")]
 pub mod kafka;
@@ -66,6 +69,7 @@ pub mod nats;
 mod rt;
 pub mod schema;
 mod secret;
+pub mod shared;
 mod stats;
 pub mod stdout;
 mod template;
@@ -79,6 +83,7 @@ pub use config::{
 pub use config::{KafkaAcks, KafkaCompression, KafkaSinkConfig};
 pub use error::SinkError;
 pub use file::FileSink;
+pub use health::{health_record, HEALTH_SCHEMA_V1, HEALTH_SCHEMA_VERSION};
 pub use http::WebhookSink;
 #[cfg(feature = "kafka")]
 pub use kafka::KafkaSink;
@@ -86,7 +91,8 @@ pub use mqtt::MqttSink;
 pub use nats::NatsSink;
 pub use schema::{OutputRecord, SCHEMA_VERSION};
 pub use secret::Secret;
-pub use stats::{SinkStats, SinkStatsSnapshot};
+pub use shared::{SharedSink, SharedSinkHandle};
+pub use stats::{FeedSinkSnapshot, SinkStats, SinkStatsSnapshot};
 pub use stdout::StdoutSink;
 
 /// The JSON Schema (draft 2020-12) of [`OutputRecord`] version 1, as shipped in

@@ -1,13 +1,51 @@
 //! JSON views of diagnostics and health events for the API.
 
-use nv_core::health::HealthEvent;
+use nv_core::feed_state::{FeedState, LastError};
 use nv_core::metrics::HistogramSnapshot;
+use nv_core::time::WallTs;
 use nv_runtime::{FeedDiagnostics, RuntimeDiagnostics};
 use serde_json::{json, Value};
 
 fn latency(h: &HistogramSnapshot) -> Value {
     let us = |q: f64| u64::try_from(h.quantile(q).as_micros()).unwrap_or(u64::MAX);
     json!({ "count": h.count, "p50_micros": us(0.5), "p99_micros": us(0.99), "max_micros": h.max_nanos / 1_000 })
+}
+
+fn micros(t: WallTs) -> Value {
+    json!(t.is_known().then(|| t.as_micros()))
+}
+
+/// `{name, ...}`: the state's name plus what belongs to it.
+pub fn state(s: &FeedState) -> Value {
+    let mut v = json!({ "name": s.name() });
+    match s {
+        FeedState::Reconnecting {
+            attempt,
+            next_try_at,
+        } => {
+            v["attempt"] = json!(attempt);
+            v["next_try_at_micros"] = micros(*next_try_at);
+        }
+        FeedState::Failed { kind, cause } => {
+            v["kind"] = json!(kind.as_str());
+            v["cause"] = json!(cause);
+        }
+        FeedState::Stopped { reason } => {
+            v["reason"] = json!(reason.code());
+        }
+        _ => {}
+    }
+    v
+}
+
+pub fn last_error(e: &LastError) -> Value {
+    json!({
+        "kind": e.kind.as_str(),
+        "message": e.message,
+        "first_at_micros": micros(e.first_at),
+        "last_at_micros": micros(e.last_at),
+        "count": e.count,
+    })
 }
 
 pub fn feed(d: &FeedDiagnostics) -> Value {
@@ -24,6 +62,8 @@ pub fn feed(d: &FeedDiagnostics) -> Value {
         "paused": d.paused,
         "uptime_secs": d.uptime.as_secs_f64(),
         "stop_reason": d.stop_reason.as_ref().map(ToString::to_string),
+        "state": state(&d.state),
+        "last_error": d.last_error.as_ref().map(last_error),
         "metrics": {
             "frames_received": m.frames_received,
             "frames_sampled_out": m.frames_sampled_out,
@@ -74,10 +114,4 @@ pub fn runtime(d: &RuntimeDiagnostics) -> Value {
             "avg_fill_ratio": b.avg_fill_ratio(),
         })).collect::<Vec<_>>(),
     })
-}
-
-/// Every event carries its stable name and feed; details are the event's (already
-/// sanitised) debug form.
-pub fn event(e: &HealthEvent) -> Value {
-    json!({ "event": e.name(), "feed_id": e.feed_id().map(nv_core::FeedId::as_u64), "detail": format!("{e:?}") })
 }

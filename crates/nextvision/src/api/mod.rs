@@ -5,13 +5,13 @@
 //! stable `code`. Handlers only talk to the runtime through its handle, so a bad request
 //! cannot disturb running feeds.
 
+pub mod events;
 mod json;
 mod snapshot;
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -23,11 +23,8 @@ use axum::{Json, Router};
 use nv_core::error::{NvError, RuntimeError};
 use nv_core::id::FeedId;
 use nv_metrics::HealthCounters;
-use nv_runtime::broadcast::RecvError;
 use nv_runtime::RuntimeHandle;
 use serde_json::{json, Value};
-use tokio_stream::wrappers::ReceiverStream;
-use tokio_stream::StreamExt as _;
 
 pub use snapshot::SnapshotStore;
 
@@ -41,7 +38,11 @@ pub struct AppState {
     pub health: HealthCounters,
     pub snapshots: SnapshotStore,
     pub ready: Arc<AtomicBool>,
-    pub sink_monitor: Arc<crate::sink_monitor::SinkMonitor>,
+    /// The declared sinks, shared by the feeds that name them.
+    pub sinks: Arc<crate::sinks::SinkSet>,
+    /// Serialises feed additions so two requests cannot both claim one name.
+    pub add_lock: Arc<tokio::sync::Mutex<()>>,
+    pub events: Arc<events::EventHub>,
 }
 
 /// An API error: HTTP status, stable code, human message (never credentials).
@@ -66,7 +67,8 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut body = json!({ "code": self.code, "message": self.message });
+        let message = nv_core::security::redact_urls_in_string(&self.message);
+        let mut body = json!({ "code": self.code, "message": message });
         if let Some(d) = self.details {
             body["details"] = d;
         }
@@ -111,14 +113,27 @@ impl From<NvError> for ApiError {
     }
 }
 
-fn parse_feed_id(raw: &str) -> Result<FeedId, ApiError> {
-    raw.parse::<u64>().map(FeedId::new).map_err(|_| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_feed_id",
-            format!("`{raw}` is not a feed id"),
-        )
-    })
+/// A feed by numeric id or by name (names are never all digits, so the two cannot clash).
+fn find_feed(s: &AppState, raw: &str) -> Result<nv_runtime::FeedHandle, ApiError> {
+    if let Ok(n) = raw.parse::<u64>() {
+        let id = FeedId::new(n);
+        return s
+            .runtime
+            .feed(id)
+            .ok_or_else(|| RuntimeError::FeedNotFound { feed_id: id }.into());
+    }
+    s.runtime
+        .feeds()
+        .into_iter()
+        .find(|f| f.name() == raw)
+        .ok_or_else(|| {
+            let shown: String = raw.chars().take(nv_core::limits::MAX_NAME_CHARS).collect();
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "feed_not_found",
+                format!("no feed with id or name `{}`", shown.escape_debug()),
+            )
+        })
 }
 
 /// Constant-time comparison, so response timing does not leak the token.
@@ -175,20 +190,113 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .merge(protected)
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .layer(middleware::from_fn(announced_body_limit))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_REQUEST_BYTES))
+        .layer(middleware::map_response(json_errors))
         .with_state(state)
 }
 
-async fn readyz(State(s): State<AppState>) -> Response {
-    if s.ready.load(Ordering::SeqCst) {
-        (StatusCode::OK, "ready").into_response()
+/// Largest request body the API reads (a feed definition is a few hundred bytes).
+pub const MAX_REQUEST_BYTES: usize = 1024 * 1024;
+
+/// Refuses a body announced (Content-Length) above the limit before reading any of it;
+/// chunked bodies are cut at the limit by `DefaultBodyLimit`.
+async fn announced_body_limit(request: Request, next: Next) -> Response {
+    let announced = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > MAX_REQUEST_BYTES as u64) {
+        return ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("the request body must be at most {MAX_REQUEST_BYTES} bytes"),
+        )
+        .into_response();
+    }
+    next.run(request).await
+}
+
+/// Gives every error status the JSON `{code, message}` body, including the ones axum
+/// answers itself (405 wrong method, 413 body too large, 415, 422 ...).
+async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let code = match status {
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "body_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::UNPROCESSABLE_ENTITY => "unprocessable",
+        StatusCode::BAD_REQUEST => "bad_request",
+        StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+        s if s.is_server_error() => "internal",
+        _ => "client_error",
+    };
+    let (mut parts, body) = response.into_parts();
+    // axum's own rejection text is short and names no credentials; cap it anyway.
+    let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+    let detail = String::from_utf8_lossy(&text).trim().to_owned();
+    let message = if detail.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_owned()
     } else {
-        ApiError::new(
+        detail
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    let body =
+        json!({ "code": code, "message": nv_core::security::redact_urls_in_string(&message) });
+    Response::from_parts(parts, axum::body::Body::from(body.to_string()))
+}
+
+/// Ready once started and not draining, and (with `ready_requires_feeds`, the default)
+/// while no feed has failed.
+async fn readyz(State(s): State<AppState>) -> Response {
+    if !s.ready.load(Ordering::SeqCst) {
+        return ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "not_ready",
             "starting or shutting down",
         )
-        .into_response()
+        .into_response();
     }
+    if s.config.api.ready_requires_feeds {
+        let failed: Vec<Value> = s
+            .runtime
+            .feeds()
+            .iter()
+            .filter_map(|f| match f.state() {
+                nv_core::FeedState::Failed { kind, cause } => Some(json!({
+                    "id": f.id().as_u64(),
+                    "name": f.name(),
+                    "kind": kind.as_str(),
+                    "cause": cause,
+                })),
+                _ => None,
+            })
+            .collect();
+        if !failed.is_empty() {
+            let mut e = ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "feeds_failed",
+                format!("{} feed(s) failed", failed.len()),
+            );
+            e.details = Some(Value::Array(failed));
+            return e.into_response();
+        }
+    }
+    (StatusCode::OK, "ready").into_response()
 }
 
 async fn list_feeds(State(s): State<AppState>) -> Json<Value> {
@@ -205,11 +313,7 @@ async fn get_feed(
     State(s): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let id = parse_feed_id(&id)?;
-    let feed = s
-        .runtime
-        .feed(id)
-        .ok_or(RuntimeError::FeedNotFound { feed_id: id })?;
+    let feed = find_feed(&s, &id)?;
     Ok(Json(json::feed(&feed.diagnostics())))
 }
 
@@ -219,7 +323,17 @@ async fn add_feed(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let value: Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.to_string()))?;
-    let spec = crate::assemble::feed_from_json(&s.config, value).map_err(|problems| {
+    if !value.is_object() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            "the body must be a JSON object with the [[feeds]] keys",
+        ));
+    }
+    let _adding = s.add_lock.lock().await;
+    let running = s.runtime.feeds();
+    let taken = |name: &str| running.iter().any(|f| f.name() == name);
+    let spec = crate::assemble::feed_from_json(&s.config, value, &taken).map_err(|problems| {
         let mut e = ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_config",
@@ -228,12 +342,13 @@ async fn add_feed(
         e.details = Some(json!(problems));
         e
     })?;
-    let (sink, stats) = crate::assemble::feed_sink(&s.config, &spec)
+    let (sink, factory) = s
+        .sinks
+        .feed_sink(&spec)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_config", e.to_string()))?;
-    let config = crate::assemble::feed_config(&spec, sink, false)
+    let config = crate::assemble::feed_config(&spec, sink, Some(factory), false)
         .map_err(|e| ApiError::from(NvError::from(e)))?;
     let handle = s.runtime.add_feed(config)?;
-    s.sink_monitor.watch(handle.id(), stats);
     Ok((StatusCode::CREATED, Json(json::feed(&handle.diagnostics()))))
 }
 
@@ -241,7 +356,7 @@ async fn remove_feed(
     State(s): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let id = parse_feed_id(&id)?;
+    let id = find_feed(&s, &id)?.id();
     let runtime = s.runtime.clone();
     // Removal joins the worker (bounded): keep it off the async threads.
     tokio::task::spawn_blocking(move || runtime.remove_feed(id))
@@ -257,11 +372,7 @@ async fn pause_feed(
     State(s): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let id = parse_feed_id(&id)?;
-    s.runtime
-        .feed(id)
-        .ok_or(RuntimeError::FeedNotFound { feed_id: id })?
-        .pause()?;
+    find_feed(&s, &id)?.pause()?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -269,11 +380,7 @@ async fn resume_feed(
     State(s): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let id = parse_feed_id(&id)?;
-    s.runtime
-        .feed(id)
-        .ok_or(RuntimeError::FeedNotFound { feed_id: id })?
-        .resume()?;
+    find_feed(&s, &id)?.resume()?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -282,7 +389,9 @@ async fn diagnostics(State(s): State<AppState>) -> Json<Value> {
 }
 
 async fn metrics(State(s): State<AppState>) -> Response {
-    let text = nv_metrics::render_prometheus(&s.runtime.diagnostics(), &s.health);
+    let mut text = nv_metrics::render_prometheus(&s.runtime.diagnostics(), &s.health);
+    nv_metrics::render_build_info(&mut text, &crate::build_info());
+    nv_metrics::render_process_metrics(&mut text);
     (
         [(
             header::CONTENT_TYPE,
@@ -297,10 +406,7 @@ async fn snapshot_jpeg(
     State(s): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let id = parse_feed_id(&id)?;
-    if s.runtime.feed(id).is_none() {
-        return Err(RuntimeError::FeedNotFound { feed_id: id }.into());
-    }
+    let id = find_feed(&s, &id)?.id();
     let jpeg = s
         .snapshots
         .jpeg(id)
@@ -308,30 +414,70 @@ async fn snapshot_jpeg(
     Ok(([(header::CONTENT_TYPE, "image/jpeg")], jpeg).into_response())
 }
 
-/// Health events as Server-Sent Events, one JSON object per event.
+#[derive(serde::Deserialize)]
+struct EventsQuery {
+    /// Replay kept records with a larger id (like `Last-Event-ID`, which wins).
+    after: Option<u64>,
+}
+
+/// Health records as Server-Sent Events (`id:` = record id, `data:` = the JSON record).
+/// A client that reconnects with `Last-Event-ID` (or passes `?after=ID`) first receives
+/// the kept records it missed; a new client receives every kept record. Clients are
+/// async streams on the API's runtime, capped by `api.max_event_clients`.
 async fn events(
     State(s): State<AppState>,
-) -> Sse<impl tokio_stream::Stream<Item = Result<Event, Infallible>>> {
-    let (tx, rx) = tokio::sync::mpsc::channel::<Value>(256);
-    let mut sub = s.runtime.health_subscribe();
-    // The subscription is a blocking receiver: bridge it on a blocking thread that ends
-    // when the client goes away or the runtime shuts down.
-    tokio::task::spawn_blocking(move || loop {
-        let msg = match sub.recv_timeout(Duration::from_secs(1)) {
-            Ok(e) => json::event(&e),
-            Err(RecvError::Lagged(n)) => json!({ "event": "subscriber_lagged", "missed": n }),
-            Err(RecvError::Timeout) => {
-                if tx.is_closed() {
-                    return;
-                }
-                continue;
-            }
-            Err(RecvError::Closed) => return,
-        };
-        if tx.blocking_send(msg).is_err() {
-            return;
+    axum::extract::Query(q): axum::extract::Query<EventsQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let Some(slot) = s.events.try_client() else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too_many_event_clients",
+            format!(
+                "{} event stream clients are connected (api.max_event_clients)",
+                s.config.api.max_event_clients
+            ),
+        ));
+    };
+    let last_id = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .or(q.after);
+    let sub = s.events.subscribe(last_id);
+    let mut backlog = sub.backlog;
+    if sub.missed > 0 {
+        // Say so first: the history no longer holds everything after the client's id.
+        backlog.push_front(Arc::new(events::Record {
+            id: 0,
+            json: events::lagged_record(sub.missed),
+        }));
+    }
+    let state = (backlog, sub.live, slot);
+    let stream = futures_util::stream::unfold(state, |(mut backlog, mut live, slot)| async move {
+        if let Some(r) = backlog.pop_front() {
+            let ev = sse_event(&r);
+            return Some((Ok::<_, Infallible>(ev), (backlog, live, slot)));
         }
+        let ev = match live.recv().await {
+            Ok(r) => sse_event(&r),
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                Event::default().data(events::lagged_record(n))
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+        };
+        Some((Ok(ev), (backlog, live, slot)))
     });
-    let stream = ReceiverStream::new(rx).map(|v| Ok(Event::default().data(v.to_string())));
-    Sse::new(stream).keep_alive(KeepAlive::default())
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}
+
+fn sse_event(r: &events::Record) -> Event {
+    // `id:` before `data:`, so line-by-line readers can pair them.
+    if r.id == 0 {
+        Event::default().data(&r.json)
+    } else {
+        Event::default().id(r.id.to_string()).data(&r.json)
+    }
 }

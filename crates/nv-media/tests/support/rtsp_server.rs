@@ -20,6 +20,8 @@ use parking_lot::Mutex;
 pub const USER: &str = "viewer";
 pub const SECRET: &str = "s3cr3tPw";
 
+/// A port that was free a moment ago: only for a restart that must reuse a known port or
+/// for an address nothing listens on. [`TestServer::start`] with port 0 lets the OS choose.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -34,6 +36,8 @@ pub struct TestServer {
     thread: Option<JoinHandle<()>>,
     valves: Arc<Mutex<Vec<gst::Element>>>,
     pub port: u16,
+    /// When each client connection was accepted (the server's own count of attempts).
+    pub connects: Arc<Mutex<Vec<std::time::Instant>>>,
 }
 
 const LAUNCH: &str = "( videotestsrc is-live=true pattern=ball \
@@ -43,10 +47,13 @@ const LAUNCH: &str = "( videotestsrc is-live=true pattern=ball \
     ! rtph264pay name=pay0 pt=96 config-interval=1 )";
 
 impl TestServer {
+    /// Starts serving on `port`; 0 lets the OS pick one (see [`TestServer::port`]).
     pub fn start(port: u16, with_auth: bool) -> Self {
         nv_media::init().unwrap();
         let valves: Arc<Mutex<Vec<gst::Element>>> = Arc::default();
         let thread_valves = Arc::clone(&valves);
+        let connects: Arc<Mutex<Vec<std::time::Instant>>> = Arc::default();
+        let thread_connects = Arc::clone(&connects);
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         let thread = std::thread::Builder::new()
             .name("test-rtsp-server".into())
@@ -57,6 +64,9 @@ impl TestServer {
                     let server = rtsp::RTSPServer::new();
                     server.set_address("127.0.0.1");
                     server.set_service(&port.to_string());
+                    server.connect_client_connected(move |_, _| {
+                        thread_connects.lock().push(std::time::Instant::now());
+                    });
                     let factory = rtsp::RTSPMediaFactory::new();
                     factory.set_launch(LAUNCH);
                     factory.set_shared(false);
@@ -82,7 +92,8 @@ impl TestServer {
                     }
                     server.mount_points().unwrap().add_factory("/x", factory);
                     let id = server.attach(Some(&ctx)).unwrap();
-                    tx.send(main_loop.clone()).unwrap();
+                    let bound = u16::try_from(server.bound_port()).unwrap();
+                    tx.send((main_loop.clone(), bound)).unwrap();
                     main_loop.run();
                     // Killed: drop every client connection and stop listening.
                     server.client_filter(Some(&mut |_, _| rtsp::RTSPFilterResult::Remove));
@@ -93,13 +104,19 @@ impl TestServer {
                 .unwrap();
             })
             .unwrap();
-        let main_loop = rx.recv().unwrap();
+        let (main_loop, port) = rx.recv().unwrap();
         Self {
             main_loop,
             thread: Some(thread),
             valves,
             port,
+            connects,
         }
+    }
+
+    /// The URL of `path` with these credentials.
+    pub fn url_with(&self, user: &str, password: &str, path: &str) -> String {
+        format!("rtsp://{user}:{password}@127.0.0.1:{}{path}", self.port)
     }
 
     pub fn url(&self, credentials: bool) -> String {

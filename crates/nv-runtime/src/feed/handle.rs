@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use nv_core::error::RuntimeError;
-use nv_core::health::StopReason;
+use nv_core::feed_state::{FeedState, LastError};
+use nv_core::health::{HealthEvent, StopReason};
 use nv_core::id::{FeedId, StageId};
 use nv_core::metrics::{FeedMetrics, HistogramSnapshot, StageMetrics};
 use nv_core::time::MonotonicTs;
@@ -50,6 +51,10 @@ pub struct FeedDiagnostics {
     pub receive_to_sink: HistogramSnapshot,
     pub queue_hold: HistogramSnapshot,
     pub stop_reason: Option<StopReason>,
+    /// Where the feed is in its life (the same value everywhere).
+    pub state: FeedState,
+    /// The most recent error, with its cause chain, times and repeat count.
+    pub last_error: Option<LastError>,
 }
 
 /// A cloneable handle to one feed.
@@ -79,6 +84,16 @@ impl FeedHandle {
 
     pub fn stop_reason(&self) -> Option<StopReason> {
         self.shared.stop_reason.lock().clone()
+    }
+
+    /// The feed's current state.
+    pub fn state(&self) -> FeedState {
+        self.shared.status.state()
+    }
+
+    /// The most recent error the feed met (kept after recovery, for diagnosis).
+    pub fn last_error(&self) -> Option<LastError> {
+        self.shared.status.last_error()
     }
 
     pub fn metrics(&self) -> FeedMetrics {
@@ -134,7 +149,9 @@ impl FeedHandle {
             return Err(RuntimeError::AlreadyPaused { feed_id });
         }
         c.paused = true;
+        self.shared.status.pause();
         drop(c);
+        self.shared.health.send(HealthEvent::FeedPaused { feed_id });
         self.shared.control.notify_all();
         if let Some(q) = self.shared.source_queue.lock().as_ref() {
             q.wake();
@@ -152,7 +169,11 @@ impl FeedHandle {
             return Err(RuntimeError::NotPaused { feed_id });
         }
         c.paused = false;
+        self.shared.status.resume();
         drop(c);
+        self.shared
+            .health
+            .send(HealthEvent::FeedResumed { feed_id });
         self.shared.control.notify_all();
         Ok(())
     }
@@ -183,6 +204,8 @@ impl FeedHandle {
             receive_to_sink: s.counters.receive_to_sink.snapshot(),
             queue_hold: s.counters.queue_hold.snapshot(),
             stop_reason: self.stop_reason(),
+            state: self.state(),
+            last_error: self.last_error(),
         }
     }
 }

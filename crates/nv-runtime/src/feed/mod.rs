@@ -3,6 +3,7 @@
 pub mod config;
 mod handle;
 pub(crate) mod shared;
+pub(crate) mod status;
 
 pub use config::{FeedConfig, FeedConfigBuilder, SinkOverflow};
 pub use handle::{FeedDiagnostics, FeedHandle, QueueTelemetry, StageDiagnostics};

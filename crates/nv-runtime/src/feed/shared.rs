@@ -11,12 +11,13 @@ use nv_core::time::MonotonicTs;
 use nv_frame::FrameEnvelope;
 use parking_lot::Mutex;
 
+use super::status::FeedStatus;
 use crate::broadcast;
-use crate::metrics::FeedCounters;
 use crate::output::SharedOutput;
 use crate::queue::BoundedQueue;
 use crate::source::DecodeStatus;
 use crate::sync::Waiter;
+use nv_io::FeedCounters;
 
 /// Control-plane flags, guarded together so a single condvar serves pause, stop and the
 /// restart delay.
@@ -89,6 +90,8 @@ pub(crate) struct FeedShared {
     pub stopped_emitted: AtomicBool,
     pub busy: Arc<StageBusy>,
     pub stage_stall_timeout: std::time::Duration,
+    /// State and last error (one source of truth).
+    pub status: Arc<FeedStatus>,
 }
 
 impl std::fmt::Debug for FeedShared {
@@ -123,6 +126,8 @@ impl FeedShared {
             return;
         }
         *self.stop_reason.lock() = Some(reason.clone());
+        self.status
+            .set(nv_core::feed_state::FeedState::ended(reason.clone()));
         self.health.send(HealthEvent::FeedStopped {
             feed_id: self.id,
             reason,
@@ -135,6 +140,8 @@ impl FeedShared {
         let first = !self.stopped_emitted.swap(true, Ordering::SeqCst);
         if first {
             *self.stop_reason.lock() = Some(reason.clone());
+            self.status
+                .set(nv_core::feed_state::FeedState::ended(reason.clone()));
         }
         self.control.lock().finished = true;
         self.control.notify_all();

@@ -7,13 +7,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use nv_core::error::{MediaError, RuntimeError};
+use nv_core::error::{cause_chain, ErrorKind, FailureKind as Kind, MediaError, RuntimeError};
+use nv_core::feed_state::FeedState;
 use nv_core::health::{DropReason, HealthEvent, StopReason};
 use nv_core::id::StageId;
 use nv_core::source::SourceSpec;
 use nv_core::time::MonotonicTs;
 use nv_frame::FrameEnvelope;
-use parking_lot::Mutex;
 
 use crate::broadcast;
 use crate::detached::DetachedThreads;
@@ -22,10 +22,11 @@ use crate::feed::config::FeedConfig;
 use crate::feed::shared::FeedShared;
 use crate::output::{OutputSink, SharedOutput, SinkFactory};
 use crate::queue::{BoundedQueue, Overflow, Pop};
-use crate::source::sink::SinkShared;
-use crate::source::{FrameSink, Source, SourceContext, SourceEnd, SourceFactory, SourceStatus};
+use crate::source::{
+    FrameSink, FrameSinkParts, Source, SourceContext, SourceEnd, SourceFactory, SourceObserver,
+    SourceStatus,
+};
 use crate::sync::OneShot;
-use crate::throttle::Throttle;
 use restart::{FailureKind, RestartBudget, RestartDecision};
 use sink::{SinkParams, SinkWorker};
 
@@ -34,7 +35,12 @@ use sink::{SinkParams, SinkWorker};
 enum SessionEnd {
     StopRequested,
     EndOfStream,
-    SourceFailed(MediaError),
+    /// The source failed; `recorded` when the error is already in the feed's last error
+    /// (the source ended through `FrameSink::fail`).
+    SourceFailed {
+        error: MediaError,
+        recorded: bool,
+    },
     StagePanic(StageId),
     StageStartFailed(StageId, String),
 }
@@ -135,22 +141,57 @@ impl Worker {
                 .session_started_at
                 .store(started.as_nanos(), Ordering::Relaxed);
             let end = self.run_session();
+            let status = &self.shared.status;
             let (kind, detail) = match end {
                 SessionEnd::StopRequested => return StopReason::UserRequested,
                 SessionEnd::EndOfStream => {
+                    if matches!(self.spec, SourceSpec::File { .. })
+                        && self.shared.counters.frames_received.load(Ordering::Relaxed) == 0
+                    {
+                        let cause = MediaError::NoPlayableStream {
+                            detail: "the file ended without a single decodable frame".into(),
+                        }
+                        .to_string();
+                        status.record_error(Kind::NoPlayableStream, cause.clone());
+                        return StopReason::SourceFailed {
+                            kind: Kind::NoPlayableStream,
+                            cause,
+                        };
+                    }
                     self.shared.health.send(HealthEvent::SourceEos {
                         feed_id: self.shared.id,
                     });
                     return StopReason::EndOfStream;
                 }
-                SessionEnd::SourceFailed(e) => (FailureKind::Source, format!("source failed: {e}")),
-                SessionEnd::StagePanic(id) => {
-                    (FailureKind::StagePanic, format!("stage {id} panicked"))
+                SessionEnd::SourceFailed { error, recorded } => {
+                    if !recorded {
+                        status.record_media_error(&error);
+                    }
+                    // A file does not change by reading it again, and a permanent error
+                    // fails the same way: stop now, with the cause, instead of restarting.
+                    if error.kind() == ErrorKind::Permanent
+                        || matches!(self.spec, SourceSpec::File { .. })
+                    {
+                        return StopReason::SourceFailed {
+                            kind: error.failure_kind(),
+                            cause: cause_chain(&error),
+                        };
+                    }
+                    (
+                        FailureKind::Source,
+                        format!("source failed: {}", cause_chain(&error)),
+                    )
                 }
-                SessionEnd::StageStartFailed(id, e) => (
-                    FailureKind::StageStartFailed,
-                    format!("stage {id} failed to start: {e}"),
-                ),
+                SessionEnd::StagePanic(id) => {
+                    let detail = format!("stage {id} panicked");
+                    status.record_error(Kind::StagePanic, detail.clone());
+                    (FailureKind::StagePanic, detail)
+                }
+                SessionEnd::StageStartFailed(id, e) => {
+                    let detail = format!("stage {id} failed to start: {e}");
+                    status.record_error(Kind::StageStartFailed, detail.clone());
+                    (FailureKind::StageStartFailed, detail)
+                }
             };
             let lifetime = self.shared.clock.now().saturating_duration_since(started);
             match self.budget.on_failure(kind, &detail, lifetime) {
@@ -163,6 +204,10 @@ impl Worker {
                         .counters
                         .restarts
                         .store(restart_count, Ordering::Relaxed);
+                    self.shared.status.set(FeedState::Reconnecting {
+                        attempt: restart_count,
+                        next_try_at: wall_after(self.shared.clock.wall_now(), self.restart_delay),
+                    });
                     self.shared.health.send(HealthEvent::FeedRestarting {
                         feed_id: self.shared.id,
                         restart_count,
@@ -201,29 +246,24 @@ impl Worker {
             return SessionEnd::StopRequested;
         }
         if let Err((id, e)) = self.executor.start_stages() {
-            return SessionEnd::StageStartFailed(id, e.to_string());
+            return SessionEnd::StageStartFailed(id, cause_chain(&e));
         }
+        self.shared.status.set(FeedState::Connecting);
         let queue = BoundedQueue::new(self.queue_depth, self.shared.clock.clone());
         *self.shared.source_queue.lock() = Some(Arc::clone(&queue));
-        let frame_sink = FrameSink {
-            inner: Arc::new(SinkShared {
-                feed_id: self.shared.id,
-                queue: Arc::clone(&queue),
-                overflow: self.overflow,
-                counters: Arc::clone(&self.shared.counters),
-                health: self.shared.health.clone(),
-                clock: self.shared.clock.clone(),
-                next_seq: Arc::clone(&self.next_seq),
-                last_ts: Arc::clone(&self.last_ts),
-                end: Mutex::new(None),
-                drop_throttle: Mutex::new(Throttle::new(self.throttle_window)),
-                min_interval_nanos: self
-                    .source_ctx
-                    .max_fps
-                    .map_or(0, |fps| (0.95e9 / fps) as u64),
-                last_accepted_ts: AtomicU64::new(u64::MAX),
-            }),
-        };
+        let frame_sink = FrameSink::new(FrameSinkParts {
+            feed_id: self.shared.id,
+            queue: Arc::clone(&queue),
+            overflow: self.overflow,
+            counters: Arc::clone(&self.shared.counters),
+            health: self.shared.health.clone(),
+            clock: self.shared.clock.clone(),
+            next_seq: Arc::clone(&self.next_seq),
+            last_ts: Arc::clone(&self.last_ts),
+            throttle_window: self.throttle_window,
+            max_fps: self.source_ctx.max_fps,
+            observer: Arc::clone(&self.shared.status) as Arc<dyn SourceObserver>,
+        });
         // A stop requested before the queue was published must still be seen.
         if self.shared.stop_requested() {
             queue.wake();
@@ -242,11 +282,17 @@ impl Worker {
 
         let mut source: Option<Box<dyn Source>> = None;
         let end = match self.factory.create(&self.source_ctx) {
-            Err(e) => SessionEnd::SourceFailed(e),
+            Err(error) => SessionEnd::SourceFailed {
+                error,
+                recorded: false,
+            },
             Ok(mut s) => match s.start(frame_sink.clone()) {
-                Err(e) => {
+                Err(error) => {
                     source = Some(s);
-                    SessionEnd::SourceFailed(e)
+                    SessionEnd::SourceFailed {
+                        error,
+                        recorded: false,
+                    }
                 }
                 Ok(()) => {
                     let end = self.process_loop(s.as_mut(), &queue, &frame_sink, &mut sink_worker);
@@ -311,6 +357,8 @@ impl Worker {
                     if let Err(e) = source.resume() {
                         tracing::warn!(feed_id = %self.shared.id, error = %e, "source resume failed");
                     }
+                    // The source may have reopened: let it arm its watchdogs now.
+                    next_tick = Some(clock.now());
                     continue;
                 }
             }
@@ -323,12 +371,18 @@ impl Worker {
                 }
                 Pop::Woken | Pop::TimedOut => true,
                 Pop::Closed => {
-                    return match frame_sink.inner.end.lock().clone() {
+                    return match frame_sink.end_reason() {
                         Some(SourceEnd::EndOfStream) if self.spec.ends_at_eos() => {
                             SessionEnd::EndOfStream
                         }
-                        Some(SourceEnd::EndOfStream) => SessionEnd::SourceFailed(MediaError::Eos),
-                        Some(SourceEnd::Failed(e)) => SessionEnd::SourceFailed(e),
+                        Some(SourceEnd::EndOfStream) => SessionEnd::SourceFailed {
+                            error: MediaError::Eos,
+                            recorded: false,
+                        },
+                        Some(SourceEnd::Failed(error)) => SessionEnd::SourceFailed {
+                            error,
+                            recorded: true,
+                        },
                         None => SessionEnd::StopRequested,
                     };
                 }
@@ -337,14 +391,19 @@ impl Worker {
                 let outcome = source.tick(clock.now());
                 *self.shared.decode_status.lock() = source.decode_status();
                 if outcome.status == SourceStatus::Stopped {
-                    let err = match frame_sink.inner.end.lock().clone() {
-                        Some(SourceEnd::Failed(e)) => e,
-                        _ => MediaError::ConnectionFailed {
-                            redacted_url: self.spec.redacted(),
-                            detail: "source stopped (reconnect budget exhausted)".into(),
+                    return match frame_sink.end_reason() {
+                        Some(SourceEnd::Failed(error)) => SessionEnd::SourceFailed {
+                            error,
+                            recorded: true,
+                        },
+                        _ => SessionEnd::SourceFailed {
+                            error: MediaError::ConnectionFailed {
+                                redacted_url: self.spec.redacted(),
+                                detail: "source stopped (reconnect budget exhausted)".into(),
+                            },
+                            recorded: false,
                         },
                     };
-                    return SessionEnd::SourceFailed(err);
                 }
                 next_tick = outcome.next_tick;
             }
@@ -359,6 +418,7 @@ impl Worker {
     ) -> Option<SessionEnd> {
         let counters = &self.shared.counters;
         counters.frames_dequeued.fetch_add(1, Ordering::Relaxed);
+        self.shared.status.on_frame();
         let dequeued_at = self.shared.clock.now();
         counters
             .queue_hold
@@ -385,4 +445,12 @@ impl Worker {
             FrameOutcome::Panicked(id) => Some(SessionEnd::StagePanic(id)),
         }
     }
+}
+
+fn wall_after(now: nv_core::time::WallTs, d: std::time::Duration) -> nv_core::time::WallTs {
+    if !now.is_known() {
+        return now;
+    }
+    let micros = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+    nv_core::time::WallTs::from_micros(now.as_micros().saturating_add(micros))
 }

@@ -69,6 +69,7 @@ impl RestartBudget {
         if self.in_window >= p.max_restarts {
             return RestartDecision::Stop(StopReason::RestartLimitExceeded {
                 restart_count: self.total,
+                cause: detail.to_owned(),
             });
         }
         self.in_window += 1;
@@ -105,7 +106,10 @@ mod tests {
         );
         assert_eq!(
             b.on_failure(FailureKind::Source, "x", SHORT),
-            RestartDecision::Stop(StopReason::RestartLimitExceeded { restart_count: 2 })
+            RestartDecision::Stop(StopReason::RestartLimitExceeded {
+                restart_count: 2,
+                cause: "x".into()
+            })
         );
     }
 
