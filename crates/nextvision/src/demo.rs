@@ -22,9 +22,27 @@ pub struct DemoArgs {
     /// Frames per second of each feed.
     #[arg(long, default_value_t = 30.0)]
     fps: f64,
+    /// A real clip instead of generated feeds: person detector -> tracker -> counting
+    /// line, then a summary of what was seen (needs `--features model`).
+    #[arg(long)]
+    video: Option<String>,
+    /// Catalog model used with `--video`.
+    #[arg(long, default_value = "person-ssdlite")]
+    model: String,
+    /// Normalised x of the vertical counting line used with `--video`.
+    #[arg(long, default_value_t = 0.5)]
+    line_x: f32,
 }
 
 pub fn run(args: &DemoArgs) -> anyhow::Result<std::process::ExitCode> {
+    if let Some(video) = &args.video {
+        #[cfg(feature = "model")]
+        return crate::demo_video::run(video, &args.model, args.line_x);
+        #[cfg(not(feature = "model"))]
+        anyhow::bail!(
+            "demo --video {video} needs the person detector: build with `--features model`"
+        );
+    }
     let runtime = Runtime::builder().build().context("building runtime")?;
     let mut health = runtime.health_subscribe();
     let mut feeds = Vec::new();

@@ -4,12 +4,15 @@ mod api;
 mod assemble;
 mod config;
 mod demo;
+#[cfg(feature = "model")]
+mod demo_video;
 mod docs;
 #[cfg(test)]
 mod fuzz_drivers;
 mod media;
 #[cfg(all(test, feature = "model"))]
 mod model_once;
+mod models;
 mod process;
 mod registry;
 mod run;
@@ -96,6 +99,11 @@ enum Command {
     Run(run::RunArgs),
     /// Process one video (file or URL): JSON lines out, progress and a summary table.
     Process(process::ProcessArgs),
+    /// The model catalog: list, fetch (download once, hash-checked) and verify.
+    Models {
+        #[command(subcommand)]
+        command: models::ModelsCommand,
+    },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
     Completions(docs::CompletionsArgs),
     /// Print the manual page (roff) to stdout, or write one page per command with --out-dir.
@@ -113,6 +121,7 @@ fn main() -> ExitCode {
         } => validate(&file, no_environment),
         Command::Run(args) => run::run(&args),
         Command::Process(args) => process::run(&args),
+        Command::Models { command } => models::run(&command),
         Command::Completions(args) => {
             docs::completions(&args, <Cli as clap::CommandFactory>::command())
         }

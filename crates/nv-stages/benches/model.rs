@@ -1,5 +1,6 @@
 //! Model detector latency: PP-OCRv4 text detection (real model from PyPI, see
-//! tests/model_fixtures/support.rs) per frame and per batch of 8, plus the detector's own
+//! tests/model_fixtures/support.rs) per frame and per batch of 8; the TF-OD SSDLite person
+//! detector (frozen TensorFlow graph, 300x300) per frame; plus the detector's own
 //! overheads (letterbox preprocessing, YOLO decode + NMS).
 //!
 //! `cargo bench -p nv-stages --features model --bench model`
@@ -77,6 +78,23 @@ fn bench_model(c: &mut Criterion) {
     g.finish();
 }
 
+fn bench_person(c: &mut Criterion) {
+    let path = support::skimage_image(
+        "astronaut.png",
+        "88431cd9653ccd539741b555fb0a46b61558b301d4110412b5bc28b5e3ea6cb5",
+    );
+    let frame = support::png_frame(&path);
+    let mut g = c.benchmark_group("model_detector_person_ssdlite_300");
+    g.sample_size(30).measurement_time(Duration::from_secs(8));
+    let cfg = ModelDetectorConfig::tf_object_detection_ssd(support::person_ssdlite_model(), 300);
+    let mut det = ModelDetector::new(cfg).expect("person model loads");
+    assert_eq!(det.detect(&frame).expect("inference").len(), 1);
+    g.bench_function("per_frame_512x512_rgb", |b| {
+        b.iter(|| black_box(det.detect(&frame).expect("inference")))
+    });
+    g.finish();
+}
+
 fn bench_overheads(c: &mut Criterion) {
     let mut g = c.benchmark_group("model_detector_overheads");
     g.sample_size(30);
@@ -121,5 +139,5 @@ fn bench_overheads(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_model, bench_overheads);
+criterion_group!(benches, bench_person, bench_model, bench_overheads);
 criterion_main!(benches);

@@ -10,6 +10,7 @@
 //! the whole sequence.
 
 mod motchallenge;
+pub mod scenes;
 
 use std::collections::HashMap;
 

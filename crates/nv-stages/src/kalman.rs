@@ -126,6 +126,29 @@ impl BoxKalman {
         }
     }
 
+    /// Multiplies the size velocities by `factor` (coasting: with no evidence, a box
+    /// should not keep growing or shrinking at its last rate).
+    pub fn damp_size_velocity(&mut self, factor: f64) {
+        for axis in &mut self.axes[2..] {
+            axis.v *= factor;
+        }
+    }
+
+    /// Keeps width and height within `[min, max]` (per side), stopping any velocity that
+    /// pushes past a bound.
+    pub fn bound_size(&mut self, min: [f64; 2], max: [f64; 2]) {
+        for (k, axis) in self.axes[2..].iter_mut().enumerate() {
+            let (lo, hi) = (min[k].max(MIN_SIZE), max[k].max(min[k]).max(MIN_SIZE));
+            if axis.p < lo {
+                axis.p = lo;
+                axis.v = axis.v.max(0.0);
+            } else if axis.p > hi {
+                axis.p = hi;
+                axis.v = axis.v.min(0.0);
+            }
+        }
+    }
+
     /// Current box estimate.
     pub fn bbox(&self) -> BBox {
         let [cx, cy, w, h] = self.position();

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use nv_core::error::{ConfigError, ConfigProblem};
 
+use super::anchors::SsdAnchorGenerator;
+
 /// Largest accepted model input side, in pixels.
 pub const MAX_INPUT_SIDE: u32 = 8192;
 
@@ -78,6 +80,32 @@ pub enum DecoderKind {
         min_area: u32,
         unclip_ratio: f32,
     },
+    /// Raw SSD head: box encodings `[N, A, 4]` relative to anchors (TF Object Detection
+    /// API `(ty, tx, th, tw)`, each divided by its `scale_factors` entry) and class scores
+    /// `[N, A, C]` before `activation`. The anchors come from
+    /// [`ModelDetectorConfig::ssd_anchors`]. `background_class` is skipped; every other
+    /// class scoring above the threshold is a candidate (an anchor may yield several
+    /// classes, as in TF's multiclass NMS); class ids are score column indices. Boxes are
+    /// clipped to the input, then class-aware NMS follows.
+    AnchorSsd {
+        boxes_output: usize,
+        scores_output: usize,
+        scale_factors: [f32; 4],
+        activation: ScoreActivation,
+        background_class: Option<u32>,
+    },
+}
+
+/// How raw class scores become probabilities.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ScoreActivation {
+    /// Independent logistic per class (TF-OD `score_converter: SIGMOID`).
+    #[default]
+    Sigmoid,
+    /// Softmax across the classes of an anchor (TF-OD `SOFTMAX`).
+    Softmax,
+    /// Scores are already probabilities.
+    Identity,
 }
 
 impl DecoderKind {
@@ -105,8 +133,23 @@ impl DecoderKind {
             unclip_ratio: 1.5,
         }
     }
+    /// TF Object Detection API SSD head (cut before post-processing): outputs 0 and 1
+    /// are box encodings and class logits, scale factors 10, 10, 5, 5, sigmoid scores,
+    /// class 0 is the background.
+    pub const fn tf_object_detection_ssd() -> Self {
+        Self::AnchorSsd {
+            boxes_output: 0,
+            scores_output: 1,
+            scale_factors: [10.0, 10.0, 5.0, 5.0],
+            activation: ScoreActivation::Sigmoid,
+            background_class: Some(0),
+        }
+    }
     pub(crate) fn uses_nms(&self) -> bool {
-        matches!(self, Self::Yolo { .. } | Self::Ssd { .. })
+        matches!(
+            self,
+            Self::Yolo { .. } | Self::Ssd { .. } | Self::AnchorSsd { .. }
+        )
     }
 }
 
@@ -140,6 +183,61 @@ impl Default for Preprocess {
     }
 }
 
+/// How a frame is fitted into the model input.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ResizeMode {
+    /// Aspect ratio kept, centred, padded with `Preprocess::pad_value` (YOLO training).
+    #[default]
+    Letterbox,
+    /// Both axes scaled independently to fill the input (TF Object Detection API
+    /// `fixed_shape_resizer`): the way SSD models were trained, and what their scores
+    /// assume.
+    Stretch,
+}
+
+/// Memory layout of the model's image input.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum InputLayout {
+    /// `[N, 3, H, W]` (ONNX exports).
+    #[default]
+    Nchw,
+    /// `[N, H, W, 3]` (TensorFlow).
+    Nhwc,
+}
+
+/// Where a TensorFlow frozen graph is cut: the tensor fed with the preprocessed image and
+/// the tensors read back. Everything outside the cut (image decoding, resizing,
+/// post-processing loops tract cannot run) is dropped before the graph is loaded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TfGraphCut {
+    /// Node whose output becomes the image input (replaced by a placeholder).
+    pub input: String,
+    /// Output tensors, `node` or `node:port`, in decoder output order.
+    pub outputs: Vec<String>,
+}
+
+impl TfGraphCut {
+    /// The raw head of a TF Object Detection API SSD export: fed after the
+    /// `Preprocessor` scaling, read before `Postprocessor` (box encodings `Squeeze`,
+    /// class logits `concat_1`).
+    pub fn tf_object_detection_ssd() -> Self {
+        Self {
+            input: "Preprocessor/sub".into(),
+            outputs: vec!["Squeeze".into(), "concat_1".into()],
+        }
+    }
+}
+
+/// Model file format.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ModelFormat {
+    #[default]
+    Onnx,
+    /// A frozen TensorFlow `GraphDef` (`.pb`), cut as described.
+    TensorFlow(TfGraphCut),
+}
+
 /// How [`ModelBatchDetector`](super::ModelBatchDetector) runs a batch.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum BatchMode {
@@ -158,11 +256,16 @@ pub enum BatchMode {
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct ModelDetectorConfig {
-    /// ONNX file.
+    /// Model file (ONNX, or TensorFlow as `format` says).
     pub model_path: PathBuf,
-    /// Model input `(width, height)` in pixels; frames are letterboxed into it.
+    pub format: ModelFormat,
+    /// Model input `(width, height)` in pixels; frames are fitted into it by `resize`.
     pub input_size: (u32, u32),
+    pub resize: ResizeMode,
+    pub input_layout: InputLayout,
     pub decoder: DecoderKind,
+    /// Anchors of [`DecoderKind::AnchorSsd`] (required by it, unused otherwise).
+    pub ssd_anchors: Option<SsdAnchorGenerator>,
     /// Detections scoring below this are dropped (before NMS).
     pub confidence_threshold: f32,
     /// Same-class boxes overlapping a better one by more than this IoU are suppressed.
@@ -187,8 +290,12 @@ impl ModelDetectorConfig {
     ) -> Self {
         Self {
             model_path: model_path.into(),
+            format: ModelFormat::Onnx,
             input_size,
+            resize: ResizeMode::Letterbox,
+            input_layout: InputLayout::Nchw,
             decoder,
+            ssd_anchors: None,
             confidence_threshold: 0.25,
             nms_iou_threshold: 0.45,
             class_names: Vec::new(),
@@ -196,6 +303,32 @@ impl ModelDetectorConfig {
             preprocess: Preprocess::default(),
             batch_mode: BatchMode::PerItem,
         }
+    }
+
+    /// A TensorFlow Object Detection API SSD export (MobileNet V1/V2, SSDLite) with a
+    /// square input of `input_side` pixels: frozen graph cut at its raw head, default
+    /// anchors, stretched input scaled to [-1, 1], sigmoid scores, NMS IoU 0.6 as TF-OD's
+    /// configs, confidence 0.3.
+    pub fn tf_object_detection_ssd(model_path: impl Into<PathBuf>, input_side: u32) -> Self {
+        let mut c = Self::new(
+            model_path,
+            (input_side, input_side),
+            DecoderKind::tf_object_detection_ssd(),
+        );
+        c.format = ModelFormat::TensorFlow(TfGraphCut::tf_object_detection_ssd());
+        c.resize = ResizeMode::Stretch;
+        c.input_layout = InputLayout::Nhwc;
+        c.ssd_anchors = Some(SsdAnchorGenerator::mobilenet_ssd(input_side));
+        c.confidence_threshold = 0.3;
+        c.nms_iou_threshold = 0.6;
+        c.max_detections = 100;
+        c.preprocess = Preprocess {
+            pad_value: 128,
+            mean: [0.5; 3],
+            std: [0.5; 3],
+            channel_order: ChannelOrder::Rgb,
+        };
+        c
     }
 
     /// Checks every field, listing all problems found.
@@ -260,6 +393,33 @@ impl ModelDetectorConfig {
                     "must differ from decoder.boxes_output",
                 ));
             }
+            DecoderKind::AnchorSsd {
+                boxes_output,
+                scores_output,
+                scale_factors,
+                ..
+            } => {
+                if boxes_output == scores_output {
+                    problems.push(ConfigProblem::invalid(
+                        "decoder.scores_output",
+                        scores_output,
+                        "must differ from decoder.boxes_output",
+                    ));
+                }
+                for (i, f) in scale_factors.iter().enumerate() {
+                    if !(f.is_finite() && *f > 0.0) {
+                        problems.push(ConfigProblem::invalid(
+                            format!("decoder.scale_factors[{i}]"),
+                            f,
+                            "must be finite and positive",
+                        ));
+                    }
+                }
+                match &self.ssd_anchors {
+                    None => problems.push(ConfigProblem::missing("ssd_anchors")),
+                    Some(a) => problems.extend(a.problems("ssd_anchors")),
+                }
+            }
             DecoderKind::SegmentationMap {
                 threshold,
                 unclip_ratio,
@@ -281,6 +441,23 @@ impl ModelDetectorConfig {
                 }
             }
             _ => {}
+        }
+        if let ModelFormat::TensorFlow(cut) = &self.format {
+            if cut.input.trim().is_empty() {
+                problems.push(ConfigProblem::missing("format.input"));
+            }
+            if cut.outputs.is_empty() {
+                problems.push(ConfigProblem::missing("format.outputs"));
+            }
+            for (i, o) in cut.outputs.iter().enumerate() {
+                if o.trim().is_empty() {
+                    problems.push(ConfigProblem::invalid(
+                        format!("format.outputs[{i}]"),
+                        format!("{o:?}"),
+                        "must not be blank",
+                    ));
+                }
+            }
         }
         let p = &self.preprocess;
         for c in 0..3 {

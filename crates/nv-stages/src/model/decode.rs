@@ -2,7 +2,8 @@
 //! class-aware NMS. They work on plain `f32` slices with a shape so they can be tested on
 //! hand-built tensors; boxes come out in model-input pixels (`x1, y1, x2, y2`).
 
-use super::config::{BoxFormat, BoxUnits, DecoderKind, YoloLayout};
+use super::anchors::Anchor;
+use super::config::{BoxFormat, BoxUnits, DecoderKind, ScoreActivation, YoloLayout};
 
 /// A model output: row-major `f32` data and its shape (batch first).
 #[derive(Clone, Copy, Debug)]
@@ -65,6 +66,10 @@ pub struct Decoder {
     params: DecodeParams,
     visited: Vec<bool>,
     stack: Vec<u32>,
+    /// Anchors of [`DecoderKind::AnchorSsd`].
+    anchors: Vec<Anchor>,
+    /// Softmax scratch (one anchor's class scores).
+    probs: Vec<f32>,
 }
 
 impl Decoder {
@@ -74,7 +79,17 @@ impl Decoder {
             params,
             visited: Vec::new(),
             stack: Vec::new(),
+            anchors: Vec::new(),
+            probs: Vec::new(),
         }
+    }
+
+    /// Sets the anchors [`DecoderKind::AnchorSsd`] decodes against (see
+    /// [`SsdAnchorGenerator`](super::SsdAnchorGenerator)).
+    #[must_use]
+    pub fn with_anchors(mut self, anchors: Vec<Anchor>) -> Self {
+        self.anchors = anchors;
+        self
     }
 
     pub fn kind(&self) -> DecoderKind {
@@ -85,6 +100,11 @@ impl Decoder {
     pub fn outputs_needed(&self) -> usize {
         match self.kind {
             DecoderKind::Ssd {
+                boxes_output,
+                scores_output,
+                ..
+            }
+            | DecoderKind::AnchorSsd {
                 boxes_output,
                 scores_output,
                 ..
@@ -171,6 +191,31 @@ impl Decoder {
                 }
                 Ok(s[2])
             }
+            DecoderKind::AnchorSsd {
+                boxes_output,
+                scores_output,
+                ..
+            } => {
+                let b = rank(boxes_output, &[3])?;
+                let s = rank(scores_output, &[3])?;
+                if matches!(b[2], Some(k) if k != 4) {
+                    return Err(format!(
+                        "SSD box encodings output shape {} is not [N, A, 4]",
+                        fmt_shape(b)
+                    ));
+                }
+                for shape in [b, s] {
+                    if matches!(shape[1], Some(a) if a != self.anchors.len()) {
+                        return Err(format!(
+                            "SSD output shape {} does not hold the {} anchors the anchor \
+                             generator makes (check ssd_anchors against the model)",
+                            fmt_shape(shape),
+                            self.anchors.len()
+                        ));
+                    }
+                }
+                Ok(s[2])
+            }
             DecoderKind::SegmentationMap { .. } => {
                 let s = rank(0, &[3, 4])?;
                 if s.len() == 4 && matches!(s[1], Some(c) if c != 1) {
@@ -221,6 +266,25 @@ impl Decoder {
                 units,
                 background_class,
                 &p,
+            )?,
+            DecoderKind::AnchorSsd {
+                boxes_output,
+                scores_output,
+                scale_factors,
+                activation,
+                background_class,
+            } => decode_anchor_ssd(
+                get(boxes_output)?,
+                get(scores_output)?,
+                item,
+                AnchorSsdParams {
+                    anchors: &self.anchors,
+                    scale_factors,
+                    activation,
+                    background: background_class,
+                },
+                &p,
+                &mut self.probs,
             )?,
             DecoderKind::SegmentationMap {
                 threshold,
@@ -440,6 +504,107 @@ fn decode_ssd(
             score: best.0,
             class_id: best.1 as u32,
         });
+    }
+    Ok(dets)
+}
+
+struct AnchorSsdParams<'a> {
+    anchors: &'a [Anchor],
+    scale_factors: [f32; 4],
+    activation: ScoreActivation,
+    background: Option<u32>,
+}
+
+fn decode_anchor_ssd(
+    boxes: OutputTensor<'_>,
+    scores: OutputTensor<'_>,
+    item: usize,
+    a: AnchorSsdParams<'_>,
+    p: &DecodeParams,
+    probs: &mut Vec<f32>,
+) -> Result<Vec<RawDetection>, String> {
+    let (bdata, bdims) = boxes.item(item)?;
+    let (sdata, sdims) = scores.item(item)?;
+    let (&[anchors, 4], &[anchors_s, classes]) = (bdims, sdims) else {
+        return Err(format!(
+            "SSD outputs {:?} and {:?} are not [N, A, 4] and [N, A, C]",
+            boxes.shape, scores.shape
+        ));
+    };
+    if anchors != anchors_s || anchors != a.anchors.len() {
+        return Err(format!(
+            "SSD box encodings {:?}, scores {:?} and the {} generated anchors disagree on \
+             the anchor count",
+            boxes.shape,
+            scores.shape,
+            a.anchors.len()
+        ));
+    }
+    if classes == 0 {
+        return Ok(Vec::new());
+    }
+    // The sigmoid is monotonic: compare logits against the threshold's logit and take
+    // the exponential only for the few anchors that pass.
+    let t = p.confidence_threshold;
+    let logit_threshold = if t <= 0.0 {
+        f32::NEG_INFINITY
+    } else if t >= 1.0 {
+        f32::INFINITY
+    } else {
+        (t / (1.0 - t)).ln()
+    };
+    let (sx, sy) = scale_for(BoxUnits::Normalized, p);
+    let mut dets = Vec::new();
+    for ((code, s), anchor) in bdata
+        .chunks_exact(4)
+        .zip(sdata.chunks_exact(classes))
+        .zip(a.anchors)
+    {
+        probs.clear();
+        match a.activation {
+            ScoreActivation::Sigmoid => {
+                if !s
+                    .iter()
+                    .enumerate()
+                    .any(|(k, &v)| Some(k as u32) != a.background && v >= logit_threshold)
+                {
+                    continue;
+                }
+                probs.extend(s.iter().map(|&v| 1.0 / (1.0 + (-v).exp())));
+            }
+            ScoreActivation::Softmax => {
+                let max = s.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                probs.extend(s.iter().map(|&v| (v - max).exp()));
+                let sum: f32 = probs.iter().sum();
+                probs.iter_mut().for_each(|v| *v /= sum);
+            }
+            ScoreActivation::Identity => probs.extend_from_slice(s),
+        }
+        let mut decoded: Option<[f32; 4]> = None;
+        for (k, &score) in probs.iter().enumerate() {
+            if Some(k as u32) == a.background || !usable(score, p) {
+                continue;
+            }
+            let b = *decoded.get_or_insert_with(|| {
+                let [x0, y0, x1, y1] =
+                    anchor.decode([code[0], code[1], code[2], code[3]], a.scale_factors);
+                // TF-OD clips to the image window before NMS.
+                [
+                    x0.clamp(0.0, 1.0) * sx,
+                    y0.clamp(0.0, 1.0) * sy,
+                    x1.clamp(0.0, 1.0) * sx,
+                    y1.clamp(0.0, 1.0) * sy,
+                ]
+            });
+            if !b.iter().all(|v| v.is_finite()) || b[2] <= b[0] || b[3] <= b[1] {
+                break;
+            }
+            dets.push(RawDetection {
+                bbox: b,
+                score,
+                class_id: k as u32,
+            });
+        }
     }
     Ok(dets)
 }

@@ -15,7 +15,7 @@ use nv_perception::{
 
 use super::config::{BatchMode, ModelDetectorConfig};
 use super::decode::{DecodeParams, Decoder, OutputTensor};
-use super::engine::Engine;
+use super::engine::{Engine, ModelSpec};
 use super::letterbox::{Letterbox, LetterboxWriter};
 
 /// Class name of a detection, attached as detection metadata when the configuration
@@ -40,7 +40,18 @@ struct Core {
 impl Core {
     fn load(id: StageId, cfg: &ModelDetectorConfig, dynamic: bool) -> Result<Self, StageError> {
         cfg.validate().map_err(|e| StageError::other(id, e))?;
-        let engine = Engine::load(id, &cfg.model_path, cfg.input_size, dynamic)?;
+        let spec = ModelSpec {
+            path: &cfg.model_path,
+            format: &cfg.format,
+            input: cfg.input_size,
+            layout: cfg.input_layout,
+        };
+        let engine = Engine::load(id, &spec, dynamic)?;
+        let anchors = cfg
+            .ssd_anchors
+            .as_ref()
+            .map(|a| a.generate())
+            .unwrap_or_default();
         let decoder = Decoder::new(
             cfg.decoder,
             DecodeParams {
@@ -49,7 +60,8 @@ impl Core {
                 nms_iou_threshold: cfg.nms_iou_threshold,
                 max_detections: cfg.max_detections,
             },
-        );
+        )
+        .with_anchors(anchors);
         let unavailable = |detail: String| StageError::DependencyUnavailable {
             stage_id: id,
             detail,
@@ -70,7 +82,7 @@ impl Core {
             id,
             input: cfg.input_size,
             engine,
-            writer: LetterboxWriter::new(cfg.preprocess),
+            writer: LetterboxWriter::with_options(cfg.preprocess, cfg.resize, cfg.input_layout),
             rgb: Vec::new(),
             decoder,
             names: cfg

@@ -1,4 +1,4 @@
-//! tract-onnx model loading and inference.
+//! tract model loading (ONNX, or a cut TensorFlow frozen graph) and inference.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
@@ -10,6 +10,8 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_hir::infer::{DimFact, Factoid};
 use tract_onnx::tract_hir::internal::DimLike;
 
+use super::config::{InputLayout, ModelFormat};
+
 /// Plans kept per batch size, besides batch 1.
 const MAX_BATCH_PLANS: usize = 4;
 
@@ -18,11 +20,36 @@ type Plan = Arc<TypedRunnableModel>;
 /// Model outputs as f32: shape and tensor.
 pub(crate) type Outputs = Vec<(Vec<usize>, Arc<Tensor>)>;
 
-/// Runnable model with the input fixed to `[n, 3, H, W]` f32. tract runs concrete shapes
+/// What the engine loads: file, format, input size and layout.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ModelSpec<'a> {
+    pub path: &'a Path,
+    pub format: &'a ModelFormat,
+    /// `(width, height)`.
+    pub input: (u32, u32),
+    pub layout: InputLayout,
+}
+
+impl ModelSpec<'_> {
+    fn shape(&self, batch: usize) -> [usize; 4] {
+        input_shape(self.input, self.layout, batch)
+    }
+}
+
+fn input_shape(input: (u32, u32), layout: InputLayout, batch: usize) -> [usize; 4] {
+    let (w, h) = (input.0 as usize, input.1 as usize);
+    match layout {
+        InputLayout::Nchw => [batch, 3, h, w],
+        InputLayout::Nhwc => [batch, h, w, 3],
+    }
+}
+
+/// Runnable model with the input fixed to `[n, 3, H, W]` (or `[n, H, W, 3]`) f32. tract runs concrete shapes
 /// much faster than symbolic ones (measured: a symbolic batch of 8 took 6x the time of 8
 /// single runs), so a batch of `n` gets its own plan, optimised on first use and cached.
 pub(crate) struct Engine {
     input_size: (u32, u32),
+    layout: InputLayout,
     /// Batch 1, always ready.
     single: Plan,
     /// The parsed model, kept when batches of more than one may run in one inference.
@@ -64,9 +91,9 @@ fn concrete(d: &DimFact) -> Option<i64> {
 
 fn check_declared_input(
     model: &InferenceModel,
-    path: &Path,
-    input: (u32, u32),
+    spec: &ModelSpec<'_>,
 ) -> Result<DeclaredInput, String> {
+    let (path, input) = (spec.path, spec.input);
     let inputs = model.input_outlets().map_err(|e| format!("{e:#}"))?.len();
     if inputs != 1 {
         return Err(format!(
@@ -87,13 +114,21 @@ fn check_declared_input(
     if fact.shape.is_open() && dims.is_empty() {
         return Ok(DeclaredInput { batch: None });
     }
+    let layout = match spec.layout {
+        InputLayout::Nchw => "NCHW",
+        InputLayout::Nhwc => "NHWC",
+    };
     if dims.len() != 4 {
         return Err(format!(
-            "model {} input has rank {}, the detector feeds NCHW images (rank 4)",
+            "model {} input has rank {}, the detector feeds {layout} images (rank 4)",
             path.display(),
             dims.len()
         ));
     }
+    let (c_ix, h_ix, w_ix) = match spec.layout {
+        InputLayout::Nchw => (1, 2, 3),
+        InputLayout::Nhwc => (3, 1, 2),
+    };
     let show = |d: Option<i64>| d.map_or_else(|| "?".to_string(), |v| v.to_string());
     let declared = format!(
         "[{}, {}, {}, {}]",
@@ -102,16 +137,16 @@ fn check_declared_input(
         show(dims[2]),
         show(dims[3])
     );
-    if matches!(dims[1], Some(c) if c != 3) {
+    if matches!(dims[c_ix], Some(c) if c != 3) {
         return Err(format!(
-            "model {} input is {declared}, the detector feeds 3-channel images",
+            "model {} input is {declared} ({layout}), the detector feeds 3-channel images",
             path.display()
         ));
     }
     let (w, h) = (i64::from(input.0), i64::from(input.1));
-    if matches!(dims[2], Some(v) if v != h) || matches!(dims[3], Some(v) if v != w) {
+    if matches!(dims[h_ix], Some(v) if v != h) || matches!(dims[w_ix], Some(v) if v != w) {
         return Err(format!(
-            "model {} input is {declared} (NCHW), configured input_size is {}x{} (w x h)",
+            "model {} input is {declared} ({layout}), configured input_size is {}x{} (w x h)",
             path.display(),
             input.0,
             input.1
@@ -128,9 +163,8 @@ fn check_declared_input(
     }
 }
 
-fn optimise(mut model: InferenceModel, input: (u32, u32), batch: usize) -> TractResult<TypedModel> {
-    let (w, h) = (input.0 as usize, input.1 as usize);
-    model.set_input_fact(0, f32::fact([batch, 3, h, w]).into())?;
+fn optimise(mut model: InferenceModel, shape: [usize; 4]) -> TractResult<TypedModel> {
+    model.set_input_fact(0, f32::fact(shape).into())?;
     model.into_optimized()
 }
 
@@ -144,16 +178,29 @@ pub fn model_loads() -> u64 {
     MODEL_LOADS.load(std::sync::atomic::Ordering::Relaxed)
 }
 
+/// Parses the model file into tract's inference graph.
+fn parse(spec: &ModelSpec<'_>) -> Result<InferenceModel, String> {
+    match spec.format {
+        ModelFormat::Onnx => onnx()
+            .model_for_path(spec.path)
+            .map_err(|e| format!("cannot read ONNX model {}: {e:#}", spec.path.display())),
+        ModelFormat::TensorFlow(cut) => {
+            let [_, a, b, c] = spec.shape(1).map(|d| d as i64);
+            super::tf_graph::load(spec.path, cut, [-1, a, b, c])
+        }
+    }
+}
+
 impl Engine {
     /// Loads and optimises `path`. With `want_dynamic_batch`, a model whose batch dimension
     /// is not fixed gets a symbolic batch (one run per batch); otherwise batch 1.
     pub(crate) fn load(
         stage_id: StageId,
-        path: &Path,
-        input: (u32, u32),
+        spec: &ModelSpec<'_>,
         want_dynamic_batch: bool,
     ) -> Result<Self, StageError> {
         MODEL_LOADS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = spec.path;
         if !path.is_file() {
             return Err(unavailable(
                 stage_id,
@@ -161,7 +208,7 @@ impl Engine {
             ));
         }
         let loaded = catch_unwind(AssertUnwindSafe(|| {
-            Self::load_inner(path, input, want_dynamic_batch)
+            Self::load_inner(spec, want_dynamic_batch)
         }));
         match loaded {
             Ok(Ok(engine)) => Ok(engine),
@@ -173,17 +220,12 @@ impl Engine {
         }
     }
 
-    fn load_inner(
-        path: &Path,
-        input: (u32, u32),
-        want_dynamic_batch: bool,
-    ) -> Result<Self, String> {
-        let model = onnx()
-            .model_for_path(path)
-            .map_err(|e| format!("cannot read ONNX model {}: {e:#}", path.display()))?;
-        let declared = check_declared_input(&model, path, input)?;
+    fn load_inner(spec: &ModelSpec<'_>, want_dynamic_batch: bool) -> Result<Self, String> {
+        let (path, input) = (spec.path, spec.input);
+        let model = parse(spec)?;
+        let declared = check_declared_input(&model, spec)?;
         let source = (want_dynamic_batch && declared.batch.is_none()).then(|| model.clone());
-        let typed = optimise(model, input, 1).map_err(|e| {
+        let typed = optimise(model, spec.shape(1)).map_err(|e| {
             format!(
                 "cannot prepare model {} for input {}x{}: {e:#}",
                 path.display(),
@@ -210,6 +252,7 @@ impl Engine {
             .map_err(|e| format!("cannot plan model {}: {e:#}", path.display()))?;
         Ok(Self {
             input_size: input,
+            layout: spec.layout,
             single,
             source,
             batched: Vec::new(),
@@ -228,8 +271,9 @@ impl Engine {
             return Some(plan);
         }
         let source = self.source.clone()?;
+        let shape = self.shape(n);
         let built = catch_unwind(AssertUnwindSafe(|| {
-            optimise(source, self.input_size, n).and_then(|m| m.into_runnable())
+            optimise(source, shape).and_then(|m| m.into_runnable())
         }));
         match built {
             Ok(Ok(plan)) => {
@@ -247,6 +291,10 @@ impl Engine {
         }
     }
 
+    fn shape(&self, batch: usize) -> [usize; 4] {
+        input_shape(self.input_size, self.layout, batch)
+    }
+
     /// Whether a batch of several images can run as one inference.
     pub(crate) fn dynamic_batch(&self) -> bool {
         self.source.is_some()
@@ -258,7 +306,7 @@ impl Engine {
     }
 
     /// Runs `n` images as one inference; `Ok(None)` when `n > 1` and the model cannot run
-    /// batches (run the items one by one). `fill` writes the NCHW input
+    /// batches (run the items one by one). `fill` writes the input in the model's layout
     /// (`n * 3 * h * w` values). Outputs are cast to f32.
     pub(crate) fn run(
         &mut self,
@@ -273,7 +321,7 @@ impl Engine {
                 None => return Ok(None),
             }
         };
-        let shape = [n, 3, self.input_size.1 as usize, self.input_size.0 as usize];
+        let shape = self.shape(n);
         let mut tensor = match self.input.take() {
             Some(t) if t.shape() == shape => t,
             _ => Arc::new(Tensor::zero::<f32>(&shape).map_err(|e| format!("{e:#}"))?),

@@ -3,7 +3,7 @@
 
 use nv_core::geometry::BBox;
 
-use super::config::{ChannelOrder, Preprocess};
+use super::config::{ChannelOrder, InputLayout, Preprocess, ResizeMode};
 
 /// Fixed-point precision of the bilinear weights (Q11, as OpenCV's INTER_LINEAR).
 const WEIGHT_BITS: u32 = 11;
@@ -42,6 +42,29 @@ impl Letterbox {
             content_height: ch,
             pad_left: (iw - cw) / 2,
             pad_top: (ih - ch) / 2,
+        }
+    }
+
+    /// The whole input is content: each axis scaled on its own (no padding).
+    pub fn stretch(frame: (u32, u32), input: (u32, u32)) -> Self {
+        let (iw, ih) = (input.0.max(1), input.1.max(1));
+        Self {
+            frame_width: frame.0.max(1),
+            frame_height: frame.1.max(1),
+            input_width: iw,
+            input_height: ih,
+            content_width: iw,
+            content_height: ih,
+            pad_left: 0,
+            pad_top: 0,
+        }
+    }
+
+    /// The geometry `mode` gives.
+    pub fn fit(frame: (u32, u32), input: (u32, u32), mode: ResizeMode) -> Self {
+        match mode {
+            ResizeMode::Letterbox => Self::new(frame, input),
+            ResizeMode::Stretch => Self::stretch(frame, input),
         }
     }
 
@@ -101,6 +124,8 @@ impl AxisTable {
 #[derive(Debug)]
 pub struct LetterboxWriter {
     pre: Preprocess,
+    resize: ResizeMode,
+    layout: InputLayout,
     /// `lut[c][v]`: normalised value of 8-bit level `v` in model channel `c`.
     lut: [[f32; 256]; 3],
     geometry: Option<Letterbox>,
@@ -111,7 +136,12 @@ pub struct LetterboxWriter {
 }
 
 impl LetterboxWriter {
+    /// Letterboxing into NCHW.
     pub fn new(pre: Preprocess) -> Self {
+        Self::with_options(pre, ResizeMode::Letterbox, InputLayout::Nchw)
+    }
+
+    pub fn with_options(pre: Preprocess, resize: ResizeMode, layout: InputLayout) -> Self {
         let mut lut = [[0.0f32; 256]; 3];
         for (c, table) in lut.iter_mut().enumerate() {
             for (v, out) in table.iter_mut().enumerate() {
@@ -120,6 +150,8 @@ impl LetterboxWriter {
         }
         Self {
             pre,
+            resize,
+            layout,
             lut,
             geometry: None,
             xs: AxisTable::default(),
@@ -128,8 +160,8 @@ impl LetterboxWriter {
         }
     }
 
-    /// Writes one image: `rgb` is tightly packed RGB of `frame` size; `out` is one NCHW
-    /// item (`3 * input_w * input_h` values). Returns the geometry used.
+    /// Writes one image: `rgb` is tightly packed RGB of `frame` size; `out` is one item in
+    /// the writer's layout (`3 * input_w * input_h` values). Returns the geometry used.
     pub fn write(
         &mut self,
         rgb: &[u8],
@@ -137,7 +169,7 @@ impl LetterboxWriter {
         input: (u32, u32),
         out: &mut [f32],
     ) -> Letterbox {
-        let lb = Letterbox::new(frame, input);
+        let lb = Letterbox::fit(frame, input, self.resize);
         if self.geometry != Some(lb) {
             self.xs.build(lb.frame_width, lb.content_width);
             self.ys.build(lb.frame_height, lb.content_height);
@@ -155,8 +187,21 @@ impl LetterboxWriter {
             ChannelOrder::Bgr => 2 - c,
         };
         let pad = usize::from(self.pre.pad_value);
-        for c in 0..3 {
-            out[c * plane..(c + 1) * plane].fill(self.lut[c][pad]);
+        let pad_rgb = [self.lut[0][pad], self.lut[1][pad], self.lut[2][pad]];
+        let padded = lb.content_width != lb.input_width || lb.content_height != lb.input_height;
+        if padded {
+            match self.layout {
+                InputLayout::Nchw => {
+                    for (c, v) in pad_rgb.iter().enumerate() {
+                        out[c * plane..(c + 1) * plane].fill(*v);
+                    }
+                }
+                InputLayout::Nhwc => {
+                    for px in out.chunks_exact_mut(3) {
+                        px.copy_from_slice(&pad_rgb);
+                    }
+                }
+            }
         }
         let (cw, ch) = (lb.content_width as usize, lb.content_height as usize);
         let (pl, pt) = (lb.pad_left as usize, lb.pad_top as usize);
@@ -191,12 +236,25 @@ impl LetterboxWriter {
                 }
             }
             let row_start = (pt + dy) * iw + pl;
-            for c in 0..3 {
-                let lut = &self.lut[c];
-                let sc = src_channel(c);
-                let dst = &mut out[c * plane + row_start..c * plane + row_start + cw];
-                for (d, px) in dst.iter_mut().zip(self.row.chunks_exact(3)) {
-                    *d = lut[usize::from(px[sc])];
+            match self.layout {
+                InputLayout::Nchw => {
+                    for c in 0..3 {
+                        let lut = &self.lut[c];
+                        let sc = src_channel(c);
+                        let dst = &mut out[c * plane + row_start..c * plane + row_start + cw];
+                        for (d, px) in dst.iter_mut().zip(self.row.chunks_exact(3)) {
+                            *d = lut[usize::from(px[sc])];
+                        }
+                    }
+                }
+                InputLayout::Nhwc => {
+                    let (s0, s1, s2) = (src_channel(0), src_channel(1), src_channel(2));
+                    let dst = &mut out[3 * row_start..3 * (row_start + cw)];
+                    for (d, px) in dst.chunks_exact_mut(3).zip(self.row.chunks_exact(3)) {
+                        d[0] = self.lut[0][usize::from(px[s0])];
+                        d[1] = self.lut[1][usize::from(px[s1])];
+                        d[2] = self.lut[2][usize::from(px[s2])];
+                    }
                 }
             }
         }
@@ -286,6 +344,46 @@ mod tests {
         assert_eq!(at(&out, 0, 0, 0), -1.0);
         assert_eq!((at(&out, 0, 0, 3), at(&out, 2, 0, 3)), (-1.0, 1.0));
         assert_eq!((at(&out, 0, 7, 3), at(&out, 2, 7, 3)), (1.0, -1.0));
+    }
+
+    #[test]
+    fn stretch_fills_the_input_and_nhwc_interleaves() {
+        let lb = Letterbox::stretch((1280, 720), (300, 300));
+        assert_eq!((lb.content_width, lb.content_height), (300, 300));
+        assert_eq!((lb.pad_left, lb.pad_top), (0, 0));
+        let b = lb.box_to_frame([30.0, 150.0, 150.0, 300.0]);
+        assert_eq!(b, BBox::new(0.1, 0.5, 0.5, 1.0));
+        // 4x2 frame (left red, right blue) stretched into 2x2 NHWC: no padding anywhere.
+        let mut rgb = Vec::new();
+        for _y in 0..2 {
+            for x in 0..4 {
+                rgb.extend_from_slice(if x < 2 { &[255, 0, 0] } else { &[0, 0, 255] });
+            }
+        }
+        let mut w = LetterboxWriter::with_options(
+            Preprocess::default(),
+            ResizeMode::Stretch,
+            InputLayout::Nhwc,
+        );
+        let mut out = vec![9.0f32; 3 * 4];
+        w.write(&rgb, (4, 2), (2, 2), &mut out);
+        assert_eq!(
+            out,
+            vec![1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0]
+        );
+        // Letterboxed NHWC pads every channel of the padding pixels.
+        let mut w = LetterboxWriter::with_options(
+            Preprocess::default(),
+            ResizeMode::Letterbox,
+            InputLayout::Nhwc,
+        );
+        let mut out = vec![9.0f32; 3 * 16];
+        let lb = w.write(&rgb, (4, 2), (4, 4), &mut out);
+        assert_eq!(lb.pad_top, 1);
+        let pad = 114.0 / 255.0;
+        assert!(out[..12].iter().all(|v| *v == pad), "{out:?}");
+        assert_eq!(&out[12..15], &[1.0, 0.0, 0.0]);
+        assert_eq!(&out[21..24], &[0.0, 0.0, 1.0]);
     }
 
     #[test]

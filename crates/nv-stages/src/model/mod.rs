@@ -1,12 +1,14 @@
-//! Model detector: ONNX inference through tract (feature `model`).
+//! Model detector: ONNX models and TensorFlow frozen graphs through tract (feature
+//! `model`), in pure Rust.
 //!
-//! Frames of any pixel format are converted to RGB (into a reused buffer), letterboxed
-//! into the model input (aspect kept, centred, padded, normalised, NCHW f32), run through
-//! the model, and decoded by the configured [`DecoderKind`]: YOLO-style dense outputs
-//! (`[N, 4 + C, A]`, `[N, A, 4 + C]`, YOLOv5 `[N, A, 5 + C]`) with class-aware NMS,
-//! end-to-end `[N, K, 6]`, SSD-style boxes + scores, or a probability map (text
-//! detection). Boxes are mapped back through the letterbox to normalised frame
-//! coordinates.
+//! Frames of any pixel format are converted to RGB (into a reused buffer), fitted into the
+//! model input ([`ResizeMode`]: letterboxed, or stretched as TF-OD SSDs were trained),
+//! normalised into NCHW or NHWC f32, run through the model, and decoded by the configured
+//! [`DecoderKind`]: YOLO-style dense outputs (`[N, 4 + C, A]`, `[N, A, 4 + C]`, YOLOv5
+//! `[N, A, 5 + C]`) with class-aware NMS, end-to-end `[N, K, 6]`, SSD-style boxes +
+//! scores, a raw SSD head decoded against generated anchors (TensorFlow Object Detection
+//! API exports, see [`ModelDetectorConfig::tf_object_detection_ssd`]), or a probability
+//! map (text detection). Boxes are mapped back to normalised frame coordinates.
 //!
 //! [`ModelDetector`] is the per-feed [`Stage`](nv_perception::Stage);
 //! [`ModelBatchDetector`] the [`BatchProcessor`](nv_perception::BatchProcessor) (one
@@ -14,15 +16,18 @@
 //! Loading errors are [`StageError::DependencyUnavailable`](nv_core::error::StageError)
 //! and never panic.
 
+mod anchors;
 mod config;
 mod decode;
 mod detector;
 mod engine;
 mod letterbox;
+mod tf_graph;
 
+pub use anchors::{Anchor, SsdAnchorGenerator, MAX_ANCHORS};
 pub use config::{
-    BatchMode, BoxFormat, BoxUnits, ChannelOrder, DecoderKind, ModelDetectorConfig, Preprocess,
-    YoloLayout, MAX_INPUT_SIDE,
+    BatchMode, BoxFormat, BoxUnits, ChannelOrder, DecoderKind, InputLayout, ModelDetectorConfig,
+    ModelFormat, Preprocess, ResizeMode, ScoreActivation, TfGraphCut, YoloLayout, MAX_INPUT_SIDE,
 };
 pub use decode::{iou, nms, DecodeParams, Decoder, OutputTensor, RawDetection};
 pub use detector::{ClassName, ModelBatchDetector, ModelDetector};

