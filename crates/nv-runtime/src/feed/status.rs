@@ -160,10 +160,8 @@ impl FeedStatus {
         let (id, feed) = (self.feed_id, self.name.as_str());
         let cause = inner.last_error.as_ref().map_or("", |e| e.message.as_str());
         match &inner.state {
-            FeedState::Connecting => {
-                if !matches!(previous, FeedState::Reconnecting { .. }) {
-                    tracing::info!(feed_id = %id, feed, source = %self.source, "connecting");
-                }
+            FeedState::Connecting if !matches!(previous, FeedState::Reconnecting { .. }) => {
+                tracing::info!(feed_id = %id, feed, source = %self.source, "connecting");
             }
             FeedState::Streaming => {
                 let decoder = inner.decoder.as_deref().unwrap_or("none");
