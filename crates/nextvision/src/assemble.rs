@@ -8,30 +8,15 @@ use nv_core::policy::{
     BackoffKind, BackpressurePolicy, ReconnectPolicy, RestartPolicy, RestartTrigger,
 };
 use nv_core::source::CustomPipelinePolicy;
-use nv_runtime::{CameraMode, FeedConfig, FrameInclusion, OutputSink, Runtime, SharedOutput};
+use nv_runtime::{CameraMode, FeedConfig, FrameInclusion, OutputSink, Runtime, SinkFactory};
 
 use crate::config::FeedSpec;
 use crate::config::{BackpressureKind, Config, RestartOn};
 use crate::registry;
+use crate::sinks::SinkSet;
 
 fn secs(s: f64) -> Duration {
-    Duration::try_from_secs_f64(s).unwrap_or(Duration::ZERO)
-}
-
-/// Delivers each output to several sinks in turn (on the feed's sink thread).
-struct FanOut(Vec<Box<dyn OutputSink>>);
-
-impl OutputSink for FanOut {
-    fn emit(&mut self, output: SharedOutput) {
-        for s in &mut self.0 {
-            s.emit(output.clone());
-        }
-    }
-    fn flush(&mut self) {
-        for s in &mut self.0 {
-            s.flush();
-        }
-    }
+    nv_core::limits::saturating_secs(s)
 }
 
 /// Files are lossless unless told otherwise (nothing is live, so nothing needs to be
@@ -48,6 +33,7 @@ pub fn is_lossless(spec: &FeedSpec) -> bool {
 pub fn feed_config(
     spec: &FeedSpec,
     sink: Box<dyn OutputSink>,
+    sink_factory: Option<SinkFactory>,
     _offline: bool,
 ) -> Result<FeedConfig, ConfigError> {
     let f = &spec.section;
@@ -56,7 +42,12 @@ pub fn feed_config(
         .source(spec.source.clone())
         .camera_mode(CameraMode::Fixed)
         .decode(spec.decode())
+        // A stage that needs detections with none produced before it is a config error.
+        .validation_mode(nv_perception::ValidationMode::Error)
         .boxed_output_sink(sink);
+    if let Some(factory) = sink_factory {
+        b = b.sink_factory(factory);
+    }
     let mut stage_problems = Vec::new();
     for s in &spec.stages {
         match registry::build_stage(&s.kind, &s.params) {
@@ -134,34 +125,6 @@ pub fn feed_config(
     }
 }
 
-/// The sinks of one feed plus their counters (by sink name) for the sink monitor.
-pub type FeedSinks = (Box<dyn OutputSink>, Vec<(String, nv_sinks::SinkStats)>);
-
-/// Builds the sinks a feed names (none = a null sink).
-pub fn feed_sink(config: &Config, spec: &FeedSpec) -> anyhow::Result<FeedSinks> {
-    let mut sinks = Vec::new();
-    let mut stats = Vec::new();
-    for name in &spec.section.sinks {
-        let decl = config
-            .sinks
-            .iter()
-            .find(|s| &s.name == name)
-            .with_context(|| format!("unknown sink {name}"))?;
-        let s = nv_sinks::SinkStats::new();
-        sinks.push(
-            registry::build_sink(&decl.kind, &decl.params, s.clone())
-                .map_err(anyhow::Error::msg)?,
-        );
-        stats.push((name.clone(), s));
-    }
-    let sink: Box<dyn OutputSink> = match sinks.len() {
-        0 => Box::new(nv_runtime::NullSink),
-        1 => sinks.remove(0),
-        _ => Box::new(FanOut(sinks)),
-    };
-    Ok((sink, stats))
-}
-
 /// A runtime with the configured limits and every available source factory.
 pub fn runtime(config: &Config) -> anyhow::Result<Runtime> {
     let rt = &config.runtime;
@@ -179,36 +142,50 @@ pub fn runtime(config: &Config) -> anyhow::Result<Runtime> {
     builder.build().context("runtime configuration")
 }
 
-/// Adds every configured feed; returns the handles. Sink counters go to `monitor`.
+/// Adds every configured feed; returns the handles. Feeds naming the same sink share
+/// its one instance in `sinks`.
 pub fn add_feeds(
     runtime: &Runtime,
     config: &Config,
-    monitor: &crate::sink_monitor::SinkMonitor,
+    sinks: &SinkSet,
 ) -> anyhow::Result<Vec<nv_runtime::FeedHandle>> {
     let mut handles = Vec::new();
     for spec in &config.feeds {
-        let (sink, stats) = feed_sink(config, spec)?;
-        let fc = feed_config(spec, sink, false)
+        let (sink, factory) = sinks.feed_sink(spec)?;
+        let fc = feed_config(spec, sink, Some(factory), false)
             .with_context(|| format!("feed {}", spec.section.name))?;
         let handle = runtime
             .add_feed(fc)
             .with_context(|| format!("adding feed {}", spec.section.name))?;
-        monitor.watch(handle.id(), stats);
         handles.push(handle);
     }
     Ok(handles)
 }
 
 /// Checks a feed definition sent to the API (same schema as a `[[feeds]]` table).
-pub fn feed_from_json(config: &Config, json: serde_json::Value) -> Result<FeedSpec, Vec<String>> {
-    let value: toml::Value =
-        serde_json::from_value(json).map_err(|e| vec![format!("feed: {e}")])?;
-    let mut checker = crate::config::Checker {
-        text: "",
-        problems: Vec::new(),
+/// `name_taken` says whether a running feed already has the name.
+pub fn feed_from_json(
+    config: &Config,
+    json: serde_json::Value,
+    name_taken: &dyn Fn(&str) -> bool,
+) -> Result<FeedSpec, Vec<String>> {
+    let redacted = |e: &dyn std::fmt::Display| {
+        vec![format!(
+            "feed: {}",
+            nv_core::security::redact_urls_in_string(&e.to_string())
+        )]
     };
-    let spec =
-        crate::config::check_feed(&mut checker, value, 0, &(0..0), config.feeds.len(), config);
+    if !json.is_object() {
+        return Err(vec!["feed: must be a JSON object".into()]);
+    }
+    let value: toml::Value = serde_json::from_value(json).map_err(|e| redacted(&e))?;
+    // Through TOML text so the API and the file share one checker (positions unused).
+    let text = toml::to_string(&value).map_err(|e| redacted(&e))?;
+    let doc = toml::de::DeTable::parse(&text).map_err(|e| redacted(&e.message()))?;
+    let root = toml::Spanned::new(0..text.len(), toml::de::DeValue::Table(doc.into_inner()));
+    let mut checker = crate::config::Checker::detached();
+    let ctx = crate::config::FeedContext { config, name_taken };
+    let spec = crate::config::check_feed(&mut checker, &root, &[], config.feeds.len(), &ctx);
     match spec {
         Some(spec) if checker.problems.is_empty() => Ok(spec),
         _ => Err(checker

@@ -10,6 +10,7 @@ mod records;
 mod registry;
 mod run;
 mod sink_monitor;
+mod sinks;
 mod stages;
 
 use std::path::PathBuf;

@@ -141,6 +141,31 @@ fn tracker(p: &Table) -> Result<Box<dyn Stage>, String> {
 
 fn zones(p: &Table) -> Result<Box<dyn Stage>, String> {
     let z: ZonesParams = params("zones", p)?;
+    // Coordinates are normalised: a point outside [0, 1] is a mistake (pixels?).
+    let outside = |[x, y]: [f32; 2]| !((0.0..=1.0).contains(&x) && (0.0..=1.0).contains(&y));
+    for (i, zone) in z.zones.iter().enumerate() {
+        if let Some(j) = zone.points.iter().position(|p| outside(*p)) {
+            let [x, y] = zone.points[j];
+            return Err(format!(
+                "zones: zones[{i}].points[{j}] = [{x}, {y}] is outside [0, 1] (coordinates are normalised)"
+            ));
+        }
+    }
+    for (i, line) in z.lines.iter().enumerate() {
+        for (k, p) in [("from", line.from), ("to", line.to)] {
+            if outside(p) {
+                return Err(format!(
+                    "zones: lines[{i}].{k} = [{}, {}] is outside [0, 1] (coordinates are normalised)",
+                    p[0], p[1]
+                ));
+            }
+        }
+    }
+    if let Some(s) = z.dwell_threshold_secs {
+        if let Some(e) = nv_core::limits::seconds("dwell_threshold_secs", s, false) {
+            return Err(format!("zones: dwell_threshold_secs = {s}: {}", e.reason));
+        }
+    }
     let anchor = match z.anchor.as_deref() {
         None | Some("bottom_center") => Anchor::BottomCenter,
         Some("center") => Anchor::Center,
@@ -272,6 +297,8 @@ pub fn build_sink(
 ) -> Result<Box<dyn OutputSink>, String> {
     match kind {
         "null" => params::<NoParams>(kind, p).map(|_| Box::new(NullSink) as Box<dyn OutputSink>),
+        #[cfg(not(feature = "kafka"))]
+        "kafka" => Err("kafka: this nextvision was built without the kafka feature (cargo build --features kafka)".into()),
         k if SINK_KINDS.contains(&k) => sink_config(k, p)?
             .build_with_stats(stats)
             .map_err(|e| format!("{k}: {}", one_line(&e))),
@@ -282,14 +309,81 @@ pub fn build_sink(
     }
 }
 
-/// Checks a sink offline: parses and validates, connects to nothing.
-pub fn check_sink(kind: &str, p: &Table) -> Result<(), String> {
+/// The key a serde error names (`unknown field `x``, or the key path it adds).
+fn error_key(e: &toml::de::Error) -> Option<String> {
+    if let Some(field) = e
+        .message()
+        .strip_prefix("unknown field `")
+        .and_then(|r| r.split('`').next())
+    {
+        return Some(field.to_owned());
+    }
+    e.to_string()
+        .lines()
+        .filter_map(|l| l.strip_prefix("in `")?.strip_suffix('`'))
+        .next()
+        .map(str::to_owned)
+}
+
+/// Checks a sink offline (connects to nothing): every problem with the key it concerns.
+/// `check_values` off skips value checks (offline validation of `${VAR}` references).
+pub fn sink_problems(kind: &str, p: &Table, check_values: bool) -> Vec<(Option<String>, String)> {
+    let parse_problem =
+        |e: &toml::de::Error| vec![(error_key(e), format!("{kind}: {}", e.message()))];
     match kind {
-        "null" => params::<NoParams>(kind, p).map(|_| ()),
-        k if SINK_KINDS.contains(&k) => sink_config(k, p).map(|_| ()),
-        other => Err(format!(
-            "unknown sink kind `{other}` (known: {})",
-            SINK_KINDS.join(", ")
-        )),
+        "null" => match Value::Table(p.clone()).try_into::<NoParams>() {
+            Ok(_) => Vec::new(),
+            Err(e) => parse_problem(&e),
+        },
+        #[cfg(not(feature = "kafka"))]
+        "kafka" => vec![(
+            Some("kind".into()),
+            "kafka: this nextvision was built without the kafka feature (cargo build --features kafka)".into(),
+        )],
+        k if SINK_KINDS.contains(&k) => {
+            let mut t = p.clone();
+            t.insert("type".into(), Value::String(kind.into()));
+            match Value::Table(t).try_into::<nv_sinks::SinkConfig>() {
+                Err(e) => parse_problem(&e),
+                Ok(_) if !check_values => Vec::new(),
+                Ok(config) => match config.validate() {
+                    Ok(()) => Vec::new(),
+                    Err(e) => e
+                        .problems
+                        .into_iter()
+                        .map(|pr| (Some(pr.field.clone()), format!("{kind}: {pr}")))
+                        .collect(),
+                },
+            }
+        }
+        other => vec![(
+            Some("kind".into()),
+            format!(
+                "unknown sink kind `{other}` (known: {})",
+                SINK_KINDS.join(", ")
+            ),
+        )],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kafka_sinks_say_what_the_build_lacks() {
+        let mut p = Table::new();
+        p.insert(
+            "brokers".into(),
+            Value::Array(vec!["127.0.0.1:9092".into()]),
+        );
+        let problems = sink_problems("kafka", &p, true);
+        #[cfg(not(feature = "kafka"))]
+        assert!(
+            problems[0].1.contains("built without the kafka feature"),
+            "{problems:?}"
+        );
+        #[cfg(feature = "kafka")]
+        assert!(problems.is_empty(), "{problems:?}");
     }
 }

@@ -33,9 +33,7 @@ fn wait_all_ended(feeds: &[nv_runtime::FeedHandle], mut sub: nv_runtime::HealthS
         if feeds.iter().all(|f| !f.is_alive()) {
             return;
         }
-        if let Err(nv_runtime::broadcast::RecvError::Closed) =
-            sub.recv_timeout(Duration::from_secs(1))
-        {
+        if let Err(nv_io::broadcast::RecvError::Closed) = sub.recv_timeout(Duration::from_secs(1)) {
             return;
         }
     }
@@ -81,11 +79,11 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             })
             .context("snapshot thread")?
     };
-    let monitor = Arc::new(
-        crate::sink_monitor::SinkMonitor::start(runtime.handle()).context("sink monitor")?,
-    );
+    let sinks = Arc::new(crate::sinks::SinkSet::new(&config));
+    let monitor = crate::sink_monitor::SinkMonitor::start(runtime.handle(), Arc::clone(&sinks))
+        .context("sink monitor")?;
     let ended_sub = runtime.health_subscribe();
-    let feeds = crate::assemble::add_feeds(&runtime, &config, &monitor)?;
+    let feeds = crate::assemble::add_feeds(&runtime, &config, &sinks)?;
     let exit_when_done = !args.keep_running
         && !config.feeds.is_empty()
         && config.feeds.iter().all(|f| f.source.ends_at_eos());
@@ -112,7 +110,8 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         health,
         snapshots,
         ready: Arc::clone(&ready),
-        sink_monitor: Arc::clone(&monitor),
+        sinks: Arc::clone(&sinks),
+        add_lock: Arc::default(),
         events,
     };
     let tokio_rt = tokio::runtime::Builder::new_multi_thread()
@@ -182,6 +181,11 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     }
     if code == ExitCode::SUCCESS {
         drop(runtime);
+        // The API's state holds the sinks too: end its tasks, then let the sinks drain
+        // and close (the last feed is gone, so nothing writes to them any more).
+        drop(tokio_rt);
+        drop(monitor);
+        drop(sinks);
         if health_thread.join().is_err()
             || snapshot_thread.join().is_err()
             || events_thread.join().is_err()

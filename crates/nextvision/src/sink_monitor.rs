@@ -1,39 +1,36 @@
-//! Turns sink counters into health events: once a second, each sink that gave up on or
-//! evicted records since the last look is reported as `SinkDeliveryLoss` with the deltas.
+//! Turns sink counters into health events: once a second, each (feed, sink) whose records
+//! the sink gave up on or evicted since the last look is reported as `SinkDeliveryLoss`
+//! with the deltas. A sink shared by several feeds keeps each feed's share apart, so the
+//! event names the feed whose records were lost.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use nv_core::health::HealthEvent;
 use nv_core::id::FeedId;
-use nv_runtime::sync::Waiter;
+use nv_io::sync::Waiter;
 use nv_runtime::RuntimeHandle;
-use nv_sinks::SinkStats;
-use parking_lot::Mutex;
+
+use crate::sinks::SinkSet;
 
 const PERIOD: Duration = Duration::from_secs(1);
 
-struct Watched {
-    feed_id: FeedId,
-    sink: String,
-    stats: SinkStats,
-    failed: u64,
-    dropped: u64,
-}
+/// Failed and dropped figures already reported, by (sink, feed).
+type Reported = HashMap<(String, FeedId), (u64, u64)>;
 
 /// Background reporter; stops when dropped.
 pub struct SinkMonitor {
-    watched: Arc<Mutex<Vec<Watched>>>,
     stop: Arc<Waiter<bool>>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl SinkMonitor {
-    pub fn start(runtime: RuntimeHandle) -> std::io::Result<Self> {
-        let watched: Arc<Mutex<Vec<Watched>>> = Arc::default();
+    pub fn start(runtime: RuntimeHandle, sinks: Arc<SinkSet>) -> std::io::Result<Self> {
         let stop = Waiter::new(false, runtime.clock().clone());
-        let (w, s) = (Arc::clone(&watched), Arc::clone(&stop));
+        let s = Arc::clone(&stop);
+        let mut reported = Reported::new();
         let thread = std::thread::Builder::new()
             .name("nv-sink-monitor".into())
             .spawn(move || loop {
@@ -45,42 +42,29 @@ impl SinkMonitor {
                         return;
                     }
                 }
-                for entry in w.lock().iter_mut() {
-                    let snap = entry.stats.snapshot();
-                    let (failed, dropped) = (
-                        snap.failed - entry.failed.min(snap.failed),
-                        snap.dropped_by_buffer - entry.dropped.min(snap.dropped_by_buffer),
-                    );
-                    if failed + dropped > 0 {
-                        entry.failed = snap.failed;
-                        entry.dropped = snap.dropped_by_buffer;
-                        runtime.publish_health(HealthEvent::SinkDeliveryLoss {
-                            feed_id: entry.feed_id,
-                            sink: entry.sink.clone(),
-                            failed,
-                            dropped,
-                        });
+                for sink in sinks.built() {
+                    for (feed_id, snap) in sink.stats().feeds() {
+                        let seen = reported
+                            .entry((sink.name().to_owned(), feed_id))
+                            .or_default();
+                        let failed = snap.failed.saturating_sub(seen.0);
+                        let dropped = snap.dropped_by_buffer.saturating_sub(seen.1);
+                        if failed + dropped > 0 {
+                            *seen = (snap.failed, snap.dropped_by_buffer);
+                            runtime.publish_health(HealthEvent::SinkDeliveryLoss {
+                                feed_id,
+                                sink: sink.name().to_owned(),
+                                failed,
+                                dropped,
+                            });
+                        }
                     }
                 }
             })?;
         Ok(Self {
-            watched,
             stop,
             thread: Some(thread),
         })
-    }
-
-    pub fn watch(&self, feed_id: FeedId, sinks: Vec<(String, SinkStats)>) {
-        let mut w = self.watched.lock();
-        for (sink, stats) in sinks {
-            w.push(Watched {
-                feed_id,
-                sink,
-                stats,
-                failed: 0,
-                dropped: 0,
-            });
-        }
     }
 }
 

@@ -5,7 +5,6 @@
 )]
 
 use std::io::{BufRead, BufReader, Read};
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -25,14 +24,6 @@ impl Drop for Daemon {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
@@ -42,7 +33,8 @@ fn agent() -> ureq::Agent {
 }
 
 fn start(dir: &std::path::Path) -> Daemon {
-    let port = free_port();
+    // Port 0: the OS picks the port when the daemon binds, and the daemon says which.
+    let port = 0;
     let config = format!(
         r#"
 [api]
@@ -82,21 +74,18 @@ kind = "brightness"
     let stderr = child.stderr.take().unwrap();
     let mut lines = BufReader::new(stderr).lines();
     let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
+    let base = loop {
         assert!(Instant::now() < deadline, "daemon did not start");
         let line = lines.next().expect("daemon exited early").unwrap();
-        if line.contains("API on http://") {
-            break;
+        if let Some((_, addr)) = line.split_once("API on http://") {
+            break format!("http://{}", addr.trim());
         }
-    }
+    };
     std::thread::Builder::new()
         .name("daemon-stderr".into())
         .spawn(move || for _ in lines {})
         .unwrap();
-    Daemon {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-    }
+    Daemon { child, base }
 }
 
 fn call(method: &str, url: &str, auth: bool, body: Option<&str>) -> (u16, String) {
@@ -125,6 +114,39 @@ fn call(method: &str, url: &str, auth: bool, body: Option<&str>) -> (u16, String
     let mut bytes = Vec::new();
     resp.body_mut().as_reader().read_to_end(&mut bytes).unwrap();
     (status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// Announces a body over the API's limit and sends none of it: the daemon must answer 413
+/// at once (a client library would fail writing the body the server refuses to read).
+fn oversized_post(base: &str) -> (u16, String) {
+    use std::io::Write as _;
+    let addr = base.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "POST /api/v1/feeds HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {TOKEN}\r\n\
+         Content-Type: application/json\r\nContent-Length: 3000000\r\n\r\n{{"
+    )
+    .unwrap();
+    let mut reader = BufReader::new(s);
+    let mut status_line = String::new();
+    reader.read_line(&mut status_line).unwrap();
+    let status: u16 = status_line.split(' ').nth(1).unwrap().parse().unwrap();
+    let mut length = 0;
+    loop {
+        let mut h = String::new();
+        reader.read_line(&mut h).unwrap();
+        if h.trim().is_empty() {
+            break;
+        }
+        if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+            length = v.trim().parse().unwrap();
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).unwrap();
+    (status, String::from_utf8_lossy(&body).into_owned())
 }
 
 fn json(text: &str) -> Value {
@@ -168,7 +190,7 @@ fn feeds_are_managed_over_http_while_others_keep_running() {
         "POST",
         &format!("{b}/api/v1/feeds"),
         true,
-        Some(r#"{"name":"gamma","source":"synthetic:64x48@10","stages":[{"kind":"counter"}]}"#),
+        Some(r#"{"name":"gamma","source":"synthetic:64x48@10","stages":[{"kind":"brightness"}]}"#),
     );
     assert_eq!(status, 201, "{text}");
     let gamma = json(&text)["id"].as_u64().unwrap();
@@ -205,7 +227,7 @@ fn feeds_are_managed_over_http_while_others_keep_running() {
         &format!("{b}/api/v1/feeds"),
         true,
         Some(
-            r#"{"name":"cam","source":"rtsp://admin:hunter2@127.0.0.1:9/stream","stages":[{"kind":"counter"}],"startup_timeout_secs":0.5}"#,
+            r#"{"name":"cam","source":"rtsp://admin:hunter2@127.0.0.1:9/stream","stages":[{"kind":"brightness"}],"startup_timeout_secs":0.5}"#,
         ),
     );
     assert_eq!(status, 201, "{text}");
@@ -306,9 +328,10 @@ fn feeds_are_managed_over_http_while_others_keep_running() {
         (status, json(&text)["code"].as_str().unwrap()),
         (404, "feed_not_found")
     );
+    let (status, text) = call("GET", &format!("{b}/api/v1/feeds/abc"), true, None);
     assert_eq!(
-        call("GET", &format!("{b}/api/v1/feeds/abc"), true, None).0,
-        400
+        (status, json(&text)["code"].as_str().unwrap()),
+        (404, "feed_not_found")
     );
 
     // Metrics parse with a real Prometheus parser.
@@ -358,7 +381,7 @@ fn health_events_stream_as_sse() {
         &format!("{b}/api/v1/feeds"),
         true,
         Some(
-            r#"{"name":"cam","source":"rtsp://admin:hunter2@127.0.0.1:9/stream","stages":[{"kind":"counter"}]}"#,
+            r#"{"name":"cam","source":"rtsp://admin:Pl4nt@d/hunter2:t#9x7?@127.0.0.1:9/stream","stages":[{"kind":"brightness"}]}"#,
         ),
     );
     assert_eq!(status, 201, "{text}");
@@ -370,7 +393,10 @@ fn health_events_stream_as_sse() {
     while !(saw_disconnect && saw_stop) {
         line.clear();
         assert!(reader.read_line(&mut line).unwrap() > 0, "stream ended");
-        assert!(!line.contains("hunter2"), "credentials in an event: {line}");
+        assert!(
+            !line.contains("hunter2") && !line.contains("Pl4nt"),
+            "credentials in an event: {line}"
+        );
         let Some(data) = line.strip_prefix("data: ") else {
             continue;
         };
@@ -397,4 +423,133 @@ fn health_events_stream_as_sse() {
     }
     let remover = remover.unwrap();
     assert_eq!(remover.join().unwrap(), 204);
+}
+
+/// Hostile requests: each is refused with a JSON `{code, message}` body and the daemon keeps
+/// serving. Feeds are addressable by name; names follow the documented rules and are unique.
+#[test]
+fn hostile_requests_get_json_errors_and_the_daemon_stays_up() {
+    let dir = std::env::temp_dir().join(format!("nv-api-hostile-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let d = start(&dir);
+    let b = &d.base;
+    let post = |body: &str| call("POST", &format!("{b}/api/v1/feeds"), true, Some(body));
+    let feed = |extra: &str| {
+        format!(
+            r#"{{"name":"big","source":"synthetic:64x48@10","stages":[{{"kind":"brightness"}}]{extra}}}"#
+        )
+    };
+    // Capacities far beyond the documented maxima: 400 naming key, value and limit.
+    for (extra, key) in [
+        (r#","queue_depth":1000000000000"#, "queue_depth"),
+        (
+            r#","sink_queue_capacity":1000000000000"#,
+            "sink_queue_capacity",
+        ),
+        (r#","queue_depth":9223372036854775807"#, "queue_depth"),
+        (r#","max_fps":1e300"#, "max_fps"),
+        (r#","snapshot_fps":1e999"#, "out of range"),
+        (r#","snapshot_fps":1e300"#, "snapshot_fps"),
+        (r#","restart":{"delay_secs":-1}"#, "restart.delay_secs"),
+        (
+            r#","reconnect":{"max_delay_ms":18446744073709551615}"#,
+            "feed",
+        ),
+        (r#","queue_depth":-1"#, "queue_depth"),
+    ] {
+        let (status, text) = post(&feed(extra));
+        assert_eq!(status, 400, "{extra}: {text}");
+        let v = json(&text);
+        assert!(v["code"].is_string() && v["message"].is_string(), "{text}");
+        assert!(text.contains(key), "{extra}: {text}");
+    }
+    let (status, text) = post(&feed(r#","queue_depth":1000000000000"#));
+    assert_eq!(status, 400);
+    assert!(
+        text.contains("`1000000000000` is out of range: must be within 1..=4096"),
+        "{text}"
+    );
+
+    // Names: empty, NUL, newline, very long, all digits, duplicate: all refused.
+    let long = "n".repeat(100_000);
+    for name in ["", r"a\u0000b", r"a\nb", long.as_str(), "12345", "alpha"] {
+        let body = format!(
+            r#"{{"name":"{name}","source":"synthetic:64x48@10","stages":[{{"kind":"brightness"}}]}}"#
+        );
+        let (status, text) = post(&body);
+        assert_eq!(status, 400, "{}: {text}", name.len());
+        assert_eq!(json(&text)["code"], "invalid_config", "{text}");
+        assert!(text.len() < 4096, "the error does not echo a huge name");
+    }
+
+    // A feed by name wherever an id is accepted.
+    let (status, text) = call("GET", &format!("{b}/api/v1/feeds/beta"), true, None);
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(json(&text)["name"], "beta");
+    assert_eq!(
+        call("POST", &format!("{b}/api/v1/feeds/beta/pause"), true, None).0,
+        204
+    );
+    assert_eq!(
+        call("POST", &format!("{b}/api/v1/feeds/beta/resume"), true, None).0,
+        204
+    );
+
+    // Every error status carries the JSON body: 404 route, 405 method, 413 body, 401.
+    let a = agent();
+    let mut checks = vec![call("GET", &format!("{b}/nope"), true, None)];
+    let resp = a
+        .put(&format!("{b}/api/v1/feeds"))
+        .header("Authorization", &format!("Bearer {TOKEN}"))
+        .send("{}")
+        .unwrap();
+    let status = resp.status().as_u16();
+    checks.push((status, resp.into_body().read_to_string().unwrap()));
+    checks.push(oversized_post(b));
+    checks.push(call("GET", &format!("{b}/api/v1/feeds"), false, None));
+    let codes: Vec<u16> = checks.iter().map(|c| c.0).collect();
+    assert_eq!(codes, vec![404, 405, 413, 401]);
+    for (status, text) in &checks {
+        let v = json(text);
+        assert!(
+            v["code"].is_string() && v["message"].is_string(),
+            "{status}: {text}"
+        );
+    }
+
+    // Credentials with every reserved character unencoded: accepted, never shown.
+    for (i, pw) in ["Pl4nted/S3cret-9x7", "Pl4nt@d/S3cr:t#9x7", "S3cr?x#y@z:w/v"]
+        .iter()
+        .enumerate()
+    {
+        let name = format!("cam{i}");
+        let body = format!(
+            r#"{{"name":"{name}","source":"rtsp://viewer:{pw}@127.0.0.1:9/stream","stages":[{{"kind":"brightness"}}]}}"#
+        );
+        let (status, text) = post(&body);
+        assert_eq!(status, 201, "{text}");
+        assert!(text.contains("rtsp://***@127.0.0.1:9/stream"), "{text}");
+        for path in [
+            "/api/v1/feeds".to_owned(),
+            "/api/v1/diagnostics".to_owned(),
+            "/metrics".to_owned(),
+            format!("/api/v1/feeds/{name}"),
+        ] {
+            let (_, body) = call("GET", &format!("{b}{path}"), true, None);
+            assert!(!body.contains("S3cr"), "{path} leaked credentials: {body}");
+        }
+    }
+    // URLs without a host are refused.
+    for src in ["rtsp://:@", "rtsp://@/x", "rtsp://viewer:pw@/test"] {
+        let body =
+            format!(r#"{{"name":"nohost","source":"{src}","stages":[{{"kind":"brightness"}}]}}"#);
+        let (status, text) = post(&body);
+        assert_eq!(status, 400, "{src}: {text}");
+        assert!(text.contains("has no host"), "{text}");
+    }
+
+    // Still alive and serving.
+    assert_eq!(call("GET", &format!("{b}/healthz"), false, None).0, 200);
+    let mut d = d;
+    assert!(d.child.try_wait().unwrap().is_none(), "the daemon exited");
 }

@@ -14,11 +14,8 @@ use std::time::{Duration, Instant};
 fn daemon_writes_schema_v1_json_lines_and_stops_on_sigterm() {
     let dir = std::env::temp_dir().join(format!("nv-run-sinks-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // Port 0: the OS picks the API port when the daemon binds.
+    let port = 0;
     let out = dir.join("out/outputs.jsonl");
     let config = format!(
         r#"
@@ -100,11 +97,7 @@ zones = [{{ name = "left", points = [[0.0, 0.0], [0.5, 0.0], [0.5, 1.0], [0.0, 1
 fn sink_losses_are_reported_as_health_events() {
     let dir = std::env::temp_dir().join(format!("nv-run-loss-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = 0;
     // A webhook on a closed port that gives up at once: every record is lost, and the
     // daemon must say so on the health stream.
     let dead = TcpListener::bind("127.0.0.1:0")
@@ -129,7 +122,7 @@ name = "lobby"
 source = "synthetic:64x48@30"
 sinks = ["hook"]
 [[feeds.stages]]
-kind = "counter"
+kind = "brightness"
 "#
     );
     let path = dir.join("nextvision.toml");
@@ -143,12 +136,12 @@ kind = "counter"
             .unwrap(),
     );
     let mut lines = BufReader::new(child.0.stderr.take().unwrap()).lines();
-    loop {
+    let base = loop {
         let line = lines.next().expect("daemon exited early").unwrap();
-        if line.contains("API on http://") {
-            break;
+        if let Some((_, addr)) = line.split_once("API on http://") {
+            break format!("http://{}", addr.trim());
         }
-    }
+    };
     std::thread::Builder::new()
         .name("stderr".into())
         .spawn(move || for _ in lines {})
@@ -157,10 +150,7 @@ kind = "counter"
         .timeout_global(Some(Duration::from_secs(20)))
         .build()
         .into();
-    let mut resp = agent
-        .get(&format!("http://127.0.0.1:{port}/api/v1/events"))
-        .call()
-        .unwrap();
+    let mut resp = agent.get(&format!("{base}/api/v1/events")).call().unwrap();
     let mut reader = BufReader::new(resp.body_mut().as_reader());
     let mut line = String::new();
     let event = loop {

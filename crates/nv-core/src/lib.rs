@@ -11,12 +11,14 @@ pub mod feed_state;
 pub mod geometry;
 pub mod health;
 pub mod id;
+pub mod limits;
 pub mod metadata;
 pub mod metrics;
 pub mod policy;
 pub mod security;
 pub mod source;
 pub mod time;
+pub mod url;
 
 pub use camera::CameraMode;
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};

@@ -167,7 +167,8 @@ impl ReconnectPolicy {
         };
         let capped = raw.min(self.max_delay.as_secs_f64());
         let jitter = self.jitter_ratio.clamp(0.0, 1.0) * unit_random.clamp(0.0, 1.0);
-        Duration::from_secs_f64((capped * (1.0 - jitter)).max(0.0))
+        // Saturating: a delay that does not fit a Duration is the configured maximum.
+        Duration::try_from_secs_f64((capped * (1.0 - jitter)).max(0.0)).unwrap_or(self.max_delay)
     }
 
     /// True while `attempts_made` is within budget.

@@ -3,35 +3,23 @@
 //! Every function here makes one forward pass over its input: the scan index only moves
 //! forward, so no input can make them loop (the reference system once hung here).
 
-const REDACTED: &str = "***";
+use crate::url::REDACTED;
 /// Longest sanitised string, in bytes, before the truncation marker.
 pub const SANITIZE_MAX_BYTES: usize = 512;
 const TRUNCATED_MARKER: &str = "...[truncated]";
 
-/// Replaces the userinfo of a URL (`user:pass@`) with `***@`. Strings that are not URLs
-/// come back unchanged apart from an authority-like `user:pass@host` prefix.
+/// Replaces the userinfo of a URL (`user:pass@`) with `***@`, splitting by the rule of
+/// [`crate::url`] (unencoded reserved characters in the password included). Strings that
+/// are not URLs come back unchanged apart from an authority-like `user:pass@host` prefix.
 pub fn redact_url(url: &str) -> String {
-    let (prefix_end, rest) = match url.find("://") {
-        Some(i) => (i + 3, &url[i + 3..]),
-        None => (0, url),
-    };
-    let authority_len = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let authority = &rest[..authority_len];
-    match authority.rfind('@') {
-        Some(at) => {
-            let mut out = String::with_capacity(url.len());
-            out.push_str(&url[..prefix_end]);
-            out.push_str(REDACTED);
-            out.push_str(&rest[at..]);
-            out
-        }
-        None => url.to_owned(),
-    }
+    crate::url::redact(url)
 }
 
-/// True for bytes that end a URL embedded in free text.
+/// True for bytes that end a URL embedded in free text. Quotes and brackets do not: a
+/// password may contain them (`Debug` output escapes a quote as `\"`), and redacting too
+/// much is harmless where too little leaks.
 fn ends_url(b: u8) -> bool {
-    b.is_ascii_whitespace() || matches!(b, b'"' | b'\'' | b'<' | b'>' | b'`' | b')' | b']')
+    b.is_ascii_whitespace() || b.is_ascii_control()
 }
 
 fn is_scheme_byte(b: u8) -> bool {
@@ -180,6 +168,24 @@ mod tests {
             "Could not open rtsp://***@cam:554/x (and http://***@h/y), retry"
         );
         assert_eq!(redact_urls_in_string("://@@://"), "://@@://");
+    }
+
+    #[test]
+    fn unencoded_reserved_characters_never_leak_from_text() {
+        for pw in [
+            "Pl4nted/S3cret-9x7",
+            "Pl4nt@d/S3cr:t#9x7",
+            "a?b#c@d:e/f",
+            "q\\\"uo'te)]",
+        ] {
+            let url = format!("rtsp://viewer:{pw}@127.0.0.1:8554/test");
+            assert_eq!(redact_url(&url), "rtsp://***@127.0.0.1:8554/test");
+            // serde's "invalid type" message quotes the value with Debug escaping.
+            let msg = format!("invalid type: string {url:?}, expected a sequence");
+            let out = sanitize_error_string(&msg);
+            assert!(!out.contains("S3cr") && !out.contains("uo'te"), "{out}");
+            assert!(out.contains("***@127.0.0.1:8554/test"), "{out}");
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@ use gstreamer as gst;
 use nv_core::error::MediaError;
 use nv_core::security::is_insecure_rtsp;
 use nv_core::source::{CustomPipelinePolicy, DecodePreference, RtspSecurityPolicy, SourceSpec};
-use nv_runtime::source::{Source, SourceContext, SourceFactory};
+use nv_io::source::{Source, SourceContext, SourceFactory};
 
 use crate::decode::HwDecoders;
 use crate::source::GstSource;

@@ -1,9 +1,10 @@
 //! GStreamer media ingest for NextVision: the only crate that links GStreamer.
 //!
-//! [`GstSourceFactory`] implements the runtime's `SourceFactory` for RTSP, files, HTTP(S)/HLS
-//! URIs, V4L2 devices, `videotestsrc` patterns and trusted custom fragments. Each source
-//! runs `source → decodebin → [videoconvert] → appsink`; decoded buffers become frames
-//! without copying (the mapped buffer lives as long as the frame). Conversion happens
+//! [`GstSourceFactory`] implements the source contract of `nv-io` (`SourceFactory`, which
+//! the runtime drives) for RTSP, files, HTTP(S)/HLS URIs, V4L2 devices, `videotestsrc`
+//! patterns and trusted custom fragments. Each source runs
+//! `source → decodebin → [videoconvert] → appsink`; decoded buffers become frames without
+//! copying (the mapped buffer lives as long as the frame). Conversion happens
 //! only when the feed asks for a format the decoder does not produce.
 //!
 //! Threads: GStreamer's streaming threads push frames into the feed's queue; the feed

@@ -17,7 +17,7 @@ use gstreamer_video as gst_video;
 use nv_core::error::MediaError;
 use nv_core::id::FeedId;
 use nv_core::source::{FilePacing, PixelFormat, SourceSpec};
-use nv_runtime::source::OutputFormat;
+use nv_io::source::OutputFormat;
 
 use crate::bridge::{pixel_format, NATIVE_FORMATS};
 use crate::decode::{self, DecoderInfo, HwDecoders, Selection};

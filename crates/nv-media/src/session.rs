@@ -19,7 +19,7 @@ use nv_core::health::HealthEvent;
 use nv_core::security::sanitize_error_string;
 use nv_core::source::{DecodeOutcome, DecodePreference};
 use nv_core::time::MonotonicTs;
-use nv_runtime::source::{DecodeStatus, FrameSink, PushOutcome};
+use nv_io::source::{DecodeStatus, FrameSink, PushOutcome};
 
 use crate::bridge::{Bridge, TsNormalizer};
 use crate::decode::DecoderInfo;

@@ -20,9 +20,7 @@ use nv_core::health::HealthEvent;
 use nv_core::security::redact_url;
 use nv_core::source::{DecodePreference, SourceSpec};
 use nv_core::time::MonotonicTs;
-use nv_runtime::source::{
-    DecodeStatus, FrameSink, Source, SourceContext, SourceStatus, TickOutcome,
-};
+use nv_io::source::{DecodeStatus, FrameSink, Source, SourceContext, SourceStatus, TickOutcome};
 
 use crate::bridge::TsNormalizer;
 use crate::decode::{HwDecoders, Selection};

@@ -2,59 +2,26 @@
 
 use nv_core::security::{is_insecure_rtsp, promote_rtsp_to_tls};
 use nv_core::source::RtspSecurityPolicy;
+use nv_core::url::SourceUrl;
 
 use crate::pipeline::RtspTarget;
 
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// Splits `scheme://user:pass@host/path` into a credential-free location and the
-/// (percent-decoded) user and password.
+/// (percent-decoded) user and password, by nv-core's one URL rule (unencoded reserved
+/// characters in the password included). A URL that does not parse (the runtime refuses
+/// those before a feed starts) is used as written, with no credentials taken from it.
 pub(crate) fn split_credentials(url: &str) -> RtspTarget {
-    let Some(sep) = url.find("://") else {
-        return RtspTarget {
-            location: url.to_owned(),
-            user: None,
-            password: None,
-        };
-    };
-    let rest = &url[sep + 3..];
-    let authority_len = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let authority = &rest[..authority_len];
-    match authority.rfind('@') {
-        None => RtspTarget {
+    match SourceUrl::parse(url) {
+        Ok(u) => RtspTarget {
+            location: u.location(),
+            user: u.user().map(str::to_owned),
+            password: u.password().map(str::to_owned),
+        },
+        Err(_) => RtspTarget {
             location: url.to_owned(),
             user: None,
             password: None,
         },
-        Some(at) => {
-            let userinfo = &authority[..at];
-            let (user, password) = match userinfo.split_once(':') {
-                Some((u, p)) => (percent_decode(u), Some(percent_decode(p))),
-                None => (percent_decode(userinfo), None),
-            };
-            RtspTarget {
-                location: format!("{}{}", &url[..sep + 3], &rest[at + 1..]),
-                user: (!user.is_empty()).then_some(user),
-                password,
-            }
-        }
     }
 }
 
@@ -89,16 +56,15 @@ mod tests {
         #[test]
         fn password_never_left_in_location_or_debug(
             user in "[a-z]{1,8}",
-            pass in "[A-Za-z0-9!$&*+,;=]{6,16}",
+            pass in "[A-Za-z0-9!$&*+,;=/?#@:]{6,16}",
             host in "[a-z0-9.]{1,12}",
-            path in "(/[a-z0-9@:]{0,8}){0,3}",
+            path in "(/[a-z0-9:]{0,8}){0,3}",
         ) {
             let url = format!("rtsp://{user}:{pass}@{host}:554{path}");
             let t = split_credentials(&url);
             prop_assert_eq!(t.password.as_deref(), Some(pass.as_str()));
             prop_assert_eq!(t.user.as_deref(), Some(user.as_str()));
-            let leaked_in_location = t.location.contains(&format!(":{}@", pass));
-            prop_assert!(!leaked_in_location);
+            prop_assert!(!t.location.contains(&pass));
             let debug = format!("{:?}", t);
             prop_assert!(!debug.contains(&pass));
             prop_assert_eq!(t.location, format!("rtsp://{host}:554{path}"));
@@ -113,8 +79,9 @@ mod tests {
 
     #[test]
     fn splits_and_decodes_credentials() {
-        let t = split_credentials("rtsp://admin:p%40ss@10.0.0.5:554/s1?x=a@b");
-        assert_eq!(t.location, "rtsp://10.0.0.5:554/s1?x=a@b");
+        // With credentials, an `@` after the host must be encoded (the README's rule).
+        let t = split_credentials("rtsp://admin:p%40ss@10.0.0.5:554/s1?x=a%40b");
+        assert_eq!(t.location, "rtsp://10.0.0.5:554/s1?x=a%40b");
         assert_eq!(t.user.as_deref(), Some("admin"));
         assert_eq!(t.password.as_deref(), Some("p@ss"));
         assert!(!format!("{t:?}").contains("p@ss"));
@@ -123,8 +90,9 @@ mod tests {
             (t.location.as_str(), t.user, t.password),
             ("rtsp://cam/s", None, None)
         );
-        assert_eq!(percent_decode("a%2"), "a%2");
-        assert_eq!(percent_decode("%zz%41"), "%zzA");
+        let t = split_credentials("rtsp://viewer:Pl4nt@d/S3cr:t#9x7@127.0.0.1:8554/test");
+        assert_eq!(t.location, "rtsp://127.0.0.1:8554/test");
+        assert_eq!(t.password.as_deref(), Some("Pl4nt@d/S3cr:t#9x7"));
     }
 
     #[test]

@@ -19,7 +19,7 @@ use nv_core::error::MediaError;
 use nv_runtime::FeedHandle;
 use nv_runtime::{HealthEvent, HealthSubscription, ReconnectPolicy, SourceSpec};
 use parking_lot::Mutex;
-use rtsp_server::{free_port, SilentServer, TestServer, SECRET};
+use rtsp_server::{SilentServer, TestServer, SECRET};
 
 /// Every log line of this test binary.
 fn captured_logs() -> &'static Arc<Mutex<Vec<u8>>> {
@@ -94,8 +94,9 @@ fn reconnect_policy() -> ReconnectPolicy {
 #[test]
 fn killed_server_is_reconnected_and_frames_continue_without_leaking_credentials() {
     let logs = captured_logs();
-    let port = free_port();
-    let mut server = Some(TestServer::start(port, true));
+    // The OS picks the port; restarts reuse it.
+    let mut server = Some(TestServer::start(0, true));
+    let port = server.as_ref().unwrap().port;
     let rt = runtime();
     let mut ev = Events::new(rt.health_subscribe());
     let rec = Recorder::default();
@@ -233,7 +234,7 @@ fn server_that_accepts_but_never_sends_is_detected_at_startup() {
 
 #[test]
 fn stream_that_stops_mid_way_is_detected_and_recovered() {
-    let server = TestServer::start(free_port(), false);
+    let server = TestServer::start(0, false);
     let rt = runtime();
     let mut ev = Events::new(rt.health_subscribe());
     let rec = Recorder::default();
@@ -280,7 +281,7 @@ fn stream_that_stops_mid_way_is_detected_and_recovered() {
 
 #[test]
 fn prefer_tls_falls_back_to_plain_rtsp_and_says_so() {
-    let server = TestServer::start(free_port(), false);
+    let server = TestServer::start(0, false);
     let rt = runtime();
     let mut ev = Events::new(rt.health_subscribe());
     let rec = Recorder::default();

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use nv_core::health::HealthEvent;
-use nv_runtime::broadcast::RecvError;
+use nv_io::broadcast::RecvError;
 use nv_runtime::HealthSubscription;
 use parking_lot::Mutex;
 

@@ -6,7 +6,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use nv_core::clock::SharedClock;
-use nv_runtime::sync::Waiter;
+use nv_io::sync::Waiter;
 use nv_runtime::{RuntimeDiagnostics, RuntimeHandle};
 use serde_json::{json, Value};
 

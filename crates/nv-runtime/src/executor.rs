@@ -22,12 +22,13 @@ use crate::batch::{BatchFailure, BatchHandle, SubmitError};
 use crate::broadcast;
 use crate::feed::config::PipelineStep;
 use crate::feed::shared::StageCounters;
-use crate::metrics::FeedCounters;
+use crate::inclusion::InclusionState;
 use crate::output::{
-    AdmissionSummary, FrameInclusion, InclusionState, OutputEnvelope, Provenance, SharedOutput,
-    StageProvenance, StageResult, ViewProvenance,
+    AdmissionSummary, FrameInclusion, OutputEnvelope, Provenance, SharedOutput, StageProvenance,
+    StageResult, ViewProvenance,
 };
 use crate::throttle::Throttle;
+use nv_io::FeedCounters;
 
 /// What became of a frame.
 pub(crate) enum FrameOutcome {
@@ -624,29 +625,31 @@ impl Executor {
             }
         }
         let frame_included = self.inclusion.include(frame.ts());
-        Arc::new(OutputEnvelope {
-            feed_id: self.feed_id,
-            frame_seq: frame.seq(),
-            ts: frame.ts(),
-            wall_ts: frame.wall_ts(),
-            detections: artifacts.detections,
-            tracks: artifacts.tracks,
-            signals: artifacts.signals,
-            scene_features: artifacts.scene_features,
-            metadata: artifacts.stage_artifacts,
-            provenance: Provenance {
-                stages,
-                view,
-                received_at,
-                dequeued_at,
-                completed_at,
-                frame_age,
-                session: self.session,
-                frame_included,
-            },
-            frame: frame_included.then_some(frame),
-            admission,
-        })
+        let provenance = Provenance {
+            stages,
+            view,
+            received_at,
+            dequeued_at,
+            completed_at,
+            frame_age,
+            session: self.session,
+            frame_included,
+        };
+        let mut out = OutputEnvelope::new(
+            self.feed_id,
+            frame.seq(),
+            frame.ts(),
+            frame.wall_ts(),
+            provenance,
+        );
+        out.detections = artifacts.detections;
+        out.tracks = artifacts.tracks;
+        out.signals = artifacts.signals;
+        out.scene_features = artifacts.scene_features;
+        out.metadata = artifacts.stage_artifacts;
+        out.frame = frame_included.then_some(frame);
+        out.admission = admission;
+        Arc::new(out)
     }
 }
 

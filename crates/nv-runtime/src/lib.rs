@@ -7,20 +7,29 @@
 //! and every wait is on a condvar with a deadline read from the injected clock.
 
 pub mod batch;
-pub mod broadcast;
 mod detached;
 mod executor;
 pub mod feed;
-pub mod metrics;
-pub mod output;
-pub mod queue;
+pub(crate) mod inclusion;
 mod runtime;
-pub mod source;
 mod subscription;
-pub mod sync;
-pub mod throttle;
 mod watchdog;
 mod worker;
+
+// The engine's primitives live in `nv-io`; these aliases keep the engine's own paths short.
+pub(crate) use nv_io::{broadcast, queue, sync, throttle};
+
+/// The output contract (defined in `nv-io`).
+pub mod output {
+    pub use crate::inclusion::{FrameInclusion, TARGET_FPS_WARMUP_FRAMES};
+    pub use nv_io::output::*;
+}
+
+/// The source contract (defined in `nv-io`) and the built-in synthetic source.
+pub mod source {
+    pub use nv_io::source::*;
+    pub mod synthetic;
+}
 
 pub use batch::{BatchConfig, BatchFairness, BatchHandle, BatchMetrics};
 pub use feed::{

@@ -24,7 +24,6 @@ use crate::detached::DetachedThreads;
 use crate::executor::{Executor, ExecutorParams};
 use crate::feed::shared::{Control, FeedShared, StageBusy, StageCounters};
 use crate::feed::{FeedConfig, FeedDiagnostics, FeedHandle};
-use crate::metrics::FeedCounters;
 use crate::output::SharedOutput;
 use crate::source::synthetic::SyntheticFactory;
 use crate::source::{SharedSourceFactory, SourceContext, SourceFactory};
@@ -32,6 +31,7 @@ use crate::subscription::{HealthSubscription, LagState, OutputSubscription};
 use crate::sync::Waiter;
 use crate::watchdog::{Watchdog, Watched};
 use crate::worker::{self, WorkerParams};
+use nv_io::FeedCounters;
 
 /// Builds a [`Runtime`].
 pub struct RuntimeBuilder {
@@ -133,6 +133,30 @@ impl RuntimeBuilder {
                 "must be at least 1",
             ));
         }
+        use nv_core::limits;
+        problems.extend(
+            [
+                limits::at_most("max_feeds", self.max_feeds, limits::MAX_FEEDS),
+                limits::at_most(
+                    "health_capacity",
+                    self.health_capacity,
+                    limits::MAX_HEALTH_CAPACITY,
+                ),
+                limits::at_most(
+                    "output_capacity",
+                    self.output_capacity,
+                    limits::MAX_OUTPUT_CAPACITY,
+                ),
+                limits::at_most(
+                    "worker_stack_size",
+                    self.worker_stack_size,
+                    limits::MAX_WORKER_STACK_BYTES,
+                ),
+                limits::duration("feed_join_timeout", self.feed_join_timeout),
+            ]
+            .into_iter()
+            .flatten(),
+        );
         if self.worker_stack_size < 64 * 1024 {
             problems.push(ConfigProblem::invalid(
                 "worker_stack_size",

@@ -12,9 +12,7 @@ use crate::broadcast::{self, RecvError};
 use crate::output::SharedOutput;
 use crate::throttle::Throttle;
 
-/// Health events of every feed; filter with [`HealthEvent::feed_id`]. A subscriber that
-/// falls more than the health capacity behind gets `RecvError::Lagged(n)`.
-pub type HealthSubscription = broadcast::Receiver<HealthEvent>;
+pub use nv_io::HealthSubscription;
 
 /// Shared accounting of outputs lost by lagging subscribers.
 #[derive(Debug)]

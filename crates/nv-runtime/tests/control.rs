@@ -212,7 +212,7 @@ fn config_reports_every_problem_at_once() {
     );
     assert!(
         err.to_string()
-            .contains("max_fps = -1: must be a positive number"),
+            .contains("max_fps = -1: must be a finite rate above 0 and at most 1000"),
         "{err}"
     );
     let observed = feed(None)
@@ -260,4 +260,57 @@ fn validation_mode_error_refuses_misordered_stages() {
         .as_deref()
         .unwrap_or("")
         .contains("tracker consumes detections"));
+}
+
+/// Capacities from hostile input are refused by the builders with a typed error naming the
+/// key, the value and the limit: nothing reaches an allocation sized by them.
+#[test]
+fn builders_refuse_capacities_above_the_documented_maxima() {
+    let err = Runtime::builder()
+        .health_capacity(1_000_000_000_000)
+        .output_capacity(usize::MAX)
+        .max_feeds(usize::MAX)
+        .build()
+        .unwrap_err();
+    let text = err.to_string();
+    for want in [
+        "health_capacity = 1000000000000: must be at most 65536",
+        &format!("output_capacity = {}: must be at most 16384", usize::MAX),
+        &format!("max_feeds = {}: must be at most 10000", usize::MAX),
+    ] {
+        assert!(text.contains(want), "{want} in {text}");
+    }
+    let err = feed(None)
+        .stage(NoOpStage("s"))
+        .output_sink(NullSink)
+        .backpressure(BackpressurePolicy::Block {
+            queue_depth: 1_000_000_000_000,
+        })
+        .sink_queue_capacity(1_000_000_000_000)
+        .restart(nv_core::policy::RestartPolicy::default().with_restart_delay(Duration::MAX))
+        .build()
+        .unwrap_err();
+    let fields: Vec<&str> = err.problems.iter().map(|p| p.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        vec![
+            "backpressure.queue_depth",
+            "sink_queue_capacity",
+            "restart.restart_delay"
+        ],
+        "{err}"
+    );
+    let err = feed(None)
+        .source(SourceSpec::Rtsp {
+            url: "rtsp://viewer:hunter2@/test".into(),
+            transport: nv_core::source::RtspTransport::Tcp,
+            security: nv_core::source::RtspSecurityPolicy::AllowInsecure,
+        })
+        .stage(NoOpStage("s"))
+        .output_sink(NullSink)
+        .build()
+        .unwrap_err();
+    assert_eq!(err.problems[0].field, "source");
+    assert!(err.to_string().contains("has no host"), "{err}");
+    assert!(!err.to_string().contains("hunter2"), "{err}");
 }

@@ -8,12 +8,12 @@ use std::time::Duration;
 use nv_core::clock::{SharedClock, SystemClock};
 use nv_core::time::MonotonicTs;
 
-use nv_runtime::{OutputSink, SharedOutput};
+use nv_io::{OutputSink, SharedOutput};
 
 use crate::config::{FileSinkConfig, FsyncPolicy};
 use crate::error::SinkError;
 use crate::schema::OutputRecord;
-use crate::stats::SinkStats;
+use crate::stats::{Fate, SinkStats};
 
 /// Writes one record per line to a file, rotating it by size and/or age. Writes happen on
 /// the sink thread; every record is written out (not held in memory) before `emit`
@@ -223,12 +223,12 @@ impl OutputSink for FileSink {
             return;
         };
         match self.write_line(&line) {
-            Ok(()) => self.stats.add_delivered(1),
+            Ok(()) => self.stats.count(Fate::Delivered, output.feed_id),
             Err(e) => {
                 // Drop the writer so the next record reopens the file (disk full, file
                 // removed under us).
                 self.writer = None;
-                self.stats.add_failed(1);
+                self.stats.count(Fate::Failed, output.feed_id);
                 tracing::warn!(path = %self.config.path.display(), error = %e, "file sink: write failed");
             }
         }

@@ -4,21 +4,35 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use nv_core::id::FeedId;
 use nv_core::security::{redact_url, sanitize_error_string};
-use nv_runtime::{OutputSink, SharedOutput};
+use nv_io::{OutputSink, SharedOutput};
 use parking_lot::{Condvar, Mutex};
 
 use crate::backoff::Backoff;
-use crate::buffer::DropOldest;
+use crate::buffer::{Attributed, DropOldest};
 use crate::config::WebhookSinkConfig;
 use crate::error::SinkError;
 use crate::schema::OutputRecord;
-use crate::stats::SinkStats;
+use crate::stats::{Fate, SinkStats};
+
+/// One encoded record and its feed.
+#[derive(Debug)]
+struct Encoded {
+    feed: FeedId,
+    json: Vec<u8>,
+}
+
+impl Attributed for Encoded {
+    fn feed(&self) -> FeedId {
+        self.feed
+    }
+}
 
 #[derive(Debug)]
 struct State {
     /// Encoded records waiting for a batch.
-    buffer: DropOldest<Vec<u8>>,
+    buffer: DropOldest<Encoded>,
     in_flight: usize,
     /// Sends without waiting for the batch delay (a flush is waiting).
     urgent: bool,
@@ -109,8 +123,8 @@ impl OutputSink for WebhookSink {
             return;
         };
         let mut st = self.shared.state.lock();
-        let evicted = st.buffer.push_back(json);
-        self.stats.add_dropped(evicted);
+        let feed = output.feed_id;
+        st.buffer.push_back(Encoded { feed, json }, &self.stats);
         self.stats.set_buffered(st.buffer.len() + st.in_flight);
         self.shared.changed.notify_all();
     }
@@ -188,33 +202,32 @@ impl Worker {
                 st.in_flight = batch.len();
                 batch
             };
-            let n = u64::try_from(batch.len()).unwrap_or(u64::MAX);
-            if self.send_with_retries(&batch, &mut backoff) {
-                self.stats.add_delivered(n);
+            let fate = if self.send_with_retries(&batch, &mut backoff) {
+                Fate::Delivered
             } else {
-                self.stats.add_failed(n);
-            }
+                Fate::Failed
+            };
+            self.stats
+                .count_each(fate, batch.iter().map(Attributed::feed));
             let mut st = self.shared.state.lock();
             st.in_flight = 0;
             if st.closing_deadline.is_some_and(|d| Instant::now() >= d) {
-                let left = st.buffer.clear();
-                self.stats
-                    .add_failed(u64::try_from(left).unwrap_or(u64::MAX));
+                st.buffer.fail_all(&self.stats);
             }
             self.stats.set_buffered(st.buffer.len());
             self.shared.changed.notify_all();
         }
     }
 
-    fn body(batch: &[Vec<u8>]) -> Vec<u8> {
-        let len: usize = batch.iter().map(|r| r.len() + 1).sum();
+    fn body(batch: &[Encoded]) -> Vec<u8> {
+        let len: usize = batch.iter().map(|r| r.json.len() + 1).sum();
         let mut body = Vec::with_capacity(len + 2);
         body.push(b'[');
         for (i, r) in batch.iter().enumerate() {
             if i > 0 {
                 body.push(b',');
             }
-            body.extend_from_slice(r);
+            body.extend_from_slice(&r.json);
         }
         body.push(b']');
         body
@@ -242,7 +255,7 @@ impl Worker {
     }
 
     /// True when delivered; false when rejected or given up on.
-    fn send_with_retries(&self, batch: &[Vec<u8>], backoff: &mut Backoff) -> bool {
+    fn send_with_retries(&self, batch: &[Encoded], backoff: &mut Backoff) -> bool {
         let body = Self::body(batch);
         let mut retries = 0u32;
         loop {

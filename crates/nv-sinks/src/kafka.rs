@@ -15,12 +15,14 @@
 //! `connected` turns true with the first acknowledged record and false when librdkafka
 //! reports all brokers down.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use nv_runtime::{OutputSink, SharedOutput};
+use nv_core::id::FeedId;
+use nv_io::{OutputSink, SharedOutput};
 use parking_lot::{Condvar, Mutex};
 use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
@@ -28,11 +30,11 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, ProducerContext, ThreadedProducer};
 
-use crate::buffer::DropOldest;
+use crate::buffer::{Attributed, DropOldest};
 use crate::config::KafkaSinkConfig;
 use crate::error::SinkError;
 use crate::schema::{OutputRecord, SCHEMA_VERSION};
-use crate::stats::SinkStats;
+use crate::stats::{Fate, SinkStats};
 use crate::template::{expand, EVENT_OUTPUTS};
 
 /// Header with the record's schema version (decimal).
@@ -46,18 +48,25 @@ const PUMP_RETRY: Duration = Duration::from_millis(20);
 
 #[derive(Debug)]
 struct Pending {
+    feed: FeedId,
     topic: String,
     key: String,
     idempotency_key: String,
     payload: Vec<u8>,
 }
 
+impl Attributed for Pending {
+    fn feed(&self) -> FeedId {
+        self.feed
+    }
+}
+
 #[derive(Debug)]
 struct State {
     /// Records waiting for room in librdkafka's queue.
     buffer: DropOldest<Pending>,
-    /// Records handed to librdkafka without a delivery report yet.
-    queued: usize,
+    /// Records handed to librdkafka without a delivery report yet, by feed.
+    queued: HashMap<FeedId, u64>,
     /// Set at shutdown: the pump exits.
     stop_pump: bool,
     /// Set once shutdown counted everything outstanding: later reports are ignored.
@@ -75,7 +84,10 @@ struct Shared {
 
 impl Shared {
     fn publish_buffered(&self, st: &State) {
-        self.stats.set_buffered(st.buffer.len() + st.queued);
+        let queued: u64 = st.queued.values().sum();
+        let queued = usize::try_from(queued).unwrap_or(usize::MAX);
+        self.stats
+            .set_buffered(st.buffer.len().saturating_add(queued));
     }
 }
 
@@ -112,15 +124,22 @@ impl ClientContext for Context {
 }
 
 impl ProducerContext for Context {
-    type DeliveryOpaque = ();
+    /// The record's feed.
+    type DeliveryOpaque = Box<FeedId>;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, _opaque: ()) {
+    fn delivery(&self, result: &DeliveryResult<'_>, feed: Box<FeedId>) {
+        let feed = *feed;
         let mut st = self.shared.state.lock();
         if st.closed {
             // Shutdown already counted everything outstanding as failed.
             return;
         }
-        st.queued = st.queued.saturating_sub(1);
+        if let Some(n) = st.queued.get_mut(&feed) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                st.queued.remove(&feed);
+            }
+        }
         match result {
             Ok(_) => {
                 if !self.shared.stats.is_connected() {
@@ -130,10 +149,10 @@ impl ProducerContext for Context {
                     st.ever_connected = true;
                     self.shared.stats.set_connected(true);
                 }
-                self.shared.stats.add_delivered(1);
+                self.shared.stats.count(Fate::Delivered, feed);
             }
             Err((e, _)) => {
-                self.shared.stats.add_failed(1);
+                self.shared.stats.count(Fate::Failed, feed);
                 tracing::warn!(error = %e, "kafka sink: record not delivered");
             }
         }
@@ -170,7 +189,7 @@ impl KafkaSink {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 buffer: DropOldest::new(buffer_records),
-                queued: 0,
+                queued: HashMap::new(),
                 stop_pump: false,
                 closed: false,
                 ever_connected: false,
@@ -231,7 +250,7 @@ impl KafkaSink {
         let deadline = Instant::now() + timeout;
         let mut st = self.shared.state.lock();
         crate::wait::wait_until(&self.shared.changed, &mut st, deadline, |s| {
-            s.buffer.is_empty() && s.queued == 0
+            s.buffer.is_empty() && s.queued.is_empty()
         })
     }
 }
@@ -249,13 +268,14 @@ fn hand_over(shared: &Shared, producer: &Producer, st: &mut State) {
                 key: HEADER_IDEMPOTENCY_KEY,
                 value: Some(p.idempotency_key.as_str()),
             });
-        let record = BaseRecord::to(&p.topic)
+        let feed = p.feed;
+        let record = BaseRecord::with_opaque_to(&p.topic, Box::new(feed))
             .key(p.key.as_str())
             .payload(p.payload.as_slice())
             .headers(headers);
         match producer.send(record) {
             Ok(()) => {
-                st.queued += 1;
+                *st.queued.entry(feed).or_default() += 1;
                 st.buffer.pop_front();
             }
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => break,
@@ -263,7 +283,7 @@ fn hand_over(shared: &Shared, producer: &Producer, st: &mut State) {
                 // Not retryable by waiting (unknown topic in strict mode, message too
                 // large, fatal producer error): give this record up.
                 tracing::warn!(error = %e, "kafka sink: record refused by the producer");
-                shared.stats.add_failed(1);
+                shared.stats.count(Fate::Failed, feed);
                 st.buffer.pop_front();
             }
         }
@@ -293,20 +313,20 @@ impl OutputSink for KafkaSink {
             return;
         };
         let pending = Pending {
+            feed: output.feed_id,
             topic: expand(&self.topic, record.feed_id, EVENT_OUTPUTS),
             key: record.feed_id.to_string(),
             idempotency_key: record.idempotency_key,
             payload,
         };
         let Some(producer) = self.producer.as_deref() else {
-            self.shared.stats.add_failed(1);
+            self.shared.stats.count(Fate::Failed, output.feed_id);
             return;
         };
         let mut st = self.shared.state.lock();
         // Older records first; then this one, straight through if there is room.
         hand_over(&self.shared, producer, &mut st);
-        let evicted = st.buffer.push_back(pending);
-        self.shared.stats.add_dropped(evicted);
+        st.buffer.push_back(pending, &self.shared.stats);
         hand_over(&self.shared, producer, &mut st);
         let wake_pump = !st.buffer.is_empty();
         drop(st);
@@ -338,10 +358,7 @@ impl Drop for KafkaSink {
         {
             // Records that never reached librdkafka.
             let mut st = self.shared.state.lock();
-            let left = st.buffer.clear();
-            self.shared
-                .stats
-                .add_failed(u64::try_from(left).unwrap_or(u64::MAX));
+            st.buffer.fail_all(&self.shared.stats);
             self.shared.publish_buffered(&st);
         }
         // Dropping the producer purges its queue and in-flight requests and serves the
@@ -349,10 +366,12 @@ impl Drop for KafkaSink {
         drop(self.producer.take());
         let mut st = self.shared.state.lock();
         st.closed = true;
-        let unreported = std::mem::take(&mut st.queued);
-        self.shared
-            .stats
-            .add_failed(u64::try_from(unreported).unwrap_or(u64::MAX));
+        for (feed, n) in std::mem::take(&mut st.queued) {
+            let n = usize::try_from(n).unwrap_or(usize::MAX);
+            self.shared
+                .stats
+                .count_each(Fate::Failed, std::iter::repeat_n(feed, n));
+        }
         self.shared.stats.set_buffered(0);
         self.shared.stats.set_connected(false);
     }

@@ -1,9 +1,11 @@
 //! Output sinks for NextVision and the stable, versioned JSON output schema.
 //!
-//! Every sink implements [`nv_runtime::OutputSink`] and runs on the feed's dedicated sink
-//! thread. Network sinks never block that thread on a down broker: they keep a bounded
-//! in-memory buffer that drops its *oldest* records beyond the bound, and count every
-//! drop in their [`SinkStats`]. Records are [`OutputRecord`]s (schema version
+//! Every sink implements [`nv_io::OutputSink`] and is called on a feed's dedicated sink
+//! thread; a sink several feeds name is one [`SharedSink`] instance that every one of
+//! them writes into, with each feed's share of its counters kept apart. Network sinks
+//! never block that thread on a down broker: they keep a bounded in-memory buffer that
+//! drops its *oldest* records beyond the bound, and count every drop in their
+//! [`SinkStats`]. Records are [`OutputRecord`]s (schema version
 //! [`SCHEMA_VERSION`], documented in `SCHEMA.md` and `schema/output-v1.schema.json`),
 //! each with an idempotency key `"{feed}:{epoch}:{session}:{seq}"` that consumers use to
 //! drop the duplicates that at-least-once transports may deliver.
@@ -67,6 +69,7 @@ pub mod nats;
 mod rt;
 pub mod schema;
 mod secret;
+pub mod shared;
 mod stats;
 pub mod stdout;
 mod template;
@@ -88,7 +91,8 @@ pub use mqtt::MqttSink;
 pub use nats::NatsSink;
 pub use schema::{OutputRecord, SCHEMA_VERSION};
 pub use secret::Secret;
-pub use stats::{SinkStats, SinkStatsSnapshot};
+pub use shared::{SharedSink, SharedSinkHandle};
+pub use stats::{FeedSinkSnapshot, SinkStats, SinkStatsSnapshot};
 pub use stdout::StdoutSink;
 
 /// The JSON Schema (draft 2020-12) of [`OutputRecord`] version 1, as shipped in

@@ -14,18 +14,19 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use nv_core::id::FeedId;
 use nv_core::security::sanitize_error_string;
-use nv_runtime::{OutputSink, SharedOutput};
+use nv_io::{OutputSink, SharedOutput};
 use parking_lot::{Condvar, Mutex};
 use rumqttc::{AsyncClient, Event, EventLoop, Incoming, LastWill, MqttOptions, Outgoing, QoS};
 use tokio::sync::Notify;
 
 use crate::backoff::Backoff;
-use crate::buffer::DropOldest;
+use crate::buffer::{Attributed, DropOldest};
 use crate::config::{MqttQos, MqttSinkConfig};
 use crate::error::SinkError;
 use crate::schema::OutputRecord;
-use crate::stats::SinkStats;
+use crate::stats::{Fate, SinkStats};
 use crate::template::{expand, EVENT_OUTPUTS};
 
 const ONLINE: &str = "online";
@@ -33,8 +34,15 @@ const OFFLINE: &str = "offline";
 
 #[derive(Debug)]
 struct Pending {
+    feed: FeedId,
     topic: String,
     payload: Vec<u8>,
+}
+
+impl Attributed for Pending {
+    fn feed(&self) -> FeedId {
+        self.feed
+    }
 }
 
 /// A publish handed to the client: a record, or the availability message (`None`).
@@ -194,8 +202,15 @@ impl OutputSink for MqttSink {
         let topic = expand(&self.topic, record.feed_id, EVENT_OUTPUTS);
         {
             let mut st = self.shared.state.lock();
-            let evicted = st.buffer.push_back(Pending { topic, payload });
-            self.stats.add_dropped(evicted);
+            let feed = output.feed_id;
+            st.buffer.push_back(
+                Pending {
+                    feed,
+                    topic,
+                    payload,
+                },
+                &self.stats,
+            );
             self.stats.set_buffered(st.held());
         }
         self.shared.wake.notify_one();
@@ -235,11 +250,14 @@ impl Drop for MqttSink {
             }
         }
         let mut st = self.shared.state.lock();
-        let left = st.held();
-        st.buffer.clear();
-        st.handed.clear();
-        self.stats
-            .add_failed(u64::try_from(left).unwrap_or(u64::MAX));
+        st.buffer.fail_all(&self.stats);
+        let handed = std::mem::take(&mut st.handed);
+        self.stats.count_each(
+            Fate::Failed,
+            handed
+                .iter()
+                .filter_map(|h| h.record.as_ref().map(|r| r.feed)),
+        );
         self.stats.set_buffered(0);
         self.stats.set_connected(false);
     }
@@ -326,8 +344,8 @@ impl Driver {
     /// A publish finished; frees its in-flight slot.
     fn complete(&self, st: &mut State, index: usize) {
         if let Some(h) = st.handed.remove(index) {
-            if h.record.is_some() {
-                self.stats.add_delivered(1);
+            if let Some(r) = h.record {
+                self.stats.count(Fate::Delivered, r.feed);
             }
         }
         self.stats.set_buffered(st.held());
@@ -362,8 +380,7 @@ impl Driver {
             if !again.is_empty() {
                 self.stats
                     .add_retries(u64::try_from(again.len()).unwrap_or(u64::MAX));
-                let evicted = st.buffer.requeue_front(again.into_iter());
-                self.stats.add_dropped(evicted);
+                st.buffer.requeue_front(again.into_iter(), &self.stats);
             }
             if st.ever_connected {
                 self.stats.add_reconnect();
@@ -436,8 +453,7 @@ fn pump(
             }),
             Err(e) => {
                 tracing::debug!(error = %e, "mqtt sink: client queue full");
-                let evicted = st.buffer.requeue_front(std::iter::once(p));
-                stats.add_dropped(evicted);
+                st.buffer.requeue_front(std::iter::once(p), stats);
                 break;
             }
         }

@@ -15,30 +15,39 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
 use async_nats::{Client, ConnectOptions, Event, HeaderMap};
+use nv_core::id::FeedId;
 use nv_core::security::{redact_url, sanitize_error_string};
-use nv_runtime::{OutputSink, SharedOutput};
+use nv_io::{OutputSink, SharedOutput};
 use parking_lot::{Condvar, Mutex};
 use tokio::sync::Notify;
 
 use crate::backoff::Backoff;
-use crate::buffer::DropOldest;
+use crate::buffer::{Attributed, DropOldest};
 use crate::config::NatsSinkConfig;
 use crate::error::SinkError;
 use crate::schema::OutputRecord;
-use crate::stats::SinkStats;
+use crate::stats::{Fate, SinkStats};
 use crate::template::{expand, EVENT_OUTPUTS};
 
 #[derive(Debug)]
 struct Pending {
+    feed: FeedId,
     subject: String,
     key: String,
     payload: Vec<u8>,
 }
 
+impl Attributed for Pending {
+    fn feed(&self) -> FeedId {
+        self.feed
+    }
+}
+
 #[derive(Debug)]
 struct State {
     buffer: DropOldest<Pending>,
-    in_flight: usize,
+    /// Feeds of the records being published right now.
+    in_flight: Vec<FeedId>,
     connected: bool,
     ever_connected: bool,
 }
@@ -67,7 +76,7 @@ impl NatsSink {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 buffer: DropOldest::new(usize::try_from(config.buffer_records).unwrap_or(1)),
-                in_flight: 0,
+                in_flight: Vec::new(),
                 connected: false,
                 ever_connected: false,
             }),
@@ -99,7 +108,7 @@ impl NatsSink {
         let deadline = Instant::now() + timeout;
         let mut st = self.shared.state.lock();
         crate::wait::wait_until(&self.shared.changed, &mut st, deadline, |s| {
-            s.buffer.is_empty() && s.in_flight == 0
+            s.buffer.is_empty() && s.in_flight.is_empty()
         })
     }
 }
@@ -114,13 +123,17 @@ impl OutputSink for NatsSink {
         let subject = expand(&self.subject, record.feed_id, EVENT_OUTPUTS);
         {
             let mut st = self.shared.state.lock();
-            let evicted = st.buffer.push_back(Pending {
-                subject,
-                key: record.idempotency_key,
-                payload,
-            });
-            self.stats.add_dropped(evicted);
-            self.stats.set_buffered(st.buffer.len() + st.in_flight);
+            st.buffer.push_back(
+                Pending {
+                    feed: output.feed_id,
+                    subject,
+                    key: record.idempotency_key,
+                    payload,
+                },
+                &self.stats,
+            );
+            self.stats
+                .set_buffered(st.buffer.len() + st.in_flight.len());
         }
         self.shared.wake.notify_one();
     }
@@ -145,10 +158,9 @@ impl Drop for NatsSink {
             }
         }
         let mut st = self.shared.state.lock();
-        let left = st.buffer.clear() + st.in_flight;
-        st.in_flight = 0;
-        self.stats
-            .add_failed(u64::try_from(left).unwrap_or(u64::MAX));
+        st.buffer.fail_all(&self.stats);
+        let in_flight = std::mem::take(&mut st.in_flight);
+        self.stats.count_each(Fate::Failed, in_flight);
         self.stats.set_buffered(0);
         self.stats.set_connected(false);
     }
@@ -209,7 +221,7 @@ impl Driver {
                 let mut st = self.shared.state.lock();
                 if st.connected && !st.buffer.is_empty() {
                     let batch = st.buffer.take_front(max);
-                    st.in_flight = batch.len();
+                    st.in_flight = batch.iter().map(Attributed::feed).collect();
                     Some(batch)
                 } else {
                     None
@@ -230,12 +242,12 @@ impl Driver {
             let retry = !failed_part.is_empty();
             {
                 let mut st = self.shared.state.lock();
-                st.in_flight = 0;
+                st.in_flight.clear();
                 if retry {
                     self.stats
                         .add_retries(u64::try_from(failed_part.len()).unwrap_or(u64::MAX));
-                    let evicted = st.buffer.requeue_front(failed_part.into_iter());
-                    self.stats.add_dropped(evicted);
+                    st.buffer
+                        .requeue_front(failed_part.into_iter(), &self.stats);
                 }
                 self.stats.set_buffered(st.buffer.len());
                 self.shared.changed.notify_all();
@@ -255,20 +267,21 @@ impl Driver {
     }
 
     async fn publish_core(&self, client: &Client, batch: Vec<Pending>) {
-        let n = u64::try_from(batch.len()).unwrap_or(u64::MAX);
+        let n = batch.len();
+        let feeds: Vec<FeedId> = batch.iter().map(Attributed::feed).collect();
         for p in batch {
             if let Err(e) = client.publish(p.subject, p.payload.into()).await {
                 tracing::warn!(url = %self.redacted_url, error = %sanitize_error_string(&e.to_string()), "nats sink: publish failed");
             }
         }
         match tokio::time::timeout(self.config.ack_timeout(), client.flush()).await {
-            Ok(Ok(())) => self.stats.add_delivered(n),
+            Ok(Ok(())) => self.stats.count_each(Fate::Delivered, feeds),
             Ok(Err(e)) => {
-                self.stats.add_failed(n);
+                self.stats.count_each(Fate::Failed, feeds);
                 tracing::warn!(url = %self.redacted_url, records = n, error = %sanitize_error_string(&e.to_string()), "nats sink: flush failed; records unconfirmed");
             }
             Err(_) => {
-                self.stats.add_failed(n);
+                self.stats.count_each(Fate::Failed, feeds);
                 tracing::warn!(url = %self.redacted_url, records = n, "nats sink: flush timed out; records unconfirmed");
             }
         }
@@ -306,8 +319,10 @@ impl Driver {
                 }
             }
         }
-        self.stats
-            .add_delivered(u64::try_from(done).unwrap_or(u64::MAX));
+        self.stats.count_each(
+            Fate::Delivered,
+            batch.iter().take(done).map(Attributed::feed),
+        );
         batch.into_iter().skip(done).collect()
     }
 }

@@ -10,10 +10,10 @@
 use std::time::Duration;
 
 use nv_core::geometry::BBox;
+use nv_io::{OutputEnvelope, StageProvenance, StageResult, ViewProvenance};
 use nv_perception::{
     DerivedSignal, Detection, SceneFeature, SceneFeatureValue, SignalValue, Track, TrackState,
 };
-use nv_runtime::{OutputEnvelope, StageProvenance, StageResult, ViewProvenance};
 use nv_view::{ContextValidity, EpochDecision, MotionSource};
 use serde::{Deserialize, Serialize};
 
@@ -253,7 +253,6 @@ impl OutputRecord {
         serde_json::to_vec(self).map_err(SinkError::Encode)
     }
 
-    /// One JSONL line: compact JSON and a trailing `\n`.
     /// Builds the record of `output` and its JSON (a trailing newline with `line`). A
     /// record that cannot be encoded is logged and counted as failed in `stats`, so every
     /// sink accounts for it the same way.
@@ -263,6 +262,7 @@ impl OutputRecord {
         sink: &str,
         line: bool,
     ) -> Option<(Self, Vec<u8>)> {
+        stats.count(crate::stats::Fate::Received, output.feed_id);
         let record = Self::from_output(output);
         let encoded = if line {
             record.to_json_line()
@@ -273,12 +273,13 @@ impl OutputRecord {
             Ok(bytes) => Some((record, bytes)),
             Err(e) => {
                 tracing::warn!(error = %e, sink, "record not encoded");
-                stats.add_failed(1);
+                stats.count(crate::stats::Fate::Failed, output.feed_id);
                 None
             }
         }
     }
 
+    /// One JSONL line: compact JSON and a trailing `\n`.
     pub fn to_json_line(&self) -> Result<Vec<u8>, SinkError> {
         let mut v = self.to_json()?;
         v.push(b'\n');

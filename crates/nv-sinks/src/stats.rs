@@ -1,14 +1,54 @@
-//! Per-sink delivery counters, shared by a cloneable handle.
+//! Per-sink delivery counters, shared by a cloneable handle, with each feed's share.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex};
+use nv_core::id::FeedId;
+use parking_lot::{Condvar, Mutex, RwLock};
 use serde::Serialize;
+
+/// One feed's share of a sink's record counters.
+#[derive(Debug, Default)]
+struct FeedTally {
+    received: AtomicU64,
+    delivered: AtomicU64,
+    failed: AtomicU64,
+    dropped_by_buffer: AtomicU64,
+}
+
+/// Where a record ended up (or that it arrived).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Fate {
+    Received,
+    Delivered,
+    Failed,
+    Dropped,
+}
+
+impl Fate {
+    fn of(self, c: &Counters) -> &AtomicU64 {
+        match self {
+            Self::Received => &c.received,
+            Self::Delivered => &c.delivered,
+            Self::Failed => &c.failed,
+            Self::Dropped => &c.dropped_by_buffer,
+        }
+    }
+    fn of_feed(self, t: &FeedTally) -> &AtomicU64 {
+        match self {
+            Self::Received => &t.received,
+            Self::Delivered => &t.delivered,
+            Self::Failed => &t.failed,
+            Self::Dropped => &t.dropped_by_buffer,
+        }
+    }
+}
 
 #[derive(Debug, Default)]
 struct Counters {
+    received: AtomicU64,
     delivered: AtomicU64,
     failed: AtomicU64,
     dropped_by_buffer: AtomicU64,
@@ -16,6 +56,8 @@ struct Counters {
     reconnects: AtomicU64,
     buffered: AtomicU64,
     connected: AtomicBool,
+    /// Each feed's share (one entry per feed that sent a record; see `forget_feed`).
+    feeds: RwLock<HashMap<FeedId, Arc<FeedTally>>>,
     /// Bumped on every change, so waiters can sleep on `changed` instead of polling.
     generation: Mutex<u64>,
     changed: Condvar,
@@ -25,9 +67,11 @@ struct Counters {
 /// the sink updates them from its threads. A sink rebuilt by a `SinkFactory` can be given
 /// the same handle so the figures survive the rebuild.
 ///
-/// Every record handed to a sink ends up in exactly one of `delivered`, `failed` or
-/// `dropped_by_buffer`, or is still `buffered` (held by the sink, including records in
-/// flight to the transport).
+/// Every record handed to a sink is counted in `received` and ends up in exactly one of
+/// `delivered`, `failed` or `dropped_by_buffer`, or is still `buffered` (held by the sink,
+/// including records in flight to the transport). The same four figures are kept per feed
+/// ([`SinkStats::feed`]), so a sink shared by several feeds still says whose records it
+/// lost.
 #[derive(Clone, Debug, Default)]
 pub struct SinkStats {
     inner: Arc<Counters>,
@@ -36,6 +80,8 @@ pub struct SinkStats {
 /// A point-in-time copy of [`SinkStats`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct SinkStatsSnapshot {
+    /// Records handed to the sink.
+    pub received: u64,
     /// Records the transport confirmed (written to the file, acknowledged by the broker or
     /// the webhook, or flushed to the server for transports without acknowledgements).
     pub delivered: u64,
@@ -55,6 +101,23 @@ pub struct SinkStatsSnapshot {
     pub connected: bool,
 }
 
+/// One feed's share of a sink's figures (see [`SinkStatsSnapshot`] for their meaning).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct FeedSinkSnapshot {
+    pub received: u64,
+    pub delivered: u64,
+    pub failed: u64,
+    pub dropped_by_buffer: u64,
+}
+
+impl FeedSinkSnapshot {
+    /// Records of this feed the sink still holds.
+    pub fn held(&self) -> u64 {
+        self.received
+            .saturating_sub(self.delivered + self.failed + self.dropped_by_buffer)
+    }
+}
+
 impl SinkStats {
     pub fn new() -> Self {
         Self::default()
@@ -63,6 +126,7 @@ impl SinkStats {
     pub fn snapshot(&self) -> SinkStatsSnapshot {
         let c = &self.inner;
         SinkStatsSnapshot {
+            received: c.received.load(Ordering::Acquire),
             delivered: c.delivered.load(Ordering::Acquire),
             failed: c.failed.load(Ordering::Acquire),
             dropped_by_buffer: c.dropped_by_buffer.load(Ordering::Acquire),
@@ -71,6 +135,33 @@ impl SinkStats {
             buffered: c.buffered.load(Ordering::Acquire),
             connected: c.connected.load(Ordering::Acquire),
         }
+    }
+
+    /// This feed's share (zeros for a feed that sent nothing).
+    pub fn feed(&self, feed: FeedId) -> FeedSinkSnapshot {
+        self.inner
+            .feeds
+            .read()
+            .get(&feed)
+            .map_or_else(FeedSinkSnapshot::default, |t| tally_snapshot(t))
+    }
+
+    /// Every feed's share, by feed id.
+    pub fn feeds(&self) -> Vec<(FeedId, FeedSinkSnapshot)> {
+        let mut v: Vec<_> = self
+            .inner
+            .feeds
+            .read()
+            .iter()
+            .map(|(id, t)| (*id, tally_snapshot(t)))
+            .collect();
+        v.sort_unstable_by_key(|(id, _)| *id);
+        v
+    }
+
+    /// Drops a removed feed's share (the sink totals keep its records).
+    pub fn forget_feed(&self, feed: FeedId) {
+        self.inner.feeds.write().remove(&feed);
     }
 
     pub fn delivered(&self) -> u64 {
@@ -116,21 +207,39 @@ impl SinkStats {
         self.inner.changed.notify_all();
     }
 
-    pub(crate) fn add_delivered(&self, n: u64) {
-        if n > 0 {
-            self.inner.delivered.fetch_add(n, Ordering::AcqRel);
-            self.bump();
+    fn tally(&self, feed: FeedId) -> Arc<FeedTally> {
+        if let Some(t) = self.inner.feeds.read().get(&feed) {
+            return Arc::clone(t);
         }
+        Arc::clone(self.inner.feeds.write().entry(feed).or_default())
     }
-    pub(crate) fn add_failed(&self, n: u64) {
-        if n > 0 {
-            self.inner.failed.fetch_add(n, Ordering::AcqRel);
-            self.bump();
+
+    /// Counts one record of `feed` under `fate`.
+    pub(crate) fn count(&self, fate: Fate, feed: FeedId) {
+        self.count_each(fate, std::iter::once(feed));
+    }
+
+    /// Counts one record per item of `feeds` (the feeds of a batch, in any order) under
+    /// `fate`; waiters are woken once.
+    pub(crate) fn count_each(&self, fate: Fate, feeds: impl IntoIterator<Item = FeedId>) {
+        let mut total = 0u64;
+        let mut run: Option<(FeedId, u64)> = None;
+        for feed in feeds {
+            total += 1;
+            match &mut run {
+                Some((f, n)) if *f == feed => *n += 1,
+                _ => {
+                    if let Some((f, n)) = run.replace((feed, 1)) {
+                        fate.of_feed(&self.tally(f)).fetch_add(n, Ordering::AcqRel);
+                    }
+                }
+            }
         }
-    }
-    pub(crate) fn add_dropped(&self, n: u64) {
-        if n > 0 {
-            self.inner.dropped_by_buffer.fetch_add(n, Ordering::AcqRel);
+        if let Some((f, n)) = run {
+            fate.of_feed(&self.tally(f)).fetch_add(n, Ordering::AcqRel);
+        }
+        if total > 0 {
+            fate.of(&self.inner).fetch_add(total, Ordering::AcqRel);
             self.bump();
         }
     }
@@ -157,6 +266,15 @@ impl SinkStats {
     }
 }
 
+fn tally_snapshot(t: &FeedTally) -> FeedSinkSnapshot {
+    FeedSinkSnapshot {
+        received: t.received.load(Ordering::Acquire),
+        delivered: t.delivered.load(Ordering::Acquire),
+        failed: t.failed.load(Ordering::Acquire),
+        dropped_by_buffer: t.dropped_by_buffer.load(Ordering::Acquire),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,9 +287,9 @@ mod tests {
             .name("stats-writer".into())
             .spawn(move || {
                 for _ in 0..10 {
-                    writer.add_delivered(1);
+                    writer.count(Fate::Delivered, FeedId::new(1));
                 }
-                writer.add_dropped(2);
+                writer.count_each(Fate::Dropped, [FeedId::new(1), FeedId::new(2)]);
             })
             .unwrap();
         let (snap, ok) = stats.wait_until(Duration::from_secs(10), |s| {
@@ -181,5 +299,8 @@ mod tests {
         assert!(ok, "{snap:?}");
         let (_, ok) = stats.wait_until(Duration::from_millis(1), |s| s.failed > 0);
         assert!(!ok);
+        assert_eq!(stats.feed(FeedId::new(1)).delivered, 10);
+        assert_eq!(stats.feed(FeedId::new(2)).dropped_by_buffer, 1);
+        assert_eq!(stats.feeds().len(), 2);
     }
 }

@@ -2,10 +2,10 @@
 
 use std::io::Write;
 
-use nv_runtime::{OutputSink, SharedOutput};
+use nv_io::{OutputSink, SharedOutput};
 
 use crate::schema::OutputRecord;
-use crate::stats::SinkStats;
+use crate::stats::{Fate, SinkStats};
 
 /// Writes one record per line to standard output (locked per record, so lines from
 /// several feeds never interleave).
@@ -26,19 +26,18 @@ impl StdoutSink {
 
 impl OutputSink for StdoutSink {
     fn emit(&mut self, output: SharedOutput) {
-        let res = OutputRecord::from_output(&output)
-            .to_json_line()
-            .map_err(|e| e.to_string())
-            .and_then(|line| {
-                let mut out = std::io::stdout().lock();
-                out.write_all(&line)
-                    .and_then(|()| out.flush())
-                    .map_err(|e| e.to_string())
-            });
+        let Some((_, line)) = OutputRecord::encode_for_sink(&output, &self.stats, "stdout", true)
+        else {
+            return;
+        };
+        let res = {
+            let mut out = std::io::stdout().lock();
+            out.write_all(&line).and_then(|()| out.flush())
+        };
         match res {
-            Ok(()) => self.stats.add_delivered(1),
+            Ok(()) => self.stats.count(Fate::Delivered, output.feed_id),
             Err(e) => {
-                self.stats.add_failed(1);
+                self.stats.count(Fate::Failed, output.feed_id);
                 tracing::warn!(error = %e, "stdout sink: write failed");
             }
         }

@@ -29,6 +29,8 @@ struct Msg {
 struct Inbox {
     msgs: Vec<Msg>,
     subacks: usize,
+    /// Connection errors seen (shown when a wait times out).
+    errors: Vec<String>,
 }
 
 /// A real MQTT subscriber on its own thread.
@@ -44,12 +46,11 @@ impl Subscriber {
         opts.set_clean_session(!persistent)
             .set_keep_alive(Duration::from_secs(5));
         let (client, mut conn) = Client::new(opts, 64);
-        for t in topics {
-            client.subscribe(*t, QoS::AtLeastOnce).unwrap();
-        }
         let inbox = Arc::new((Mutex::new(Inbox::default()), Condvar::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let (ib, st) = (Arc::clone(&inbox), Arc::clone(&stop));
+        let topics_owned: Vec<String> = topics.iter().map(|t| (*t).to_owned()).collect();
+        let resubscriber = client.clone();
         std::thread::Builder::new()
             .name("test-mqtt-sub".into())
             .spawn(move || {
@@ -72,10 +73,18 @@ impl Subscriber {
                             lock.lock().subacks += 1;
                             cv.notify_all();
                         }
+                        // Subscribe on every connection: a clean session that had to
+                        // reconnect would otherwise silently receive nothing more.
+                        Ok(Event::Incoming(Incoming::ConnAck(_))) => {
+                            for t in &topics_owned {
+                                resubscriber.try_subscribe(t, QoS::AtLeastOnce).unwrap();
+                            }
+                        }
                         Ok(_) => {}
-                        Err(_) => {
-                            // Reconnect throttle while the broker is down.
+                        Err(e) => {
                             let mut g = lock.lock();
+                            g.errors.push(e.to_string());
+                            // Reconnect throttle while the broker is down.
                             let _woken = cv.wait_for(&mut g, Duration::from_millis(50));
                         }
                     }
@@ -101,7 +110,10 @@ impl Subscriber {
                 for m in &g.msgs {
                     *per_topic.entry(m.topic.clone()).or_insert(0usize) += 1;
                 }
-                panic!("timed out waiting for {what}: {per_topic:?}");
+                panic!(
+                    "timed out waiting for {what}: {per_topic:?}, connection errors: {:?}",
+                    g.errors
+                );
             }
         }
     }
@@ -208,6 +220,40 @@ fn every_output_arrives_exactly_once_in_order_for_each_qos() {
         .on("nextvision/")
         .iter()
         .all(|m| m.retain && m.payload == b"offline"));
+}
+
+/// A burst far larger than the broker's inflight quota (mosquitto: 20), all handed to the
+/// sink at once, at QoS 2 with the default configuration. MQTT 3.1.1 cannot report a
+/// publish the broker dropped over its quota, so the sink must never exceed it: every
+/// record the sink counts as delivered reaches the subscriber.
+#[test]
+fn qos2_burst_beyond_the_broker_quota_arrives_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::mosquitto(dir.path());
+    let sub = Subscriber::start(broker.port, "nv-test-sub-burst", &["burst/#"], false);
+    let outputs = common::outputs(60);
+    let keys = common::keys(&outputs);
+    let mut config = MqttSinkConfig::new("127.0.0.1", broker.port);
+    config.client_id = Some("nv-sink-burst".into());
+    config.qos = nv_sinks::MqttQos::ExactlyOnce;
+    config.topic = "burst/{feed}/{event}".into();
+    config.buffer_records = 100;
+    let stats = SinkStats::new();
+    let mut sink = MqttSink::start(config, stats.clone()).unwrap();
+    wait_stats(&stats, "connected", |s| s.connected);
+    for o in &outputs {
+        sink.emit(o.clone());
+    }
+    wait_stats(&stats, "all acknowledged", |s| s.delivered == 60);
+    sub.wait("all received", |i| i.msgs.len() >= 60);
+    assert_eq!(unique_keys(&sub.on("burst/")), keys);
+    drop(sink);
+    let s = stats.snapshot();
+    assert_eq!(
+        (s.delivered, s.failed, s.dropped_by_buffer),
+        (60, 0, 0),
+        "{s:?}"
+    );
 }
 
 #[test]

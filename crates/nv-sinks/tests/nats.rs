@@ -27,6 +27,8 @@ fn runtime() -> tokio::runtime::Runtime {
 struct Inbox {
     ready: bool,
     payloads: Vec<Vec<u8>>,
+    /// Why the subscriber thread gave up, shown by a wait that times out.
+    error: Option<String>,
 }
 
 /// A real core-NATS subscriber on its own thread.
@@ -42,12 +44,16 @@ impl Subscriber {
         std::thread::Builder::new()
             .name("test-nats-sub".into())
             .spawn(move || {
-                runtime().block_on(async move {
+                let ib2 = Arc::clone(&ib);
+                let result: Result<(), String> = runtime().block_on(async move {
                     let client = async_nats::connect(format!("127.0.0.1:{port}"))
                         .await
-                        .unwrap();
-                    let mut sub = client.subscribe(subject).await.unwrap();
-                    client.flush().await.unwrap();
+                        .map_err(|e| format!("connect: {e}"))?;
+                    let mut sub = client
+                        .subscribe(subject)
+                        .await
+                        .map_err(|e| format!("subscribe: {e}"))?;
+                    client.flush().await.map_err(|e| format!("flush: {e}"))?;
                     {
                         ib.0.lock().ready = true;
                         ib.1.notify_all();
@@ -56,7 +62,12 @@ impl Subscriber {
                         ib.0.lock().payloads.push(msg.payload.to_vec());
                         ib.1.notify_all();
                     }
+                    Ok(())
                 });
+                if let Err(e) = result {
+                    ib2.0.lock().error = Some(e);
+                    ib2.1.notify_all();
+                }
             })
             .unwrap();
         let s = Self { inbox };
@@ -69,6 +80,7 @@ impl Subscriber {
         let deadline = Instant::now() + TIMEOUT;
         let mut g = lock.lock();
         while !pred(&g) {
+            assert!(g.error.is_none(), "subscriber failed: {:?}", g.error);
             assert!(
                 !cv.wait_until(&mut g, deadline).timed_out(),
                 "timed out waiting for {what}: {} messages",

@@ -12,9 +12,9 @@ use nv_core::error::StageError;
 use nv_core::health::HealthEvent;
 use nv_core::id::StageId;
 use nv_core::source::{PixelFormat, SyntheticSpec};
+use nv_io::broadcast::RecvError;
+use nv_io::{HealthSubscription, OutputSink, SharedOutput};
 use nv_perception::{Stage, StageContext, StageOutput};
-use nv_runtime::broadcast::RecvError;
-use nv_runtime::{HealthSubscription, OutputSink, SharedOutput};
 use parking_lot::{Condvar, Mutex};
 
 /// Upper bound for any wait in a test. Tests synchronise on events; this only turns a

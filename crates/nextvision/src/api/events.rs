@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use nv_core::time::WallTs;
-use nv_runtime::broadcast::RecvError;
+use nv_io::broadcast::RecvError;
 use nv_runtime::{HealthEvent, HealthSubscription};
 use parking_lot::Mutex;
 use serde_json::json;

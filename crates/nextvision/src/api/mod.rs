@@ -38,7 +38,11 @@ pub struct AppState {
     pub health: HealthCounters,
     pub snapshots: SnapshotStore,
     pub ready: Arc<AtomicBool>,
-    pub sink_monitor: Arc<crate::sink_monitor::SinkMonitor>,
+    /// The declared sinks, shared by the feeds that name them.
+    pub sinks: Arc<crate::sinks::SinkSet>,
+    /// Serialises feed additions so two requests cannot both claim one name.
+    pub add_lock: Arc<tokio::sync::Mutex<()>>,
+    /// Numbered health records for the event stream.
     pub events: Arc<events::EventHub>,
 }
 
@@ -64,7 +68,8 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut body = json!({ "code": self.code, "message": self.message });
+        let message = nv_core::security::redact_urls_in_string(&self.message);
+        let mut body = json!({ "code": self.code, "message": message });
         if let Some(d) = self.details {
             body["details"] = d;
         }
@@ -109,14 +114,27 @@ impl From<NvError> for ApiError {
     }
 }
 
-fn parse_feed_id(raw: &str) -> Result<FeedId, ApiError> {
-    raw.parse::<u64>().map(FeedId::new).map_err(|_| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_feed_id",
-            format!("`{raw}` is not a feed id"),
-        )
-    })
+/// A feed by numeric id or by name (names are never all digits, so the two cannot clash).
+fn find_feed(s: &AppState, raw: &str) -> Result<nv_runtime::FeedHandle, ApiError> {
+    if let Ok(n) = raw.parse::<u64>() {
+        let id = FeedId::new(n);
+        return s
+            .runtime
+            .feed(id)
+            .ok_or_else(|| RuntimeError::FeedNotFound { feed_id: id }.into());
+    }
+    s.runtime
+        .feeds()
+        .into_iter()
+        .find(|f| f.name() == raw)
+        .ok_or_else(|| {
+            let shown: String = raw.chars().take(nv_core::limits::MAX_NAME_CHARS).collect();
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "feed_not_found",
+                format!("no feed with id or name `{}`", shown.escape_debug()),
+            )
+        })
 }
 
 /// Constant-time comparison, so response timing does not leak the token.
@@ -173,7 +191,74 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .merge(protected)
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .layer(middleware::from_fn(announced_body_limit))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_REQUEST_BYTES))
+        .layer(middleware::map_response(json_errors))
         .with_state(state)
+}
+
+/// Largest request body the API reads (a feed definition is a few hundred bytes).
+pub const MAX_REQUEST_BYTES: usize = 1024 * 1024;
+
+/// Refuses a body announced (Content-Length) above the limit before reading any of it;
+/// chunked bodies are cut at the limit by `DefaultBodyLimit`.
+async fn announced_body_limit(request: Request, next: Next) -> Response {
+    let announced = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > MAX_REQUEST_BYTES as u64) {
+        return ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("the request body must be at most {MAX_REQUEST_BYTES} bytes"),
+        )
+        .into_response();
+    }
+    next.run(request).await
+}
+
+/// Gives every error status the JSON `{code, message}` body, including the ones axum
+/// answers itself (405 wrong method, 413 body too large, 415, 422 ...).
+async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let code = match status {
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "body_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::UNPROCESSABLE_ENTITY => "unprocessable",
+        StatusCode::BAD_REQUEST => "bad_request",
+        StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+        s if s.is_server_error() => "internal",
+        _ => "client_error",
+    };
+    let (mut parts, body) = response.into_parts();
+    // axum's own rejection text is short and names no credentials; cap it anyway.
+    let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+    let detail = String::from_utf8_lossy(&text).trim().to_owned();
+    let message = if detail.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_owned()
+    } else {
+        detail
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    let body =
+        json!({ "code": code, "message": nv_core::security::redact_urls_in_string(&message) });
+    Response::from_parts(parts, axum::body::Body::from(body.to_string()))
 }
 
 /// Ready once started and not draining, and (with `ready_requires_feeds`, the default)
@@ -229,11 +314,7 @@ async fn get_feed(
     State(s): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let id = parse_feed_id(&id)?;
-    let feed = s
-        .runtime
-        .feed(id)
-        .ok_or(RuntimeError::FeedNotFound { feed_id: id })?;
+    let feed = find_feed(&s, &id)?;
     Ok(Json(json::feed(&feed.diagnostics())))
 }
 
@@ -243,7 +324,17 @@ async fn add_feed(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let value: Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.to_string()))?;
-    let spec = crate::assemble::feed_from_json(&s.config, value).map_err(|problems| {
+    if !value.is_object() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            "the body must be a JSON object with the [[feeds]] keys",
+        ));
+    }
+    let _adding = s.add_lock.lock().await;
+    let running = s.runtime.feeds();
+    let taken = |name: &str| running.iter().any(|f| f.name() == name);
+    let spec = crate::assemble::feed_from_json(&s.config, value, &taken).map_err(|problems| {
         let mut e = ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_config",
@@ -252,12 +343,13 @@ async fn add_feed(
         e.details = Some(json!(problems));
         e
     })?;
-    let (sink, stats) = crate::assemble::feed_sink(&s.config, &spec)
+    let (sink, factory) = s
+        .sinks
+        .feed_sink(&spec)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_config", e.to_string()))?;
-    let config = crate::assemble::feed_config(&spec, sink, false)
+    let config = crate::assemble::feed_config(&spec, sink, Some(factory), false)
         .map_err(|e| ApiError::from(NvError::from(e)))?;
     let handle = s.runtime.add_feed(config)?;
-    s.sink_monitor.watch(handle.id(), stats);
     Ok((StatusCode::CREATED, Json(json::feed(&handle.diagnostics()))))
 }
 
@@ -265,7 +357,7 @@ async fn remove_feed(
     State(s): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let id = parse_feed_id(&id)?;
+    let id = find_feed(&s, &id)?.id();
     let runtime = s.runtime.clone();
     // Removal joins the worker (bounded): keep it off the async threads.
     tokio::task::spawn_blocking(move || runtime.remove_feed(id))
@@ -281,11 +373,7 @@ async fn pause_feed(
     State(s): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let id = parse_feed_id(&id)?;
-    s.runtime
-        .feed(id)
-        .ok_or(RuntimeError::FeedNotFound { feed_id: id })?
-        .pause()?;
+    find_feed(&s, &id)?.pause()?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -293,11 +381,7 @@ async fn resume_feed(
     State(s): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let id = parse_feed_id(&id)?;
-    s.runtime
-        .feed(id)
-        .ok_or(RuntimeError::FeedNotFound { feed_id: id })?
-        .resume()?;
+    find_feed(&s, &id)?.resume()?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -321,10 +405,7 @@ async fn snapshot_jpeg(
     State(s): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let id = parse_feed_id(&id)?;
-    if s.runtime.feed(id).is_none() {
-        return Err(RuntimeError::FeedNotFound { feed_id: id }.into());
-    }
+    let id = find_feed(&s, &id)?.id();
     let jpeg = s
         .snapshots
         .jpeg(id)

@@ -3,22 +3,30 @@
 //! line, offline (no camera is contacted).
 
 mod env;
+mod locate;
 mod schema;
 mod source;
 
 use std::fmt;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-pub(crate) use schema::check_feed;
-pub use schema::{BackpressureKind, Config, FeedSpec, RestartOn};
+pub(crate) use locate::Seg;
+pub(crate) use schema::{check_feed, FeedContext};
+pub use schema::{BackpressureKind, Config, FeedSpec, RestartOn, SinkSection};
 pub use source::parse_source;
 
 use serde::de::DeserializeOwned;
+use toml::de::{DeTable, DeValue};
+use toml::Spanned;
 
 /// One problem in a configuration file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Problem {
+    /// 1-based line of the offending key (or value, or section header).
     pub line: Option<usize>,
+    /// 1-based column, in characters.
+    pub column: Option<usize>,
     /// Where in the document (`feeds[door].backpressure`).
     pub path: String,
     pub message: String,
@@ -26,9 +34,10 @@ pub struct Problem {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.line {
-            Some(l) => write!(f, "line {l}: {}: {}", self.path, self.message),
-            None => write!(f, "{}: {}", self.path, self.message),
+        match (self.line, self.column) {
+            (Some(l), Some(c)) => write!(f, "{l}:{c}: {}: {}", self.path, self.message),
+            (Some(l), None) => write!(f, "{l}: {}: {}", self.path, self.message),
+            _ => write!(f, "{}: {}", self.path, self.message),
         }
     }
 }
@@ -43,7 +52,9 @@ pub struct Problems {
 impl fmt::Display for Problems {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for p in &self.problems {
-            writeln!(f, "{}: {p}", self.file.display())?;
+            // `file:line:column: path: message`, the form editors and CI logs link.
+            let sep = if p.line.is_some() { ":" } else { ": " };
+            writeln!(f, "{}{sep}{p}", self.file.display())?;
         }
         Ok(())
     }
@@ -59,95 +70,125 @@ pub enum EnvMode {
     Ignore,
 }
 
-/// 1-based line of a byte offset.
-pub(crate) fn line_of(text: &str, offset: usize) -> usize {
-    text.as_bytes()[..offset.min(text.len())]
-        .iter()
-        .filter(|b| **b == b'\n')
-        .count()
-        + 1
-}
-
-/// Line of the first `key = ...` (or `key_suffix = ...`) in the section that starts at
-/// `start` and whose name is `base` (its sub-tables `[base.x]` included). Keys in messages
-/// may name the runtime field (`base_delay`) rather than the file key (`base_delay_ms`).
-pub(crate) fn key_line(text: &str, start: usize, base: &str, key: &str) -> Option<usize> {
-    let start = text[..start.min(text.len())]
-        .rfind('\n')
-        .map_or(0, |i| i + 1);
-    let mut offset = start;
-    for (i, line) in text[start..].split_inclusive('\n').enumerate() {
-        let t = line.trim_start();
-        if i > 0 && t.starts_with('[') {
-            let name = t.trim_start_matches('[').trim_start();
-            if !name.starts_with(&format!("{base}.")) {
-                return None;
-            }
-        }
-        if let Some(rest) = t.strip_prefix(key) {
-            let rest = rest.trim_start_matches(|c: char| c.is_ascii_alphanumeric() || c == '_');
-            if rest.trim_start().starts_with('=') {
-                return Some(line_of(text, offset));
-            }
-        }
-        offset += line.len();
-    }
-    None
-}
-
-/// Collects problems while checking one document.
+/// Collects problems while checking one document (or one API request: no positions).
 pub(crate) struct Checker<'a> {
-    pub text: &'a str,
+    text: &'a str,
+    doc: Option<&'a DeTable<'a>>,
+    lines: locate::Lines,
+    pub env: EnvMode,
     pub problems: Vec<Problem>,
 }
 
-impl Checker<'_> {
-    pub fn push(
+impl<'a> Checker<'a> {
+    pub fn for_document(text: &'a str, doc: &'a DeTable<'a>, env: EnvMode) -> Self {
+        Self {
+            text,
+            doc: Some(doc),
+            lines: locate::Lines::new(text),
+            env,
+            problems: Vec::new(),
+        }
+    }
+
+    /// For input that is not a file (an API request): problems carry paths, no positions.
+    pub fn detached() -> Checker<'static> {
+        Checker {
+            text: "",
+            doc: None,
+            lines: locate::Lines::default(),
+            env: EnvMode::Resolve,
+            problems: Vec::new(),
+        }
+    }
+
+    /// True for a value that still holds a `${VAR}` reference (offline validation):
+    /// checks of its content are skipped.
+    pub fn unresolved(&self, value: &str) -> bool {
+        self.env == EnvMode::Ignore && value.contains("${")
+    }
+
+    /// Records a problem at a span. Messages pass the credential redactor: serde errors
+    /// quote the offending value, which may be a URL with a password.
+    pub fn push_span(
         &mut self,
-        line: Option<usize>,
+        span: Option<Range<usize>>,
         path: impl Into<String>,
-        message: impl Into<String>,
+        message: impl AsRef<str>,
     ) {
+        let (line, column) = match (self.doc, span) {
+            (Some(_), Some(s)) => {
+                let (l, c) = self.lines.position(self.text, s.start);
+                (Some(l), Some(c))
+            }
+            _ => (None, None),
+        };
+        let message = nv_core::security::redact_urls_in_string(message.as_ref());
+        let message = message
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
         self.problems.push(Problem {
             line,
-            path: path.into(),
-            message: message.into(),
+            column,
+            path: nv_core::security::redact_urls_in_string(&path.into()),
+            message,
         });
     }
 
-    /// Deserialises one table, reporting (not returning) a failure.
+    /// Records a problem at the key `loc` (or the deepest part of it that exists).
+    pub fn push_at(&mut self, loc: &[Seg], path: impl Into<String>, message: impl AsRef<str>) {
+        let span = self.doc.and_then(|d| locate::span_of(d, loc));
+        self.push_span(span, path, message);
+    }
+
+    /// Deserialises one table, reporting every bad key (not just the first). Returns the
+    /// value unless a required key was bad, and the keys that were dropped as bad.
     pub fn typed<T: DeserializeOwned>(
         &mut self,
-        value: toml::Value,
-        line: usize,
+        value: &Spanned<DeValue<'_>>,
+        loc: &[Seg],
         path: &str,
-    ) -> Option<T> {
-        match value.try_into::<T>() {
-            Ok(v) => Some(v),
-            Err(e) => {
-                let msg = e
-                    .to_string()
-                    .lines()
-                    .filter(|l| !l.trim().is_empty())
-                    .collect::<Vec<_>>()
-                    .join(" ");
-                self.push(Some(line), path, msg);
-                None
+    ) -> (Option<T>, Vec<String>) {
+        let (v, problems, removed) = locate::typed_all::<T>(value);
+        for p in problems {
+            let shown = locate::display_path(path, &p.path);
+            match p.span {
+                Some(span) => self.push_span(Some(span), shown, p.message),
+                None => {
+                    let mut at = loc.to_vec();
+                    at.extend(p.path);
+                    self.push_at(&at, shown, p.message);
+                }
             }
         }
+        (v, removed)
     }
 }
 
+/// Largest configuration file read (a 100,000-feed file is about 10 MiB).
+pub const MAX_CONFIG_BYTES: u64 = 64 * 1024 * 1024;
+
 /// Reads, interpolates and validates a configuration file.
 pub fn load(path: &Path, env: EnvMode) -> Result<Config, Problems> {
-    let text = std::fs::read_to_string(path).map_err(|e| Problems {
+    let fail = |message: String| Problems {
         file: path.to_path_buf(),
         problems: vec![Problem {
             line: None,
+            column: None,
             path: "file".into(),
-            message: format!("cannot read: {e}"),
+            message,
         }],
-    })?;
+    };
+    let size = std::fs::metadata(path)
+        .map_err(|e| fail(format!("cannot read: {e}")))?
+        .len();
+    if size > MAX_CONFIG_BYTES {
+        return Err(fail(format!(
+            "is {size} bytes; a configuration file must be at most {MAX_CONFIG_BYTES} bytes"
+        )));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read: {e}")))?;
     parse(&text, env).map_err(|problems| Problems {
         file: path.to_path_buf(),
         problems,

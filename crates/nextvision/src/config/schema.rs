@@ -2,12 +2,15 @@
 
 use std::net::SocketAddr;
 
+use nv_core::limits;
 use nv_core::source::{DecodePreference, SourceSpec};
 use serde::Deserialize;
+use toml::de::{DeTable, DeValue};
 use toml::{Spanned, Table, Value};
 
 use super::env::interpolate;
-use super::{line_of, Checker, EnvMode, Problem};
+use super::locate::display_path;
+use super::{Checker, EnvMode, Problem, Seg};
 use crate::registry;
 
 fn d_max_feeds() -> usize {
@@ -357,43 +360,51 @@ pub struct Config {
     pub feeds: Vec<FeedSpec>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawDoc {
-    runtime: Option<Spanned<Table>>,
-    api: Option<Spanned<Table>>,
-    metrics: Option<Spanned<Table>>,
-    #[serde(default)]
-    sinks: Vec<Spanned<Table>>,
-    #[serde(default)]
-    feeds: Vec<Spanned<Table>>,
+/// Top-level keys of the document.
+const SECTIONS: &[&str] = &["runtime", "api", "metrics", "sinks", "feeds"];
+
+fn key(k: &str) -> Seg {
+    Seg::key(k)
 }
 
-/// Resolves `${VAR}` in every string of `value`.
-fn resolve_env(value: &mut Value, env: EnvMode, line: usize, path: &str, c: &mut Checker<'_>) {
-    match value {
-        Value::String(s) => {
+/// Resolves `${VAR}` in every string below `value`; problems carry the string's span.
+fn resolve_env(
+    value: &mut Spanned<DeValue<'_>>,
+    env: EnvMode,
+    path: &mut Vec<Seg>,
+    problems: &mut Vec<(std::ops::Range<usize>, String, String)>,
+) {
+    let span = value.span();
+    match value.get_mut() {
+        DeValue::String(s) => {
+            if !s.contains('$') {
+                return;
+            }
             let lookup = |name: &str| match env {
                 EnvMode::Resolve => std::env::var(name).ok(),
                 EnvMode::Ignore => Some(format!("${{{name}}}")),
             };
             match interpolate(s, &lookup) {
-                Ok(v) => *s = v,
+                Ok(v) => *s = std::borrow::Cow::Owned(v),
                 Err(errs) => {
                     for e in errs {
-                        c.push(Some(line), path, e);
+                        problems.push((span.clone(), display_path("", path), e));
                     }
                 }
             }
         }
-        Value::Array(items) => {
-            for v in items {
-                resolve_env(v, env, line, path, c);
+        DeValue::Array(items) => {
+            for (i, v) in items.iter_mut().enumerate() {
+                path.push(Seg::Index(i));
+                resolve_env(v, env, path, problems);
+                path.pop();
             }
         }
-        Value::Table(t) => {
+        DeValue::Table(t) => {
             for (k, v) in t.iter_mut() {
-                resolve_env(v, env, line, &format!("{path}.{k}"), c);
+                path.push(Seg::key(k.get_ref()));
+                resolve_env(v, env, path, problems);
+                path.pop();
             }
         }
         _ => {}
@@ -407,188 +418,384 @@ fn take_string(t: &mut Table, key: &str) -> Option<String> {
     }
 }
 
-/// Section tables get their line from their span; problems with a known key are placed on
-/// that key's line.
-fn section(
+/// Reports `value` above `max` (or below `min`) at `loc`, naming key, value and limit.
+fn check_range<T: PartialOrd + std::fmt::Display>(
     c: &mut Checker<'_>,
-    raw: Spanned<Table>,
-    env: EnvMode,
+    loc: &[Seg],
     path: &str,
-) -> (Value, usize, std::ops::Range<usize>) {
-    let span = raw.span();
-    let line = line_of(c.text, span.start);
-    let mut v = Value::Table(raw.into_inner());
-    resolve_env(&mut v, env, line, path, c);
-    (v, line, span)
+    value: T,
+    min: T,
+    max: T,
+) {
+    if value < min || value > max {
+        c.push_at(
+            loc,
+            path,
+            format!("`{value}` is out of range: must be within {min}..={max}"),
+        );
+    }
 }
 
-/// The line of `field`'s key (last dotted segment) within `span`, else `fallback`.
-fn field_line(
-    c: &Checker<'_>,
-    span: &std::ops::Range<usize>,
-    base: &str,
-    field: &str,
-    fallback: usize,
-) -> usize {
-    let key = field.rsplit('.').next().unwrap_or(field);
-    super::key_line(c.text, span.start, base, key).unwrap_or(fallback)
+/// Reports seconds that are not finite, negative (or zero when `positive`) or above the
+/// documented maximum.
+fn check_secs(c: &mut Checker<'_>, loc: &[Seg], path: &str, secs: f64, positive: bool) {
+    if let Some(p) = limits::seconds(path, secs, positive) {
+        c.push_at(loc, path, format!("`{secs}` {}", p.reason));
+    }
 }
 
 pub(super) fn parse(text: &str, env: EnvMode) -> Result<Config, Vec<Problem>> {
-    let mut c = Checker {
-        text,
-        problems: Vec::new(),
-    };
-    let raw: RawDoc = match toml::from_str(text) {
-        Ok(r) => r,
-        Err(e) => {
-            let line = e.span().map(|s| line_of(text, s.start));
-            c.push(line, "document", e.message().to_owned());
-            return Err(c.problems);
+    let (doc, syntax) = DeTable::parse_recoverable(text);
+    let mut doc = doc.into_inner();
+    if !syntax.is_empty() {
+        // The recovered document may hold fragments; checking it would invent problems.
+        let empty = DeTable::default();
+        let mut c = Checker::for_document(text, &empty, env);
+        for e in syntax {
+            c.push_span(e.span(), "document", e.message());
         }
-    };
-    let mut config = Config::default();
-    if let Some(r) = raw.runtime {
-        let (v, line, span) = section(&mut c, r, env, "runtime");
-        if let Some(rt) = c.typed::<RuntimeSection>(v, line, "runtime") {
-            for (field, ok) in [
-                ("max_feeds", rt.max_feeds >= 1),
-                ("health_capacity", rt.health_capacity >= 1),
-                ("output_capacity", rt.output_capacity >= 1),
-                (
-                    "feed_join_timeout_secs",
-                    rt.feed_join_timeout_secs.is_finite() && rt.feed_join_timeout_secs > 0.0,
+        return Err(c.problems);
+    }
+    let mut env_problems = Vec::new();
+    for (k, v) in doc.iter_mut() {
+        let mut path = vec![Seg::key(k.get_ref())];
+        resolve_env(v, env, &mut path, &mut env_problems);
+    }
+    let doc = doc;
+    let mut c = Checker::for_document(text, &doc, env);
+    for (span, path, message) in env_problems {
+        c.push_span(Some(span), path, message);
+    }
+    for (k, _) in doc.iter() {
+        if !SECTIONS.contains(&k.get_ref().as_ref()) {
+            c.push_span(
+                Some(k.span()),
+                k.get_ref().to_string(),
+                format!(
+                    "unknown field `{}`, expected one of {}",
+                    k.get_ref(),
+                    SECTIONS.join(", ")
                 ),
-            ] {
-                if !ok {
-                    let l = field_line(&c, &span, "runtime", field, line);
-                    c.push(Some(l), format!("runtime.{field}"), "must be positive");
-                }
-            }
+            );
+        }
+    }
+    let mut config = Config::default();
+    if let Some(v) = doc.get("runtime") {
+        if let (Some(rt), _) = c.typed::<RuntimeSection>(v, &[key("runtime")], "runtime") {
+            check_runtime(&mut c, &rt);
             config.runtime = rt;
         }
     }
-    if let Some(a) = raw.api {
-        let (v, line, span) = section(&mut c, a, env, "api");
-        if let Some(api) = c.typed::<ApiSection>(v, line, "api") {
-            if api.listen.parse::<SocketAddr>().is_err() {
-                let l = field_line(&c, &span, "api", "listen", line);
-                c.push(
-                    Some(l),
-                    "api.listen",
-                    format!("`{}` is not an address like 127.0.0.1:8080", api.listen),
-                );
-            }
-            if api.bearer_token.as_ref().is_some_and(|t| t.len() < 16) {
-                let l = field_line(&c, &span, "api", "bearer_token", line);
-                c.push(
-                    Some(l),
-                    "api.bearer_token",
-                    "must be at least 16 characters",
-                );
-            }
+    if let Some(v) = doc.get("api") {
+        if let (Some(api), _) = c.typed::<ApiSection>(v, &[key("api")], "api") {
+            check_api(&mut c, &api);
             config.api = api;
         }
     }
-    if let Some(m) = raw.metrics {
-        let (v, line, _) = section(&mut c, m, env, "metrics");
-        if let Some(metrics) = c.typed::<MetricsSection>(v, line, "metrics") {
-            if let Some(ep) = &metrics.otlp_endpoint {
-                if !(ep.starts_with("http://") || ep.starts_with("https://")) {
-                    c.push(
-                        Some(line),
-                        "metrics.otlp_endpoint",
+    if let Some(v) = doc.get("metrics") {
+        if let (Some(m), _) = c.typed::<MetricsSection>(v, &[key("metrics")], "metrics") {
+            check_metrics(&mut c, &m);
+            config.metrics = m;
+        }
+    }
+    if let Some(v) = doc.get("sinks") {
+        match v.get_ref() {
+            DeValue::Array(items) => {
+                for (i, s) in items.iter().enumerate() {
+                    check_sink(&mut c, s, i, &mut config);
+                }
+            }
+            _ => c.push_span(
+                Some(v.span()),
+                "sinks",
+                "must be an array of tables ([[sinks]])",
+            ),
+        }
+    }
+    if let Some(v) = doc.get("feeds") {
+        match v.get_ref() {
+            DeValue::Array(items) => {
+                let max = config.runtime.max_feeds;
+                if max >= 1 && items.len() > max {
+                    c.push_at(
+                        &[key("feeds"), Seg::Index(max)],
+                        "feeds",
                         format!(
-                            "`{}` must be an http(s) URL",
-                            nv_core::security::redact_url(ep)
+                            "{} feeds exceed runtime.max_feeds ({max}); raise max_feeds (at most {})",
+                            items.len(),
+                            limits::MAX_FEEDS
                         ),
                     );
                 }
-            }
-            if !(metrics.otlp_interval_secs.is_finite() && metrics.otlp_interval_secs >= 1.0) {
-                c.push(
-                    Some(line),
-                    "metrics.otlp_interval_secs",
-                    "must be at least 1",
-                );
-            }
-            config.metrics = metrics;
-        }
-    }
-    for (i, s) in raw.sinks.into_iter().enumerate() {
-        let (v, line, _) = section(&mut c, s, env, &format!("sinks[{i}]"));
-        let Value::Table(mut t) = v else { continue };
-        let name = take_string(&mut t, "name");
-        let kind = take_string(&mut t, "kind");
-        let path = format!("sinks[{}]", name.as_deref().unwrap_or(&i.to_string()));
-        match (name, kind) {
-            (Some(name), Some(kind)) => {
-                if config.sinks.iter().any(|s| s.name == name) {
-                    c.push(Some(line), &path, format!("duplicate sink name `{name}`"));
+                let mut names = std::collections::HashSet::new();
+                for (i, f) in items.iter().enumerate() {
+                    let loc = [key("feeds"), Seg::Index(i)];
+                    let taken = |n: &str| names.contains(n);
+                    let ctx = FeedContext {
+                        config: &config,
+                        name_taken: &taken,
+                    };
+                    if let Some(spec) = check_feed(&mut c, f, &loc, i, &ctx) {
+                        names.insert(spec.section.name.clone());
+                        config.feeds.push(spec);
+                    }
                 }
-                if let Err(e) = registry::check_sink(&kind, &t) {
-                    c.push(Some(line), &path, e);
-                }
-                config.sinks.push(SinkSection {
-                    name,
-                    kind,
-                    params: t,
-                });
             }
-            (None, _) => c.push(Some(line), path, "missing `name`"),
-            (_, None) => c.push(Some(line), path, "missing `kind`"),
-        }
-    }
-    for (i, f) in raw.feeds.into_iter().enumerate() {
-        let (v, line, span) = section(&mut c, f, env, &format!("feeds[{i}]"));
-        if let Some(spec) = check_feed(&mut c, v, line, &span, i, &config) {
-            config.feeds.push(spec);
+            _ => c.push_span(
+                Some(v.span()),
+                "feeds",
+                "must be an array of tables ([[feeds]])",
+            ),
         }
     }
     if c.problems.is_empty() {
         Ok(config)
     } else {
-        Err(c.problems)
+        // In file order; problems without a position (none expected) last.
+        let mut problems = c.problems;
+        problems.sort_by_key(|p| (p.line.is_none(), p.line, p.column));
+        Err(problems)
     }
 }
 
-/// Checks one feed table (from the file, or from the API as JSON). Problems go to `c`.
+fn check_runtime(c: &mut Checker<'_>, rt: &RuntimeSection) {
+    let at = |k: &str| [key("runtime"), key(k)];
+    for (k, value, max) in [
+        ("max_feeds", rt.max_feeds, limits::MAX_FEEDS),
+        (
+            "health_capacity",
+            rt.health_capacity,
+            limits::MAX_HEALTH_CAPACITY,
+        ),
+        (
+            "output_capacity",
+            rt.output_capacity,
+            limits::MAX_OUTPUT_CAPACITY,
+        ),
+    ] {
+        check_range(c, &at(k), &format!("runtime.{k}"), value, 1, max);
+    }
+    check_secs(
+        c,
+        &at("feed_join_timeout_secs"),
+        "runtime.feed_join_timeout_secs",
+        rt.feed_join_timeout_secs,
+        true,
+    );
+}
+
+fn check_api(c: &mut Checker<'_>, api: &ApiSection) {
+    let at = |k: &str| [key("api"), key(k)];
+    if !c.unresolved(&api.listen) && api.listen.parse::<SocketAddr>().is_err() {
+        c.push_at(
+            &at("listen"),
+            "api.listen",
+            format!("`{}` is not an address like 127.0.0.1:8080", api.listen),
+        );
+    }
+    if let Some(t) = &api.bearer_token {
+        // A `${VAR}` reference is checked when it is resolved, not offline.
+        if !c.unresolved(t) && !(16..=4096).contains(&t.len()) {
+            c.push_at(
+                &at("bearer_token"),
+                "api.bearer_token",
+                "must be 16 to 4096 characters",
+            );
+        }
+    }
+}
+
+fn check_metrics(c: &mut Checker<'_>, metrics: &MetricsSection) {
+    let at = |k: &str| [key("metrics"), key(k)];
+    if let Some(ep) = &metrics.otlp_endpoint {
+        let http = ep.starts_with("http://") || ep.starts_with("https://");
+        if !http && !c.unresolved(ep) {
+            c.push_at(
+                &at("otlp_endpoint"),
+                "metrics.otlp_endpoint",
+                format!(
+                    "`{}` must be an http(s) URL",
+                    nv_core::security::redact_url(ep)
+                ),
+            );
+        }
+    }
+    let secs = metrics.otlp_interval_secs;
+    if !(secs.is_finite() && (1.0..=limits::MAX_DURATION_SECS).contains(&secs)) {
+        c.push_at(
+            &at("otlp_interval_secs"),
+            "metrics.otlp_interval_secs",
+            format!("`{secs}` must be within 1..={}", limits::MAX_DURATION_SECS),
+        );
+    }
+}
+
+/// Validates a feed or sink name: the rules the README documents.
+pub(crate) fn name_problem(name: &str) -> Option<String> {
+    let chars = name.chars().count();
+    if chars == 0 || chars > limits::MAX_NAME_CHARS {
+        return Some(format!(
+            "must be 1 to {} characters (got {chars})",
+            limits::MAX_NAME_CHARS
+        ));
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+    {
+        return Some(format!(
+            "`{}` may contain only A-Z, a-z, 0-9, `_`, `-` and `.`",
+            name.escape_debug()
+        ));
+    }
+    if name.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(format!(
+            "`{name}` is all digits, which the API would read as a feed id"
+        ));
+    }
+    None
+}
+
+fn check_sink(c: &mut Checker<'_>, value: &Spanned<DeValue<'_>>, i: usize, config: &mut Config) {
+    let loc = [key("sinks"), Seg::Index(i)];
+    let (Some(mut t), _) = c.typed::<Table>(value, &loc, &format!("sinks[{i}]")) else {
+        return;
+    };
+    let name = take_string(&mut t, "name");
+    let kind = take_string(&mut t, "kind");
+    let path = format!("sinks[{}]", name.as_deref().unwrap_or(&i.to_string()));
+    let at = |k: &str| [key("sinks"), Seg::Index(i), key(k)];
+    let (Some(name), Some(kind)) = (name, kind) else {
+        c.push_at(&loc, &path, "needs a string `name` and a string `kind`");
+        return;
+    };
+    if let Some(p) = name_problem(&name) {
+        c.push_at(&at("name"), format!("{path}.name"), p);
+    }
+    if config.sinks.iter().any(|s| s.name == name) {
+        c.push_at(&at("name"), &path, format!("duplicate sink name `{name}`"));
+    }
+    let unresolved = t
+        .values()
+        .any(|v| v.as_str().is_some_and(|s| c.unresolved(s)));
+    for (k, message) in registry::sink_problems(&kind, &t, !unresolved) {
+        let shown = match &k {
+            Some(k) => format!("{path}.{k}"),
+            None => path.clone(),
+        };
+        let mut l = loc.to_vec();
+        l.extend(k.as_deref().map(key_path).unwrap_or_default());
+        c.push_at(&l, shown, message);
+    }
+    config.sinks.push(SinkSection {
+        name,
+        kind,
+        params: t,
+    });
+}
+
+/// `zones[0].points` -> segments.
+pub(crate) fn key_path(text: &str) -> Vec<Seg> {
+    let mut out = Vec::new();
+    for part in text.split('.') {
+        let (name, rest) = part.split_once('[').map_or((part, ""), |(n, r)| (n, r));
+        if !name.is_empty() {
+            out.push(Seg::key(name));
+        }
+        for idx in rest.split('[') {
+            if let Ok(i) = idx.trim_end_matches(']').parse::<usize>() {
+                out.push(Seg::Index(i));
+            }
+        }
+    }
+    out
+}
+
+/// What a feed is checked against: the declared sinks and whether a name is taken.
+pub(crate) struct FeedContext<'c> {
+    pub config: &'c Config,
+    pub name_taken: &'c dyn Fn(&str) -> bool,
+}
+
+/// Runtime builder field -> the file key it comes from (below the feed).
+fn file_key(field: &str) -> &str {
+    match field {
+        "backpressure.queue_depth" => "queue_depth",
+        "restart.restart_window" => "restart.window_secs",
+        "restart.restart_delay" => "restart.delay_secs",
+        "reconnect.base_delay" => "reconnect.base_delay_ms",
+        "reconnect.max_delay" => "reconnect.max_delay_ms",
+        "reconnect.jitter_ratio" => "reconnect.jitter",
+        "startup_timeout" => "startup_timeout_secs",
+        "stall_timeout" => "stall_timeout_secs",
+        "stage_stall_timeout" => "stage_stall_timeout_secs",
+        other => other,
+    }
+}
+
+/// Checks one feed table (from the file, or from the API as JSON). Problems go to `c`,
+/// placed at `loc` (the feed's path in the document) plus the key.
 pub(crate) fn check_feed(
     c: &mut Checker<'_>,
-    v: Value,
-    line: usize,
-    span: &std::ops::Range<usize>,
+    value: &Spanned<DeValue<'_>>,
+    loc: &[Seg],
     i: usize,
-    config: &Config,
+    ctx: &FeedContext<'_>,
 ) -> Option<FeedSpec> {
-    let name = v
+    let config = ctx.config;
+    let name = value
+        .get_ref()
         .get("name")
-        .and_then(Value::as_str)
+        .and_then(|v| v.get_ref().as_str())
+        .filter(|n| name_problem(n).is_none())
         .map_or_else(|| i.to_string(), str::to_owned);
     let path = format!("feeds[{name}]");
-    let section = c.typed::<FeedSection>(v, line, &path)?;
-    if config.feeds.iter().any(|f| f.section.name == section.name) {
-        c.push(
-            Some(line),
+    let at = |k: &str| {
+        let mut l = loc.to_vec();
+        l.extend(key_path(k));
+        l
+    };
+    let before = c.problems.len();
+    let (section, removed) = c.typed::<FeedSection>(value, loc, &path);
+    let section = section?;
+    if let Some(p) = name_problem(&section.name) {
+        c.push_at(&at("name"), format!("{path}.name"), p);
+    } else if (ctx.name_taken)(&section.name) {
+        c.push_at(
+            &at("name"),
             &path,
             format!("duplicate feed name `{}`", section.name),
         );
     }
+    let source_removed = removed.iter().any(|k| k == "source" || k == "pipeline");
     let source = match (&section.source, &section.pipeline) {
+        // Offline, a `${VAR}` source stands for a URL checked once it is resolved.
+        (Some(raw), None) if c.unresolved(raw) => Some(SourceSpec::Synthetic(Default::default())),
+        (Some(raw), None) if raw.len() > limits::MAX_SOURCE_BYTES => {
+            c.push_at(
+                &at("source"),
+                format!("{path}.source"),
+                format!(
+                    "is {} bytes; at most {}",
+                    raw.len(),
+                    limits::MAX_SOURCE_BYTES
+                ),
+            );
+            None
+        }
         (Some(raw), None) => {
             match super::parse_source(raw, section.looping, section.real_time, section.rtsp_udp) {
                 Ok(s) => Some(s),
                 Err(e) => {
-                    let l = field_line(c, span, "feeds", "source", line);
-                    c.push(Some(l), format!("{path}.source"), e);
+                    c.push_at(&at("source"), format!("{path}.source"), e);
                     None
                 }
             }
         }
         (None, Some(fragment)) => {
             if !config.runtime.allow_custom_pipelines {
-                c.push(
-                    Some(line),
+                c.push_at(
+                    &at("pipeline"),
                     format!("{path}.pipeline"),
                     "custom pipelines need runtime.allow_custom_pipelines = true",
                 );
@@ -598,70 +805,184 @@ pub(crate) fn check_feed(
             })
         }
         (Some(_), Some(_)) => {
-            c.push(
-                Some(line),
+            c.push_at(
+                &at("pipeline"),
                 &path,
                 "set either `source` or `pipeline`, not both",
             );
             None
         }
         (None, None) => {
-            c.push(Some(line), &path, "missing `source`");
+            if !source_removed {
+                c.push_at(loc, &path, "missing `source`");
+            }
             None
         }
     };
     if section.camera == CameraKind::Observed {
-        c.push(Some(line), format!("{path}.camera"), "observed cameras need a view provider, which config files cannot declare yet; use the library API");
+        c.push_at(&at("camera"), format!("{path}.camera"), "observed cameras need a view provider, which config files cannot declare yet; use the library API");
     }
     for s in &section.sinks {
         if !config.sinks.iter().any(|k| &k.name == s) {
-            c.push(
-                Some(line),
+            c.push_at(
+                &at("sinks"),
                 format!("{path}.sinks"),
                 format!("unknown sink `{s}` (declare it under [[sinks]])"),
             );
         }
     }
+    check_feed_ranges(c, &section, &path, &at);
     let mut stages = Vec::new();
     for (j, st) in section.stages.iter().enumerate() {
         let mut params = st.clone();
+        let stage_loc = at(&format!("stages[{j}]"));
         match take_string(&mut params, "kind") {
             Some(kind) => {
                 if let Err(e) = registry::check_stage(&kind, &params) {
-                    c.push(Some(line), format!("{path}.stages[{j}]"), e);
+                    // Stage errors may start with a key path (`zones[0].points ...`).
+                    let detail = e.strip_prefix(&format!("{kind}: ")).unwrap_or(&e);
+                    let first = detail.split([' ', ':']).next().unwrap_or("");
+                    let mut l = stage_loc.clone();
+                    if first.contains('.') || first.contains('[') || params.contains_key(first) {
+                        l.extend(key_path(first));
+                    } else if let Some(field) = detail
+                        .strip_prefix("unknown field `")
+                        .and_then(|r| r.split('`').next())
+                    {
+                        l.push(Seg::key(field));
+                    }
+                    c.push_at(&l, format!("{path}.stages[{j}]"), e);
                 }
                 stages.push(StageSection { kind, params });
             }
-            None => c.push(Some(line), format!("{path}.stages[{j}]"), "missing `kind`"),
+            None => c.push_at(&stage_loc, format!("{path}.stages[{j}]"), "missing `kind`"),
         }
     }
-    if section.stages.is_empty() {
-        c.push(
-            Some(line),
+    if section.stages.is_empty() && !removed.iter().any(|k| k == "stages") {
+        c.push_at(
+            loc,
             format!("{path}.stages"),
             "at least one stage is required",
         );
     }
-    if let Some(source) = source {
-        // The runtime's own builder checks the rest (queue sizes, rates, policies).
-        let spec = FeedSpec {
-            section,
-            source,
-            stages,
-        };
-        if let Err(e) = crate::assemble::feed_config(&spec, Box::new(nv_runtime::NullSink), true) {
+    let source = source?;
+    let spec = FeedSpec {
+        section,
+        source,
+        stages,
+    };
+    // The runtime's own builder checks the rest (stage order, policies). Its field names
+    // are the library's; map them back to file keys. Skipped when this feed already has
+    // problems, which it would only repeat.
+    if c.problems.len() == before {
+        if let Err(e) =
+            crate::assemble::feed_config(&spec, Box::new(nv_runtime::NullSink), None, true)
+        {
             for p in e.problems {
-                if p.field != "stages" {
-                    let message = match &p.value {
-                        Some(v) => format!("`{v}` {}", p.reason),
-                        None => p.reason.clone(),
-                    };
-                    let l = field_line(c, span, "feeds", &p.field, line);
-                    c.push(Some(l), format!("{path}.{}", p.field), message);
-                }
+                let file_field = file_key(&p.field);
+                let message = match &p.value {
+                    Some(v) if p.field == "stages" => format!("{}: {v}", p.reason),
+                    Some(v) => format!("`{v}` {}", p.reason),
+                    None => p.reason.clone(),
+                };
+                c.push_at(&at(file_field), format!("{path}.{}", p.field), message);
             }
         }
-        return Some(spec);
     }
-    None
+    Some(spec)
+}
+
+/// Every number of a feed against its documented range, at its own key.
+fn check_feed_ranges(
+    c: &mut Checker<'_>,
+    f: &FeedSection,
+    path: &str,
+    at: &dyn Fn(&str) -> Vec<Seg>,
+) {
+    let p = |k: &str| format!("{path}.{k}");
+    check_range(
+        c,
+        &at("queue_depth"),
+        &p("queue_depth"),
+        f.queue_depth,
+        1,
+        limits::MAX_QUEUE_DEPTH,
+    );
+    if let Some(cap) = f.sink_queue_capacity {
+        check_range(
+            c,
+            &at("sink_queue_capacity"),
+            &p("sink_queue_capacity"),
+            cap,
+            1,
+            limits::MAX_SINK_QUEUE_CAPACITY,
+        );
+    }
+    if let Some(fps) = f.max_fps {
+        if let Some(e) = limits::fps("max_fps", fps) {
+            c.push_at(
+                &at("max_fps"),
+                p("max_fps"),
+                format!("`{fps}` {}", e.reason),
+            );
+        }
+    }
+    if let Some(fps) = f.snapshot_fps {
+        // 0 means no snapshots.
+        if fps != 0.0 {
+            if let Some(e) = limits::fps("snapshot_fps", fps) {
+                c.push_at(
+                    &at("snapshot_fps"),
+                    p("snapshot_fps"),
+                    format!("`{fps}` {}", e.reason),
+                );
+            }
+        }
+    }
+    for (k, v) in [
+        ("startup_timeout_secs", f.startup_timeout_secs),
+        ("stall_timeout_secs", f.stall_timeout_secs),
+        ("stage_stall_timeout_secs", f.stage_stall_timeout_secs),
+    ] {
+        if let Some(v) = v {
+            check_secs(c, &at(k), &p(k), v, true);
+        }
+    }
+    let r = &f.restart;
+    check_secs(
+        c,
+        &at("restart.window_secs"),
+        &p("restart.window_secs"),
+        r.window_secs,
+        false,
+    );
+    check_secs(
+        c,
+        &at("restart.delay_secs"),
+        &p("restart.delay_secs"),
+        r.delay_secs,
+        false,
+    );
+    check_range(
+        c,
+        &at("restart.max_restarts"),
+        &p("restart.max_restarts"),
+        r.max_restarts,
+        0,
+        limits::MAX_RESTARTS,
+    );
+    let rc = &f.reconnect;
+    for (k, v) in [
+        ("reconnect.base_delay_ms", rc.base_delay_ms),
+        ("reconnect.max_delay_ms", rc.max_delay_ms),
+    ] {
+        check_range(c, &at(k), &p(k), v, 0, limits::MAX_DURATION_MS);
+    }
+    if !(rc.jitter.is_finite() && (0.0..=1.0).contains(&rc.jitter)) {
+        c.push_at(
+            &at("reconnect.jitter"),
+            p("reconnect.jitter"),
+            format!("`{}` must be within [0, 1]", rc.jitter),
+        );
+    }
 }

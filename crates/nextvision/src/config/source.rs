@@ -6,6 +6,7 @@ use nv_core::security::redact_url;
 use nv_core::source::{
     FilePacing, PixelFormat, RtspSecurityPolicy, RtspTransport, SourceSpec, SyntheticSpec,
 };
+use nv_core::url::SourceUrl;
 
 /// Parses a feed's `source` value. Errors name the (redacted) value.
 pub fn parse_source(
@@ -15,11 +16,20 @@ pub fn parse_source(
     transport_udp: bool,
 ) -> Result<SourceSpec, String> {
     let lower = raw.to_ascii_lowercase();
+    let is_network = ["rtsp://", "rtsps://", "http://", "https://"]
+        .iter()
+        .any(|p| lower.starts_with(p));
+    // One parser for every network URL: it refuses URLs without a host and stores
+    // credentials percent-encoded, so unencoded reserved characters in a password
+    // (`/ ? # @ :`) reach the camera intact and never show in any output.
+    let raw = &if is_network {
+        SourceUrl::parse(raw)
+            .map_err(|e| e.to_string())?
+            .normalized()
+    } else {
+        raw.to_owned()
+    };
     if lower.starts_with("rtsp://") || lower.starts_with("rtsps://") {
-        let rest = raw.split_once("://").map_or("", |(_, r)| r);
-        if rest.is_empty() || rest.starts_with('/') {
-            return Err(format!("`{}` has no host", redact_url(raw)));
-        }
         let security = if lower.starts_with("rtsp://") {
             RtspSecurityPolicy::AllowInsecure
         } else {
@@ -145,6 +155,28 @@ mod tests {
         let err = parse_source("ftp://u:hunter2@h/x", false, false, false).unwrap_err();
         assert!(!err.contains("hunter2"), "{err}");
         assert!(parse_source("synthetic:0x10", false, false, false).is_err());
-        assert!(parse_source("rtsp://", false, false, false).is_err());
+        for no_host in [
+            "rtsp://",
+            "rtsp://:@",
+            "rtsp://@/x",
+            "rtsp://viewer:pw@/test",
+        ] {
+            assert!(
+                parse_source(no_host, false, false, false).is_err(),
+                "{no_host}"
+            );
+        }
+        let Ok(SourceSpec::Rtsp { url, .. }) = parse_source(
+            "rtsp://viewer:Pl4nt@d/S3cr:t#9x7@127.0.0.1:8554/test",
+            false,
+            false,
+            false,
+        ) else {
+            panic!("reserved characters in a password are accepted");
+        };
+        assert_eq!(
+            url,
+            "rtsp://viewer:Pl4nt%40d%2FS3cr%3At%239x7@127.0.0.1:8554/test"
+        );
     }
 }

@@ -20,6 +20,8 @@ use parking_lot::Mutex;
 pub const USER: &str = "viewer";
 pub const SECRET: &str = "s3cr3tPw";
 
+/// A port that was free a moment ago: only for a restart that must reuse a known port or
+/// for an address nothing listens on. [`TestServer::start`] with port 0 lets the OS choose.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -45,6 +47,7 @@ const LAUNCH: &str = "( videotestsrc is-live=true pattern=ball \
     ! rtph264pay name=pay0 pt=96 config-interval=1 )";
 
 impl TestServer {
+    /// Starts serving on `port`; 0 lets the OS pick one (see [`TestServer::port`]).
     pub fn start(port: u16, with_auth: bool) -> Self {
         nv_media::init().unwrap();
         let valves: Arc<Mutex<Vec<gst::Element>>> = Arc::default();
@@ -89,7 +92,8 @@ impl TestServer {
                     }
                     server.mount_points().unwrap().add_factory("/x", factory);
                     let id = server.attach(Some(&ctx)).unwrap();
-                    tx.send(main_loop.clone()).unwrap();
+                    let bound = u16::try_from(server.bound_port()).unwrap();
+                    tx.send((main_loop.clone(), bound)).unwrap();
                     main_loop.run();
                     // Killed: drop every client connection and stop listening.
                     server.client_filter(Some(&mut |_, _| rtsp::RTSPFilterResult::Remove));
@@ -100,7 +104,7 @@ impl TestServer {
                 .unwrap();
             })
             .unwrap();
-        let main_loop = rx.recv().unwrap();
+        let (main_loop, port) = rx.recv().unwrap();
         Self {
             main_loop,
             thread: Some(thread),

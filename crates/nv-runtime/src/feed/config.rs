@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use nv_core::camera::CameraMode;
 use nv_core::error::{ConfigError, ConfigProblem};
+use nv_core::limits;
 use nv_core::policy::{BackpressurePolicy, ReconnectPolicy, RestartPolicy};
 use nv_core::source::{DecodePreference, SourceSpec};
 use nv_perception::{validate_capabilities, Stage, StagePipeline, ValidationMode};
@@ -316,13 +317,22 @@ impl FeedConfigBuilder {
             ));
         }
         if let Some(fps) = self.max_fps {
-            if !(fps.is_finite() && fps > 0.0) {
-                problems.push(ConfigProblem::invalid(
-                    "max_fps",
-                    fps,
-                    "must be a positive number",
-                ));
-            }
+            problems.extend(limits::fps("max_fps", fps));
+        }
+        problems.extend(limits::at_most(
+            "backpressure.queue_depth",
+            backpressure.queue_depth(),
+            limits::MAX_QUEUE_DEPTH,
+        ));
+        if let Some(cap) = self.sink_queue_capacity {
+            problems.extend(limits::at_most(
+                "sink_queue_capacity",
+                cap,
+                limits::MAX_SINK_QUEUE_CAPACITY,
+            ));
+        }
+        if let Some(source) = &self.source {
+            problems.extend(source_problems(source));
         }
         for (field, value) in [
             ("startup_timeout", self.startup_timeout),
@@ -333,6 +343,9 @@ impl FeedConfigBuilder {
             if value == Some(Duration::ZERO) {
                 problems.push(ConfigProblem::invalid(field, "0s", "must be positive"));
             }
+            if let Some(d) = value {
+                problems.extend(limits::duration(field, d));
+            }
         }
         let restart = self.restart.unwrap_or_default();
         if restart.restart_window.is_zero() && restart.max_restarts > 0 {
@@ -342,7 +355,32 @@ impl FeedConfigBuilder {
                 "must be positive when restarts are allowed",
             ));
         }
+        problems.extend(
+            [
+                limits::duration("restart.restart_window", restart.restart_window),
+                limits::duration("restart.restart_delay", restart.restart_delay),
+                limits::at_most(
+                    "restart.max_restarts",
+                    restart.max_restarts,
+                    limits::MAX_RESTARTS,
+                ),
+                limits::duration(
+                    "sink_shutdown_timeout",
+                    self.sink_shutdown_timeout.unwrap_or_default(),
+                ),
+            ]
+            .into_iter()
+            .flatten(),
+        );
         let reconnect = self.reconnect.unwrap_or_default();
+        problems.extend(
+            [
+                limits::duration("reconnect.base_delay", reconnect.base_delay),
+                limits::duration("reconnect.max_delay", reconnect.max_delay),
+            ]
+            .into_iter()
+            .flatten(),
+        );
         if reconnect.base_delay > reconnect.max_delay {
             problems.push(ConfigProblem::invalid(
                 "reconnect.base_delay",
@@ -425,4 +463,59 @@ impl FeedConfigBuilder {
             stage_stall_timeout: self.stage_stall_timeout.unwrap_or(Duration::from_secs(10)),
         })
     }
+}
+
+/// Network sources must parse by nv-core's one URL rule (a host is required; the problem
+/// shows the URL redacted); generated sources stay within the frame-size and rate limits.
+fn source_problems(source: &SourceSpec) -> Vec<ConfigProblem> {
+    if let SourceSpec::Synthetic(s) = source {
+        let side = 1..=limits::MAX_FRAME_SIDE_PX;
+        let mut problems: Vec<ConfigProblem> =
+            [("source.width", s.width), ("source.height", s.height)]
+                .into_iter()
+                .filter(|(_, v)| !side.contains(v))
+                .map(|(field, v)| {
+                    ConfigProblem::invalid(
+                        field,
+                        v,
+                        format!("must be within 1..={}", limits::MAX_FRAME_SIDE_PX),
+                    )
+                })
+                .collect();
+        problems.extend(s.fps.and_then(|f| limits::fps("source.fps", f)));
+        problems.extend(limits::at_most(
+            "source.moving_objects",
+            s.moving_objects,
+            limits::MAX_SYNTHETIC_OBJECTS,
+        ));
+        return problems;
+    }
+    source_url_problem(source).into_iter().collect()
+}
+
+fn source_url_problem(source: &SourceSpec) -> Option<ConfigProblem> {
+    let url = match source {
+        SourceSpec::Rtsp { url, .. } => url,
+        SourceSpec::Uri { uri } => {
+            let lower = uri.to_ascii_lowercase();
+            let needs_host = ["rtsp://", "rtsps://", "http://", "https://"]
+                .iter()
+                .any(|p| lower.starts_with(p));
+            if !needs_host {
+                return None;
+            }
+            uri
+        }
+        _ => return None,
+    };
+    if url.len() > limits::MAX_SOURCE_BYTES {
+        return Some(ConfigProblem::invalid(
+            "source",
+            format_args!("{} bytes", url.len()),
+            format!("must be at most {} bytes", limits::MAX_SOURCE_BYTES),
+        ));
+    }
+    nv_core::url::SourceUrl::parse(url)
+        .err()
+        .map(|e| ConfigProblem::invalid("source", source.redacted(), e.to_string()))
 }

@@ -13,11 +13,11 @@ use parking_lot::Mutex;
 
 use super::status::FeedStatus;
 use crate::broadcast;
-use crate::metrics::FeedCounters;
 use crate::output::SharedOutput;
 use crate::queue::BoundedQueue;
 use crate::source::DecodeStatus;
 use crate::sync::Waiter;
+use nv_io::FeedCounters;
 
 /// Control-plane flags, guarded together so a single condvar serves pause, stop and the
 /// restart delay.

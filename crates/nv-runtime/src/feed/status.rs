@@ -208,6 +208,23 @@ impl FeedStatus {
     }
 }
 
+impl std::fmt::Debug for FeedStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FeedStatus")
+            .field("feed_id", &self.feed_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl nv_io::source::SourceObserver for FeedStatus {
+    fn observe(&self, event: &HealthEvent) {
+        Self::observe(self, event);
+    }
+    fn record_error(&self, err: &MediaError) {
+        self.record_media_error(err);
+    }
+}
+
 fn wall_after(now: WallTs, delay_ms: u64) -> WallTs {
     if !now.is_known() {
         return now;

@@ -307,7 +307,7 @@ impl Source for SyntheticSource {
             .fps
             .map_or(UNPACED_INTERVAL, |f| Duration::from_secs_f64(1.0 / f));
         let last = sink.last_ts();
-        let base_ts = if sink.inner.counters.frames_received.load(Ordering::Relaxed) > 0 {
+        let base_ts = if sink.frames_received() > 0 {
             last + interval
         } else {
             last
@@ -320,7 +320,7 @@ impl Source for SyntheticSource {
             base_ts,
             produced: 0,
         };
-        let blocking = sink.inner.overflow == Overflow::Block;
+        let blocking = sink.overflow() == Overflow::Block;
         match (&self.pacer, blocking) {
             (Some(pacer), false) => {
                 let entry = Arc::new(PacedEntry {

@@ -14,7 +14,6 @@ use nv_core::id::StageId;
 use nv_core::source::SourceSpec;
 use nv_core::time::MonotonicTs;
 use nv_frame::FrameEnvelope;
-use parking_lot::Mutex;
 
 use crate::broadcast;
 use crate::detached::DetachedThreads;
@@ -23,10 +22,11 @@ use crate::feed::config::FeedConfig;
 use crate::feed::shared::FeedShared;
 use crate::output::{OutputSink, SharedOutput, SinkFactory};
 use crate::queue::{BoundedQueue, Overflow, Pop};
-use crate::source::sink::SinkShared;
-use crate::source::{FrameSink, Source, SourceContext, SourceEnd, SourceFactory, SourceStatus};
+use crate::source::{
+    FrameSink, FrameSinkParts, Source, SourceContext, SourceEnd, SourceFactory, SourceObserver,
+    SourceStatus,
+};
 use crate::sync::OneShot;
-use crate::throttle::Throttle;
 use restart::{FailureKind, RestartBudget, RestartDecision};
 use sink::{SinkParams, SinkWorker};
 
@@ -251,26 +251,19 @@ impl Worker {
         self.shared.status.set(FeedState::Connecting);
         let queue = BoundedQueue::new(self.queue_depth, self.shared.clock.clone());
         *self.shared.source_queue.lock() = Some(Arc::clone(&queue));
-        let frame_sink = FrameSink {
-            inner: Arc::new(SinkShared {
-                feed_id: self.shared.id,
-                queue: Arc::clone(&queue),
-                overflow: self.overflow,
-                counters: Arc::clone(&self.shared.counters),
-                health: self.shared.health.clone(),
-                clock: self.shared.clock.clone(),
-                next_seq: Arc::clone(&self.next_seq),
-                last_ts: Arc::clone(&self.last_ts),
-                end: Mutex::new(None),
-                drop_throttle: Mutex::new(Throttle::new(self.throttle_window)),
-                min_interval_nanos: self
-                    .source_ctx
-                    .max_fps
-                    .map_or(0, |fps| (0.95e9 / fps) as u64),
-                last_accepted_ts: AtomicU64::new(u64::MAX),
-                status: Arc::clone(&self.shared.status),
-            }),
-        };
+        let frame_sink = FrameSink::new(FrameSinkParts {
+            feed_id: self.shared.id,
+            queue: Arc::clone(&queue),
+            overflow: self.overflow,
+            counters: Arc::clone(&self.shared.counters),
+            health: self.shared.health.clone(),
+            clock: self.shared.clock.clone(),
+            next_seq: Arc::clone(&self.next_seq),
+            last_ts: Arc::clone(&self.last_ts),
+            throttle_window: self.throttle_window,
+            max_fps: self.source_ctx.max_fps,
+            observer: Some(Arc::clone(&self.shared.status) as Arc<dyn SourceObserver>),
+        });
         // A stop requested before the queue was published must still be seen.
         if self.shared.stop_requested() {
             queue.wake();
@@ -378,7 +371,7 @@ impl Worker {
                 }
                 Pop::Woken | Pop::TimedOut => true,
                 Pop::Closed => {
-                    return match frame_sink.inner.end.lock().clone() {
+                    return match frame_sink.end_reason() {
                         Some(SourceEnd::EndOfStream) if self.spec.ends_at_eos() => {
                             SessionEnd::EndOfStream
                         }
@@ -398,7 +391,7 @@ impl Worker {
                 let outcome = source.tick(clock.now());
                 *self.shared.decode_status.lock() = source.decode_status();
                 if outcome.status == SourceStatus::Stopped {
-                    return match frame_sink.inner.end.lock().clone() {
+                    return match frame_sink.end_reason() {
                         Some(SourceEnd::Failed(error)) => SessionEnd::SourceFailed {
                             error,
                             recorded: true,

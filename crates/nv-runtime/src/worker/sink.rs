@@ -15,11 +15,11 @@ use nv_core::id::FeedId;
 use crate::broadcast;
 use crate::detached::DetachedThreads;
 use crate::feed::SinkOverflow;
-use crate::metrics::FeedCounters;
 use crate::output::{OutputSink, SharedOutput};
 use crate::queue::{BoundedQueue, Overflow, Pop, Push};
 use crate::sync::OneShot;
 use crate::throttle::Throttle;
+use nv_io::FeedCounters;
 
 /// Where a detached sink thread hands its sink back if it ever finishes.
 pub(crate) type LateSink = OneShot<Box<dyn OutputSink>>;

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use nv_core::error::{ConfigError, ConfigProblem};
-use nv_runtime::OutputSink;
+use nv_io::OutputSink;
 use serde::Deserialize;
 
 use super::Problems;
@@ -98,6 +98,15 @@ impl FileSinkConfig {
             "the limit",
             64 * 1024 * 1024,
         );
+        if let Some(b) = self.max_bytes {
+            p.at_most("max_bytes", b, nv_core::limits::MAX_FILE_BYTES);
+        }
+        if let Some(s) = self.max_age_secs {
+            p.at_most("max_age_secs", s, nv_core::limits::MAX_DURATION_SECS as u64);
+        }
+        if let Some(n) = self.max_files {
+            p.at_most("max_files", u64::from(n), nv_core::limits::MAX_FILES);
+        }
         p.finish()
     }
 
@@ -106,6 +115,7 @@ impl FileSinkConfig {
     }
 
     pub fn build_with_stats(&self, stats: SinkStats) -> Result<Box<dyn OutputSink>, SinkError> {
+        self.validate()?;
         Ok(Box::new(FileSink::open(self.clone(), stats)?))
     }
 }
@@ -123,6 +133,7 @@ impl StdoutSinkConfig {
         self.build_with_stats(SinkStats::new())
     }
     pub fn build_with_stats(&self, stats: SinkStats) -> Result<Box<dyn OutputSink>, SinkError> {
+        self.validate()?;
         Ok(Box::new(StdoutSink::new(stats)))
     }
 }

@@ -1,7 +1,7 @@
 //! Kafka sink configuration (cargo feature `kafka`).
 
 use nv_core::error::{ConfigError, ConfigProblem};
-use nv_runtime::OutputSink;
+use nv_io::OutputSink;
 use serde::Deserialize;
 
 use super::webhook::{default_buffer_records, default_flush_timeout_ms};
@@ -163,6 +163,13 @@ impl KafkaSinkConfig {
             "the librdkafka limit",
             MAX_INT_SETTING,
         );
+        p.at_most(
+            "buffer_records",
+            u64::from(self.buffer_records),
+            nv_core::limits::MAX_BUFFER_RECORDS,
+        );
+        p.millis("message_timeout_ms", self.message_timeout_ms);
+        p.millis("flush_timeout_ms", self.flush_timeout_ms);
         p.finish()
     }
 
@@ -176,6 +183,7 @@ impl KafkaSinkConfig {
     }
 
     pub fn build_with_stats(&self, stats: SinkStats) -> Result<Box<dyn OutputSink>, SinkError> {
+        self.validate()?;
         Ok(Box::new(KafkaSink::start(self.clone(), stats)?))
     }
 }

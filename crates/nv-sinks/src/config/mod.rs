@@ -12,7 +12,7 @@ mod nats;
 mod webhook;
 
 use nv_core::error::{ConfigError, ConfigProblem};
-use nv_runtime::{OutputSink, SharedOutput, SinkFactory};
+use nv_io::{OutputSink, SharedOutput, SinkFactory};
 use serde::Deserialize;
 
 pub use file::{FileSinkConfig, FsyncPolicy, StdoutSinkConfig};
@@ -23,7 +23,7 @@ pub use nats::NatsSinkConfig;
 pub use webhook::WebhookSinkConfig;
 
 use crate::error::SinkError;
-use crate::stats::SinkStats;
+use crate::stats::{Fate, SinkStats};
 
 /// One sink, selected by `type` (`file`, `stdout`, `webhook`, `mqtt`, `nats`, and `kafka`
 /// when built with the cargo feature `kafka`).
@@ -117,8 +117,9 @@ struct FailingSink {
 }
 
 impl OutputSink for FailingSink {
-    fn emit(&mut self, _output: SharedOutput) {
-        self.stats.add_failed(1);
+    fn emit(&mut self, output: SharedOutput) {
+        self.stats.count(Fate::Received, output.feed_id);
+        self.stats.count(Fate::Failed, output.feed_id);
     }
 }
 
@@ -135,6 +136,14 @@ impl Problems {
                 format!("must be at least {min}"),
             ));
         }
+    }
+    /// The documented maximum (nv_core::limits): the message names key, value and limit.
+    pub fn at_most(&mut self, field: &str, value: u64, max: u64) {
+        self.0.extend(nv_core::limits::at_most(field, value, max));
+    }
+    /// Every `*_ms` duration is at most one day.
+    pub fn millis(&mut self, field: &str, value: u64) {
+        self.at_most(field, value, nv_core::limits::MAX_DURATION_MS);
     }
     pub fn not_above(&mut self, field: &str, value: u64, other_field: &str, other: u64) {
         if value > other {
@@ -196,5 +205,29 @@ mod tests {
                 .to_string();
             assert!(err.contains("kafka"), "{err}");
         }
+    }
+}
+
+#[cfg(test)]
+mod limit_tests {
+    use super::*;
+
+    #[test]
+    fn buffers_and_delays_above_the_maxima_are_refused_before_building() {
+        let c: SinkConfig = toml::from_str(
+            "type = \"webhook\"\nurl = \"http://127.0.0.1:9/x\"\nbuffer_records = 4000000000\n\
+             batch_max_records = 4000000000\ntimeout_ms = 18446744073709551615\n",
+        )
+        .unwrap();
+        let err = c.validate().unwrap_err().to_string();
+        for want in [
+            "buffer_records = 4000000000: must be at most 1000000",
+            "batch_max_records = 4000000000: must be at most 100000",
+            "timeout_ms = 18446744073709551615: must be at most 86400000",
+        ] {
+            assert!(err.contains(want), "{want} in {err}");
+        }
+        // The library path: building validates first, so no thread or buffer is made.
+        assert!(matches!(c.build(), Err(SinkError::Config(_))));
     }
 }

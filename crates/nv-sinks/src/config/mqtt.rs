@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use nv_core::error::{ConfigError, ConfigProblem};
-use nv_runtime::OutputSink;
+use nv_io::OutputSink;
 use serde::Deserialize;
 
 use super::webhook::{
@@ -70,6 +70,11 @@ pub struct MqttSinkConfig {
     #[serde(default = "default_buffer_records")]
     pub buffer_records: u32,
     /// Records handed to the client and not yet acknowledged (QoS 1/2) or written (QoS 0).
+    ///
+    /// Keep it at or below the broker's per-client inflight quota (mosquitto's
+    /// `max_inflight_messages`, 20 by default): MQTT 3.1.1 has no way to tell a client
+    /// that a QoS 2 publish over that quota was discarded, so the broker completes the
+    /// handshake and drops the message.
     #[serde(default = "default_max_in_flight")]
     pub max_in_flight: u16,
     #[serde(default = "default_retry_initial_ms")]
@@ -95,8 +100,10 @@ fn default_availability_topic() -> String {
 fn default_keep_alive_secs() -> u64 {
     30
 }
+/// Half of mosquitto's default inflight quota (20), at or below the defaults of the common
+/// brokers, so a default configuration never overruns the broker's receive window.
 pub(crate) fn default_max_in_flight() -> u16 {
-    32
+    10
 }
 fn default_max_packet_bytes() -> u32 {
     1024 * 1024
@@ -165,6 +172,14 @@ impl MqttSinkConfig {
             self.reconnect_max_ms,
         );
         p.at_least("max_packet_bytes", u64::from(self.max_packet_bytes), 1024);
+        p.at_most(
+            "buffer_records",
+            u64::from(self.buffer_records),
+            nv_core::limits::MAX_BUFFER_RECORDS,
+        );
+        p.millis("reconnect_initial_ms", self.reconnect_initial_ms);
+        p.millis("reconnect_max_ms", self.reconnect_max_ms);
+        p.millis("flush_timeout_ms", self.flush_timeout_ms);
         p.finish()
     }
 
@@ -177,6 +192,7 @@ impl MqttSinkConfig {
     }
 
     pub fn build_with_stats(&self, stats: SinkStats) -> Result<Box<dyn OutputSink>, SinkError> {
+        self.validate()?;
         Ok(Box::new(MqttSink::start(self.clone(), stats)?))
     }
 }

@@ -4,10 +4,9 @@ use std::time::Duration;
 
 use nv_core::error::{ConfigError, ConfigProblem};
 use nv_core::security::redact_url;
-use nv_runtime::OutputSink;
+use nv_io::OutputSink;
 use serde::Deserialize;
 
-use super::mqtt::default_max_in_flight;
 use super::webhook::{
     default_buffer_records, default_flush_timeout_ms, default_retry_initial_ms,
     default_retry_max_ms,
@@ -60,6 +59,11 @@ fn default_ack_timeout_ms() -> u64 {
     2000
 }
 
+/// Messages published and not yet acknowledged; NATS has no per-client quota to stay under.
+fn default_max_in_flight() -> u16 {
+    32
+}
+
 impl NatsSinkConfig {
     pub fn new(url: impl Into<String>) -> Self {
         Self {
@@ -105,6 +109,15 @@ impl NatsSinkConfig {
             "reconnect_max_ms",
             self.reconnect_max_ms,
         );
+        p.at_most(
+            "buffer_records",
+            u64::from(self.buffer_records),
+            nv_core::limits::MAX_BUFFER_RECORDS,
+        );
+        p.millis("ack_timeout_ms", self.ack_timeout_ms);
+        p.millis("reconnect_initial_ms", self.reconnect_initial_ms);
+        p.millis("reconnect_max_ms", self.reconnect_max_ms);
+        p.millis("flush_timeout_ms", self.flush_timeout_ms);
         p.finish()
     }
 
@@ -117,6 +130,7 @@ impl NatsSinkConfig {
     }
 
     pub fn build_with_stats(&self, stats: SinkStats) -> Result<Box<dyn OutputSink>, SinkError> {
+        self.validate()?;
         Ok(Box::new(NatsSink::start(self.clone(), stats)?))
     }
 }

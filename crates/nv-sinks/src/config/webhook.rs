@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use nv_core::error::{ConfigError, ConfigProblem};
 use nv_core::security::redact_url;
-use nv_runtime::OutputSink;
+use nv_io::OutputSink;
 use serde::Deserialize;
 
 use super::Problems;
@@ -125,6 +125,21 @@ impl WebhookSinkConfig {
             "retry_max_ms",
             self.retry_max_ms,
         );
+        p.at_most(
+            "buffer_records",
+            u64::from(self.buffer_records),
+            nv_core::limits::MAX_BUFFER_RECORDS,
+        );
+        p.at_most(
+            "batch_max_records",
+            u64::from(self.batch_max_records),
+            nv_core::limits::MAX_BATCH_RECORDS,
+        );
+        p.millis("batch_max_delay_ms", self.batch_max_delay_ms);
+        p.millis("timeout_ms", self.timeout_ms);
+        p.millis("retry_initial_ms", self.retry_initial_ms);
+        p.millis("retry_max_ms", self.retry_max_ms);
+        p.millis("flush_timeout_ms", self.flush_timeout_ms);
         p.finish()
     }
 
@@ -137,6 +152,7 @@ impl WebhookSinkConfig {
     }
 
     pub fn build_with_stats(&self, stats: SinkStats) -> Result<Box<dyn OutputSink>, SinkError> {
+        self.validate()?;
         Ok(Box::new(WebhookSink::start(self.clone(), stats)?))
     }
 }

@@ -167,17 +167,36 @@ pub fn keys(outputs: &[SharedOutput]) -> Vec<String> {
         .collect()
 }
 
-/// A port that was free a moment ago.
+/// A port that was free a moment ago. Only for addresses nothing listens on (a refused
+/// connection); brokers get theirs through [`Broker`], which retries when it loses a race.
 pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap().port()
 }
 
+/// How a broker learns its port.
+#[derive(Debug, Clone, Copy)]
+enum PortChoice {
+    /// nats-server binds port 0 itself and writes the port it got to a ports file.
+    NatsPortsFile,
+    /// mosquitto cannot bind port 0 (it means a Unix socket there): ask the OS for a free
+    /// port, and take another one if the broker lost it to someone else before binding.
+    OsThenRetry,
+}
+
 /// A broker process on 127.0.0.1, killed on drop (even when the test fails).
+///
+/// Ports come from the OS. A restart reuses the port the first start got, so clients
+/// configured with it reconnect to the same address.
 #[derive(Debug)]
 pub struct Broker {
     program: PathBuf,
+    /// Arguments; `{port}` is replaced by the port (`-1` for nats' first start).
     args: Vec<String>,
+    /// mosquitto's configuration; `{port}` is replaced by the port.
+    conf: Option<(PathBuf, String)>,
+    choice: PortChoice,
+    dir: PathBuf,
     pub port: u16,
     child: Option<Child>,
     name: &'static str,
@@ -196,23 +215,21 @@ impl Broker {
     }
 
     fn mosquitto_with(dir: &Path, extra: &str) -> Self {
-        let port = free_port();
         let conf = dir.join("mosquitto.conf");
         let store = dir.join("mqtt-store");
         std::fs::create_dir_all(&store).unwrap();
-        std::fs::write(
-            &conf,
-            format!(
-                "listener {port} 127.0.0.1\nallow_anonymous true\nuser root\npersistence true\npersistence_location {}/\nlog_dest file {}\n{extra}",
-                store.display(),
-                dir.join("mosquitto.log").display()
-            ),
-        )
-        .unwrap();
+        let text = format!(
+            "listener {{port}} 127.0.0.1\nallow_anonymous true\nuser root\npersistence true\npersistence_location {}/\nlog_dest file {}\n{extra}",
+            store.display(),
+            dir.join("mosquitto.log").display()
+        );
         let mut b = Self {
             program: "/usr/sbin/mosquitto".into(),
             args: vec!["-c".into(), conf.display().to_string()],
-            port,
+            conf: Some((conf, text)),
+            choice: PortChoice::OsThenRetry,
+            dir: dir.to_path_buf(),
+            port: 0,
             child: None,
             name: "mosquitto",
         };
@@ -221,12 +238,15 @@ impl Broker {
     }
 
     pub fn nats(dir: &Path, jetstream: bool) -> Self {
-        let port = free_port();
+        let ports_dir = dir.join("ports");
+        std::fs::create_dir_all(&ports_dir).unwrap();
         let mut args = vec![
             "-a".into(),
             "127.0.0.1".into(),
             "-p".into(),
-            port.to_string(),
+            "{port}".into(),
+            "--ports_file_dir".into(),
+            ports_dir.display().to_string(),
             "-l".into(),
             dir.join("nats.log").display().to_string(),
         ];
@@ -240,7 +260,10 @@ impl Broker {
         let mut b = Self {
             program: "/usr/sbin/nats-server".into(),
             args,
-            port,
+            conf: None,
+            choice: PortChoice::NatsPortsFile,
+            dir: dir.to_path_buf(),
+            port: 0,
             child: None,
             name: "nats-server",
         };
@@ -248,21 +271,106 @@ impl Broker {
         b
     }
 
-    /// Starts the broker (again) on the same port and waits until it accepts connections.
+    /// Starts the broker (again, on the same port after the first start) and waits until
+    /// it listens.
     pub fn start(&mut self) {
         assert!(self.child.is_none(), "{} already running", self.name);
-        let child = Command::new(&self.program)
-            .args(&self.args)
+        let first = self.port == 0;
+        // A first start may lose its port to another process between the OS handing it
+        // out and the broker binding it: take another. A restart must keep its port.
+        for attempt in 1..=5 {
+            let port = match (first, self.choice) {
+                (false, _) => self.port,
+                (true, PortChoice::NatsPortsFile) => 0,
+                (true, PortChoice::OsThenRetry) => free_port(),
+            };
+            match self.try_start(port) {
+                Ok(bound) => {
+                    self.port = bound;
+                    return;
+                }
+                Err(why) if first && attempt < 5 => {
+                    eprintln!(
+                        "{}: start attempt {attempt} failed ({why}); retrying",
+                        self.name
+                    );
+                }
+                Err(why) => panic!("could not start {} on port {port}: {why}", self.name),
+            }
+        }
+    }
+
+    /// One start on `port` (0: let the broker choose); the port it listens on.
+    fn try_start(&mut self, port: u16) -> Result<u16, String> {
+        let port_text = if port == 0 {
+            "-1".to_owned()
+        } else {
+            port.to_string()
+        };
+        if let Some((path, text)) = &self.conf {
+            std::fs::write(path, text.replace("{port}", &port_text)).unwrap();
+        }
+        let args: Vec<String> = self
+            .args
+            .iter()
+            .map(|a| a.replace("{port}", &port_text))
+            .collect();
+        let mut child = Command::new(&self.program)
+            .args(&args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("could not start {}: {e}", self.name));
+        let pid = child.id();
+        let ports_file = self
+            .dir
+            .join("ports")
+            .join(format!("nats-server_{pid}.ports"));
+        let deadline = Instant::now() + TIMEOUT;
+        // No event to wait on: poll the process and its listener until the deadline.
+        let bound = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return Err(format!("exited with {status} before listening"));
+            }
+            let candidate = match self.choice {
+                PortChoice::NatsPortsFile => read_nats_port(&ports_file),
+                PortChoice::OsThenRetry => Some(port),
+            };
+            // Our child is alive and something answers on the port: on the first start
+            // that could still be another process that took the port, so make sure the
+            // child did not exit right after (it would, failing to bind).
+            if let Some(p) = candidate.filter(|p| TcpStream::connect(("127.0.0.1", *p)).is_ok()) {
+                if child.try_wait().unwrap().is_none() && self.listening_logged(p) {
+                    break p;
+                }
+            }
+            if Instant::now() >= deadline {
+                let _killed = child.kill();
+                let _reaped = child.wait();
+                return Err("not listening before the deadline".into());
+            }
+            std::thread::yield_now();
+        };
         self.child = Some(child);
-        let port = self.port;
-        wait_until("broker accepting connections", || {
-            TcpStream::connect(("127.0.0.1", port)).is_ok()
-        });
+        Ok(bound)
+    }
+
+    /// Whether the broker's own log says it listens on `port` (so a connection that
+    /// succeeded reached this broker, not another process on a reused port).
+    fn listening_logged(&self, port: u16) -> bool {
+        match self.choice {
+            // The ports file is written by this process after it bound its listener.
+            PortChoice::NatsPortsFile => true,
+            PortChoice::OsThenRetry => std::fs::read_to_string(self.dir.join("mosquitto.log"))
+                .map(|log| {
+                    log.lines()
+                        .rev()
+                        .take_while(|l| !l.contains("starting"))
+                        .any(|l| l.contains(&format!("listen socket on port {port}")))
+                })
+                .unwrap_or(false),
+        }
     }
 
     /// Stops the broker with SIGTERM (it saves its store) and waits for it to exit.
@@ -276,6 +384,14 @@ impl Broker {
             child.wait().unwrap();
         }
     }
+}
+
+/// The client port in a nats-server ports file (`{"nats":["nats://127.0.0.1:PORT"]}`).
+fn read_nats_port(path: &Path) -> Option<u16> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let url = v.get("nats")?.get(0)?.as_str()?;
+    url.rsplit(':').next()?.parse().ok()
 }
 
 impl Broker {

@@ -5,8 +5,8 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, Criterion};
 use nv_core::clock::SystemClock;
 use nv_core::time::MonotonicTs;
-use nv_runtime::queue::{BoundedQueue, Overflow};
-use nv_runtime::throttle::Throttle;
+use nv_io::queue::{BoundedQueue, Overflow};
+use nv_io::throttle::Throttle;
 
 fn benches(c: &mut Criterion) {
     let q = BoundedQueue::new(64, SystemClock::shared());
@@ -16,7 +16,7 @@ fn benches(c: &mut Criterion) {
             q.try_pop()
         })
     });
-    let tx = nv_runtime::broadcast::channel::<u64>(256);
+    let tx = nv_io::broadcast::channel::<u64>(256);
     c.bench_function("broadcast_send_no_subscribers", |b| {
         b.iter(|| tx.send(black_box(1)))
     });
@@ -34,5 +34,5 @@ fn benches(c: &mut Criterion) {
     });
 }
 
-criterion_group!(runtime_benches, benches);
-criterion_main!(runtime_benches);
+criterion_group!(primitive_benches, benches);
+criterion_main!(primitive_benches);

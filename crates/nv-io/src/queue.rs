@@ -93,7 +93,8 @@ impl<T: Send + 'static> BoundedQueue<T> {
         let capacity = capacity.max(1);
         let queue = Arc::new(Self {
             state: Mutex::new(State {
-                items: VecDeque::with_capacity(capacity),
+                // Grows on demand: a huge capacity costs nothing until it is used.
+                items: VecDeque::with_capacity(capacity.min(64)),
                 closed: false,
                 wake_pending: false,
                 consumers_parked: 0,

@@ -79,7 +79,8 @@ pub fn channel<T: Clone>(capacity: usize) -> Sender<T> {
     Sender {
         shared: Arc::new(Shared {
             ring: Mutex::new(Ring {
-                buf: VecDeque::with_capacity(capacity.max(1)),
+                // Grows on demand: the ring fills only while a subscriber lags.
+                buf: VecDeque::with_capacity(capacity.clamp(1, 64)),
                 head_seq: 0,
                 subscribers: 0,
                 waiting: 0,

@@ -2,6 +2,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use nv_core::clock::SharedClock;
 use nv_core::error::MediaError;
@@ -12,8 +13,7 @@ use nv_frame::FrameEnvelope;
 use parking_lot::Mutex;
 
 use crate::broadcast;
-use crate::feed::status::FeedStatus;
-use crate::metrics::FeedCounters;
+use crate::counters::FeedCounters;
 use crate::queue::{BoundedQueue, Overflow, Push};
 use crate::throttle::Throttle;
 
@@ -38,7 +38,20 @@ pub enum PushOutcome {
     SampledOut,
 }
 
-pub(crate) struct SinkShared {
+/// Where a source's events and failures land besides the health stream: the engine's
+/// per-feed state and last error (`nv-runtime` implements it).
+pub trait SourceObserver: Send + Sync + std::fmt::Debug {
+    /// A health event the source publishes (moves the feed's state: connected,
+    /// reconnecting, stalled).
+    fn observe(&self, event: &HealthEvent);
+    /// A failure to keep as the feed's last error.
+    fn record_error(&self, err: &MediaError);
+}
+
+/// What the engine hands a session's [`FrameSink`]: the queue frames go into and the
+/// per-feed state that outlives the session.
+#[derive(Debug)]
+pub struct FrameSinkParts {
     pub feed_id: FeedId,
     pub queue: Arc<BoundedQueue<FrameEnvelope>>,
     pub overflow: Overflow,
@@ -49,20 +62,36 @@ pub(crate) struct SinkShared {
     pub next_seq: Arc<AtomicU64>,
     /// Per-feed, survives sessions: last media timestamp handed out.
     pub last_ts: Arc<AtomicU64>,
-    pub end: Mutex<Option<SourceEnd>>,
-    pub drop_throttle: Mutex<Throttle>,
+    /// Window of the coalesced `BackpressureDrop` events.
+    pub throttle_window: Duration,
+    /// Frame-rate cap (`None` = every frame).
+    pub max_fps: Option<f64>,
+    /// The feed's state keeper, if any.
+    pub observer: Option<Arc<dyn SourceObserver>>,
+}
+
+struct SinkShared {
+    feed_id: FeedId,
+    queue: Arc<BoundedQueue<FrameEnvelope>>,
+    overflow: Overflow,
+    counters: Arc<FeedCounters>,
+    health: broadcast::Sender<HealthEvent>,
+    clock: SharedClock,
+    next_seq: Arc<AtomicU64>,
+    last_ts: Arc<AtomicU64>,
+    end: Mutex<Option<SourceEnd>>,
+    drop_throttle: Mutex<Throttle>,
     /// Frame-rate cap as a minimum media-time spacing (0 = no cap).
-    pub min_interval_nanos: u64,
+    min_interval_nanos: u64,
     /// Media time of the last frame let through the cap (`u64::MAX` = none yet).
-    pub last_accepted_ts: AtomicU64,
-    /// The feed's state and last error.
-    pub status: Arc<FeedStatus>,
+    last_accepted_ts: AtomicU64,
+    observer: Option<Arc<dyn SourceObserver>>,
 }
 
 /// Cloneable handle for a source's producer threads.
 #[derive(Clone)]
 pub struct FrameSink {
-    pub(crate) inner: Arc<SinkShared>,
+    inner: Arc<SinkShared>,
 }
 
 impl std::fmt::Debug for FrameSink {
@@ -74,6 +103,43 @@ impl std::fmt::Debug for FrameSink {
 }
 
 impl FrameSink {
+    /// Opens a session's sink (the engine does this once per session).
+    pub fn new(parts: FrameSinkParts) -> Self {
+        let min_interval_nanos = parts.max_fps.map_or(0, |fps| (0.95e9 / fps) as u64);
+        Self {
+            inner: Arc::new(SinkShared {
+                feed_id: parts.feed_id,
+                queue: parts.queue,
+                overflow: parts.overflow,
+                counters: parts.counters,
+                health: parts.health,
+                clock: parts.clock,
+                next_seq: parts.next_seq,
+                last_ts: parts.last_ts,
+                end: Mutex::new(None),
+                drop_throttle: Mutex::new(Throttle::new(parts.throttle_window)),
+                min_interval_nanos,
+                last_accepted_ts: AtomicU64::new(u64::MAX),
+                observer: parts.observer,
+            }),
+        }
+    }
+
+    /// How the feed's queue treats a full queue (a producer under `Block` may be held).
+    pub fn overflow(&self) -> Overflow {
+        self.inner.overflow
+    }
+
+    /// Frames this feed has received over its whole life (all sessions).
+    pub fn frames_received(&self) -> u64 {
+        self.inner.counters.frames_received.load(Ordering::Relaxed)
+    }
+
+    /// How the session ended, once a producer called [`end`](Self::end).
+    pub fn end_reason(&self) -> Option<SourceEnd> {
+        self.inner.end.lock().clone()
+    }
+
     pub fn feed_id(&self) -> FeedId {
         self.inner.feed_id
     }
@@ -145,7 +211,7 @@ impl FrameSink {
     }
 
     /// Emits the backpressure drops not yet reported (session end).
-    pub(crate) fn flush_drop_events(&self) {
+    pub fn flush_drop_events(&self) {
         let pending = self.inner.drop_throttle.lock().flush();
         if let Some(frames_dropped) = pending {
             let reason = match self.inner.overflow {
@@ -171,14 +237,18 @@ impl FrameSink {
     /// Publishes a health event on the runtime's stream (source events also move the
     /// feed's state: reconnecting, stalled, connected).
     pub fn health(&self, event: HealthEvent) {
-        self.inner.status.observe(&event);
+        if let Some(o) = &self.inner.observer {
+            o.observe(&event);
+        }
         self.inner.health.send(event);
     }
 
     /// Records a failure the source recovers from by itself (it retries) in the feed's
     /// last error. A failure that ends the session is recorded by [`fail`](Self::fail).
     pub fn record_error(&self, err: &MediaError) {
-        self.inner.status.record_media_error(err);
+        if let Some(o) = &self.inner.observer {
+            o.record_error(err);
+        }
     }
 
     /// Ends the session: frames already queued are still processed first.
@@ -199,7 +269,7 @@ impl FrameSink {
     /// [`MediaError::GaveUp`] counts as the occurrence of its cause).
     pub fn fail(&self, err: MediaError) {
         if self.inner.end.lock().is_none() {
-            self.inner.status.record_media_error(&err);
+            self.record_error(&err);
         }
         self.end(SourceEnd::Failed(err));
     }

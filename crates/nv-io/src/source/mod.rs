@@ -5,8 +5,7 @@
 //! [`Source::tick`] whenever the source asks for it (its `next_tick` deadline) or wakes
 //! the worker, so reconnect back-off and watchdogs run without polling.
 
-pub(crate) mod sink;
-pub mod synthetic;
+mod frame_sink;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +19,7 @@ use nv_core::source::{
 };
 use nv_core::time::MonotonicTs;
 
-pub use sink::{FrameSink, PushOutcome, SourceEnd};
+pub use frame_sink::{FrameSink, FrameSinkParts, PushOutcome, SourceEnd, SourceObserver};
 
 /// Pixel format a feed wants from its source.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]

@@ -1,0 +1,171 @@
+//! The output contract: one `OutputEnvelope` per processed frame, with full provenance,
+//! and the `OutputSink` every sink implements.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use nv_core::id::{FeedId, StageId};
+use nv_core::metadata::TypedMetadata;
+use nv_core::time::{MonotonicTs, WallTs};
+use nv_frame::FrameEnvelope;
+use nv_perception::{DerivedSignal, DetectionSet, SceneFeature, Track};
+use nv_view::{
+    ContextValidity, EpochDecision, MotionSource, TransitionPhase, ViewEpoch, ViewVersion,
+};
+
+/// What a stage did with a frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StageResult {
+    Ok,
+    /// An earlier stage asked to skip the rest of the pipeline for this frame.
+    Skipped,
+}
+
+/// Timing and result of one stage on one frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StageProvenance {
+    pub stage_id: StageId,
+    /// Runtime clock.
+    pub started_at: MonotonicTs,
+    pub finished_at: MonotonicTs,
+    pub result: StageResult,
+}
+
+impl StageProvenance {
+    pub fn latency(&self) -> Duration {
+        self.finished_at.saturating_duration_since(self.started_at)
+    }
+}
+
+/// The view the output was computed in.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ViewProvenance {
+    pub epoch: ViewEpoch,
+    pub version: ViewVersion,
+    pub validity: ContextValidity,
+    pub stability_score: f32,
+    pub motion_source: MotionSource,
+    pub transition: TransitionPhase,
+    /// The epoch policy's decision for this frame; `None` for fixed cameras.
+    pub decision: Option<EpochDecision>,
+}
+
+/// Why an output says what it says: where the frame came from, how long each step took.
+/// Runtime-clock timestamps are nanoseconds since the runtime's clock origin; media time
+/// is the frame's own `ts`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Provenance {
+    pub stages: Vec<StageProvenance>,
+    pub view: ViewProvenance,
+    /// When the source handed the frame to the feed (runtime clock).
+    pub received_at: MonotonicTs,
+    /// When the feed worker took it off the queue.
+    pub dequeued_at: MonotonicTs,
+    /// When the last stage finished.
+    pub completed_at: MonotonicTs,
+    /// Wall-clock age of the frame when processing completed (`None` if the source gave
+    /// no wall time).
+    pub frame_age: Option<Duration>,
+    /// Restart session that produced this output (0 = first).
+    pub session: u32,
+    pub frame_included: bool,
+}
+
+impl Provenance {
+    pub fn queue_hold(&self) -> Duration {
+        self.dequeued_at.saturating_duration_since(self.received_at)
+    }
+    pub fn pipeline_latency(&self) -> Duration {
+        self.completed_at
+            .saturating_duration_since(self.dequeued_at)
+    }
+    pub fn receive_to_complete(&self) -> Duration {
+        self.completed_at
+            .saturating_duration_since(self.received_at)
+    }
+}
+
+/// Counts of the temporal admission decision for this frame.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AdmissionSummary {
+    pub admitted: u32,
+    pub rejected: u32,
+}
+
+/// Everything the runtime says about one frame.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct OutputEnvelope {
+    pub feed_id: FeedId,
+    pub frame_seq: u64,
+    /// Media timestamp of the frame.
+    pub ts: MonotonicTs,
+    pub wall_ts: WallTs,
+    pub detections: DetectionSet,
+    pub tracks: Vec<Track>,
+    pub signals: Vec<DerivedSignal>,
+    pub scene_features: Vec<SceneFeature>,
+    /// Merged typed artifacts of every stage.
+    pub metadata: TypedMetadata,
+    pub provenance: Provenance,
+    /// The frame itself, when the feed's frame-inclusion policy selected it.
+    pub frame: Option<FrameEnvelope>,
+    pub admission: AdmissionSummary,
+}
+
+impl OutputEnvelope {
+    /// An output with no artifacts and no frame; the engine (or a test) fills in the
+    /// public fields it has.
+    pub fn new(
+        feed_id: FeedId,
+        frame_seq: u64,
+        ts: MonotonicTs,
+        wall_ts: WallTs,
+        provenance: Provenance,
+    ) -> Self {
+        Self {
+            feed_id,
+            frame_seq,
+            ts,
+            wall_ts,
+            detections: DetectionSet::default(),
+            tracks: Vec::new(),
+            signals: Vec::new(),
+            scene_features: Vec::new(),
+            metadata: TypedMetadata::default(),
+            provenance,
+            frame: None,
+            admission: AdmissionSummary::default(),
+        }
+    }
+}
+
+/// Outputs are shared, never copied: the sink and every subscriber get the same `Arc`.
+pub type SharedOutput = Arc<OutputEnvelope>;
+
+/// Receives a feed's outputs on the feed's dedicated sink thread. May block (network,
+/// disk) without slowing perception: the sink queue absorbs or drops.
+pub trait OutputSink: Send + 'static {
+    fn emit(&mut self, output: SharedOutput);
+    /// Called once when the sink thread drains and exits (session end).
+    fn flush(&mut self) {}
+}
+
+impl<F: FnMut(SharedOutput) + Send + 'static> OutputSink for F {
+    fn emit(&mut self, output: SharedOutput) {
+        self(output);
+    }
+}
+
+/// Rebuilds a sink that was lost (its thread wedged past the shutdown timeout or panicked
+/// while shutting down).
+pub type SinkFactory = Box<dyn Fn() -> Box<dyn OutputSink> + Send + Sync>;
+
+/// Discards everything (a feed whose outputs are only consumed through subscriptions).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NullSink;
+
+impl OutputSink for NullSink {
+    fn emit(&mut self, _output: SharedOutput) {}
+}

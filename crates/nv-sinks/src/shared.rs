@@ -1,0 +1,114 @@
+//! One sink instance per declared sink, shared by every feed that names it.
+//!
+//! Each feed's records reach a sink on that feed's own sink thread. When several feeds
+//! name one declared sink, they must reach the *same* instance: two file sinks on one
+//! path rename each other's files when they rotate, and N broker sinks open N
+//! connections. A [`SharedSink`] owns the one instance behind a mutex; every feed gets a
+//! [`SharedSinkHandle`] (an `OutputSink`) that hands its records to it. `emit` of every
+//! sink here is short (a write, or a push into a bounded buffer), so feeds wait on each
+//! other only as long as one record takes.
+
+use std::fmt;
+use std::sync::Arc;
+
+use nv_io::{OutputSink, SharedOutput, SinkFactory};
+use parking_lot::Mutex;
+
+use crate::config::SinkConfig;
+use crate::error::SinkError;
+use crate::stats::SinkStats;
+
+struct Inner {
+    name: String,
+    sink: Mutex<Box<dyn OutputSink>>,
+    stats: SinkStats,
+}
+
+/// A declared sink, built once. Cloning shares the instance. The instance is dropped
+/// (network sinks drain within their flush timeout, then disconnect; file sinks close)
+/// when the last clone and the last handle are gone.
+#[derive(Clone)]
+pub struct SharedSink {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for SharedSink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SharedSink")
+            .field("name", &self.inner.name)
+            .field("stats", &self.inner.stats.snapshot())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SharedSink {
+    /// Shares `sink`, whose counters are `stats`.
+    pub fn new(name: impl Into<String>, sink: Box<dyn OutputSink>, stats: SinkStats) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                name: name.into(),
+                sink: Mutex::new(sink),
+                stats,
+            }),
+        }
+    }
+
+    /// Builds the sink `config` describes (network sinks connect in the background).
+    pub fn build(name: impl Into<String>, config: &SinkConfig) -> Result<Self, SinkError> {
+        let stats = SinkStats::new();
+        let sink = config.build_with_stats(stats.clone())?;
+        Ok(Self::new(name, sink, stats))
+    }
+
+    /// The name the sink was declared under.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The instance's counters, with each feed's share.
+    pub fn stats(&self) -> &SinkStats {
+        &self.inner.stats
+    }
+
+    /// An `OutputSink` for one feed.
+    pub fn handle(&self) -> SharedSinkHandle {
+        SharedSinkHandle {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+
+    /// A factory for `FeedConfigBuilder::sink_factory`: a feed whose handle was lost (its
+    /// sink thread wedged or panicked) gets a new handle to the same instance.
+    pub fn factory(&self) -> SinkFactory {
+        let shared = self.clone();
+        Box::new(move || Box::new(shared.handle()))
+    }
+}
+
+/// One feed's way into a [`SharedSink`].
+pub struct SharedSinkHandle {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for SharedSinkHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SharedSinkHandle")
+            .field("sink", &self.inner.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OutputSink for SharedSinkHandle {
+    fn emit(&mut self, output: SharedOutput) {
+        self.inner.sink.lock().emit(output);
+    }
+
+    /// One feed's session ended. Draining the shared instance now would hold back every
+    /// other feed's records for up to the flush timeout, so only the last user flushes;
+    /// otherwise the instance drains when it is dropped.
+    fn flush(&mut self) {
+        if Arc::strong_count(&self.inner) == 1 {
+            self.inner.sink.lock().flush();
+        }
+    }
+}
