@@ -4,11 +4,13 @@ mod api;
 mod assemble;
 mod config;
 mod demo;
+mod docs;
 mod media;
 mod process;
 mod records;
 mod registry;
 mod run;
+mod service;
 mod sink_monitor;
 mod sinks;
 mod stages;
@@ -18,8 +20,34 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// Version, commit and cargo features of this build (`nv_build_info` on /metrics).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub const COMMIT: &str = env!("NV_BUILD_COMMIT");
+pub const FEATURES: &str = env!("NV_BUILD_FEATURES");
+
+pub fn build_info() -> nv_metrics::BuildInfo<'static> {
+    nv_metrics::BuildInfo {
+        version: VERSION,
+        commit: COMMIT,
+        features: FEATURES,
+    }
+}
+
 #[derive(Parser, Debug)]
-#[command(name = "nextvision", version, about = "Video perception runtime")]
+#[command(
+    name = "nextvision",
+    version,
+    long_version = concat!(
+        env!("CARGO_PKG_VERSION"),
+        " (commit ",
+        env!("NV_BUILD_COMMIT"),
+        ", features: ",
+        env!("NV_BUILD_FEATURES"),
+        ")"
+    ),
+    about = "Video perception runtime",
+    after_long_help = docs::AFTER_HELP
+)]
 struct Cli {
     /// Log line format on stderr: `text` (colours only on a terminal) or `json` (one
     /// object per line).
@@ -66,6 +94,10 @@ enum Command {
     Run(run::RunArgs),
     /// Process one video (file or URL): JSON lines out, progress and a summary table.
     Process(process::ProcessArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
+    Completions(docs::CompletionsArgs),
+    /// Print the manual page (roff) to stdout, or write one page per command with --out-dir.
+    Man(docs::ManArgs),
 }
 
 fn main() -> ExitCode {
@@ -79,6 +111,10 @@ fn main() -> ExitCode {
         } => validate(&file, no_environment),
         Command::Run(args) => run::run(&args),
         Command::Process(args) => process::run(&args),
+        Command::Completions(args) => {
+            docs::completions(&args, <Cli as clap::CommandFactory>::command())
+        }
+        Command::Man(args) => docs::man(&args, <Cli as clap::CommandFactory>::command()),
     };
     match result {
         Ok(code) => code,

@@ -151,6 +151,7 @@ pub fn run(args: &ProcessArgs) -> anyhow::Result<ExitCode> {
         .map(|d| started + d);
     let mut end = None;
     let mut last_print = Instant::now();
+    let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
     while end.is_none() {
         match health.recv_timeout(Duration::from_millis(250)) {
             Ok(HealthEvent::FeedStopped { reason: r, .. }) => end = Some(End::Stopped(r)),
@@ -175,7 +176,8 @@ pub fn run(args: &ProcessArgs) -> anyhow::Result<ExitCode> {
                 end = Some(End::NoFrameInTime);
             }
         }
-        if last_print.elapsed() >= Duration::from_millis(250) {
+        // The `\r` progress line is for a person watching; in a log it would be noise.
+        if progress && last_print.elapsed() >= Duration::from_millis(250) {
             last_print = Instant::now();
             let m = feed.metrics();
             let secs = started.elapsed().as_secs_f64();
@@ -200,7 +202,9 @@ pub fn run(args: &ProcessArgs) -> anyhow::Result<ExitCode> {
         End::NoFrameInTime => format!("no frame within {} s", startup.as_secs_f64()),
         End::AccessDenied(_) => "access denied".to_owned(),
     };
-    eprintln!();
+    if progress {
+        eprintln!();
+    }
     eprintln!(
         "| frames in | outputs | dropped | seconds | frames/s | p50 latency | p99 latency | stop |"
     );

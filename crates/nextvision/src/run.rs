@@ -39,19 +39,6 @@ fn wait_all_ended(feeds: &[nv_runtime::FeedHandle], mut sub: nv_runtime::HealthS
     }
 }
 
-/// Sends a systemd notification when run under systemd (`NOTIFY_SOCKET`).
-fn sd_notify(state: &str) {
-    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
-        return;
-    };
-    let Ok(sock) = std::os::unix::net::UnixDatagram::unbound() else {
-        return;
-    };
-    if let Err(e) = sock.send_to(state.as_bytes(), &path) {
-        tracing::debug!(error = %e, "sd_notify failed");
-    }
-}
-
 pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let config = Arc::new(crate::config::load(
         &args.file,
@@ -82,6 +69,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let sinks = Arc::new(crate::sinks::SinkSet::new(&config));
     let monitor = crate::sink_monitor::SinkMonitor::start(runtime.handle(), Arc::clone(&sinks))
         .context("sink monitor")?;
+    // Subscribed before the feeds start, so no feed can end unseen.
     let ended_sub = runtime.health_subscribe();
     let feeds = crate::assemble::add_feeds(&runtime, &config, &sinks)?;
     let exit_when_done = !args.keep_running
@@ -143,7 +131,8 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             eprintln!("nextvision: {} feeds running; API disabled", feeds.len());
             None
         };
-        sd_notify("READY=1");
+        crate::service::ready(&format!("{} feeds running", feeds.len()));
+        let keepalive = crate::service::spawn_keepalive(runtime_handle.clone());
         if exit_when_done {
             let waiter = tokio::task::spawn_blocking(move || wait_all_ended(&finite_feeds, ended_sub));
             tokio::select! {
@@ -157,7 +146,10 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             wait_for_signal().await;
         }
         ready.store(false, Ordering::SeqCst);
-        sd_notify("STOPPING=1");
+        if let Some(k) = keepalive {
+            k.abort();
+        }
+        crate::service::stopping("draining feeds");
         eprintln!("nextvision: stopping (send the signal again to exit at once)");
         let stopper = tokio::task::spawn_blocking(move || runtime_handle.shutdown());
         tokio::select! {

@@ -343,7 +343,7 @@ fn late_sse_client_gets_missed_failures_by_replay_and_readyz_reflects_them() {
     let d = start_daemon(
         &dir,
         "",
-        "[[feeds]]\nname = \"ok\"\nsource = \"synthetic:64x48@10\"\n[[feeds.stages]]\nkind = \"brightness\"\n",
+        "[[feeds]]\nname = \"ok\"\nsource = \"synthetic:64x48@10\"\n[[feeds.stages]]\nkind = \"blob-detector\"\n[[feeds.stages]]\nkind = \"counter\"\n",
     );
     let b = &d.base;
     assert_eq!(call("GET", &format!("{b}/readyz"), None).0, 200);
@@ -351,7 +351,7 @@ fn late_sse_client_gets_missed_failures_by_replay_and_readyz_reflects_them() {
     let mut ids = Vec::new();
     for i in 0..3 {
         let body = format!(
-            r#"{{"name":"broken{i}","source":"{}/missing-{i}.mp4","stages":[{{"kind":"brightness"}}]}}"#,
+            r#"{{"name":"broken{i}","source":"{}/missing-{i}.mp4","stages":[{{"kind":"blob-detector"}},{{"kind":"counter"}}]}}"#,
             dir.display()
         );
         let (status, text) = call("POST", &format!("{b}/api/v1/feeds"), Some(&body));
@@ -479,8 +479,8 @@ fn a_thousand_event_streams_leave_control_routes_responsive_and_the_cap_answers_
     let d = start_daemon(
         &dir,
         "max_event_clients = 1000",
-        "[[feeds]]\nname = \"a\"\nsource = \"synthetic:64x48@10\"\n[[feeds.stages]]\nkind = \"brightness\"\n\
-         [[feeds]]\nname = \"b\"\nsource = \"synthetic:64x48@10\"\n[[feeds.stages]]\nkind = \"brightness\"\n",
+        "[[feeds]]\nname = \"a\"\nsource = \"synthetic:64x48@10\"\n[[feeds.stages]]\nkind = \"blob-detector\"\n[[feeds.stages]]\nkind = \"counter\"\n\
+         [[feeds]]\nname = \"b\"\nsource = \"synthetic:64x48@10\"\n[[feeds.stages]]\nkind = \"blob-detector\"\n[[feeds.stages]]\nkind = \"counter\"\n",
     );
     let mut streams = Vec::with_capacity(1000);
     for _ in 0..1000 {
@@ -529,7 +529,7 @@ fn run_with_only_finite_files_exits_when_they_end() {
     std::fs::write(
         &path,
         format!(
-            "[api]\nlisten = \"127.0.0.1:{port}\"\n[[feeds]]\nname = \"f\"\nsource = \"{}\"\n[[feeds.stages]]\nkind = \"brightness\"\n",
+            "[api]\nlisten = \"127.0.0.1:{port}\"\n[[feeds]]\nname = \"f\"\nsource = \"{}\"\n[[feeds.stages]]\nkind = \"blob-detector\"\n[[feeds.stages]]\nkind = \"counter\"\n",
             clip.display()
         ),
     )

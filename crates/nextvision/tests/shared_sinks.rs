@@ -31,7 +31,7 @@ fn config(sink: &str, feeds: usize) -> String {
     let mut c = format!("[api]\nenabled = false\n\n[[sinks]]\nname = \"shared\"\n{sink}\n");
     for i in 0..feeds {
         c.push_str(&format!(
-            "\n[[feeds]]\nname = \"cam{i}\"\nsource = \"synthetic:64x48@60\"\nlossless = true\nsinks = [\"shared\"]\n[[feeds.stages]]\nkind = \"counter\"\n"
+            "\n[[feeds]]\nname = \"cam{i}\"\nsource = \"synthetic:64x48@60\"\nlossless = true\nsinks = [\"shared\"]\n[[feeds.stages]]\nkind = \"blob-detector\"\n[[feeds.stages]]\nkind = \"counter\"\n"
         ));
     }
     c

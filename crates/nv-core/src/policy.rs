@@ -105,6 +105,61 @@ pub enum BackoffKind {
     Linear,
 }
 
+/// A backoff in progress: a curve (kind, first delay, cap) and the attempts made so far.
+/// The one backoff of the code base: sinks retrying their endpoint step it without jitter,
+/// and [`ReconnectPolicy::delay_for_attempt`] adds jitter on top of the same curve.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Backoff {
+    kind: BackoffKind,
+    initial: Duration,
+    max: Duration,
+    attempt: u32,
+}
+
+impl Backoff {
+    /// Exponential: `initial` (at least 1 ms), doubling up to `max` (at least `initial`).
+    pub fn new(initial: Duration, max: Duration) -> Self {
+        Self::with_kind(BackoffKind::Exponential, initial, max)
+    }
+
+    pub fn with_kind(kind: BackoffKind, initial: Duration, max: Duration) -> Self {
+        let initial = initial.max(Duration::from_millis(1));
+        Self {
+            kind,
+            initial,
+            max: max.max(initial),
+            attempt: 0,
+        }
+    }
+
+    /// The delay before attempt `attempt` (0-based) on this curve, capped; integer
+    /// arithmetic, so delays are exact.
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let raw = match self.kind {
+            BackoffKind::Exponential => self.initial.checked_mul(1 << attempt.min(31)),
+            BackoffKind::Linear => self.initial.checked_mul(attempt.saturating_add(1)),
+        };
+        raw.map_or(self.max, |d| d.min(self.max))
+    }
+
+    /// The delay to wait now; the next one grows along the curve.
+    pub fn next_delay(&mut self) -> Duration {
+        let d = self.delay(self.attempt);
+        self.attempt = self.attempt.saturating_add(1);
+        d
+    }
+
+    /// Back to the first delay (after a success).
+    pub fn reset(&mut self) {
+        self.attempt = 0;
+    }
+
+    /// Delays handed out since the last reset.
+    pub fn attempts(&self) -> u32 {
+        self.attempt
+    }
+}
+
 /// Source-level reconnect behaviour (executed by the media layer).
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[non_exhaustive]
@@ -160,15 +215,20 @@ impl ReconnectPolicy {
 
     /// Delay before attempt `attempt` (0-based). `unit_random` in [0, 1) supplies jitter.
     pub fn delay_for_attempt(&self, attempt: u32, unit_random: f64) -> Duration {
-        let base = self.base_delay.as_secs_f64();
-        let raw = match self.backoff {
-            BackoffKind::Exponential => base * 2f64.powi(attempt.min(62) as i32),
-            BackoffKind::Linear => base * f64::from(attempt.saturating_add(1)),
-        };
-        let capped = raw.min(self.max_delay.as_secs_f64());
+        // The curve never goes below 1 ms; a zero base delay means "retry at once".
+        if self.base_delay.is_zero() {
+            return Duration::ZERO;
+        }
+        let capped = Backoff::with_kind(self.backoff, self.base_delay, self.max_delay)
+            .delay(attempt)
+            .min(self.max_delay);
         let jitter = self.jitter_ratio.clamp(0.0, 1.0) * unit_random.clamp(0.0, 1.0);
-        // Saturating: a delay that does not fit a Duration is the configured maximum.
-        Duration::try_from_secs_f64((capped * (1.0 - jitter)).max(0.0)).unwrap_or(self.max_delay)
+        if jitter <= 0.0 {
+            return capped;
+        }
+        // Saturating: a delay that does not fit a Duration is the curve's own value.
+        Duration::try_from_secs_f64((capped.as_secs_f64() * (1.0 - jitter)).max(0.0))
+            .unwrap_or(capped)
     }
 
     /// True while `attempts_made` is within budget.
@@ -192,6 +252,21 @@ mod tests {
         assert_eq!(lin.delay_for_attempt(2, 0.0), Duration::from_secs(3));
         assert!(p.allows_attempt(1_000_000));
         assert!(!p.with_max_attempts(Some(2)).allows_attempt(2));
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_max_and_resets() {
+        let mut b = Backoff::new(Duration::from_millis(100), Duration::from_millis(350));
+        let ms: Vec<u128> = (0..4).map(|_| b.next_delay().as_millis()).collect();
+        assert_eq!(ms, vec![100, 200, 350, 350]);
+        assert_eq!(b.attempts(), 4);
+        b.reset();
+        assert_eq!(b.next_delay(), Duration::from_millis(100));
+        let lin = Backoff::with_kind(BackoffKind::Linear, Duration::from_secs(1), Duration::MAX);
+        assert_eq!(lin.delay(2), Duration::from_secs(3));
+        // Far attempts saturate at the cap instead of overflowing.
+        let big = Backoff::new(Duration::from_secs(1), Duration::MAX);
+        assert_eq!(big.delay(u32::MAX), Duration::from_secs(1 << 31));
     }
 
     proptest! {

@@ -16,6 +16,8 @@ pub enum ConvertError {
     Access(#[from] FrameAccessError),
     #[error("frame plane {plane} is missing or truncated")]
     TruncatedPlane { plane: usize },
+    #[error("colour conversion rejected the frame layout: {detail}")]
+    Layout { detail: String },
 }
 
 /// Converts to `target` (Rgb8, Bgr8 or Gray8), returning a new frame with the same
@@ -114,7 +116,56 @@ pub fn convert_into(
                 }
             }
         }
+        // Empty frames have nothing to convert (and the SIMD library refuses zero sizes).
+        (PixelFormat::Nv12 | PixelFormat::I420, _) if out.is_empty() => {}
         (PixelFormat::Nv12, _) => {
+            let (luma, chroma) = (plane(0)?, plane(1)?);
+            crate::yuv_simd::nv12_to_rgb(&luma, &chroma, (w, h), out, swap)?;
+        }
+        (PixelFormat::I420, _) => {
+            let (luma, u, v) = (plane(0)?, plane(1)?, plane(2)?);
+            crate::yuv_simd::i420_to_rgb([&luma, &u, &v], (w, h), out, swap)?;
+        }
+        _ => return Err(unsupported),
+    }
+    Ok(())
+}
+
+/// The scalar integer path for NV12/I420 to Rgb8/Bgr8, kept as the exactness reference
+/// of the SIMD path that [`convert_into`] uses (tests and the conversion benchmark compare
+/// the two). Other formats are refused.
+pub fn yuv420_reference_into(
+    frame: &FrameEnvelope,
+    target: PixelFormat,
+    out: &mut Vec<u8>,
+) -> Result<(), ConvertError> {
+    let (w, h) = (frame.width() as usize, frame.height() as usize);
+    if !matches!(target, PixelFormat::Rgb8 | PixelFormat::Bgr8) {
+        return Err(ConvertError::Unsupported {
+            from: frame.format(),
+            to: target,
+        });
+    }
+    out.clear();
+    out.resize(w * h * 3, 0);
+    yuv420_scalar(frame, target, out)
+}
+
+/// The scalar 4:2:0 conversion into `out`, already sized `width * height * 3`.
+fn yuv420_scalar(
+    frame: &FrameEnvelope,
+    target: PixelFormat,
+    out: &mut [u8],
+) -> Result<(), ConvertError> {
+    let w = frame.width() as usize;
+    let swap = target == PixelFormat::Bgr8;
+    let plane = |i: usize| -> Result<PlaneView<'_>, ConvertError> {
+        frame
+            .plane(i)?
+            .ok_or(ConvertError::TruncatedPlane { plane: i })
+    };
+    match frame.format() {
+        PixelFormat::Nv12 => {
             let (luma, chroma) = (plane(0)?, plane(1)?);
             for (y, dst) in out.chunks_exact_mut(w * 3).enumerate() {
                 let (yr, uv) = (luma.row(y), chroma.row(y / 2));
@@ -122,14 +173,14 @@ pub fn convert_into(
                 yuv_row(dst, yr, pairs, swap);
             }
         }
-        (PixelFormat::I420, _) => {
+        PixelFormat::I420 => {
             let (luma, u, v) = (plane(0)?, plane(1)?, plane(2)?);
             for (y, dst) in out.chunks_exact_mut(w * 3).enumerate() {
                 let (yr, ur, vr) = (luma.row(y), u.row(y / 2), v.row(y / 2));
                 yuv_row(dst, yr, ur.iter().copied().zip(vr.iter().copied()), swap);
             }
         }
-        _ => return Err(unsupported),
+        from => return Err(ConvertError::Unsupported { from, to: target }),
     }
     Ok(())
 }
@@ -137,7 +188,12 @@ pub fn convert_into(
 /// Converts one row: the chroma terms are computed once per pixel pair (4:2:0 shares a
 /// chroma sample between two columns), the luma term once per pixel. An odd last column
 /// gets its own (final) chroma sample.
-fn yuv_row(dst: &mut [u8], luma: &[u8], chroma: impl Iterator<Item = (u8, u8)>, swap: bool) {
+pub(crate) fn yuv_row(
+    dst: &mut [u8],
+    luma: &[u8],
+    chroma: impl Iterator<Item = (u8, u8)>,
+    swap: bool,
+) {
     let clip = |x: i32| x.clamp(0, 255) as u8;
     let pixels = dst.chunks_mut(6).zip(luma.chunks(2)).zip(chroma);
     for ((d, ys), (u, v)) in pixels {
@@ -239,8 +295,14 @@ mod tests {
         let y: Vec<u8> = (0..9).map(|i| 20 + i * 25).collect();
         let (u, v) = ([60u8, 90, 120, 150], [200u8, 170, 140, 110]);
         let data = [y.clone(), u.to_vec(), v.to_vec()].concat();
-        let out = convert(&make(PixelFormat::I420, 3, 3, data), PixelFormat::Rgb8).unwrap();
-        let rgb = out.host_data().unwrap();
+        // The scalar reference is exact; the SIMD path is held to it by the tests below.
+        let mut rgb = Vec::new();
+        yuv420_reference_into(
+            &make(PixelFormat::I420, 3, 3, data),
+            PixelFormat::Rgb8,
+            &mut rgb,
+        )
+        .unwrap();
         for py in 0..3 {
             for px in 0..3 {
                 let c = (py / 2) * 2 + px / 2;
@@ -278,5 +340,95 @@ mod tests {
         .unwrap();
         let bgr = convert(&f, PixelFormat::Bgr8).unwrap();
         assert_eq!(bgr.host_data().unwrap(), &[3, 2, 1, 6, 5, 4]);
+    }
+
+    /// Pseudo-random bytes (xorshift), so failures reproduce.
+    fn noise(len: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed | 1;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect()
+    }
+
+    /// Maps bytes into BT.601's legal ranges: luma 16..=235 for the first `luma_len`
+    /// bytes, chroma 16..=240 after. (Outside them the SIMD library clamps luma to 16..=235
+    /// before converting; the scalar path does not. See ARCHITECTURE.md.)
+    fn legal_range(mut data: Vec<u8>, luma_len: usize) -> Vec<u8> {
+        for (i, v) in data.iter_mut().enumerate() {
+            let span = if i < luma_len { 219 } else { 224 };
+            *v = 16 + (u32::from(*v) * span / 255) as u8;
+        }
+        data
+    }
+
+    fn max_level_difference(a: &[u8], b: &[u8]) -> u8 {
+        assert_eq!(a.len(), b.len());
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| x.abs_diff(*y))
+            .max()
+            .unwrap_or(0)
+    }
+
+    proptest::proptest! {
+        /// The SIMD path agrees with the scalar reference within one level on any
+        /// content, size (odd included) and row padding, for both formats and targets.
+        #[test]
+        fn simd_matches_scalar_reference(
+            w in 1u32..70,
+            h in 1u32..12,
+            pad in 0usize..9,
+            seed in proptest::prelude::any::<u64>(),
+            nv12 in proptest::prelude::any::<bool>(),
+            bgr in proptest::prelude::any::<bool>(),
+        ) {
+            let format = if nv12 { PixelFormat::Nv12 } else { PixelFormat::I420 };
+            let target = if bgr { PixelFormat::Bgr8 } else { PixelFormat::Rgb8 };
+            let (wu, hu) = (w as usize, h as usize);
+            let (cw, ch) = (wu.div_ceil(2), hu.div_ceil(2));
+            // Padded strides, planes back to back.
+            let y_stride = wu + pad;
+            let c_row = if nv12 { cw * 2 } else { cw };
+            let c_stride = c_row + pad;
+            let y_len = y_stride * hu;
+            let c_len = c_stride * ch;
+            let mut planes = vec![(0, y_stride), (y_len, c_stride)];
+            if !nv12 {
+                planes.push((y_len + c_len, c_stride));
+            }
+            let total = y_len + c_len * (planes.len() - 1);
+            let layout = FrameLayout::with_planes(format, w, h, &planes);
+            let frame = FrameEnvelope::builder(FeedId::new(1), 0, MonotonicTs::ZERO, w, h, format)
+                .layout(layout)
+                .host(HostBytes::from_vec(legal_range(noise(total, seed), y_len)))
+                .unwrap();
+            let (mut fast, mut slow) = (Vec::new(), Vec::new());
+            convert_into(&frame, target, &mut fast).unwrap();
+            yuv420_reference_into(&frame, target, &mut slow).unwrap();
+            let d = max_level_difference(&fast, &slow);
+            proptest::prop_assert!(d <= 1, "{w}x{h} pad {pad}: {d} levels apart");
+        }
+    }
+
+    #[test]
+    fn simd_matches_scalar_on_a_720p_frame() {
+        let (w, h) = (1280u32, 720u32);
+        for format in [PixelFormat::Nv12, PixelFormat::I420] {
+            let frame = make(
+                format,
+                w,
+                h,
+                legal_range(noise(1280 * 720 * 3 / 2, 42), 1280 * 720),
+            );
+            let (mut fast, mut slow) = (Vec::new(), Vec::new());
+            convert_into(&frame, PixelFormat::Rgb8, &mut fast).unwrap();
+            yuv420_reference_into(&frame, PixelFormat::Rgb8, &mut slow).unwrap();
+            assert!(max_level_difference(&fast, &slow) <= 1, "{format}");
+        }
     }
 }

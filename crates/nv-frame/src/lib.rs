@@ -8,6 +8,7 @@ mod bytes;
 pub mod convert;
 mod frame;
 mod layout;
+mod yuv_simd;
 
 pub use bytes::HostBytes;
 pub use convert::{convert, ConvertError};

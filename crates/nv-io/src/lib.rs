@@ -26,7 +26,9 @@ pub use output::{
     AdmissionSummary, NullSink, OutputEnvelope, OutputSink, Provenance, SharedOutput, SinkFactory,
     StageProvenance, StageResult, ViewProvenance,
 };
-pub use source::{FrameSink, PushOutcome, Source, SourceContext, SourceEnd, SourceFactory};
+pub use source::{
+    FrameSink, PushOutcome, Source, SourceContext, SourceEnd, SourceFactory, SourceObserver,
+};
 
 /// Health events of every feed; filter with [`HealthEvent::feed_id`]. A subscriber that
 /// falls more than the health capacity behind gets [`RecvError::Lagged(n)`].

@@ -7,10 +7,12 @@
 
 mod health;
 mod otlp;
+mod process;
 mod prometheus;
 
 pub use health::{spawn_health_counter, HealthCounters};
 pub use otlp::{otlp_request, OtlpExporter};
+pub use process::{render_build_info, render_process_metrics, BuildInfo, ProcessStats};
 pub use prometheus::{render_prometheus, LATENCY_BUCKETS_SECONDS};
 
 pub use nv_runtime::RuntimeDiagnostics;

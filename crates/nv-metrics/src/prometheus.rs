@@ -15,7 +15,7 @@ pub const LATENCY_BUCKETS_SECONDS: [f64; 16] = [
 ];
 
 /// Escapes a label value (backslash, double quote, newline).
-fn escape(v: &str) -> String {
+pub(crate) fn escape(v: &str) -> String {
     let mut out = String::with_capacity(v.len());
     for c in v.chars() {
         match c {

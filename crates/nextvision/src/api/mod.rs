@@ -42,7 +42,6 @@ pub struct AppState {
     pub sinks: Arc<crate::sinks::SinkSet>,
     /// Serialises feed additions so two requests cannot both claim one name.
     pub add_lock: Arc<tokio::sync::Mutex<()>>,
-    /// Numbered health records for the event stream.
     pub events: Arc<events::EventHub>,
 }
 
@@ -390,7 +389,9 @@ async fn diagnostics(State(s): State<AppState>) -> Json<Value> {
 }
 
 async fn metrics(State(s): State<AppState>) -> Response {
-    let text = nv_metrics::render_prometheus(&s.runtime.diagnostics(), &s.health);
+    let mut text = nv_metrics::render_prometheus(&s.runtime.diagnostics(), &s.health);
+    nv_metrics::render_build_info(&mut text, &crate::build_info());
+    nv_metrics::render_process_metrics(&mut text);
     (
         [(
             header::CONTENT_TYPE,

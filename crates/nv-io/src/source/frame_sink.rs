@@ -38,19 +38,8 @@ pub enum PushOutcome {
     SampledOut,
 }
 
-/// Where a source's events and failures land besides the health stream: the engine's
-/// per-feed state and last error (`nv-runtime` implements it).
-pub trait SourceObserver: Send + Sync + std::fmt::Debug {
-    /// A health event the source publishes (moves the feed's state: connected,
-    /// reconnecting, stalled).
-    fn observe(&self, event: &HealthEvent);
-    /// A failure to keep as the feed's last error.
-    fn record_error(&self, err: &MediaError);
-}
-
 /// What the engine hands a session's [`FrameSink`]: the queue frames go into and the
 /// per-feed state that outlives the session.
-#[derive(Debug)]
 pub struct FrameSinkParts {
     pub feed_id: FeedId,
     pub queue: Arc<BoundedQueue<FrameEnvelope>>,
@@ -66,8 +55,28 @@ pub struct FrameSinkParts {
     pub throttle_window: Duration,
     /// Frame-rate cap (`None` = every frame).
     pub max_fps: Option<f64>,
-    /// The feed's state keeper, if any.
-    pub observer: Option<Arc<dyn SourceObserver>>,
+    /// The feed's state keeper: hears source events and recovered failures.
+    pub observer: Arc<dyn SourceObserver>,
+}
+
+impl std::fmt::Debug for FrameSinkParts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FrameSinkParts")
+            .field("feed_id", &self.feed_id)
+            .field("overflow", &self.overflow)
+            .field("max_fps", &self.max_fps)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a feed keeps of its source besides frames: the engine's state and last-error
+/// record implements it, so a source's reconnects, stalls and failures move the feed's
+/// state without the source knowing about the engine.
+pub trait SourceObserver: Send + Sync {
+    /// A health event the source publishes, seen before it goes on the runtime stream.
+    fn observe(&self, event: &HealthEvent);
+    /// A failure: recovered from by the source (it retries) or ending the session.
+    fn record_media_error(&self, err: &MediaError);
 }
 
 struct SinkShared {
@@ -85,7 +94,8 @@ struct SinkShared {
     min_interval_nanos: u64,
     /// Media time of the last frame let through the cap (`u64::MAX` = none yet).
     last_accepted_ts: AtomicU64,
-    observer: Option<Arc<dyn SourceObserver>>,
+    /// The feed's state and last error.
+    status: Arc<dyn SourceObserver>,
 }
 
 /// Cloneable handle for a source's producer threads.
@@ -120,7 +130,7 @@ impl FrameSink {
                 drop_throttle: Mutex::new(Throttle::new(parts.throttle_window)),
                 min_interval_nanos,
                 last_accepted_ts: AtomicU64::new(u64::MAX),
-                observer: parts.observer,
+                status: parts.observer,
             }),
         }
     }
@@ -237,18 +247,14 @@ impl FrameSink {
     /// Publishes a health event on the runtime's stream (source events also move the
     /// feed's state: reconnecting, stalled, connected).
     pub fn health(&self, event: HealthEvent) {
-        if let Some(o) = &self.inner.observer {
-            o.observe(&event);
-        }
+        self.inner.status.observe(&event);
         self.inner.health.send(event);
     }
 
     /// Records a failure the source recovers from by itself (it retries) in the feed's
     /// last error. A failure that ends the session is recorded by [`fail`](Self::fail).
     pub fn record_error(&self, err: &MediaError) {
-        if let Some(o) = &self.inner.observer {
-            o.record_error(err);
-        }
+        self.inner.status.record_media_error(err);
     }
 
     /// Ends the session: frames already queued are still processed first.
@@ -269,7 +275,7 @@ impl FrameSink {
     /// [`MediaError::GaveUp`] counts as the occurrence of its cause).
     pub fn fail(&self, err: MediaError) {
         if self.inner.end.lock().is_none() {
-            self.record_error(&err);
+            self.inner.status.record_media_error(&err);
         }
         self.end(SourceEnd::Failed(err));
     }

@@ -83,9 +83,21 @@ impl FeedStatus {
     }
 
     /// A frame arrived: streaming, unless already (one relaxed load on the hot path).
+    ///
+    /// Not while reconnecting: a frame queued before the connection dropped says nothing
+    /// about the new one; the source's `SourceConnected` moves the state back.
     pub fn on_frame(&self) {
         if self.tag.load(Ordering::Relaxed) != TAG_STREAMING {
-            self.set(FeedState::Streaming);
+            let mut inner = self.inner.lock();
+            if inner.state.is_terminal()
+                || matches!(
+                    inner.state,
+                    FeedState::Paused | FeedState::Reconnecting { .. }
+                )
+            {
+                return;
+            }
+            self.apply(&mut inner, FeedState::Streaming);
         }
     }
 
@@ -208,23 +220,6 @@ impl FeedStatus {
     }
 }
 
-impl std::fmt::Debug for FeedStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FeedStatus")
-            .field("feed_id", &self.feed_id)
-            .finish_non_exhaustive()
-    }
-}
-
-impl nv_io::source::SourceObserver for FeedStatus {
-    fn observe(&self, event: &HealthEvent) {
-        Self::observe(self, event);
-    }
-    fn record_error(&self, err: &MediaError) {
-        self.record_media_error(err);
-    }
-}
-
 fn wall_after(now: WallTs, delay_ms: u64) -> WallTs {
     if !now.is_known() {
         return now;
@@ -233,4 +228,13 @@ fn wall_after(now: WallTs, delay_ms: u64) -> WallTs {
         now.as_micros()
             .saturating_add(delay_ms.saturating_mul(1_000)),
     )
+}
+
+impl nv_io::SourceObserver for FeedStatus {
+    fn observe(&self, event: &HealthEvent) {
+        FeedStatus::observe(self, event);
+    }
+    fn record_media_error(&self, err: &MediaError) {
+        FeedStatus::record_media_error(self, err);
+    }
 }

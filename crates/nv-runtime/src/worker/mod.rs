@@ -262,7 +262,7 @@ impl Worker {
             last_ts: Arc::clone(&self.last_ts),
             throttle_window: self.throttle_window,
             max_fps: self.source_ctx.max_fps,
-            observer: Some(Arc::clone(&self.shared.status) as Arc<dyn SourceObserver>),
+            observer: Arc::clone(&self.shared.status) as Arc<dyn SourceObserver>,
         });
         // A stop requested before the queue was published must still be seen.
         if self.shared.stop_requested() {
