@@ -75,6 +75,15 @@ fn exposition_parses_and_reports_exact_counts() {
         1.0
     );
     assert!(text.contains("feed=\"door \\\"cam\\\"\""), "label escaped");
+    // One state series per state name; only the current one (a finished file) is 1.
+    for state in nv_core::FeedState::NAMES {
+        let expected = if state == "stopped" { 1.0 } else { 0.0 };
+        assert_eq!(
+            value("nv_feed_state", &[("feed_id", "1"), ("state", state)]),
+            expected,
+            "{state}"
+        );
+    }
     let hist = scrape
         .samples
         .iter()
