@@ -384,10 +384,10 @@ impl FeedConfigBuilder {
         if reconnect.base_delay > reconnect.max_delay {
             problems.push(ConfigProblem::invalid(
                 "reconnect.base_delay",
-                format!("{:?}", reconnect.base_delay),
+                format!("{} ms", reconnect.base_delay.as_millis()),
                 format!(
-                    "must not exceed reconnect.max_delay ({:?})",
-                    reconnect.max_delay
+                    "must not exceed reconnect.max_delay ({} ms)",
+                    reconnect.max_delay.as_millis()
                 ),
             ));
         }
