@@ -61,9 +61,11 @@ pub struct TrackerConfig {
     pub merge_margin: f32,
     /// End tracks that leave the picture instead of coasting them outside it for
     /// `max_age_frames`: a coasting track ends once less than `exit_visible_fraction` of
-    /// its predicted box lies inside the frame, or after `edge_exit_misses` consecutive
-    /// misses when last seen touching an edge while moving out through it. A single miss
-    /// at the edge never ends a track (detectors drop boxes at the border all the time).
+    /// its predicted box (extended to the object's full size where its last box was cut
+    /// by an edge) lies inside the frame, or after `edge_exit_misses` consecutive misses
+    /// when last seen touching an edge while moving out through it. A miss at the edge
+    /// with most of the object still inside never ends a track (detectors drop boxes at
+    /// the border all the time).
     pub end_tracks_at_frame_edge: bool,
     /// How close (normalised) to an edge a box must be to count as touching it.
     pub frame_edge_margin: f32,
