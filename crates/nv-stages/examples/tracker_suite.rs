@@ -10,7 +10,8 @@
 //! `--set` overrides a tracker setting (`min_hits`, `max_age_frames`,
 //! `coast_frames_per_hit`, `edge_exit_misses`,
 //! `exit_visible_fraction`, `high_confidence`, `low_confidence`, `new_track_confidence`,
-//! `min_iou_high`, `min_iou_low`), for exploring; the benchmark runs the defaults.
+//! `min_iou_high`, `min_iou_low`, `kalman.measurement_noise`, `kalman.position_noise`), for
+//! exploring; the benchmark runs the defaults.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -94,6 +95,8 @@ fn set(config: &mut TrackerConfig, kv: &str) -> Result<(), String> {
         "new_track_confidence" => config.new_track_confidence = float()?,
         "min_iou_high" => config.min_iou_high = float()?,
         "min_iou_low" => config.min_iou_low = float()?,
+        "kalman.measurement_noise" => config.kalman.measurement_noise = f64::from(float()?),
+        "kalman.position_noise" => config.kalman.position_noise = f64::from(float()?),
         other => return Err(format!("--set: unknown key {other}")),
     }
     Ok(())
