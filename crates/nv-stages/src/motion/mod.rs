@@ -20,7 +20,7 @@
 //! picture at once; it is recognised frame to frame (see `global.rs`) and reported as
 //! the `motion.global` signal instead of boxes over the whole frame. Its limits: shifts
 //! under one grid cell per frame (4 px on a 640-wide frame with the 160-px grid) are not
-//! seen, so a very slow pan or a sub-cell shake still shows as boxes along strong edges;
+//! reliably seen, so a very slow pan or a sub-cell shake still shows as boxes along strong edges;
 //! and one object covering over a quarter of an otherwise featureless picture, moving
 //! rigidly, reads as a pan.
 
