@@ -1,7 +1,9 @@
 //! Global motion: the whole picture moving (camera pan or shake) or changing brightness
 //! at once (an exposure jump). Background subtraction cannot tell either from objects:
 //! every textured cell differs from the background, and the detector would report
-//! boxes over most of the frame. So each frame is first compared with the previous one:
+//! boxes over most of the frame. So each frame is first compared with a reference frame
+//! (the previous one while the camera moves by whole cells, up to a few frames back
+//! otherwise, so that a slow pan adds up to a measurable shift):
 //!
 //! - the frame-to-frame translation is estimated by matching the mean-removed column
 //!   and row profiles (integral projections) of the two grids: cheap (`O(cells)` plus
@@ -14,14 +16,18 @@
 //! - the brightness jump is the median frame-to-frame difference (most cells brighter or
 //!   darker together).
 //!
+//! A moving run survives up to `HOLD_FRAMES` frames without a whole-cell shift (a slow
+//! pan shows one only every few frames).
+//!
 //! A run of moving frames is a pan when the camera keeps going one way (net displacement
 //! over the last frames close to the path length), and a shake when it goes back and
 //! forth (the position stays bounded, so the net displacement is small).
 
 /// What the whole picture did on one frame.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum GlobalMotion {
+    #[default]
     /// The camera is still (objects may move).
     None,
     /// The picture moves, for too few frames to tell a pan from a shake.
@@ -77,12 +83,30 @@ pub(crate) struct GlobalMotionEstimator {
     cols_cur: Vec<f32>,
     rows_prev: Vec<f32>,
     rows_cur: Vec<f32>,
+    /// The grid shifts are measured against: the last frame where a shift was found,
+    /// or, while the camera is still, a frame up to `REFERENCE_FRAMES` old. Measuring
+    /// against an older frame lets a slow pan (under a cell per frame) add up to a
+    /// whole cell.
+    reference: Vec<f32>,
+    reference_age: u32,
+    has_reference: bool,
+    /// Frames since the last shift was found, within a moving run.
+    since_shift: u32,
+    last: GlobalMotion,
     /// Shifts of the current moving run, newest last (at most `WINDOW`).
     run: [(isize, isize); WINDOW],
     run_len: usize,
     /// Last estimated shift in grid cells `(dx, dy)`.
     shift: (isize, isize),
 }
+
+/// A still camera's reference frame is renewed after this many frames (when little has
+/// changed against it: a slow pan in progress must be allowed to add up), so slow
+/// lighting changes do not build up against it.
+const REFERENCE_FRAMES: u32 = 4;
+/// Frames without a measurable shift that still count as part of a moving run: a pan of
+/// a quarter cell per frame shows a whole-cell shift every fourth frame.
+const HOLD_FRAMES: u32 = 3;
 
 impl GlobalMotionEstimator {
     pub fn configure(&mut self, grid_w: usize, grid_h: usize) {
@@ -91,6 +115,7 @@ impl GlobalMotionEstimator {
             (&mut self.cols_cur, grid_w),
             (&mut self.rows_prev, grid_h),
             (&mut self.rows_cur, grid_h),
+            (&mut self.reference, grid_w * grid_h),
         ] {
             buf.clear();
             buf.resize(n, 0.0);
@@ -101,10 +126,14 @@ impl GlobalMotionEstimator {
     pub fn reset(&mut self) {
         self.run_len = 0;
         self.shift = (0, 0);
+        self.has_reference = false;
+        self.since_shift = 0;
+        self.last = GlobalMotion::None;
     }
 
-    /// Last frame's shift in whole grid cells `(dx, dy)`: content moved right / down
-    /// when positive. Zero when the frame was not classified as moving.
+    /// Last frame's shift in whole grid cells `(dx, dy)` since the frame it was measured
+    /// against (the previous one unless the camera moves by less than a cell per frame):
+    /// content moved right / down when positive. Zero unless a shift was found.
     pub fn shift_cells(&self) -> (isize, isize) {
         self.shift
     }
@@ -120,55 +149,90 @@ impl GlobalMotionEstimator {
         p: &GlobalParams,
         hist: &mut Vec<u32>,
     ) -> GlobalMotion {
+        self.last = self.classify_inner(prev, cur, w, h, p, hist);
+        self.last
+    }
+
+    fn classify_inner(
+        &mut self,
+        prev: &[f32],
+        cur: &[f32],
+        w: usize,
+        h: usize,
+        p: &GlobalParams,
+        hist: &mut Vec<u32>,
+    ) -> GlobalMotion {
         self.shift = (0, 0);
-        let jump = super::ops::median_shift(cur, prev, hist);
-        let changed = changed_fraction(prev, cur, w, h, (0, 0), jump, p.change_levels);
+        if !self.has_reference {
+            self.reference.copy_from_slice(prev);
+            self.reference_age = 0;
+            self.has_reference = true;
+        }
+        let reference = &self.reference;
+        // Brightness change against the reference, removed before counting changes.
+        let offset = super::ops::median_shift(cur, reference, hist);
+        let changed = changed_fraction(reference, cur, w, h, (0, 0), offset, p.change_levels);
         let mut moved = None;
         if changed >= p.min_changed_fraction {
-            projections(prev, w, &mut self.cols_prev, &mut self.rows_prev);
+            projections(reference, w, &mut self.cols_prev, &mut self.rows_prev);
             projections(cur, w, &mut self.cols_cur, &mut self.rows_cur);
             let dx = profile_shift(&self.cols_prev, &self.cols_cur, p.max_shift_cells);
             let dy = profile_shift(&self.rows_prev, &self.rows_cur, p.max_shift_cells);
             if (dx, dy) != (0, 0) {
-                let aligned = changed_fraction(prev, cur, w, h, (dx, dy), jump, p.change_levels);
+                let aligned =
+                    changed_fraction(reference, cur, w, h, (dx, dy), offset, p.change_levels);
                 if aligned <= 0.5 * changed {
                     moved = Some((dx, dy));
                 }
             }
         }
-        match moved {
-            Some(d) => {
-                self.shift = d;
-                if self.run_len == WINDOW {
-                    self.run.copy_within(1.., 0);
-                    self.run_len -= 1;
-                }
-                self.run[self.run_len] = d;
-                self.run_len += 1;
-                if self.run_len < MIN_RUN {
-                    return GlobalMotion::Moving;
-                }
-                let run = &self.run[..self.run_len];
-                let (nx, ny) = run
-                    .iter()
-                    .fold((0, 0), |(x, y), &(dx, dy)| (x + dx, y + dy));
-                let len = |x: isize, y: isize| (x as f32).hypot(y as f32);
-                let path: f32 = run.iter().map(|&(dx, dy)| len(dx, dy)).sum();
-                if len(nx, ny) >= PAN_CONSISTENCY * path {
-                    GlobalMotion::Pan
-                } else {
-                    GlobalMotion::Shake
-                }
+        if let Some(d) = moved {
+            self.reference.copy_from_slice(cur);
+            self.reference_age = 0;
+            self.since_shift = 0;
+            self.shift = d;
+            if self.run_len == WINDOW {
+                self.run.copy_within(1.., 0);
+                self.run_len -= 1;
             }
-            None => {
-                self.run_len = 0;
-                if jump.abs() >= p.exposure_jump_levels {
-                    GlobalMotion::ExposureJump
-                } else {
-                    GlobalMotion::None
-                }
+            self.run[self.run_len] = d;
+            self.run_len += 1;
+            if self.run_len < MIN_RUN {
+                return GlobalMotion::Moving;
             }
+            let run = &self.run[..self.run_len];
+            let (nx, ny) = run
+                .iter()
+                .fold((0, 0), |(x, y), &(dx, dy)| (x + dx, y + dy));
+            let len = |x: isize, y: isize| (x as f32).hypot(y as f32);
+            let path: f32 = run.iter().map(|&(dx, dy)| len(dx, dy)).sum();
+            return if len(nx, ny) >= PAN_CONSISTENCY * path {
+                GlobalMotion::Pan
+            } else {
+                GlobalMotion::Shake
+            };
         }
+        // Exposure is a frame-to-frame jump (against the previous frame, not the
+        // reference, which a slow drift would also move).
+        let jump = super::ops::median_shift(cur, prev, hist);
+        if jump.abs() >= p.exposure_jump_levels {
+            self.run_len = 0;
+            self.reference.copy_from_slice(cur);
+            self.reference_age = 0;
+            return GlobalMotion::ExposureJump;
+        }
+        if self.run_len > 0 && self.since_shift < HOLD_FRAMES {
+            // Within a run: the camera may be moving by less than a cell per frame.
+            self.since_shift += 1;
+            return self.last;
+        }
+        self.run_len = 0;
+        self.reference_age = self.reference_age.saturating_add(1);
+        if self.reference_age >= REFERENCE_FRAMES && changed < p.min_changed_fraction {
+            self.reference.copy_from_slice(cur);
+            self.reference_age = 0;
+        }
+        GlobalMotion::None
     }
 }
 

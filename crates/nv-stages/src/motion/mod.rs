@@ -18,11 +18,12 @@
 //!
 //! Global motion (the camera panning or shaking, an exposure jump) changes most of the
 //! picture at once; it is recognised frame to frame (see `global.rs`) and reported as
-//! the `motion.global` signal instead of boxes over the whole frame. Its limits: shifts
-//! under one grid cell per frame (4 px on a 640-wide frame with the 160-px grid) are not
-//! reliably seen, so a very slow pan or a sub-cell shake still shows as boxes along strong edges;
-//! and one object covering over a quarter of an otherwise featureless picture, moving
-//! rigidly, reads as a pan.
+//! the `motion.global` signal instead of boxes over the whole frame. Its limits: a pan
+//! under a grid cell per frame (4 px on a 640-wide frame with the 160-px grid) is seen
+//! once it adds up to a cell, so its first few frames may show boxes along strong edges,
+//! and one slower than a quarter cell per frame is seen only intermittently; a shake
+//! under a cell is not seen; and one object covering over a quarter of an otherwise
+//! featureless picture, moving rigidly, reads as a pan.
 
 mod config;
 mod global;
