@@ -370,6 +370,20 @@ mod tests {
     }
 
     #[test]
+    fn each_suite_seed_draws_different_scenes() {
+        let [a, b] = SUITE_SEEDS.map(SceneSpec::suite_seeded);
+        assert_eq!(a.len(), b.len());
+        for (a, b) in a.iter().zip(&b) {
+            assert_eq!(
+                (a.name, a.seed, b.seed),
+                (b.name, SUITE_SEEDS[0], SUITE_SEEDS[1])
+            );
+            assert_ne!(generate(a).detections, generate(b).detections, "{}", a.name);
+        }
+        assert_eq!(SceneSpec::suite(), SceneSpec::suite_seeded(SUITE_SEEDS[0]));
+    }
+
+    #[test]
     fn edge_scene_enters_and_leaves_through_all_four_edges() {
         let spec = SceneSpec::suite()
             .into_iter()
