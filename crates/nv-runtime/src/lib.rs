@@ -34,6 +34,7 @@ pub mod source {
 pub use batch::{BatchConfig, BatchFairness, BatchHandle, BatchMetrics};
 pub use feed::{
     FeedConfig, FeedConfigBuilder, FeedDiagnostics, FeedHandle, QueueTelemetry, SinkOverflow,
+    StageDiagnostics,
 };
 pub use output::{
     FrameInclusion, NullSink, OutputEnvelope, OutputSink, Provenance, SharedOutput, SinkFactory,
