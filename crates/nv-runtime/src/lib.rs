@@ -7,6 +7,7 @@
 //! and every wait is on a condvar with a deadline read from the injected clock.
 
 pub mod batch;
+mod coalesce;
 mod detached;
 mod executor;
 pub mod feed;
@@ -33,8 +34,7 @@ pub mod source {
 
 pub use batch::{BatchConfig, BatchFairness, BatchHandle, BatchMetrics};
 pub use feed::{
-    FeedConfig, FeedConfigBuilder, FeedDiagnostics, FeedHandle, QueueTelemetry, SinkOverflow,
-    StageDiagnostics,
+    FeedConfig, FeedConfigBuilder, FeedDiagnostics, FeedHandle, QueueTelemetry, StageDiagnostics,
 };
 pub use output::{
     FrameInclusion, NullSink, OutputEnvelope, OutputSink, Provenance, SharedOutput, SinkFactory,
@@ -43,7 +43,9 @@ pub use output::{
 pub use runtime::{Runtime, RuntimeBuilder, RuntimeDiagnostics, RuntimeHandle};
 pub use subscription::{HealthSubscription, OutputSubscription};
 
-pub use nv_core::policy::{BackpressurePolicy, ReconnectPolicy, RestartPolicy, RestartTrigger};
+pub use nv_core::policy::{
+    BackpressurePolicy, Overflow, ReconnectPolicy, RestartPolicy, RestartTrigger,
+};
 pub use nv_core::source::{PixelFormat, SourceSpec, SyntheticSpec};
 pub use nv_core::{CameraMode, DropReason, FeedId, HealthEvent, StageId, StopReason};
 pub use nv_temporal::RetentionPolicy;

@@ -20,6 +20,7 @@ use parking_lot::Mutex;
 
 use crate::batch::{spawn_coordinator, BatchConfig, BatchHandle, BatchMetrics, StopKind};
 use crate::broadcast;
+use crate::coalesce::Coalescers;
 use crate::detached::DetachedThreads;
 use crate::executor::{Executor, ExecutorParams};
 use crate::feed::shared::{Control, FeedShared, StageBusy, StageCounters};
@@ -167,13 +168,17 @@ impl RuntimeBuilder {
         ConfigError::check(problems)?;
         let clock = self.clock.unwrap_or_else(SystemClock::shared);
         let watched = Watched::default();
-        let watchdog = Watchdog::spawn(clock.clone(), Arc::clone(&watched)).map_err(|e| {
-            ConfigError::single(ConfigProblem::invalid(
-                "runtime",
-                "watchdog",
-                format!("cannot start the watchdog thread: {e}"),
-            ))
-        })?;
+        let coalescers = Coalescers::new();
+        let watchdog =
+            Watchdog::spawn(clock.clone(), Arc::clone(&watched), Arc::clone(&coalescers)).map_err(
+                |e| {
+                    ConfigError::single(ConfigProblem::invalid(
+                        "runtime",
+                        "watchdog",
+                        format!("cannot start the watchdog thread: {e}"),
+                    ))
+                },
+            )?;
         let health = broadcast::channel(self.health_capacity);
         let mut factories = self.factories;
         factories.push(Arc::new(SyntheticFactory::new()));
@@ -200,6 +205,7 @@ impl RuntimeBuilder {
                     custom_pipeline_policy: self.custom_pipeline_policy,
                     worker_stack_size: self.worker_stack_size,
                     watchdog: Mutex::new(Some(watchdog)),
+                    coalescers,
                     watched,
                 }),
             },
@@ -230,6 +236,8 @@ struct Inner {
     worker_stack_size: usize,
     watched: Watched,
     watchdog: Mutex<Option<Watchdog>>,
+    /// Coalesced health events of every feed; the watchdog thread flushes them on time.
+    coalescers: Arc<Coalescers>,
 }
 
 /// Runtime-wide diagnostics.
@@ -469,6 +477,7 @@ impl Inner {
             frame_lag_threshold: config.frame_lag_threshold,
             throttle_window: config.health_throttle,
             busy,
+            coalescers: Arc::clone(&self.coalescers),
         });
         let mut source_ctx = SourceContext::new(id, config.source.clone(), self.clock.clone());
         source_ctx.reconnect = config.reconnect;
@@ -487,6 +496,7 @@ impl Inner {
             detached: self.detached.clone(),
             source_ctx,
             stack_size: self.worker_stack_size,
+            coalescers: Arc::clone(&self.coalescers),
         })?;
         self.watched.lock().push(Arc::downgrade(&shared));
         self.health.send(HealthEvent::FeedAdded {

@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::{feed, runtime, wait_until};
 use nv_core::clock::ManualClock;
 use nv_runtime::{
-    BackpressurePolicy, DropReason, HealthEvent, Runtime, SinkOverflow, SourceSpec, SyntheticSpec,
+    BackpressurePolicy, DropReason, HealthEvent, Overflow, Runtime, SourceSpec, SyntheticSpec,
 };
 use nv_test_util::{
     collect_events_until, tiny_synthetic, BlockingStage, CollectingSink, GateSink, NoOpStage,
@@ -47,7 +47,7 @@ fn run_policy(
                 .backpressure(policy)
                 .stage(gate.clone())
                 .output_sink(sink.clone())
-                .sink_overflow(SinkOverflow::Block)
+                .sink_overflow(Overflow::Block)
                 .build()
                 .unwrap(),
         )
@@ -74,7 +74,7 @@ fn run_policy(
 
 #[test]
 fn drop_newest_keeps_the_first_frames() {
-    let (seqs, m, reported) = run_policy(BackpressurePolicy::DropNewest { queue_depth: DEPTH }, N);
+    let (seqs, m, reported) = run_policy(BackpressurePolicy::drop_newest(DEPTH), N);
     assert_eq!(seqs, vec![0, 1, 2]);
     assert_eq!(
         m.dropped(DropReason::QueueFullRejectedNewest),
@@ -86,7 +86,7 @@ fn drop_newest_keeps_the_first_frames() {
 
 #[test]
 fn drop_oldest_keeps_the_latest_frames() {
-    let (seqs, m, reported) = run_policy(BackpressurePolicy::DropOldest { queue_depth: DEPTH }, N);
+    let (seqs, m, reported) = run_policy(BackpressurePolicy::drop_oldest(DEPTH), N);
     assert_eq!(seqs, vec![0, N - 2, N - 1]);
     assert_eq!(
         m.dropped(DropReason::QueueFullEvictedOldest),
@@ -97,10 +97,7 @@ fn drop_oldest_keeps_the_latest_frames() {
 
 #[test]
 fn block_loses_nothing() {
-    let (seqs, m, reported) = run_policy(
-        BackpressurePolicy::Block { queue_depth: DEPTH },
-        1 + DEPTH as u64 + 1,
-    );
+    let (seqs, m, reported) = run_policy(BackpressurePolicy::block(DEPTH), 1 + DEPTH as u64 + 1);
     assert_eq!(seqs, (0..N).collect::<Vec<_>>());
     assert_eq!(m.frames_dropped(), 0);
     assert_eq!(reported, 0);

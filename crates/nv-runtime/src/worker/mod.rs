@@ -54,6 +54,7 @@ pub(crate) struct WorkerParams {
     pub detached: DetachedThreads,
     pub source_ctx: SourceContext,
     pub stack_size: usize,
+    pub coalescers: Arc<crate::coalesce::Coalescers>,
 }
 
 struct Worker {
@@ -82,11 +83,7 @@ struct Worker {
 pub(crate) fn spawn(p: WorkerParams) -> Result<JoinHandle<()>, RuntimeError> {
     let name = format!("nv-feed-{}", p.shared.id.as_u64());
     let cfg = p.config;
-    let overflow = match cfg.backpressure {
-        nv_core::policy::BackpressurePolicy::DropNewest { .. } => Overflow::DropNewest,
-        nv_core::policy::BackpressurePolicy::Block { .. } => Overflow::Block,
-        _ => Overflow::DropOldest,
-    };
+    let overflow = cfg.backpressure.overflow;
     let worker = Worker {
         sink_params: SinkParams {
             feed_id: p.shared.id,
@@ -97,6 +94,7 @@ pub(crate) fn spawn(p: WorkerParams) -> Result<JoinHandle<()>, RuntimeError> {
             clock: p.shared.clock.clone(),
             throttle_window: cfg.health_throttle,
             stall_report: cfg.sink_shutdown_timeout,
+            coalescers: p.coalescers,
         },
         shared: p.shared,
         spec: cfg.source,

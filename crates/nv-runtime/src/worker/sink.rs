@@ -13,12 +13,11 @@ use nv_core::health::{DropReason, HealthEvent};
 use nv_core::id::FeedId;
 
 use crate::broadcast;
+use crate::coalesce::{Coalesced, Coalescers};
 use crate::detached::DetachedThreads;
-use crate::feed::SinkOverflow;
 use crate::output::{OutputSink, SharedOutput};
 use crate::queue::{BoundedQueue, Overflow, Pop, Push};
 use crate::sync::OneShot;
-use crate::throttle::Throttle;
 use nv_io::FeedCounters;
 
 /// Where a detached sink thread hands its sink back if it ever finishes.
@@ -31,7 +30,7 @@ pub(crate) struct SinkWorker {
     overflow: Overflow,
     returned: OneShot<Box<dyn OutputSink>>,
     thread: Option<JoinHandle<()>>,
-    backpressure: Throttle,
+    backpressure: Coalesced<()>,
     stall_report: Duration,
     health: broadcast::Sender<HealthEvent>,
     counters: Arc<FeedCounters>,
@@ -42,13 +41,14 @@ pub(crate) struct SinkWorker {
 pub(crate) struct SinkParams {
     pub feed_id: FeedId,
     pub capacity: usize,
-    pub overflow: SinkOverflow,
+    pub overflow: Overflow,
     pub health: broadcast::Sender<HealthEvent>,
     pub counters: Arc<FeedCounters>,
     pub clock: SharedClock,
     pub throttle_window: Duration,
     /// A blocking sink that holds the feed this long is reported (`SinkStalled`).
     pub stall_report: Duration,
+    pub coalescers: Arc<Coalescers>,
 }
 
 impl SinkWorker {
@@ -77,13 +77,22 @@ impl SinkWorker {
         Ok(Self {
             feed_id: p.feed_id,
             queue,
-            overflow: match p.overflow {
-                SinkOverflow::Block => Overflow::Block,
-                _ => Overflow::DropNewest,
-            },
+            overflow: p.overflow,
             returned,
             thread: Some(thread),
-            backpressure: Throttle::new(p.throttle_window),
+            backpressure: {
+                let feed_id = p.feed_id;
+                Coalesced::new(
+                    &p.coalescers,
+                    p.throttle_window,
+                    p.health.clone(),
+                    p.clock.clone(),
+                    move |outputs_dropped, ()| HealthEvent::SinkBackpressure {
+                        feed_id,
+                        outputs_dropped,
+                    },
+                )
+            },
             stall_report: p.stall_report,
             health: p.health,
             counters: p.counters,
@@ -119,20 +128,21 @@ impl SinkWorker {
             }
         };
         match result {
-            Push::Accepted | Push::Evicted(_) => {
+            Push::Accepted => {
                 self.counters
                     .outputs_to_sink
                     .fetch_add(1, Ordering::Relaxed);
             }
             Push::Closed(_) => self.counters.add_drop(DropReason::FeedStopping, 1),
-            Push::Rejected(_) | Push::TimedOut(_) => {
-                self.counters.add_drop(DropReason::SinkQueueFull, 1);
-                if let Some(outputs_dropped) = self.backpressure.record(1, self.clock.now()) {
-                    self.health.send(HealthEvent::SinkBackpressure {
-                        feed_id: self.feed_id,
-                        outputs_dropped,
-                    });
+            Push::Evicted(_) | Push::Rejected(_) | Push::TimedOut(_) => {
+                if matches!(result, Push::Evicted(_)) {
+                    // Under `DropOldest` the new output went in and a queued one was lost.
+                    self.counters
+                        .outputs_to_sink
+                        .fetch_add(1, Ordering::Relaxed);
                 }
+                self.counters.add_drop(DropReason::SinkQueueFull, 1);
+                self.backpressure.record(1, |()| {});
             }
         }
     }
@@ -146,12 +156,7 @@ impl SinkWorker {
         timeout: Duration,
         detached: &DetachedThreads,
     ) -> (Option<Box<dyn OutputSink>>, LateSink) {
-        if let Some(outputs_dropped) = self.backpressure.flush() {
-            self.health.send(HealthEvent::SinkBackpressure {
-                feed_id: self.feed_id,
-                outputs_dropped,
-            });
-        }
+        self.backpressure.flush();
         self.queue.close();
         let deadline = self.clock.now() + timeout;
         let sink = self.returned.take_until(deadline);

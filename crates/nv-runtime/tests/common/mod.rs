@@ -26,7 +26,7 @@ pub fn feed(frames: Option<u64>) -> FeedConfigBuilder {
     FeedConfig::builder()
         .source(SourceSpec::synthetic(tiny_synthetic(frames)))
         .camera_mode(CameraMode::Fixed)
-        .backpressure(BackpressurePolicy::Block { queue_depth: 4 })
+        .backpressure(BackpressurePolicy::block(4))
         .restart(RestartPolicy::never())
 }
 
