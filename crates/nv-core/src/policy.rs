@@ -285,7 +285,10 @@ mod tests {
         }
         assert!(serde_json::from_str::<Overflow>("\"drop_all\"").is_err());
         assert!(BackpressurePolicy::block(3).is_lossless());
-        assert_eq!(BackpressurePolicy::default(), BackpressurePolicy::drop_oldest(4));
+        assert_eq!(
+            BackpressurePolicy::default(),
+            BackpressurePolicy::drop_oldest(4)
+        );
     }
 
     #[test]

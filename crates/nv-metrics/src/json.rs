@@ -78,79 +78,50 @@ fn object(read: impl Fn(&Read, &mut Points) -> bool) -> Value {
     Value::Object(out)
 }
 
+/// The object of the rows that `Read::$variant` reads from `$value`.
+macro_rules! scope_object {
+    ($variant:ident, $value:expr) => {
+        object(|r, p| match r {
+            Read::$variant(f) => {
+                f($value, p);
+                true
+            }
+            _ => false,
+        })
+    };
+}
+
 /// Feed-scoped metrics of one feed.
 pub fn feed_metrics(d: &FeedDiagnostics) -> Value {
-    object(|r, p| match r {
-        Read::Feed(f) => {
-            f(d, p);
-            true
-        }
-        _ => false,
-    })
+    scope_object!(Feed, d)
 }
 
 /// Stage-scoped metrics of one stage.
 pub fn stage_metrics(s: &StageDiagnostics) -> Value {
-    object(|r, p| match r {
-        Read::Stage(f) => {
-            f(s, p);
-            true
-        }
-        _ => false,
-    })
+    scope_object!(Stage, s)
 }
 
 /// Batch-scoped metrics of one coordinator.
 pub fn batch_metrics(b: &BatchMetrics) -> Value {
-    object(|r, p| match r {
-        Read::Batch(f) => {
-            f(b, p);
-            true
-        }
-        _ => false,
-    })
+    scope_object!(Batch, b)
 }
 
 /// Runtime-wide metrics.
 pub fn runtime_metrics(d: &RuntimeDiagnostics) -> Value {
-    object(|r, p| match r {
-        Read::Runtime(f) => {
-            f(d, p);
-            true
-        }
-        _ => false,
-    })
+    scope_object!(Runtime, d)
 }
 
 /// Health-event counters.
 pub fn health_metrics(h: &HealthRows) -> Value {
-    object(|r, p| match r {
-        Read::Health(f) => {
-            f(h, p);
-            true
-        }
-        _ => false,
-    })
+    scope_object!(Health, h)
 }
 
 /// Process figures.
 pub fn process_metrics(s: &ProcessStats) -> Value {
-    object(|r, p| match r {
-        Read::Process(f) => {
-            f(s, p);
-            true
-        }
-        _ => false,
-    })
+    scope_object!(Process, s)
 }
 
 /// Build information.
 pub fn build_metrics(b: &BuildInfo<'_>) -> Value {
-    object(|r, p| match r {
-        Read::Build(f) => {
-            f(b, p);
-            true
-        }
-        _ => false,
-    })
+    scope_object!(Build, b)
 }

@@ -194,3 +194,45 @@ fn slow_sink_drops_for_the_sink_only_and_never_blocks_stages() {
         "queued outputs are delivered before the sink is handed back"
     );
 }
+
+#[test]
+fn drop_oldest_sink_queue_keeps_the_newest_and_counts_every_eviction() {
+    let rt = runtime();
+    let mut health = rt.health_subscribe();
+    let sink = GateSink::new();
+    let cap = 3usize;
+    let h = rt
+        .add_feed(
+            feed(Some(N))
+                .stage(NoOpStage("s"))
+                .output_sink(sink.clone())
+                .sink_queue_capacity(cap)
+                .sink_overflow(Overflow::DropOldest)
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+    sink.wait_entered();
+    // Every output goes in (evicting the oldest queued one when full).
+    wait_until("every output handed to the sink queue", || {
+        h.metrics().outputs_to_sink == N
+    });
+    sink.open();
+    let events = collect_events_until(&mut health, |e| {
+        matches!(e, HealthEvent::FeedStopped { .. })
+    });
+    let reported: u64 = events
+        .iter()
+        .map(|e| match e {
+            HealthEvent::SinkBackpressure {
+                outputs_dropped, ..
+            } => *outputs_dropped,
+            _ => 0,
+        })
+        .sum();
+    // One output was inside `emit` while the queue held `cap`: the rest were evicted.
+    let evicted = h.metrics().dropped(DropReason::SinkQueueFull);
+    assert_eq!(sink.emitted(), 1 + cap as u64);
+    assert_eq!(evicted, N - 1 - cap as u64);
+    assert_eq!(reported, evicted, "every eviction reported");
+}
