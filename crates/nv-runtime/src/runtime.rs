@@ -187,6 +187,7 @@ impl RuntimeBuilder {
                 inner: Arc::new(Inner {
                     started_at: clock.now(),
                     lag: Arc::new(LagState::new(
+                        &coalescers,
                         health.clone(),
                         clock.clone(),
                         self.health_throttle,
@@ -628,7 +629,13 @@ impl Inner {
         if batches.contains_key(&processor_id) {
             return Err(RuntimeError::DuplicateBatchProcessor { processor_id }.into());
         }
-        match spawn_coordinator(processor, config, self.health.clone(), self.clock.clone()) {
+        match spawn_coordinator(
+            processor,
+            config,
+            self.health.clone(),
+            self.clock.clone(),
+            Arc::clone(&self.coalescers),
+        ) {
             Ok((coordinator, thread)) => {
                 let handle = BatchHandle { coordinator };
                 batches.insert(
