@@ -111,20 +111,15 @@ fn guarded(
 }
 
 pub(crate) struct ExecutorParams {
-    pub feed_id: FeedId,
+    /// The feed's context: id, clock, health sender, counters, coalescing window.
+    pub feed: Arc<crate::feed::shared::FeedShared>,
     pub steps: Vec<(PipelineStep, Arc<StageCounters>)>,
     pub batch_latency_budget: Option<Duration>,
     pub view: ViewTracker,
     pub provider: Option<Arc<dyn ViewStateProvider>>,
     pub temporal: TemporalStore,
     pub inclusion: FrameInclusion,
-    pub clock: SharedClock,
-    pub health: broadcast::Sender<HealthEvent>,
-    pub counters: Arc<FeedCounters>,
     pub frame_lag_threshold: Duration,
-    pub throttle_window: Duration,
-    pub busy: Arc<crate::feed::shared::StageBusy>,
-    pub coalescers: Arc<Coalescers>,
 }
 
 /// What every coalesced event of one feed shares.
@@ -152,12 +147,12 @@ impl EventSlots {
 
 impl Executor {
     pub fn new(p: ExecutorParams) -> Self {
-        let feed_id = p.feed_id;
+        let feed_id = p.feed.id;
         let ev = EventSlots {
-            registry: Arc::clone(&p.coalescers),
-            window: p.throttle_window,
-            health: p.health.clone(),
-            clock: p.clock.clone(),
+            registry: Arc::clone(&p.feed.coalescers),
+            window: p.feed.health_throttle,
+            health: p.feed.health.clone(),
+            clock: p.feed.clock.clone(),
         };
         let stages = p
             .steps
@@ -211,7 +206,7 @@ impl Executor {
             })
             .collect();
         Self {
-            feed_id: p.feed_id,
+            feed_id: p.feed.id,
             stages,
             view: p.view,
             provider: p.provider,
@@ -237,9 +232,9 @@ impl Executor {
             ),
             inclusion: InclusionState::new(p.inclusion),
             inclusion_policy: p.inclusion,
-            clock: p.clock,
-            health: p.health,
-            counters: p.counters,
+            clock: p.feed.clock.clone(),
+            health: p.feed.health.clone(),
+            counters: Arc::clone(&p.feed.counters),
             frame_lag_threshold: p.frame_lag_threshold,
             lag: ev.make(move |frames_lagged, frame_age_ms| HealthEvent::FrameLag {
                 feed_id,
@@ -247,7 +242,7 @@ impl Executor {
                 frames_lagged,
             }),
             session: 0,
-            busy: p.busy,
+            busy: Arc::clone(&p.feed.busy),
         }
     }
 

@@ -456,9 +456,11 @@ impl Inner {
                 config.source.redacted(),
                 self.clock.clone(),
             )),
+            health_throttle: config.health_throttle,
+            coalescers: Arc::clone(&self.coalescers),
         });
         let executor = Executor::new(ExecutorParams {
-            feed_id: id,
+            feed: Arc::clone(&shared),
             steps,
             batch_latency_budget: config.batch_latency_budget,
             view: ViewTracker::new(
@@ -472,13 +474,7 @@ impl Inner {
             provider: config.view_provider.take(),
             temporal: TemporalStore::new(config.retention.clone()).map_err(NvError::from)?,
             inclusion: config.frame_inclusion,
-            clock: self.clock.clone(),
-            health: self.health.clone(),
-            counters,
             frame_lag_threshold: config.frame_lag_threshold,
-            throttle_window: config.health_throttle,
-            busy,
-            coalescers: Arc::clone(&self.coalescers),
         });
         let mut source_ctx = SourceContext::new(id, config.source.clone(), self.clock.clone());
         source_ctx.reconnect = config.reconnect;
@@ -497,7 +493,6 @@ impl Inner {
             detached: self.detached.clone(),
             source_ctx,
             stack_size: self.worker_stack_size,
-            coalescers: Arc::clone(&self.coalescers),
         })?;
         self.watched.lock().push(Arc::downgrade(&shared));
         self.health.send(HealthEvent::FeedAdded {

@@ -13,7 +13,7 @@ use nv_core::health::{DropReason, HealthEvent};
 use nv_core::id::FeedId;
 
 use crate::broadcast;
-use crate::coalesce::{Coalesced, Coalescers};
+use crate::coalesce::Coalesced;
 use crate::detached::DetachedThreads;
 use crate::output::{OutputSink, SharedOutput};
 use crate::queue::{BoundedQueue, Overflow, Pop, Push};
@@ -39,32 +39,28 @@ pub(crate) struct SinkWorker {
 
 #[derive(Clone)]
 pub(crate) struct SinkParams {
-    pub feed_id: FeedId,
+    /// The feed's context: id, clock, health sender, counters, coalescing window.
+    pub feed: Arc<crate::feed::shared::FeedShared>,
     pub capacity: usize,
     pub overflow: Overflow,
-    pub health: broadcast::Sender<HealthEvent>,
-    pub counters: Arc<FeedCounters>,
-    pub clock: SharedClock,
-    pub throttle_window: Duration,
     /// A blocking sink that holds the feed this long is reported (`SinkStalled`).
     pub stall_report: Duration,
-    pub coalescers: Arc<Coalescers>,
 }
 
 impl SinkWorker {
     pub fn spawn(sink: Box<dyn OutputSink>, p: SinkParams) -> Result<Self, RuntimeError> {
-        let queue = BoundedQueue::new(p.capacity, p.clock.clone());
-        let returned = OneShot::new(p.clock.clone());
-        let name = format!("nv-sink-{}", p.feed_id.as_u64());
+        let queue = BoundedQueue::new(p.capacity, p.feed.clock.clone());
+        let returned = OneShot::new(p.feed.clock.clone());
+        let name = format!("nv-sink-{}", p.feed.id.as_u64());
         let thread = {
             let (queue, returned, health, counters, clock) = (
                 Arc::clone(&queue),
                 returned.clone(),
-                p.health.clone(),
-                Arc::clone(&p.counters),
-                p.clock.clone(),
+                p.feed.health.clone(),
+                Arc::clone(&p.feed.counters),
+                p.feed.clock.clone(),
             );
-            let feed_id = p.feed_id;
+            let feed_id = p.feed.id;
             std::thread::Builder::new()
                 .name(name.clone())
                 .stack_size(256 * 1024)
@@ -75,18 +71,18 @@ impl SinkWorker {
                 })?
         };
         Ok(Self {
-            feed_id: p.feed_id,
+            feed_id: p.feed.id,
             queue,
             overflow: p.overflow,
             returned,
             thread: Some(thread),
             backpressure: {
-                let feed_id = p.feed_id;
+                let feed_id = p.feed.id;
                 Coalesced::new(
-                    &p.coalescers,
-                    p.throttle_window,
-                    p.health.clone(),
-                    p.clock.clone(),
+                    &p.feed.coalescers,
+                    p.feed.health_throttle,
+                    p.feed.health.clone(),
+                    p.feed.clock.clone(),
                     move |outputs_dropped, ()| HealthEvent::SinkBackpressure {
                         feed_id,
                         outputs_dropped,
@@ -94,9 +90,9 @@ impl SinkWorker {
                 )
             },
             stall_report: p.stall_report,
-            health: p.health,
-            counters: p.counters,
-            clock: p.clock,
+            health: p.feed.health.clone(),
+            counters: Arc::clone(&p.feed.counters),
+            clock: p.feed.clock.clone(),
         })
     }
 
