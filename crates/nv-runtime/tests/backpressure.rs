@@ -8,10 +8,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{feed, runtime, wait_until};
-use nv_core::clock::ManualClock;
+use common::{feed, manual_runtime, runtime, wait_until};
 use nv_runtime::{
-    BackpressurePolicy, DropReason, HealthEvent, Overflow, Runtime, SourceSpec, SyntheticSpec,
+    BackpressurePolicy, DropReason, HealthEvent, Overflow, SourceSpec, SyntheticSpec,
 };
 use nv_test_util::{
     collect_events_until, tiny_synthetic, BlockingStage, CollectingSink, GateSink, NoOpStage,
@@ -27,12 +26,7 @@ fn run_policy(
     policy: BackpressurePolicy,
     expect_received: u64,
 ) -> (Vec<u64>, nv_core::metrics::FeedMetrics, u64) {
-    let clock = ManualClock::new();
-    let rt = Runtime::builder()
-        .clock(clock.clone())
-        .health_capacity(4096)
-        .build()
-        .unwrap();
+    let (clock, rt) = manual_runtime();
     let mut health = rt.health_subscribe();
     let gate = BlockingStage::new("gate");
     let sink = CollectingSink::new();
