@@ -7,7 +7,6 @@
 //! and every wait is on a condvar with a deadline read from the injected clock.
 
 pub mod batch;
-mod coalesce;
 mod detached;
 mod executor;
 pub mod feed;
@@ -18,7 +17,7 @@ mod watchdog;
 mod worker;
 
 // The engine's primitives live in `nv-io`; these aliases keep the engine's own paths short.
-pub(crate) use nv_io::{broadcast, queue, sync, throttle};
+pub(crate) use nv_io::{broadcast, coalesce, queue, sync, throttle};
 
 /// The output contract (defined in `nv-io`).
 pub mod output {

@@ -251,6 +251,7 @@ impl Worker {
             next_seq: Arc::clone(&self.next_seq),
             last_ts: Arc::clone(&self.last_ts),
             throttle_window: self.shared.health_throttle,
+            coalescers: Arc::clone(&self.shared.coalescers),
             max_fps: self.source_ctx.max_fps,
             observer: Arc::clone(&self.shared.status) as Arc<dyn SourceObserver>,
         });

@@ -5,7 +5,7 @@
 //! since the previous event, a [`Throttle`], and the health sender. The first occurrence is
 //! emitted at once; later ones at most once per window, carrying the count since the
 //! previous event. A count still pending when its window has passed is emitted by the
-//! runtime's timer thread ([`Coalescers::poll`], driven by the injected clock) even if no
+//! engine's timer thread ([`Coalescers::poll`], driven by the injected clock) even if no
 //! further occurrence comes, and the rest on [`Coalesced::flush`] or drop. So the counts
 //! of emitted events always sum to the occurrences, and no owner has to remember to flush.
 
@@ -69,7 +69,7 @@ impl<D: Default + Send> Due for Slot<D> {
 /// The coalescers of one runtime, polled by its timer thread (weak: dropping a
 /// [`Coalesced`] removes it).
 #[derive(Default)]
-pub(crate) struct Coalescers {
+pub struct Coalescers {
     slots: Mutex<Vec<Weak<dyn Due>>>,
 }
 
@@ -101,7 +101,7 @@ impl Coalescers {
 
 /// One coalesced event kind (see the module docs). `D` is the detail gathered between
 /// events; it starts at `D::default()` after each event.
-pub(crate) struct Coalesced<D: Default + Send + 'static> {
+pub struct Coalesced<D: Default + Send + 'static> {
     slot: Arc<Slot<D>>,
 }
 
