@@ -58,6 +58,7 @@
 mod backoff;
 mod buffer;
 pub mod config;
+mod delivery;
 mod error;
 pub mod file;
 pub mod health;
