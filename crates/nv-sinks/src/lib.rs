@@ -74,7 +74,6 @@ pub mod shared;
 mod stats;
 pub mod stdout;
 mod template;
-mod wait;
 
 pub use config::{
     FileSinkConfig, FsyncPolicy, MqttQos, MqttSinkConfig, NatsSinkConfig, SinkConfig,
