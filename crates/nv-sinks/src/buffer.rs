@@ -46,13 +46,6 @@ impl<T: Attributed> DropOldest<T> {
         }
         self.trim(stats);
     }
-    #[cfg_attr(
-        not(feature = "kafka"),
-        expect(dead_code, reason = "used by the kafka sink only")
-    )]
-    pub fn front(&self) -> Option<&T> {
-        self.items.front()
-    }
     pub fn pop_front(&mut self) -> Option<T> {
         self.items.pop_front()
     }

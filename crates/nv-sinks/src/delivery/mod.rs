@@ -81,6 +81,12 @@ impl<R: Attributed> State<R> {
     fn can_send(&self, limits: &Limits) -> bool {
         !self.closing && (self.connected || !limits.needs_connection)
     }
+    /// Something could be taken now.
+    fn ready(&self, limits: &Limits) -> bool {
+        self.can_send(limits)
+            && !self.buffer.is_empty()
+            && self.flights.len() < limits.max_in_flight
+    }
 }
 
 struct Inner<R> {
@@ -205,12 +211,7 @@ impl<R: Attributed + Send + Sync + 'static> Delivery<R> {
         let waiter = &self.inner.state;
         let mut st = waiter.lock();
         loop {
-            waiter.wait_until(&mut st, None, |s| {
-                s.closing
-                    || (s.can_send(&limits)
-                        && !s.buffer.is_empty()
-                        && s.flights.len() < limits.max_in_flight)
-            });
+            waiter.wait_until(&mut st, None, |s| s.closing || s.ready(&limits));
             if st.closing {
                 return None;
             }
@@ -225,6 +226,16 @@ impl<R: Attributed + Send + Sync + 'static> Delivery<R> {
                 return Some(batch);
             }
         }
+    }
+
+    /// Blocks until [`Delivery::take`] would hand something over; false once the sink is
+    /// closing. For transports that take on several threads under their own lock.
+    pub fn wait_ready(&self) -> bool {
+        let limits = self.inner.limits;
+        let waiter = &self.inner.state;
+        let mut st = waiter.lock();
+        waiter.wait_until(&mut st, None, |s| s.closing || s.ready(&limits));
+        !st.closing
     }
 
     /// Settles records handed over earlier. Tickets no longer in flight (settled at
