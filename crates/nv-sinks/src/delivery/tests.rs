@@ -151,7 +151,7 @@ fn drain_returns_once_everything_settled() {
 /// Plays a script of attempts and reports every batch it was given.
 struct Scripted {
     script: VecDeque<Attempt>,
-    sent: mpsc::Sender<Vec<u64>>,
+    sent: mpsc::SyncSender<Vec<u64>>,
 }
 
 impl BatchTransport for Scripted {
@@ -175,7 +175,7 @@ fn driver(
     max_records: usize,
     max_retries: Option<u32>,
 ) -> (std::thread::JoinHandle<()>, mpsc::Receiver<Vec<u64>>) {
-    let (tx, rx) = mpsc::channel();
+    let (tx, rx) = mpsc::sync_channel(16);
     let policy = BatchPolicy {
         max_records,
         max_delay: Duration::ZERO,
