@@ -20,7 +20,6 @@ use crate::config::WebhookSinkConfig;
 use crate::delivery::batch::{self, Attempt, BatchPolicy, BatchTransport};
 use crate::delivery::{Delivery, Limits};
 use crate::error::SinkError;
-use crate::schema::OutputRecord;
 use crate::stats::SinkStats;
 
 /// One encoded record and its feed.
@@ -96,15 +95,9 @@ impl WebhookSink {
 
 impl OutputSink for WebhookSink {
     fn emit(&mut self, output: SharedOutput) {
-        let Some((_, json)) =
-            OutputRecord::encode_for_sink(&output, self.delivery.stats(), "webhook", false)
-        else {
-            return;
-        };
-        self.delivery.push(Encoded {
-            feed: output.feed_id,
-            json,
-        });
+        let feed = output.feed_id;
+        self.delivery
+            .emit(&output, |_, json| Encoded { feed, json });
     }
 
     fn flush(&mut self) {
@@ -114,14 +107,9 @@ impl OutputSink for WebhookSink {
 
 impl Drop for WebhookSink {
     fn drop(&mut self) {
-        self.delivery.drain(self.flush_timeout);
-        self.delivery.begin_close();
-        if let Some(h) = self.worker.take() {
-            if h.join().is_err() {
-                tracing::warn!("webhook sink thread panicked");
-            }
-        }
-        self.delivery.close();
+        let worker = self.worker.take();
+        self.delivery
+            .shut_down(self.flush_timeout, || crate::rt::join(worker));
     }
 }
 

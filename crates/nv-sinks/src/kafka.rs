@@ -33,7 +33,7 @@ use crate::buffer::Attributed;
 use crate::config::KafkaSinkConfig;
 use crate::delivery::{Delivery, Limits, Outcome, Ticket};
 use crate::error::SinkError;
-use crate::schema::{OutputRecord, SCHEMA_VERSION};
+use crate::schema::SCHEMA_VERSION;
 use crate::stats::SinkStats;
 use crate::template::{expand, EVENT_OUTPUTS};
 
@@ -256,14 +256,10 @@ fn pump(delivery: &Delivery<Pending>, producer: &Producer, lock: &Mutex<()>) {
 
 impl OutputSink for KafkaSink {
     fn emit(&mut self, output: SharedOutput) {
-        let Some((record, payload)) =
-            OutputRecord::encode_for_sink(&output, self.delivery.stats(), "kafka", false)
-        else {
-            return;
-        };
-        self.delivery.push(Pending {
+        let topic = &self.topic;
+        self.delivery.emit(&output, |record, payload| Pending {
             feed: output.feed_id,
-            topic: expand(&self.topic, record.feed_id, EVENT_OUTPUTS),
+            topic: expand(topic, record.feed_id, EVENT_OUTPUTS),
             key: record.feed_id.to_string(),
             idempotency_key: record.idempotency_key,
             payload,
@@ -282,16 +278,13 @@ impl OutputSink for KafkaSink {
 
 impl Drop for KafkaSink {
     fn drop(&mut self) {
-        self.delivery.drain(self.flush_timeout);
-        self.delivery.begin_close();
-        if let Some(t) = self.pump.take() {
-            if t.join().is_err() {
-                tracing::warn!("kafka sink pump thread panicked");
-            }
-        }
-        // Dropping the producer purges its queue and in-flight requests and serves the
-        // resulting delivery reports (failed), then stops its polling thread.
-        drop(self.producer.take());
-        self.delivery.close();
+        let pump = self.pump.take();
+        let producer = self.producer.take();
+        self.delivery.shut_down(self.flush_timeout, || {
+            crate::rt::join(pump);
+            // Dropping the producer purges its queue and in-flight requests and serves
+            // the resulting delivery reports (failed), then stops its polling thread.
+            drop(producer);
+        });
     }
 }

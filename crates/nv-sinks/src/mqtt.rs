@@ -28,7 +28,6 @@ use crate::buffer::Attributed;
 use crate::config::{MqttQos, MqttSinkConfig};
 use crate::delivery::{Delivery, Limits, Outcome, Ticket};
 use crate::error::SinkError;
-use crate::schema::OutputRecord;
 use crate::stats::SinkStats;
 use crate::template::{expand, EVENT_OUTPUTS};
 
@@ -176,18 +175,15 @@ impl MqttSink {
 
 impl OutputSink for MqttSink {
     fn emit(&mut self, output: SharedOutput) {
-        let delivery = &self.link.delivery;
-        let Some((record, payload)) =
-            OutputRecord::encode_for_sink(&output, delivery.stats(), "mqtt", false)
-        else {
-            return;
-        };
-        delivery.push(Pending {
+        let topic = &self.topic;
+        let buffered = self.link.delivery.emit(&output, |record, payload| Pending {
             feed: output.feed_id,
-            topic: expand(&self.topic, record.feed_id, EVENT_OUTPUTS),
+            topic: expand(topic, record.feed_id, EVENT_OUTPUTS),
             payload,
         });
-        self.link.wake.notify_one();
+        if buffered {
+            self.link.wake.notify_one();
+        }
     }
 
     fn flush(&mut self) {
@@ -198,27 +194,23 @@ impl OutputSink for MqttSink {
 impl Drop for MqttSink {
     fn drop(&mut self) {
         let link = &self.link;
-        link.delivery.drain(self.flush_timeout);
-        link.delivery.begin_close();
-        if link.delivery.is_connected() {
-            // Clean shutdown: retained `offline` (the will only fires on a lost
-            // connection), then DISCONNECT; the event loop ends when it is written.
-            let sent = link
-                .client
-                .try_publish(&self.availability_topic, QoS::AtLeastOnce, true, OFFLINE)
-                .and_then(|()| link.client.try_disconnect());
-            if sent.is_ok() {
-                let deadline = self.clock.now() + Duration::from_secs(2);
-                link.exited.take_until(deadline);
+        let thread = self.thread.take();
+        link.delivery.shut_down(self.flush_timeout, || {
+            if link.delivery.is_connected() {
+                // Clean shutdown: retained `offline` (the will only fires on a lost
+                // connection), then DISCONNECT; the event loop ends when it is written.
+                let sent = link
+                    .client
+                    .try_publish(&self.availability_topic, QoS::AtLeastOnce, true, OFFLINE)
+                    .and_then(|()| link.client.try_disconnect());
+                if sent.is_ok() {
+                    link.exited
+                        .take_until(self.clock.now() + Duration::from_secs(2));
+                }
             }
-        }
-        link.shutdown.notify_one();
-        if let Some(t) = self.thread.take() {
-            if t.join().is_err() {
-                tracing::warn!("mqtt sink thread panicked");
-            }
-        }
-        link.delivery.close();
+            link.shutdown.notify_one();
+            crate::rt::join(thread);
+        });
     }
 }
 

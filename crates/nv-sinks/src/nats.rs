@@ -30,7 +30,6 @@ use crate::delivery::batch::{self, Attempt, BatchPolicy, BatchTransport};
 use crate::delivery::{Delivery, Limits};
 use crate::error::SinkError;
 use crate::rt::IoRuntime;
-use crate::schema::OutputRecord;
 use crate::stats::SinkStats;
 use crate::template::{expand, EVENT_OUTPUTS};
 
@@ -156,14 +155,10 @@ impl NatsSink {
 
 impl OutputSink for NatsSink {
     fn emit(&mut self, output: SharedOutput) {
-        let Some((record, payload)) =
-            OutputRecord::encode_for_sink(&output, self.delivery.stats(), "nats", false)
-        else {
-            return;
-        };
-        self.delivery.push(Pending {
+        let subject = &self.subject;
+        self.delivery.emit(&output, |record, payload| Pending {
             feed: output.feed_id,
-            subject: expand(&self.subject, record.feed_id, EVENT_OUTPUTS),
+            subject: expand(subject, record.feed_id, EVENT_OUTPUTS),
             key: record.idempotency_key,
             payload,
         });
@@ -176,22 +171,19 @@ impl OutputSink for NatsSink {
 
 impl Drop for NatsSink {
     fn drop(&mut self) {
-        self.delivery.drain(self.flush_timeout);
-        self.delivery.begin_close();
-        if let Some(t) = self.driver.take() {
-            if t.join().is_err() {
-                tracing::warn!("nats sink thread panicked");
+        let driver = self.driver.take();
+        let io = self.io.take();
+        let (client, ack_timeout) = (&self.client, self.ack_timeout);
+        self.delivery.shut_down(self.flush_timeout, || {
+            crate::rt::join(driver);
+            if let Some(io) = io {
+                let flushed =
+                    io.block_on(async { tokio::time::timeout(ack_timeout, client.flush()).await });
+                if flushed.is_err() {
+                    tracing::debug!("nats sink: final flush timed out");
+                }
             }
-        }
-        if let Some(io) = self.io.take() {
-            let flushed = io.block_on(async {
-                tokio::time::timeout(self.ack_timeout, self.client.flush()).await
-            });
-            if flushed.is_err() {
-                tracing::debug!("nats sink: final flush timed out");
-            }
-        }
-        self.delivery.close();
+        });
     }
 }
 

@@ -75,10 +75,16 @@ impl IoRuntime {
 impl Drop for IoRuntime {
     fn drop(&mut self) {
         self.stop.notify_one();
-        if let Some(t) = self.thread.take() {
-            if t.join().is_err() {
-                tracing::warn!("sink runtime thread panicked");
-            }
+        join(self.thread.take());
+    }
+}
+
+/// Joins a sink's thread, logging (not propagating) a panic there.
+pub(crate) fn join(thread: Option<JoinHandle<()>>) {
+    if let Some(t) = thread {
+        let name = t.thread().name().unwrap_or("sink").to_owned();
+        if t.join().is_err() {
+            tracing::warn!(thread = %name, "sink thread panicked");
         }
     }
 }

@@ -10,9 +10,9 @@
 //! the core's behaviour is tested without real time.
 //!
 //! Losses are counted where they happen: a buffer eviction as `dropped_by_buffer`, a
-//! rejection or a record given up at shutdown as `failed`. The daemon turns those
-//! counters into `sink_records_lost` health events; the core also logs the give-up at
-//! shutdown with its count.
+//! rejection or a record given up at shutdown as `failed`, each for its feed. The daemon's
+//! sink monitor turns new losses in those counters into `SinkDeliveryLoss` health events;
+//! the core also logs a give-up at shutdown with its count.
 
 pub(crate) mod batch;
 #[cfg(test)]
@@ -26,8 +26,10 @@ use std::time::Duration;
 use nv_core::clock::SharedClock;
 use nv_core::id::FeedId;
 use nv_io::sync::{WaitOutcome, Waiter};
+use nv_io::OutputEnvelope;
 
 use crate::buffer::{Attributed, DropOldest};
+use crate::schema::OutputRecord;
 use crate::stats::{Fate, SinkStats};
 
 /// Identifies one record handed to the transport, in hand-over order.
@@ -173,6 +175,23 @@ impl<R: Attributed + Send + Sync + 'static> Delivery<R> {
         self.publish_held(&st);
         drop(st);
         self.inner.state.notify_all();
+    }
+
+    /// `OutputSink::emit`: counts the output as received, encodes it and buffers what
+    /// `make` builds of the record and its JSON (an output that cannot be encoded is
+    /// counted as failed). True when a record was buffered.
+    pub fn emit(
+        &self,
+        output: &OutputEnvelope,
+        make: impl FnOnce(OutputRecord, Vec<u8>) -> R,
+    ) -> bool {
+        let Some((record, json)) =
+            OutputRecord::encode_for_sink(output, &self.inner.stats, self.inner.kind, false)
+        else {
+            return false;
+        };
+        self.push(make(record, json));
+        true
     }
 
     /// Hands up to `max` records over (oldest first) if the transport may send and the
@@ -338,6 +357,15 @@ impl<R: Attributed + Send + Sync + 'static> Delivery<R> {
                 "sink flush timed out with records still buffered"
             );
         }
+    }
+
+    /// The `Drop` of a sink: drains within `timeout`, stops the transport (`stop` ends and
+    /// joins its threads), then counts what is left as failed.
+    pub fn shut_down(&self, timeout: Duration, stop: impl FnOnce()) {
+        self.drain(timeout);
+        self.begin_close();
+        stop();
+        self.close();
     }
 
     /// Tells the transport's threads to stop: `next_batch` returns `None`, pauses end.
