@@ -68,20 +68,26 @@ impl std::fmt::Debug for NatsSink {
     }
 }
 
+/// The client's reconnect delays and the re-send delays of unacknowledged records.
+fn reconnect_backoff(config: &NatsSinkConfig) -> Backoff {
+    Backoff::new(
+        Duration::from_millis(config.reconnect_initial_ms),
+        Duration::from_millis(config.reconnect_max_ms),
+    )
+}
+
 fn options(config: &NatsSinkConfig, delivery: &Delivery<Pending>, url: &str) -> ConnectOptions {
     let base = match &config.token {
         Some(t) => ConnectOptions::with_token(t.expose().to_owned()),
         None => ConnectOptions::new(),
     };
-    let initial = config.reconnect_initial_ms.max(1);
-    let max = config.reconnect_max_ms.max(initial);
+    let backoff = reconnect_backoff(config);
     let delivery = delivery.clone();
     let url = url.to_owned();
     base.retry_on_initial_connect()
         .max_reconnects(None)
         .reconnect_delay_callback(move |attempts| {
-            let shift = u32::try_from(attempts.saturating_sub(1).min(20)).unwrap_or(20);
-            Duration::from_millis(initial.saturating_mul(1u64 << shift).min(max))
+            backoff.delay(u32::try_from(attempts.saturating_sub(1)).unwrap_or(u32::MAX))
         })
         .event_callback(move |event| {
             let delivery = delivery.clone();
@@ -124,10 +130,7 @@ impl NatsSink {
             max_records: max_in_flight,
             max_delay: Duration::ZERO,
             max_retries: None,
-            backoff: Backoff::new(
-                Duration::from_millis(config.reconnect_initial_ms),
-                Duration::from_millis(config.reconnect_max_ms),
-            ),
+            backoff: reconnect_backoff(&config),
         };
         let transport = Nats {
             io: io.handle(),
