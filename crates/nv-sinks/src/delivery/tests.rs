@@ -175,10 +175,20 @@ fn driver(
     max_records: usize,
     max_retries: Option<u32>,
 ) -> (std::thread::JoinHandle<()>, mpsc::Receiver<Vec<u64>>) {
+    driver_with_delay(d, script, max_records, max_retries, Duration::ZERO)
+}
+
+fn driver_with_delay(
+    d: &Delivery<Rec>,
+    script: Vec<Attempt>,
+    max_records: usize,
+    max_retries: Option<u32>,
+    max_delay: Duration,
+) -> (std::thread::JoinHandle<()>, mpsc::Receiver<Vec<u64>>) {
     let (tx, rx) = mpsc::sync_channel(16);
     let policy = BatchPolicy {
         max_records,
-        max_delay: Duration::ZERO,
+        max_delay,
         max_retries,
         backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(8)),
     };
@@ -265,4 +275,22 @@ fn close_ends_a_backoff_and_counts_the_batch_in_flight_as_failed() {
     d.close();
     let s = d.stats().snapshot();
     assert_eq!((s.delivered, s.failed, s.retries, s.buffered), (0, 3, 0, 0));
+}
+
+#[test]
+fn a_full_batch_goes_at_once_and_a_drain_cuts_the_batch_delay_short() {
+    let (d, _clock) = core(100, 10, false);
+    // The clock never moves: only a full batch or a drain can end the hour-long window.
+    let (t, rx) = driver_with_delay(&d, Vec::new(), 3, None, Duration::from_secs(3600));
+    for n in 0..5 {
+        d.push(Rec(n));
+    }
+    let patience = Duration::from_secs(60);
+    assert_eq!(rx.recv_timeout(patience).unwrap(), vec![0, 1, 2]);
+    assert!(d.drain(Duration::from_secs(3600)));
+    assert_eq!(rx.recv_timeout(patience).unwrap(), vec![3, 4]);
+    d.begin_close();
+    t.join().unwrap();
+    d.close();
+    assert_eq!(d.stats().snapshot().delivered, 5);
 }
