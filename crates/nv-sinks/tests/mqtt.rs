@@ -11,9 +11,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{key_of, wait_stats, Broker, Outage, TIMEOUT};
+use common::{key_of, wait_stats, TIMEOUT};
 use nv_runtime::OutputSink;
 use nv_sinks::{MqttSink, MqttSinkConfig, SinkConfig, SinkStats};
+use nv_test_util::broker::{Broker, Outage};
 use parking_lot::{Condvar, Mutex};
 use rumqttc::{Client, Event, Incoming, MqttOptions, QoS};
 

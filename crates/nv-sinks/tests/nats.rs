@@ -10,10 +10,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use async_nats::jetstream::{self, stream};
-use common::{key_of, wait_stats, Broker, Outage, TIMEOUT};
+use common::{key_of, wait_stats, TIMEOUT};
 use futures_util::StreamExt;
 use nv_runtime::OutputSink;
 use nv_sinks::{NatsSink, NatsSinkConfig, SinkConfig, SinkStats};
+use nv_test_util::broker::{Broker, Outage};
 use parking_lot::{Condvar, Mutex};
 
 fn runtime() -> tokio::runtime::Runtime {

@@ -1,6 +1,7 @@
 //! Test helpers: stages with scripted behaviour, collecting sinks, and event waits that
 //! synchronise on what the runtime reports instead of sleeping.
 
+pub mod broker;
 pub mod clip;
 pub mod daemon;
 
