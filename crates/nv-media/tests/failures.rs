@@ -19,7 +19,8 @@ use common::{
 };
 use nv_core::{FailureKind, FeedState};
 use nv_runtime::{FeedHandle, HealthEvent, ReconnectPolicy, RestartPolicy, SourceSpec, StopReason};
-use rtsp_server::{free_port, SilentServer, TestServer, USER};
+use nv_test_util::port::RefusedPort;
+use rtsp_server::{SilentServer, TestServer, USER};
 
 /// An MP4 with its index first (`faststart`), cut right before the media data: a header
 /// and nothing to play.
@@ -256,7 +257,8 @@ fn access_denied_budget_is_not_multiplied_by_the_restart_policy() {
 fn wrong_path_refused_port_and_silent_server_each_report_their_kind() {
     let server = TestServer::start(0, false);
     let silent = SilentServer::start();
-    let refused_port = free_port();
+    let refused = RefusedPort::new();
+    let refused_port = refused.port();
     let cases = [
         (
             format!("rtsp://127.0.0.1:{}/nope", server.port),

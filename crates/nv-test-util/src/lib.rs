@@ -4,6 +4,7 @@
 pub mod broker;
 pub mod clip;
 pub mod daemon;
+pub mod port;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -6,7 +6,6 @@
 )]
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
-use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use nv_core::error::StageError;
@@ -163,12 +162,4 @@ pub fn keys(outputs: &[SharedOutput]) -> Vec<String> {
         .iter()
         .map(|o| OutputRecord::from_output(o).idempotency_key)
         .collect()
-}
-
-/// A port that was free a moment ago. Only for addresses nothing listens on (a refused
-/// connection); brokers get theirs through `nv_test_util::broker::Broker`, which retries
-/// when it loses a race.
-pub fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
 }
