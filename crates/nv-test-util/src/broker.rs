@@ -170,6 +170,9 @@ impl Broker {
             .iter()
             .map(|a| a.replace("{port}", &port_text))
             .collect();
+        // The log is appended to across restarts: this run's lines start here.
+        let log_start = std::fs::metadata(&self.log)
+            .map_or(0, |m| usize::try_from(m.len()).unwrap_or(usize::MAX));
         let mut child = Command::new(&self.program)
             .args(&args)
             .stdin(Stdio::null())
@@ -197,7 +200,7 @@ impl Broker {
             // says it listens there.
             if let Some(p) = candidate.filter(|p| TcpStream::connect(("127.0.0.1", *p)).is_ok()) {
                 if child.try_wait().expect("polling the broker").is_none()
-                    && self.listening_logged(p)
+                    && self.listening_logged(p, log_start)
                 {
                     break p;
                 }
@@ -213,18 +216,23 @@ impl Broker {
         Ok(bound)
     }
 
-    /// Whether the broker's own log says it listens on `port` (so a connection that
-    /// succeeded reached this broker, not another process on a reused port).
-    fn listening_logged(&self, port: u16) -> bool {
+    /// Whether the broker's own log, from byte `log_start` on, says it listens on `port`
+    /// (so a connection that succeeded reached this broker, not another process that
+    /// holds the port).
+    fn listening_logged(&self, port: u16, log_start: usize) -> bool {
         match self.choice {
             // The ports file is written by this process after it bound its listener.
             PortChoice::NatsPortsFile => true,
-            PortChoice::OsThenRetry => std::fs::read_to_string(&self.log)
+            // mosquitto logs "Opening ... listen socket on port N" before it binds (an
+            // "Address already in use" error may follow), and "... running" only once
+            // every listener is open: both, in what this run appended to the log (a
+            // restart on the same port must not pass on the previous run's lines).
+            PortChoice::OsThenRetry => std::fs::read(&self.log)
                 .map(|log| {
-                    log.lines()
-                        .rev()
-                        .take_while(|l| !l.contains("starting"))
-                        .any(|l| l.contains(&format!("listen socket on port {port}")))
+                    let this_run = String::from_utf8_lossy(log.get(log_start..).unwrap_or(&log));
+                    let opened = format!("listen socket on port {port}");
+                    this_run.lines().any(|l| l.contains(&opened))
+                        && this_run.lines().any(|l| l.ends_with(" running"))
                 })
                 .unwrap_or(false),
         }
