@@ -303,6 +303,26 @@ fn feeds_are_managed_over_http_while_others_keep_running() {
         (404, "feed_not_found")
     );
 
+    // The API JSON carries every metric of the table, in its scope's object.
+    let diag = json(&call("GET", &format!("{b}/api/v1/diagnostics"), true, None).1);
+    let feed = &diag["feeds"][0];
+    for def in nv_metrics::METRICS {
+        let scope = match def.scope() {
+            nv_metrics::Scope::Runtime => &diag["metrics"],
+            nv_metrics::Scope::Feed => &feed["metrics"],
+            nv_metrics::Scope::Stage => &feed["stages"][0]["metrics"],
+            // No batch coordinator in this config.
+            nv_metrics::Scope::Batch => continue,
+            nv_metrics::Scope::Health => &diag["health"],
+            nv_metrics::Scope::Process => &diag["process"],
+            nv_metrics::Scope::Build => &diag["build"],
+        };
+        // `process_max_fds` is absent where the limit is "unlimited".
+        if def.name != "process_max_fds" {
+            assert!(!scope[def.json_key()].is_null(), "{} in {diag}", def.name);
+        }
+    }
+
     // Metrics parse with a real Prometheus parser.
     let (status, text) = call("GET", &format!("{b}/metrics"), true, None);
     assert_eq!(status, 200);
