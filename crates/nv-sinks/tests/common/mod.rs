@@ -18,6 +18,7 @@ use nv_perception::{
 use nv_runtime::output::FrameInclusion;
 use nv_runtime::{CameraMode, FeedConfig, OutputSink, Runtime, SharedOutput, SourceSpec};
 use nv_sinks::{OutputRecord, SinkStats, SinkStatsSnapshot};
+use nv_test_util::broker::{Broker, Outage};
 use nv_test_util::{tiny_synthetic, CollectingSink};
 
 pub const TIMEOUT: Duration = Duration::from_secs(30);
@@ -162,4 +163,36 @@ pub fn keys(outputs: &[SharedOutput]) -> Vec<String> {
         .iter()
         .map(|o| OutputRecord::from_output(o).idempotency_key)
         .collect()
+}
+
+/// A broker outage that a sink with `buffer_records = 5` rides out, on 30 `outputs`: 10
+/// records delivered one at a time, `received` (waits for what must have arrived by now),
+/// the broker taken down by `outage`, 12 records emitted while it is down (5 fit: the 7
+/// oldest are dropped and counted), the broker back on its port (the 5 buffered are
+/// delivered), 8 more delivered one at a time. Returns the keys that must have arrived,
+/// in order.
+pub fn ride_out_outage(
+    sink: &mut dyn OutputSink,
+    stats: &SinkStats,
+    outputs: &[SharedOutput],
+    broker: &mut Broker,
+    outage: Outage,
+    received: impl FnOnce(),
+) -> Vec<String> {
+    assert_eq!(outputs.len(), 30, "the scenario's counts assume 30 outputs");
+    emit_paced(sink, stats, &outputs[..10]);
+    received();
+    outage.apply(broker);
+    wait_stats(stats, "disconnect noticed", |s| !s.connected);
+    for o in &outputs[10..22] {
+        sink.emit(o.clone());
+    }
+    assert_eq!(stats.dropped_by_buffer(), 7);
+    broker.start();
+    wait_stats(stats, "buffer delivered after reconnect", |s| {
+        s.delivered == 15
+    });
+    emit_paced(sink, stats, &outputs[22..]);
+    let keys = keys(outputs);
+    keys[..10].iter().chain(&keys[17..]).cloned().collect()
 }
