@@ -118,7 +118,8 @@ fn process_exit_codes_name_the_cause_for_broken_files() {
 fn process_gives_up_on_cameras_with_the_right_code() {
     let server = rtsp_server::TestServer::start(0, true);
     let silent = rtsp_server::SilentServer::start();
-    let refused = rtsp_server::free_port();
+    let refused_port = nv_test_util::port::RefusedPort::new();
+    let refused = refused_port.port();
     let wrong_password = server.url_with(rtsp_server::USER, "not-it-77", "/x");
     let wrong_path = server.url_with(rtsp_server::USER, rtsp_server::SECRET, "/missing");
     let cases = [
