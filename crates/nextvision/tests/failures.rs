@@ -389,12 +389,12 @@ fn late_sse_client_gets_missed_failures_by_replay_and_readyz_reflects_them() {
         .filter(|v| v["event"] == "feed_stopped")
         .collect();
     // The three feeds fail concurrently: their records may come in any order.
-    let mut stopped: Vec<u64> = failures
+    let mut stopped_ids: Vec<u64> = failures
         .iter()
         .map(|f| f["feed_id"].as_u64().unwrap())
         .collect();
-    stopped.sort_unstable();
-    assert_eq!(stopped, ids, "one feed_stopped per failed feed");
+    stopped_ids.sort_unstable();
+    assert_eq!(stopped_ids, ids, "one feed_stopped per failed feed");
     for f in &failures {
         assert_eq!(f["severity"], "error");
         assert_eq!(f["data"]["reason"]["kind"], "file_not_found");
