@@ -151,11 +151,12 @@ fn plan(
     let mut filter = filter;
     // The innermost dimensions (in, out) or (in, multiplier) run over the output channel
     // in order, so the flat index modulo the channel count is the output channel.
-    let mut view = filter.try_as_plain_ram_mut().ok()?;
-    for (k, w) in view.as_slice_mut::<f32>().ok()?.iter_mut().enumerate() {
-        *w *= slope[k % channels];
+    {
+        let mut view = filter.try_as_plain_ram_mut().ok()?;
+        for (k, w) in view.as_slice_mut::<f32>().ok()?.iter_mut().enumerate() {
+            *w *= slope[k % channels];
+        }
     }
-    drop(view);
     let bias: Vec<f32> = (0..channels)
         .map(|c| offset[c] - mean[c] * slope[c])
         .collect();
