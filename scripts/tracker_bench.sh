@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Tracker suite: generated scenes with exact ground truth, our tracker and Roboflow
 # `trackers` 2.6.1 (SORT, ByteTrack, OC-SORT) on identical detections, all scored with
-# py-motmetrics. Two virtual environments (cached under target/tracker-bench/): trackers
+# py-motmetrics (MOTA, IDF1, ID switches) plus HOTA computed by tracker_compare.py from its
+# definition (checked by its selftest first). Every scene runs with two seeds. Two virtual
+# environments (cached under target/tracker-bench/): trackers
 # 2.6.1 needs numpy 2, py-motmetrics needs numpy < 2.
 #
 #   ./scripts/tracker_bench.sh            # prints the Markdown table of BENCHMARKS.md
@@ -19,4 +21,5 @@ if [ ! -x "$work/venv-mm/bin/python" ]; then
 fi
 cargo run --release -q -p nv-stages --example tracker_suite -- --export "$work/scenes" > "$work/ours.md"
 "$work/venv-trackers/bin/python" scripts/tracker_compare.py run "$work/scenes"
+"$work/venv-mm/bin/python" scripts/tracker_compare.py selftest
 "$work/venv-mm/bin/python" scripts/tracker_compare.py score "$work/scenes" "$work/ours.md"

@@ -13,20 +13,12 @@
     reason = "a measuring tool: any failure aborts the run with its message"
 )]
 
-use std::io::{BufRead, BufReader, Read};
-use std::net::TcpListener;
+use std::io::Read;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _killed = self.0.kill();
-        let _reaped = self.0.wait();
-    }
-}
+use nv_test_util::daemon::Daemon;
 
 fn binary() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
@@ -69,41 +61,17 @@ fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(10_000);
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("soak.toml");
     std::fs::write(
         &config,
-        format!(
-            "[api]\nlisten = \"127.0.0.1:{port}\"\n\n[[feeds]]\nname = \"steady\"\n\
-             source = \"synthetic:64x48@10\"\n[[feeds.stages]]\nkind = \"brightness\"\n"
-        ),
+        "[api]\nlisten = \"127.0.0.1:0\"\n\n[[feeds]]\nname = \"steady\"\n\
+         source = \"synthetic:64x48@10\"\n[[feeds.stages]]\nkind = \"brightness\"\n",
     )
     .unwrap();
-    let mut child = Command::new(binary())
-        .arg("run")
-        .arg(&config)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    loop {
-        let line = lines.next().expect("daemon exited early").unwrap();
-        if line.contains("API on http://") {
-            break;
-        }
-    }
-    std::thread::Builder::new()
-        .name("daemon-stderr".into())
-        .spawn(move || for _ in lines {})
-        .unwrap();
-    let daemon = Daemon(child);
-    let pid = daemon.0.id();
-    let base = format!("http://127.0.0.1:{port}");
+    let daemon = Daemon::run(&binary(), &config, &[]);
+    let pid = daemon.pid();
+    let base = daemon.base().to_owned();
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(Duration::from_secs(30)))

@@ -12,7 +12,7 @@ use nv_perception::Stage;
 use nv_runtime::{CameraMode, FeedConfig, FrameInclusion, OutputSink, Runtime, SinkFactory};
 
 use crate::config::FeedSpec;
-use crate::config::{BackpressureKind, Config, RestartOn};
+use crate::config::{Config, RestartOn};
 use crate::registry;
 use crate::sinks::SinkSet;
 
@@ -54,13 +54,11 @@ pub fn feed_config(
         b = b.boxed_stage(stage);
     }
     let depth = f.queue_depth;
-    b = b.backpressure(
-        match f.backpressure.unwrap_or(BackpressureKind::DropOldest) {
-            BackpressureKind::DropOldest => BackpressurePolicy::DropOldest { queue_depth: depth },
-            BackpressureKind::DropNewest => BackpressurePolicy::DropNewest { queue_depth: depth },
-            BackpressureKind::Block => BackpressurePolicy::Block { queue_depth: depth },
-        },
-    );
+    b = b.backpressure(BackpressurePolicy::new(
+        f.backpressure
+            .unwrap_or(nv_core::policy::Overflow::DropOldest),
+        depth,
+    ));
     if is_lossless(spec) {
         b = b.lossless();
     }

@@ -60,7 +60,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<std::process::ExitCode> {
             .name(format!("demo-{i}"))
             .source(SourceSpec::synthetic(spec))
             .camera_mode(CameraMode::Fixed)
-            .backpressure(BackpressurePolicy::DropOldest { queue_depth: 4 })
+            .backpressure(BackpressurePolicy::drop_oldest(4))
             .stage(Brightness)
             .stage(MotionDetector::new(MotionConfig::default()).context("motion detector")?)
             .stage(Tracker::new(TrackerConfig::default()).context("tracker")?)

@@ -1,10 +1,11 @@
 //! Stable-toolchain fuzz drivers for the byte parsers the daemon exposes: the config file
-//! parser, the source-URL parser/redactor and the API's feed bodies. cargo-fuzz needs a
-//! nightly toolchain (absent on the build machines) and cannot reach a binary crate's
-//! internals, so these run mutation-based random inputs from a seed corpus for a set time:
+//! parser, the source-URL parser/redactor and the API's feed bodies. The libFuzzer targets
+//! in `fuzz/` need a nightly toolchain and cargo-fuzz, which CI does not have; these run
+//! the same checks ([`crate::fuzz`]) on mutation-based random inputs from a seed corpus
+//! for a set time, on stable:
 //!
 //! ```sh
-//! NV_FUZZ_SECS=60 cargo test -p nextvision --bin nextvision fuzz_ -- --ignored --nocapture
+//! NV_FUZZ_SECS=60 cargo test -p nextvision --lib fuzz_ -- --ignored --nocapture
 //! ```
 //!
 //! (`scripts/fuzz.sh` runs each for a set time.) Invariants: no panic, no hang (every
@@ -15,6 +16,8 @@
 )]
 
 use std::time::{Duration, Instant};
+
+use crate::fuzz::{check_api_body, check_config, check_source_url, SECRET};
 
 /// xorshift64*: reproducible from the printed seed.
 struct Rng(u64);
@@ -101,7 +104,7 @@ fn mutate(rng: &mut Rng, seed: &str) -> String {
 }
 
 /// Runs `f` on mutated seeds for `NV_FUZZ_SECS` (default 5) seconds; returns executions.
-fn drive(name: &str, seeds: &[&str], mut f: impl FnMut(&str)) -> u64 {
+fn drive(name: &str, seeds: &[&str], f: impl Fn(&str)) -> u64 {
     let secs = std::env::var("NV_FUZZ_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -134,41 +137,6 @@ fn drive(name: &str, seeds: &[&str], mut f: impl FnMut(&str)) -> u64 {
     runs
 }
 
-const SECRET: &str = "Zq9SecretPw";
-/// Planted by the URL driver; never in a seed or a token.
-const PLANTED: &str = "Xk7PlantedPw";
-
-/// True when a string value holds the password of a URL containing [`SECRET`] and the
-/// secret occurs once in the input, so no message may show it. (Mutations also move it into
-/// names, kinds or paths, where echoing the value is right.)
-fn secret_is_a_password<'a>(input: &str, strings: impl IntoIterator<Item = &'a str>) -> bool {
-    input.matches(SECRET).count() == 1
-        && strings.into_iter().any(|s| {
-            nv_core::url::SourceUrl::parse(s)
-                .ok()
-                .and_then(|u| u.password().map(|p| p.contains(SECRET)))
-                .unwrap_or(false)
-        })
-}
-
-fn toml_strings<'a>(v: &'a toml::de::DeValue<'_>, out: &mut Vec<&'a str>) {
-    match v {
-        toml::de::DeValue::String(s) => out.push(s),
-        toml::de::DeValue::Array(a) => a.iter().for_each(|x| toml_strings(x.get_ref(), out)),
-        toml::de::DeValue::Table(t) => t.values().for_each(|x| toml_strings(x.get_ref(), out)),
-        _ => {}
-    }
-}
-
-fn json_strings<'a>(v: &'a serde_json::Value, out: &mut Vec<&'a str>) {
-    match v {
-        serde_json::Value::String(s) => out.push(s),
-        serde_json::Value::Array(a) => a.iter().for_each(|x| json_strings(x, out)),
-        serde_json::Value::Object(o) => o.values().for_each(|x| json_strings(x, out)),
-        _ => {}
-    }
-}
-
 fn config_seeds() -> Vec<String> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut seeds =
@@ -191,26 +159,7 @@ fn config_seeds() -> Vec<String> {
 fn fuzz_config_parser() {
     let seeds = config_seeds();
     let seeds: Vec<&str> = seeds.iter().map(String::as_str).collect();
-    drive("config", &seeds, |text| {
-        let doc = toml::de::DeTable::parse(text).ok().map(|d| d.into_inner());
-        let mut strings = Vec::new();
-        if let Some(d) = &doc {
-            d.values()
-                .for_each(|v| toml_strings(v.get_ref(), &mut strings));
-        }
-        let secret = secret_is_a_password(text, strings);
-        for env in [
-            crate::config::EnvMode::Ignore,
-            crate::config::EnvMode::Resolve,
-        ] {
-            if let Err(problems) = crate::config::parse(text, env) {
-                for p in problems {
-                    let shown = p.to_string();
-                    assert!(!(secret && shown.contains(SECRET)), "leak: {shown}\n{text}");
-                }
-            }
-        }
-    });
+    drive("config", &seeds, check_config);
 }
 
 #[test]
@@ -223,23 +172,7 @@ fn fuzz_source_url() {
         "http://u@h/p?q=a@b",
         "rtsp://:@",
     ];
-    drive("url", &seeds, |text| {
-        let redacted = nv_core::url::redact(text);
-        assert_eq!(nv_core::url::redact(&redacted), redacted);
-        if let Ok(u) = nv_core::url::SourceUrl::parse(text) {
-            let again = nv_core::url::SourceUrl::parse(&u.normalized()).unwrap();
-            assert_eq!(again, u);
-            // The redacted form is the location with `***@` for the userinfo, so the
-            // password shows only where the host or path spell it out themselves.
-            if u.has_credentials() {
-                let expect = u.location().replacen("://", "://***@", 1);
-                assert_eq!(u.redacted(), expect, "{text}");
-            }
-        }
-        let planted = format!("rtsp://user:{PLANTED}@{text}");
-        let shown = nv_core::security::sanitize_error_string(&planted);
-        assert!(!shown.contains(PLANTED), "{shown}");
-    });
+    drive("url", &seeds, check_source_url);
 }
 
 #[test]
@@ -251,24 +184,5 @@ fn fuzz_api_feed_bodies() {
         r#"{"name":"z","source":"synthetic:64x48","stages":[{"kind":"zones","zones":[{"name":"a","points":[[0.1,0.1],[0.9,0.1],[0.5,0.9]]}]}],"reconnect":{"jitter":0.5}}"#,
         r#"[1, {"a": null}, "x"]"#,
     ];
-    let config = crate::config::Config::default();
-    drive("api", &seeds, |text| {
-        let Ok(json) = serde_json::from_str::<serde_json::Value>(text) else {
-            return;
-        };
-        let mut strings = Vec::new();
-        json_strings(&json, &mut strings);
-        let secret = secret_is_a_password(text, strings.iter().copied());
-        match crate::assemble::feed_from_json(&config, json, &|n| n == "taken") {
-            Ok(spec) => assert!(
-                !(secret && spec.source.redacted().contains(SECRET)),
-                "{text}"
-            ),
-            Err(problems) => {
-                for p in problems {
-                    assert!(!(secret && p.contains(SECRET)), "leak: {p}\n{text}");
-                }
-            }
-        }
-    });
+    drive("api", &seeds, check_api_body);
 }

@@ -85,6 +85,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
                 Duration::try_from_secs_f64(config.metrics.otlp_interval_secs)
                     .unwrap_or(Duration::from_secs(10)),
                 config.metrics.service_name.clone(),
+                Some(crate::build_info()),
                 runtime.clock().clone(),
             )
             .context("OTLP exporter")?,

@@ -5,24 +5,14 @@
 )]
 
 use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
+
+use nv_test_util::daemon::Daemon;
 
 use serde_json::Value;
 
 const TOKEN: &str = "test-token-0123456789abcdef";
-
-struct Daemon {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _killed = self.child.kill();
-        let _reaped = self.child.wait();
-    }
-}
 
 fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
@@ -32,7 +22,7 @@ fn agent() -> ureq::Agent {
         .into()
 }
 
-fn start(dir: &std::path::Path) -> Daemon {
+fn start(dir: &Path) -> Daemon {
     // Port 0: the OS picks the port when the daemon binds, and the daemon says which.
     let port = 0;
     let config = format!(
@@ -64,28 +54,7 @@ kind = "brightness"
     );
     let path = dir.join("nextvision.toml");
     std::fs::write(&path, config).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_nextvision"))
-        .arg("run")
-        .arg(&path)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Synchronise on the daemon's own "API on" line rather than polling.
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let base = loop {
-        assert!(Instant::now() < deadline, "daemon did not start");
-        let line = lines.next().expect("daemon exited early").unwrap();
-        if let Some((_, addr)) = line.split_once("API on http://") {
-            break format!("http://{}", addr.trim());
-        }
-    };
-    std::thread::Builder::new()
-        .name("daemon-stderr".into())
-        .spawn(move || for _ in lines {})
-        .unwrap();
-    Daemon { child, base }
+    Daemon::run(Path::new(env!("CARGO_BIN_EXE_nextvision")), &path, &[])
 }
 
 fn call(method: &str, url: &str, auth: bool, body: Option<&str>) -> (u16, String) {
@@ -166,7 +135,7 @@ fn feeds_are_managed_over_http_while_others_keep_running() {
     let dir = std::env::temp_dir().join(format!("nv-api-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let d = start(&dir);
-    let b = &d.base;
+    let b = d.base();
 
     assert_eq!(call("GET", &format!("{b}/healthz"), false, None).0, 200);
     assert_eq!(call("GET", &format!("{b}/readyz"), false, None).0, 200);
@@ -334,6 +303,26 @@ fn feeds_are_managed_over_http_while_others_keep_running() {
         (404, "feed_not_found")
     );
 
+    // The API JSON carries every metric of the table, in its scope's object.
+    let diag = json(&call("GET", &format!("{b}/api/v1/diagnostics"), true, None).1);
+    let feed = &diag["feeds"][0];
+    for def in nv_metrics::METRICS {
+        let scope = match def.scope() {
+            nv_metrics::Scope::Runtime => &diag["metrics"],
+            nv_metrics::Scope::Feed => &feed["metrics"],
+            nv_metrics::Scope::Stage => &feed["stages"][0]["metrics"],
+            // No batch coordinator in this config.
+            nv_metrics::Scope::Batch => continue,
+            nv_metrics::Scope::Health => &diag["health"],
+            nv_metrics::Scope::Process => &diag["process"],
+            nv_metrics::Scope::Build => &diag["build"],
+        };
+        // `process_max_fds` is absent where the limit is "unlimited".
+        if def.name != "process_max_fds" {
+            assert!(!scope[def.json_key()].is_null(), "{} in {diag}", def.name);
+        }
+    }
+
     // Metrics parse with a real Prometheus parser.
     let (status, text) = call("GET", &format!("{b}/metrics"), true, None);
     assert_eq!(status, 200);
@@ -349,15 +338,7 @@ fn feeds_are_managed_over_http_while_others_keep_running() {
         .any(|s| s.metric == "nv_stage_latency_seconds"));
 
     // Graceful stop on SIGTERM.
-    let pid = d.child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let mut d = d;
-    let status = d.child.wait().unwrap();
-    assert_eq!(status.code(), Some(0));
+    d.stop();
 }
 
 #[test]
@@ -365,7 +346,7 @@ fn health_events_stream_as_sse() {
     let dir = std::env::temp_dir().join(format!("nv-api-sse-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let d = start(&dir);
-    let b = &d.base;
+    let b = d.base();
     let a = agent();
     let mut resp = a
         .get(&format!("{b}/api/v1/events"))
@@ -388,7 +369,7 @@ fn health_events_stream_as_sse() {
     let mut line = String::new();
     let mut saw_disconnect = false;
     let mut saw_stop = false;
-    let base = b.clone();
+    let base = b.to_owned();
     let mut remover = None;
     while !(saw_disconnect && saw_stop) {
         line.clear();
@@ -432,7 +413,7 @@ fn hostile_requests_get_json_errors_and_the_daemon_stays_up() {
     let dir = std::env::temp_dir().join(format!("nv-api-hostile-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let d = start(&dir);
-    let b = &d.base;
+    let b = d.base();
     let post = |body: &str| call("POST", &format!("{b}/api/v1/feeds"), true, Some(body));
     let feed = |extra: &str| {
         format!(
@@ -565,5 +546,5 @@ fn hostile_requests_get_json_errors_and_the_daemon_stays_up() {
     // Still alive and serving.
     assert_eq!(call("GET", &format!("{b}/healthz"), false, None).0, 200);
     let mut d = d;
-    assert!(d.child.try_wait().unwrap().is_none(), "the daemon exited");
+    assert!(d.is_running(), "the daemon exited");
 }

@@ -14,9 +14,10 @@ mod rtsp_server;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use nv_test_util::daemon::Daemon;
 use serde_json::Value;
 
 const TOKEN: &str = "failures-token-0123456789";
@@ -115,7 +116,7 @@ fn process_exit_codes_name_the_cause_for_broken_files() {
 
 #[test]
 fn process_gives_up_on_cameras_with_the_right_code() {
-    let server = rtsp_server::TestServer::start(rtsp_server::free_port(), true);
+    let server = rtsp_server::TestServer::start(0, true);
     let silent = rtsp_server::SilentServer::start();
     let refused = rtsp_server::free_port();
     let wrong_password = server.url_with(rtsp_server::USER, "not-it-77", "/x");
@@ -206,50 +207,18 @@ fn process_interrupted_exits_130() {
     assert!(rest.contains("nextvision: interrupted after "), "{rest}");
 }
 
-struct Daemon {
-    child: Child,
-    base: String,
-    port: u16,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _killed = self.child.kill();
-        let _reaped = self.child.wait();
-    }
-}
-
 fn start_daemon(dir: &Path, extra_api: &str, feeds: &str) -> Daemon {
-    let port = rtsp_server::free_port();
+    // Port 0: the OS picks the API port and the daemon says which.
     let config = format!(
-        "[api]\nlisten = \"127.0.0.1:{port}\"\nbearer_token = \"{TOKEN}\"\n{extra_api}\n{feeds}"
+        "[api]\nlisten = \"127.0.0.1:0\"\nbearer_token = \"{TOKEN}\"\n{extra_api}\n{feeds}"
     );
     let path = dir.join("nextvision.toml");
     std::fs::write(&path, config).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_nextvision"))
-        .arg("run")
-        .arg(&path)
-        .arg("--keep-running")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    loop {
-        let line = lines.next().expect("daemon exited early").unwrap();
-        if line.contains("API on http://") {
-            break;
-        }
-    }
-    std::thread::Builder::new()
-        .name("daemon-stderr".into())
-        .spawn(move || for _ in lines {})
-        .unwrap();
-    Daemon {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-        port,
-    }
+    Daemon::run(
+        Path::new(env!("CARGO_BIN_EXE_nextvision")),
+        &path,
+        &["--keep-running"],
+    )
 }
 
 fn agent() -> ureq::Agent {
@@ -346,7 +315,7 @@ fn late_sse_client_gets_missed_failures_by_replay_and_readyz_reflects_them() {
         "",
         "[[feeds]]\nname = \"ok\"\nsource = \"synthetic:64x48@10\"\n[[feeds.stages]]\nkind = \"blob-detector\"\n[[feeds.stages]]\nkind = \"counter\"\n",
     );
-    let b = &d.base;
+    let b = d.base();
     assert_eq!(call("GET", &format!("{b}/readyz"), None).0, 200);
     // Three failures happen before anyone listens.
     let mut ids = Vec::new();
@@ -388,7 +357,7 @@ fn late_sse_client_gets_missed_failures_by_replay_and_readyz_reflects_them() {
     assert_eq!(v["details"].as_array().unwrap().len(), 3, "{v}");
 
     // A late subscriber receives them by replay.
-    let (status, mut r) = open_events(d.port, None);
+    let (status, mut r) = open_events(d.port(), None);
     assert_eq!(status, 200);
     let stopped = |evs: &[(Option<u64>, Value)]| {
         evs.iter()
@@ -440,7 +409,7 @@ fn late_sse_client_gets_missed_failures_by_replay_and_readyz_reflects_them() {
         .unwrap()
         .0
         .unwrap();
-    let (_, mut r2) = open_events(d.port, Some(first_failure));
+    let (_, mut r2) = open_events(d.port(), Some(first_failure));
     let again = read_events(&mut r2, |evs| stopped(evs) == 2);
     assert!(again.iter().all(|(id, _)| id.unwrap() > first_failure));
     // Pause and resume are events too, and live events follow the replay.
@@ -485,16 +454,16 @@ fn a_thousand_event_streams_leave_control_routes_responsive_and_the_cap_answers_
     );
     let mut streams = Vec::with_capacity(1000);
     for _ in 0..1000 {
-        let (status, r) = open_events(d.port, None);
+        let (status, r) = open_events(d.port(), None);
         assert_eq!(status, 200);
         streams.push(r);
     }
     // The 1,001st client is refused with a JSON body.
-    let (status, text) = call("GET", &format!("{}/api/v1/events", d.base), None);
+    let (status, text) = call("GET", &format!("{}/api/v1/events", d.base()), None);
     assert_eq!(status, 503, "{text}");
     assert_eq!(json(&text)["code"], "too_many_event_clients");
     let t0 = Instant::now();
-    let (status, _) = call("DELETE", &format!("{}/api/v1/feeds/2", d.base), None);
+    let (status, _) = call("DELETE", &format!("{}/api/v1/feeds/2", d.base()), None);
     let took = t0.elapsed();
     assert_eq!(status, 204);
     assert!(
@@ -512,7 +481,7 @@ fn a_thousand_event_streams_leave_control_routes_responsive_and_the_cap_answers_
     drop(streams);
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let (status, _) = open_events(d.port, None);
+        let (status, _) = open_events(d.port(), None);
         if status == 200 {
             break;
         }
@@ -525,12 +494,11 @@ fn a_thousand_event_streams_leave_control_routes_responsive_and_the_cap_answers_
 fn run_with_only_finite_files_exits_when_they_end() {
     let dir = tmp_dir("run-finite");
     let clip = clip(&dir);
-    let port = rtsp_server::free_port();
     let path = dir.join("finite.toml");
     std::fs::write(
         &path,
         format!(
-            "[api]\nlisten = \"127.0.0.1:{port}\"\n[[feeds]]\nname = \"f\"\nsource = \"{}\"\n[[feeds.stages]]\nkind = \"blob-detector\"\n[[feeds.stages]]\nkind = \"counter\"\n",
+            "[api]\nlisten = \"127.0.0.1:0\"\n[[feeds]]\nname = \"f\"\nsource = \"{}\"\n[[feeds.stages]]\nkind = \"blob-detector\"\n[[feeds.stages]]\nkind = \"counter\"\n",
             clip.display()
         ),
     )

@@ -7,8 +7,10 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
-use std::process::{Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
+
+use nv_test_util::daemon::Daemon;
 
 #[test]
 fn daemon_writes_schema_v1_json_lines_and_stops_on_sigterm() {
@@ -43,35 +45,14 @@ zones = [{{ name = "left", points = [[0.0, 0.0], [0.5, 0.0], [0.5, 1.0], [0.0, 1
     );
     let path = dir.join("nextvision.toml");
     std::fs::write(&path, config).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_nextvision"))
-        .arg("run")
-        .arg(&path)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    loop {
-        let line = lines.next().expect("daemon exited early").unwrap();
-        if line.contains("API on http://") {
-            break;
-        }
-    }
-    std::thread::Builder::new()
-        .name("stderr".into())
-        .spawn(move || for _ in lines {})
-        .unwrap();
+    let daemon = Daemon::run(Path::new(env!("CARGO_BIN_EXE_nextvision")), &path, &[]);
     let deadline = Instant::now() + Duration::from_secs(20);
     while std::fs::read_to_string(&out).map_or(0, |t| t.lines().count()) < 30 {
         assert!(Instant::now() < deadline, "no output written");
         // No event crosses the process boundary for "N lines written": poll the file.
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert!(Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap()
-        .success());
-    assert_eq!(child.wait().unwrap().code(), Some(0));
+    daemon.stop();
     let text = std::fs::read_to_string(&out).unwrap();
     let records: Vec<serde_json::Value> = text
         .lines()
@@ -127,25 +108,8 @@ kind = "brightness"
     );
     let path = dir.join("nextvision.toml");
     std::fs::write(&path, config).unwrap();
-    let mut child = Kill(
-        Command::new(env!("CARGO_BIN_EXE_nextvision"))
-            .arg("run")
-            .arg(&path)
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let mut lines = BufReader::new(child.0.stderr.take().unwrap()).lines();
-    let base = loop {
-        let line = lines.next().expect("daemon exited early").unwrap();
-        if let Some((_, addr)) = line.split_once("API on http://") {
-            break format!("http://{}", addr.trim());
-        }
-    };
-    std::thread::Builder::new()
-        .name("stderr".into())
-        .spawn(move || for _ in lines {})
-        .unwrap();
+    let daemon = Daemon::run(Path::new(env!("CARGO_BIN_EXE_nextvision")), &path, &[]);
+    let base = daemon.base();
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(Duration::from_secs(20)))
         .build()
@@ -172,14 +136,4 @@ kind = "brightness"
         event["data"]["failed"].as_u64().unwrap() + event["data"]["dropped"].as_u64().unwrap() > 0,
         "{event}"
     );
-}
-
-/// Kills the daemon even when an assertion fails.
-struct Kill(std::process::Child);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _killed = self.0.kill();
-        let _reaped = self.0.wait();
-    }
 }

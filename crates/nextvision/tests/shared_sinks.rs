@@ -7,13 +7,13 @@
 )]
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use nv_test_util::daemon::Daemon;
 use parking_lot::{Condvar, Mutex};
 use rumqttc::{Client, Event, Incoming, MqttOptions, QoS};
 
@@ -38,52 +38,10 @@ fn config(sink: &str, feeds: usize) -> String {
 }
 
 /// The daemon, started on `config` and running once it said so.
-struct Daemon(Child);
-
-impl Daemon {
-    fn start(dir: &Path, config: &str) -> Self {
-        let path = dir.join("nextvision.toml");
-        std::fs::write(&path, config).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_nextvision"))
-            .arg("run")
-            .arg(&path)
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        loop {
-            let line = lines.next().expect("daemon exited early").unwrap();
-            if line.contains("feeds running") {
-                break;
-            }
-        }
-        std::thread::Builder::new()
-            .name("daemon-stderr".into())
-            .spawn(move || for _ in lines {})
-            .unwrap();
-        Self(child)
-    }
-
-    /// SIGTERM, then the exit code of a clean stop.
-    fn stop(mut self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        assert_eq!(
-            self.0.wait().unwrap().code(),
-            Some(0),
-            "daemon did not stop cleanly"
-        );
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _killed = self.0.kill();
-        let _reaped = self.0.wait();
-    }
+fn start(dir: &Path, config: &str) -> Daemon {
+    let path = dir.join("nextvision.toml");
+    std::fs::write(&path, config).unwrap();
+    Daemon::run(Path::new(env!("CARGO_BIN_EXE_nextvision")), &path, &[])
 }
 
 /// Every record's (feed, seq): each must be there exactly once, and each feed's seqs
@@ -123,7 +81,7 @@ fn eight_feeds_share_one_rotating_file_sink_without_losing_a_record() {
         "kind = \"file\"\npath = \"{}\"\nmax_bytes = 8000\n",
         out.join("events.jsonl").display()
     );
-    let daemon = Daemon::start(&dir, &config(&sink, 8));
+    let daemon = start(&dir, &config(&sink, 8));
     let rotated = |out: &Path| {
         std::fs::read_dir(out)
             .map(|d| d.filter(|e| e.is_ok()).count().saturating_sub(1))
@@ -264,7 +222,7 @@ fn four_feeds_share_one_mqtt_connection_and_every_record_arrives_once() {
         "kind = \"mqtt\"\nhost = \"127.0.0.1\"\nport = {}\nclient_id = \"nv-shared-sink\"\ntopic = \"nvtest/out/{{feed}}\"\navailability_topic = \"nvtest/availability\"\nqos = 1\n",
         broker.port
     );
-    let daemon = Daemon::start(&dir, &config(&sink, 4));
+    let daemon = start(&dir, &config(&sink, 4));
     wait("records of the running feeds", &|ib| {
         ib.records.len() >= 400
     });

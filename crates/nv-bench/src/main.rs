@@ -269,7 +269,7 @@ fn main() -> anyhow::Result<()> {
                     || {
                         feed(
                             spec(640, 480, PixelFormat::Rgb8, None),
-                            BackpressurePolicy::Block { queue_depth: 64 },
+                            BackpressurePolicy::block(64),
                         )
                     },
                     args.seconds,
@@ -283,7 +283,7 @@ fn main() -> anyhow::Result<()> {
                     || {
                         feed(
                             spec(640, 480, PixelFormat::Rgb8, Some(30.0)),
-                            BackpressurePolicy::DropOldest { queue_depth: 4 },
+                            BackpressurePolicy::drop_oldest(4),
                         )
                     },
                     args.seconds,
@@ -297,7 +297,7 @@ fn main() -> anyhow::Result<()> {
                     || {
                         feed(
                             spec(320, 240, PixelFormat::Gray8, Some(5.0)),
-                            BackpressurePolicy::DropOldest { queue_depth: 4 },
+                            BackpressurePolicy::drop_oldest(4),
                         )
                     },
                     args.seconds,
@@ -311,7 +311,7 @@ fn main() -> anyhow::Result<()> {
                     || {
                         feed(
                             spec(640, 480, PixelFormat::Rgb8, None),
-                            BackpressurePolicy::Block { queue_depth: 64 },
+                            BackpressurePolicy::block(64),
                         )
                     },
                     args.seconds,

@@ -2,34 +2,64 @@
 
 use std::time::Duration;
 
-/// What the source→worker frame queue does when full.
+/// What a full bounded queue does with a new item: the one backpressure vocabulary of
+/// NextVision, for the source queue, the sink queue, config files and API bodies (serde
+/// names `drop_oldest`, `drop_newest`, `block`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Overflow {
+    /// Evict the oldest queued item (live video: freshest frame wins).
+    DropOldest,
+    /// Reject the incoming item.
+    DropNewest,
+    /// Block the producer until space frees up (offline processing; never drops).
+    Block,
+}
+
+impl Overflow {
+    pub const fn is_lossless(self) -> bool {
+        matches!(self, Self::Block)
+    }
+}
+
+/// The source→worker frame queue: what it does when full, and how deep it is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
-pub enum BackpressurePolicy {
-    /// Evict the oldest queued frame (live video: freshest frame wins).
-    DropOldest { queue_depth: usize },
-    /// Reject the incoming frame.
-    DropNewest { queue_depth: usize },
-    /// Block the producer until space frees up (offline processing; never drops).
-    Block { queue_depth: usize },
+pub struct BackpressurePolicy {
+    pub overflow: Overflow,
+    pub queue_depth: usize,
 }
 
 impl BackpressurePolicy {
-    pub const fn queue_depth(self) -> usize {
-        match self {
-            Self::DropOldest { queue_depth }
-            | Self::DropNewest { queue_depth }
-            | Self::Block { queue_depth } => queue_depth,
+    pub const fn new(overflow: Overflow, queue_depth: usize) -> Self {
+        Self {
+            overflow,
+            queue_depth,
         }
     }
+    /// Evict the oldest queued frame.
+    pub const fn drop_oldest(queue_depth: usize) -> Self {
+        Self::new(Overflow::DropOldest, queue_depth)
+    }
+    /// Reject the incoming frame.
+    pub const fn drop_newest(queue_depth: usize) -> Self {
+        Self::new(Overflow::DropNewest, queue_depth)
+    }
+    /// Block the source until the feed catches up (never drops).
+    pub const fn block(queue_depth: usize) -> Self {
+        Self::new(Overflow::Block, queue_depth)
+    }
+    pub const fn queue_depth(self) -> usize {
+        self.queue_depth
+    }
     pub const fn is_lossless(self) -> bool {
-        matches!(self, Self::Block { .. })
+        self.overflow.is_lossless()
     }
 }
 
 impl Default for BackpressurePolicy {
     fn default() -> Self {
-        Self::DropOldest { queue_depth: 4 }
+        Self::drop_oldest(4)
     }
 }
 
@@ -241,6 +271,25 @@ impl ReconnectPolicy {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn overflow_keeps_its_config_names() {
+        for (name, overflow) in [
+            ("drop_oldest", Overflow::DropOldest),
+            ("drop_newest", Overflow::DropNewest),
+            ("block", Overflow::Block),
+        ] {
+            let text = format!("\"{name}\"");
+            assert_eq!(serde_json::from_str::<Overflow>(&text).ok(), Some(overflow));
+            assert_eq!(serde_json::to_string(&overflow).ok(), Some(text));
+        }
+        assert!(serde_json::from_str::<Overflow>("\"drop_all\"").is_err());
+        assert!(BackpressurePolicy::block(3).is_lossless());
+        assert_eq!(
+            BackpressurePolicy::default(),
+            BackpressurePolicy::drop_oldest(4)
+        );
+    }
 
     #[test]
     fn backoff_curves() {

@@ -14,6 +14,7 @@
 //! - [`counters`]: the per-feed counters a source and the engine both write.
 
 pub mod broadcast;
+pub mod coalesce;
 pub mod counters;
 pub mod output;
 pub mod queue;

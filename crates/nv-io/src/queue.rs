@@ -13,13 +13,8 @@ use parking_lot::{Condvar, Mutex};
 
 use nv_core::clock::ClockWaker;
 
-/// What a full queue does with a new item.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Overflow {
-    DropOldest,
-    DropNewest,
-    Block,
-}
+/// What a full queue does with a new item (defined with the other policies in nv-core).
+pub use nv_core::policy::Overflow;
 
 /// Result of a push.
 #[derive(Debug)]

@@ -1,18 +1,25 @@
 //! Metrics export for NextVision.
 //!
-//! [`render_prometheus`] turns a [`RuntimeDiagnostics`] snapshot plus [`HealthCounters`]
-//! into the Prometheus text exposition format (0.0.4): every feed, stage, queue and batch
-//! figure, latency histograms, and a counter per health event type. Reading is a snapshot
-//! of atomics: scraping never blocks perception.
+//! One metric table ([`METRICS`]) declares every figure: name, kind, unit, help, labels and
+//! how it is read from a [`Snapshot`] (runtime diagnostics, health-event counters, process
+//! and build figures). Three encodings walk it: the Prometheus text exposition
+//! ([`render`]), OTLP/HTTP protobuf ([`otlp_request`], [`OtlpExporter`]) and the API's JSON
+//! ([`json`]). Reading is a snapshot of atomics: exporting never blocks perception.
 
 mod health;
+pub mod json;
 mod otlp;
 mod process;
 mod prometheus;
+mod table;
 
 pub use health::{spawn_health_counter, HealthCounters};
-pub use otlp::{otlp_request, OtlpExporter};
-pub use process::{render_build_info, render_process_metrics, BuildInfo, ProcessStats};
-pub use prometheus::{render_prometheus, LATENCY_BUCKETS_SECONDS};
+pub use otlp::{otlp_body, otlp_request, OtlpExporter};
+pub use process::{BuildInfo, ProcessStats};
+pub use prometheus::{render, render_prometheus};
+pub use table::{
+    collect, Buckets, Family, HealthRows, Kind, MetricDef, Point, Points, Read, Sample, Scope,
+    Snapshot, Unit, LATENCY_BUCKETS_SECONDS, METRICS,
+};
 
 pub use nv_runtime::RuntimeDiagnostics;

@@ -1,5 +1,6 @@
-//! OTLP/HTTP (JSON) export: the same figures as the Prometheus exposition, pushed to an
-//! OpenTelemetry collector's `/v1/metrics` on an interval by a named thread.
+//! OTLP/HTTP export: every metric of the table (histograms included), encoded as protobuf
+//! with the official OpenTelemetry message types and pushed to a collector's
+//! `/v1/metrics` on an interval by a named thread.
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -7,125 +8,122 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use nv_core::clock::SharedClock;
 use nv_io::sync::Waiter;
-use nv_runtime::{RuntimeDiagnostics, RuntimeHandle};
-use serde_json::{json, Value};
+use nv_runtime::RuntimeHandle;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
+use opentelemetry_proto::tonic::metrics::v1::{
+    metric, number_data_point, AggregationTemporality, Gauge, Histogram, HistogramDataPoint,
+    Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
+};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use prost::Message as _;
 
 use crate::health::HealthCounters;
+use crate::process::BuildInfo;
+use crate::table::{collect, Kind, Point, Sample, Snapshot, LATENCY_BUCKETS_SECONDS};
 
-fn attr(key: &str, value: &str) -> Value {
-    json!({ "key": key, "value": { "stringValue": value } })
+fn attr(key: &str, value: &str) -> KeyValue {
+    KeyValue {
+        key: key.to_owned(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value.to_owned())),
+        }),
+    }
 }
 
-fn gauge(name: &str, unit: &str, points: Vec<Value>) -> Value {
-    json!({ "name": name, "unit": unit, "gauge": { "dataPoints": points } })
+fn unix_nanos(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
-fn counter(name: &str, points: Vec<Value>) -> Value {
-    // Cumulative temporality (2): values are totals since the feed started.
-    json!({ "name": name, "sum": { "dataPoints": points, "aggregationTemporality": 2, "isMonotonic": true } })
-}
-
-fn point(value: f64, time_nanos: u64, attributes: Vec<Value>) -> Value {
-    json!({ "asDouble": value, "timeUnixNano": time_nanos.to_string(), "attributes": attributes })
-}
-
-/// One OTLP `ExportMetricsServiceRequest` (JSON encoding) for a diagnostics snapshot.
-pub fn otlp_request(
-    diag: &RuntimeDiagnostics,
-    health: &HealthCounters,
-    service_name: &str,
-) -> Value {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
-    let feed_attrs = |f: &nv_runtime::FeedDiagnostics| {
-        vec![
-            attr("feed_id", &f.feed_id.as_u64().to_string()),
-            attr("feed", &f.name),
-        ]
+/// One `ExportMetricsServiceRequest` for a snapshot. Counters and histograms are
+/// cumulative since the runtime started (`start_time_unix_nano`).
+pub fn otlp_request(snap: &Snapshot<'_>, service_name: &str) -> ExportMetricsServiceRequest {
+    let now = SystemTime::now();
+    let time = unix_nanos(now);
+    let start = unix_nanos(now.checked_sub(snap.runtime.uptime).unwrap_or(UNIX_EPOCH));
+    let attributes = |p: &Point| p.labels.iter().map(|(k, v)| attr(k, v)).collect::<Vec<_>>();
+    let number = |p: &Point| {
+        let value = match &p.value {
+            Sample::Number(v) => *v,
+            Sample::Histogram(b) => b.count as f64,
+        };
+        NumberDataPoint {
+            attributes: attributes(p),
+            start_time_unix_nano: start,
+            time_unix_nano: time,
+            value: Some(number_data_point::Value::AsDouble(value)),
+            ..Default::default()
+        }
     };
-    let per_feed = |get: &dyn Fn(&nv_runtime::FeedDiagnostics) -> f64| -> Vec<Value> {
-        diag.feeds
-            .iter()
-            .map(|f| point(get(f), now, feed_attrs(f)))
-            .collect()
-    };
-    let mut metrics = vec![
-        gauge(
-            "nv.runtime.uptime",
-            "s",
-            vec![point(diag.uptime.as_secs_f64(), now, vec![])],
-        ),
-        gauge(
-            "nv.runtime.feeds",
-            "1",
-            vec![point(diag.feed_count as f64, now, vec![])],
-        ),
-        counter(
-            "nv.runtime.output_messages_lost",
-            vec![point(diag.output_messages_lost as f64, now, vec![])],
-        ),
-        gauge(
-            "nv.feed.alive",
-            "1",
-            per_feed(&|f| f64::from(u8::from(f.alive))),
-        ),
-        counter(
-            "nv.feed.frames_received",
-            per_feed(&|f| f.metrics.frames_received as f64),
-        ),
-        counter(
-            "nv.feed.frames_processed",
-            per_feed(&|f| f.metrics.frames_processed as f64),
-        ),
-        counter(
-            "nv.feed.frames_dropped",
-            per_feed(&|f| f.metrics.frames_dropped() as f64),
-        ),
-        counter(
-            "nv.feed.restarts",
-            per_feed(&|f| f64::from(f.metrics.restarts)),
-        ),
-        gauge(
-            "nv.feed.queue.source_depth",
-            "1",
-            per_feed(&|f| f.queues.source_depth as f64),
-        ),
-        gauge(
-            "nv.feed.queue.sink_depth",
-            "1",
-            per_feed(&|f| f.queues.sink_depth as f64),
-        ),
-        gauge(
-            "nv.feed.latency.receive_to_sink.p99",
-            "s",
-            per_feed(&|f| f.receive_to_sink.quantile(0.99).as_secs_f64()),
-        ),
-        gauge(
-            "nv.feed.tracks_active",
-            "1",
-            per_feed(&|f| f.metrics.tracks_active as f64),
-        ),
-    ];
-    let (rows, _) = health.snapshot();
-    metrics.push(counter(
-        "nv.health.events",
-        rows.iter()
-            .map(|(event, feed, n, _)| {
-                point(
-                    *n as f64,
-                    now,
-                    vec![attr("event", event), attr("feed_id", &feed.to_string())],
-                )
-            })
-            .collect(),
-    ));
-    json!({
-        "resourceMetrics": [{
-            "resource": { "attributes": [attr("service.name", service_name)] },
-            "scopeMetrics": [{ "scope": { "name": "nextvision", "version": env!("CARGO_PKG_VERSION") }, "metrics": metrics }]
-        }]
-    })
+    let cumulative = AggregationTemporality::Cumulative as i32;
+    let metrics = collect(snap)
+        .into_iter()
+        .filter(|f| !f.points.is_empty())
+        .map(|f| {
+            let data = match f.def.kind {
+                Kind::Counter => metric::Data::Sum(Sum {
+                    data_points: f.points.iter().map(number).collect(),
+                    aggregation_temporality: cumulative,
+                    is_monotonic: true,
+                }),
+                Kind::Gauge => metric::Data::Gauge(Gauge {
+                    data_points: f.points.iter().map(number).collect(),
+                }),
+                Kind::Histogram => metric::Data::Histogram(Histogram {
+                    data_points: f
+                        .points
+                        .iter()
+                        .filter_map(|p| match &p.value {
+                            Sample::Histogram(b) => Some(HistogramDataPoint {
+                                attributes: attributes(p),
+                                start_time_unix_nano: start,
+                                time_unix_nano: time,
+                                count: b.count,
+                                sum: Some(b.sum_seconds),
+                                bucket_counts: b.counts.to_vec(),
+                                explicit_bounds: LATENCY_BUCKETS_SECONDS.to_vec(),
+                                max: Some(b.max_seconds),
+                                ..Default::default()
+                            }),
+                            Sample::Number(_) => None,
+                        })
+                        .collect(),
+                    aggregation_temporality: cumulative,
+                }),
+            };
+            Metric {
+                name: f.def.otlp_name(),
+                description: f.def.help.to_owned(),
+                unit: f.def.unit.ucum().to_owned(),
+                data: Some(data),
+                ..Default::default()
+            }
+        })
+        .collect();
+    ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            resource: Some(Resource {
+                attributes: vec![attr("service.name", service_name)],
+                ..Default::default()
+            }),
+            scope_metrics: vec![ScopeMetrics {
+                scope: Some(InstrumentationScope {
+                    name: "nextvision".to_owned(),
+                    version: env!("CARGO_PKG_VERSION").to_owned(),
+                    ..Default::default()
+                }),
+                metrics,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+/// The protobuf body of [`otlp_request`].
+pub fn otlp_body(snap: &Snapshot<'_>, service_name: &str) -> Vec<u8> {
+    otlp_request(snap, service_name).encode_to_vec()
 }
 
 /// Pushes metrics to `endpoint` (e.g. `http://127.0.0.1:4318`) every `interval`.
@@ -136,12 +134,14 @@ pub struct OtlpExporter {
 }
 
 impl OtlpExporter {
+    /// With `build`, each export also carries `nv_build_info` and the process figures.
     pub fn start(
         runtime: RuntimeHandle,
         health: HealthCounters,
         endpoint: &str,
         interval: Duration,
         service_name: String,
+        build: Option<BuildInfo<'static>>,
         clock: SharedClock,
     ) -> std::io::Result<Self> {
         let url = format!("{}/v1/metrics", endpoint.trim_end_matches('/'));
@@ -160,8 +160,13 @@ impl OtlpExporter {
                     return;
                 }
             }
-            let body = otlp_request(&runtime.diagnostics(), &health, &service_name).to_string();
-            if let Err(e) = agent.post(&url).header("Content-Type", "application/json").send(body.as_bytes()) {
+            let diag = runtime.diagnostics();
+            let mut snap = Snapshot::new(&diag, &health);
+            if let Some(b) = build {
+                snap = snap.with_process(b);
+            }
+            let body = otlp_body(&snap, &service_name);
+            if let Err(e) = agent.post(&url).header("Content-Type", "application/x-protobuf").send(&body[..]) {
                 tracing::warn!(error = %nv_core::security::sanitize_error_string(&e.to_string()), "OTLP export failed");
             }
         })?;

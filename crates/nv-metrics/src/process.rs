@@ -1,11 +1,7 @@
-//! Build information and process figures (CPU, memory, file descriptors, threads) in the
-//! Prometheus text format, under the conventional `process_*` names that dashboards and
+//! Build information and process figures (CPU, memory, file descriptors, threads), exported
+//! through the metric table under the conventional `process_*` names that dashboards and
 //! alert rules written for any exporter already use. Read from `/proc/self` at scrape time;
 //! on a system without procfs the process families are simply absent.
-
-use std::fmt::Write as _;
-
-use crate::prometheus::escape;
 
 /// What `nv_build_info` reports: the binary's version, commit and cargo features.
 #[derive(Clone, Copy, Debug)]
@@ -13,21 +9,6 @@ pub struct BuildInfo<'a> {
     pub version: &'a str,
     pub commit: &'a str,
     pub features: &'a str,
-}
-
-/// Appends `nv_build_info{version,commit,features} 1`.
-pub fn render_build_info(out: &mut String, info: &BuildInfo<'_>) {
-    out.push_str(
-        "# HELP nv_build_info Version, commit and cargo features of the running binary.\n",
-    );
-    out.push_str("# TYPE nv_build_info gauge\n");
-    let _written = writeln!(
-        out,
-        "nv_build_info{{version=\"{}\",commit=\"{}\",features=\"{}\"}} 1",
-        escape(info.version),
-        escape(info.commit),
-        escape(info.features)
-    );
 }
 
 /// Clock ticks per second of `/proc/*/stat` times. USER_HZ is fixed by the Linux ABI at 100
@@ -103,66 +84,6 @@ impl ProcessStats {
     }
 }
 
-/// Appends the `process_*` families for this process (nothing without procfs).
-pub fn render_process_metrics(out: &mut String) {
-    if let Some(s) = ProcessStats::read() {
-        write_process_stats(out, &s);
-    }
-}
-
-fn write_process_stats(out: &mut String, s: &ProcessStats) {
-    let mut family = |name: &str, kind: &str, help: &str, value: f64| {
-        let _written = write!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
-        );
-    };
-    family(
-        "process_cpu_seconds_total",
-        "counter",
-        "User and system CPU time spent, in seconds.",
-        s.cpu_seconds,
-    );
-    family(
-        "process_resident_memory_bytes",
-        "gauge",
-        "Resident memory size in bytes.",
-        s.resident_memory_bytes as f64,
-    );
-    family(
-        "process_virtual_memory_bytes",
-        "gauge",
-        "Virtual memory size in bytes.",
-        s.virtual_memory_bytes as f64,
-    );
-    family(
-        "process_open_fds",
-        "gauge",
-        "Open file descriptors.",
-        s.open_fds as f64,
-    );
-    if let Some(max) = s.max_fds {
-        family(
-            "process_max_fds",
-            "gauge",
-            "Soft limit on open file descriptors.",
-            max as f64,
-        );
-    }
-    family(
-        "process_threads",
-        "gauge",
-        "Operating system threads of the process.",
-        s.threads as f64,
-    );
-    family(
-        "process_start_time_seconds",
-        "gauge",
-        "Start time of the process since the Unix epoch, in seconds.",
-        s.start_time_seconds,
-    );
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,22 +118,5 @@ mod tests {
             None
         );
         assert_eq!(ProcessStats::parse(STAT, "", LIMITS, PROC_STAT), None);
-    }
-
-    #[test]
-    fn build_info_escapes_its_labels() {
-        let mut text = String::new();
-        render_build_info(
-            &mut text,
-            &BuildInfo {
-                version: "1.2.3",
-                commit: "abc\"def",
-                features: "kafka,model",
-            },
-        );
-        assert!(text.ends_with(
-            "nv_build_info{version=\"1.2.3\",commit=\"abc\\\"def\",features=\"kafka,model\"} 1\n"
-        ));
-        assert!(text.contains("# TYPE nv_build_info gauge\n"));
     }
 }

@@ -8,7 +8,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use nv_metrics::{render_process_metrics, ProcessStats};
+use nv_metrics::{render, BuildInfo, HealthCounters, ProcessStats, Snapshot};
 
 fn scrape(text: &str) -> prometheus_parse::Scrape {
     prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap()
@@ -28,6 +28,8 @@ fn value(scrape: &prometheus_parse::Scrape, name: &str) -> f64 {
 
 #[test]
 fn process_figures_describe_this_process() {
+    // The runtime's own threads start before the first reading.
+    let rt = nv_runtime::Runtime::builder().build().unwrap();
     let before = ProcessStats::read().unwrap();
     // Four more threads and four more open files, held while we read again.
     let gate = std::sync::Arc::new(std::sync::Barrier::new(5));
@@ -56,8 +58,13 @@ fn process_figures_describe_this_process() {
     }
     std::hint::black_box(x);
 
-    let mut text = String::new();
-    render_process_metrics(&mut text);
+    let diag = rt.diagnostics();
+    let build = BuildInfo {
+        version: "1",
+        commit: "c",
+        features: "",
+    };
+    let text = render(&Snapshot::new(&diag, &HealthCounters::new()).with_process(build));
     gate.wait();
     for t in threads {
         t.join().unwrap();

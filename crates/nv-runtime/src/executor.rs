@@ -20,6 +20,7 @@ use nv_view::{
 
 use crate::batch::{BatchFailure, BatchHandle, SubmitError};
 use crate::broadcast;
+use crate::coalesce::{Coalesced, Coalescers};
 use crate::feed::config::PipelineStep;
 use crate::feed::shared::StageCounters;
 use crate::inclusion::InclusionState;
@@ -27,7 +28,6 @@ use crate::output::{
     AdmissionSummary, FrameInclusion, OutputEnvelope, Provenance, SharedOutput, StageProvenance,
     StageResult, ViewProvenance,
 };
-use crate::throttle::Throttle;
 use nv_io::FeedCounters;
 
 /// What became of a frame.
@@ -43,9 +43,9 @@ pub(crate) enum FrameOutcome {
 struct BatchPoint {
     handle: BatchHandle,
     budget: Duration,
-    rejected: Throttle,
-    in_flight: Throttle,
-    timed_out: Throttle,
+    rejected: Coalesced<()>,
+    in_flight: Coalesced<()>,
+    timed_out: Coalesced<()>,
     /// Unexpected coordinator loss is reported once per session.
     loss_reported: bool,
 }
@@ -59,8 +59,8 @@ struct StageSlot {
     id: StageId,
     kind: SlotKind,
     counters: Arc<StageCounters>,
-    errors: Throttle,
-    last_error: Option<StageError>,
+    /// The latest error since the previous event rides along.
+    errors: Coalesced<Option<StageError>>,
 }
 
 /// How one step failed.
@@ -80,17 +80,19 @@ pub(crate) struct Executor {
     view: ViewTracker,
     provider: Option<Arc<dyn ViewStateProvider>>,
     temporal: TemporalStore,
-    degraded: Throttle,
-    compensated: Throttle,
-    admission: Throttle,
+    /// The latest degraded view since the previous event rides along.
+    degraded: Coalesced<Option<nv_view::ViewSnapshot>>,
+    /// Carries the latest epoch.
+    compensated: Coalesced<u64>,
+    admission: Coalesced<()>,
     inclusion: InclusionState,
     inclusion_policy: FrameInclusion,
     clock: SharedClock,
     health: broadcast::Sender<HealthEvent>,
     counters: Arc<FeedCounters>,
     frame_lag_threshold: Duration,
-    lag: Throttle,
-    lag_peak_ms: u64,
+    /// Carries the peak frame age (ms) since the previous event.
+    lag: Coalesced<u64>,
     session: u32,
     busy: Arc<crate::feed::shared::StageBusy>,
 }
@@ -109,24 +111,49 @@ fn guarded(
 }
 
 pub(crate) struct ExecutorParams {
-    pub feed_id: FeedId,
+    /// The feed's context: id, clock, health sender, counters, coalescing window.
+    pub feed: Arc<crate::feed::shared::FeedShared>,
     pub steps: Vec<(PipelineStep, Arc<StageCounters>)>,
     pub batch_latency_budget: Option<Duration>,
     pub view: ViewTracker,
     pub provider: Option<Arc<dyn ViewStateProvider>>,
     pub temporal: TemporalStore,
     pub inclusion: FrameInclusion,
-    pub clock: SharedClock,
-    pub health: broadcast::Sender<HealthEvent>,
-    pub counters: Arc<FeedCounters>,
     pub frame_lag_threshold: Duration,
-    pub throttle_window: Duration,
-    pub busy: Arc<crate::feed::shared::StageBusy>,
+}
+
+/// What every coalesced event of one feed shares.
+struct EventSlots {
+    registry: Arc<Coalescers>,
+    window: Duration,
+    health: broadcast::Sender<HealthEvent>,
+    clock: SharedClock,
+}
+
+impl EventSlots {
+    fn make<D: Default + Send + 'static>(
+        &self,
+        build: impl Fn(u64, D) -> HealthEvent + Send + Sync + 'static,
+    ) -> Coalesced<D> {
+        Coalesced::new(
+            &self.registry,
+            self.window,
+            self.health.clone(),
+            self.clock.clone(),
+            build,
+        )
+    }
 }
 
 impl Executor {
     pub fn new(p: ExecutorParams) -> Self {
-        let window = p.throttle_window;
+        let feed_id = p.feed.id;
+        let ev = EventSlots {
+            registry: Arc::clone(&p.feed.coalescers),
+            window: p.feed.health_throttle,
+            health: p.feed.health.clone(),
+            clock: p.feed.clock.clone(),
+        };
         let stages = p
             .steps
             .into_iter()
@@ -139,9 +166,25 @@ impl Executor {
                             .batch_latency_budget
                             .unwrap_or(handle.config().max_latency),
                         handle,
-                        rejected: Throttle::new(window),
-                        in_flight: Throttle::new(window),
-                        timed_out: Throttle::new(window),
+                        rejected: ev.make(move |dropped_count, ()| {
+                            HealthEvent::BatchSubmissionRejected {
+                                feed_id,
+                                processor_id: id,
+                                dropped_count,
+                            }
+                        }),
+                        in_flight: ev.make(move |rejected_count, ()| {
+                            HealthEvent::BatchInFlightExceeded {
+                                feed_id,
+                                processor_id: id,
+                                rejected_count,
+                            }
+                        }),
+                        timed_out: ev.make(move |timed_out_count, ()| HealthEvent::BatchTimeout {
+                            feed_id,
+                            processor_id: id,
+                            timed_out_count,
+                        }),
                         loss_reported: false,
                     })),
                 };
@@ -149,30 +192,57 @@ impl Executor {
                     id,
                     kind,
                     counters,
-                    errors: Throttle::new(window),
-                    last_error: None,
+                    errors: ev.make(move |count, error: Option<StageError>| {
+                        HealthEvent::StageError {
+                            feed_id,
+                            stage_id: id,
+                            // Every counted error stored itself first: never the fallback.
+                            error: error
+                                .unwrap_or_else(|| StageError::processing(id, "stage error")),
+                            count,
+                        }
+                    }),
                 }
             })
             .collect();
         Self {
-            feed_id: p.feed_id,
+            feed_id: p.feed.id,
             stages,
             view: p.view,
             provider: p.provider,
             temporal: p.temporal,
-            degraded: Throttle::new(window),
-            compensated: Throttle::new(window),
-            admission: Throttle::new(window),
+            degraded: ev.make(move |frames, view: Option<nv_view::ViewSnapshot>| {
+                HealthEvent::ViewDegraded {
+                    feed_id,
+                    stability_score: view.as_ref().map_or(0.0, |v| v.stability_score()),
+                    reason: view.as_ref().map(view_reason).unwrap_or_default(),
+                    frames,
+                }
+            }),
+            compensated: ev.make(move |count, epoch| HealthEvent::ViewCompensationApplied {
+                feed_id,
+                epoch,
+                count,
+            }),
+            admission: ev.make(
+                move |rejected_count, ()| HealthEvent::TrackAdmissionRejected {
+                    feed_id,
+                    rejected_count,
+                },
+            ),
             inclusion: InclusionState::new(p.inclusion),
             inclusion_policy: p.inclusion,
-            clock: p.clock,
-            health: p.health,
-            counters: p.counters,
+            clock: p.feed.clock.clone(),
+            health: p.feed.health.clone(),
+            counters: Arc::clone(&p.feed.counters),
             frame_lag_threshold: p.frame_lag_threshold,
-            lag: Throttle::new(window),
-            lag_peak_ms: 0,
+            lag: ev.make(move |frames_lagged, frame_age_ms| HealthEvent::FrameLag {
+                feed_id,
+                frame_age_ms,
+                frames_lagged,
+            }),
             session: 0,
-            busy: p.busy,
+            busy: Arc::clone(&p.feed.busy),
         }
     }
 
@@ -241,76 +311,21 @@ impl Executor {
         }
     }
 
-    /// Emits the remaining coalesced counts (stage errors, batch failures, frame lag).
+    /// Emits the remaining coalesced counts now (session end), so they precede the
+    /// session's last events; pending counts otherwise leave on their own deadline.
     pub fn flush_events(&mut self) {
-        let feed_id = self.feed_id;
-        for slot in &mut self.stages {
-            if let (Some(count), Some(error)) = (slot.errors.flush(), slot.last_error.take()) {
-                self.health.send(HealthEvent::StageError {
-                    feed_id,
-                    stage_id: slot.id,
-                    error,
-                    count,
-                });
-            }
-            if let SlotKind::Batch(b) = &mut slot.kind {
-                let processor_id = slot.id;
-                if let Some(dropped_count) = b.rejected.flush() {
-                    self.health.send(HealthEvent::BatchSubmissionRejected {
-                        feed_id,
-                        processor_id,
-                        dropped_count,
-                    });
-                }
-                if let Some(rejected_count) = b.in_flight.flush() {
-                    self.health.send(HealthEvent::BatchInFlightExceeded {
-                        feed_id,
-                        processor_id,
-                        rejected_count,
-                    });
-                }
-                if let Some(timed_out_count) = b.timed_out.flush() {
-                    self.health.send(HealthEvent::BatchTimeout {
-                        feed_id,
-                        processor_id,
-                        timed_out_count,
-                    });
-                }
+        for slot in &self.stages {
+            slot.errors.flush();
+            if let SlotKind::Batch(b) = &slot.kind {
+                b.rejected.flush();
+                b.in_flight.flush();
+                b.timed_out.flush();
             }
         }
-        if let Some(frames_lagged) = self.lag.flush() {
-            self.health.send(HealthEvent::FrameLag {
-                feed_id,
-                frame_age_ms: self.lag_peak_ms,
-                frames_lagged,
-            });
-            self.lag_peak_ms = 0;
-        }
-        let view = self.view.snapshot();
-        if let Some(frames) = self.degraded.flush() {
-            let reason = view_reason(view);
-            let stability_score = view.stability_score();
-            self.health.send(HealthEvent::ViewDegraded {
-                feed_id,
-                stability_score,
-                reason,
-                frames,
-            });
-        }
-        if let Some(count) = self.compensated.flush() {
-            let epoch = view.epoch().as_u64();
-            self.health.send(HealthEvent::ViewCompensationApplied {
-                feed_id,
-                epoch,
-                count,
-            });
-        }
-        if let Some(rejected_count) = self.admission.flush() {
-            self.health.send(HealthEvent::TrackAdmissionRejected {
-                feed_id,
-                rejected_count,
-            });
-        }
+        self.lag.flush();
+        self.degraded.flush();
+        self.compensated.flush();
+        self.admission.flush();
     }
 
     /// Polls the view provider (observed cameras) and applies the epoch decision before
@@ -344,28 +359,14 @@ impl Executor {
             self.notify_epoch(epoch);
         }
         if update.degraded.is_some() {
-            if let Some(frames) = self.degraded.record(1, now) {
-                let reason = view_reason(snapshot);
-                let stability_score = snapshot.stability_score();
-                self.health.send(HealthEvent::ViewDegraded {
-                    feed_id,
-                    stability_score,
-                    reason,
-                    frames,
-                });
-            }
+            self.degraded
+                .record_at(1, now, |v| *v = Some(snapshot.clone()));
         }
         if let Some(transform) = update.compensation {
             self.temporal
                 .apply_compensation(&transform, snapshot.epoch());
-            if let Some(count) = self.compensated.record(1, now) {
-                let epoch = snapshot.epoch().as_u64();
-                self.health.send(HealthEvent::ViewCompensationApplied {
-                    feed_id,
-                    epoch,
-                    count,
-                });
-            }
+            let epoch = snapshot.epoch().as_u64();
+            self.compensated.record_at(1, now, |e| *e = epoch);
         }
         Some(update)
     }
@@ -377,28 +378,16 @@ impl Executor {
         view: &nv_view::ViewSnapshot,
         started_at: MonotonicTs,
     ) -> Result<StageOutput, StepFailure> {
-        let (feed_id, processor_id) = (self.feed_id, b.handle.processor_id());
+        let feed_id = self.feed_id;
         let coordinator = &b.handle.coordinator;
         let reply = match coordinator.submit(feed_id, frame.clone(), view.clone(), b.budget) {
             Ok(reply) => reply,
             Err(SubmitError::QueueFull) => {
-                if let Some(dropped_count) = b.rejected.record(1, started_at) {
-                    self.health.send(HealthEvent::BatchSubmissionRejected {
-                        feed_id,
-                        processor_id,
-                        dropped_count,
-                    });
-                }
+                b.rejected.record_at(1, started_at, |()| {});
                 return Err(StepFailure::Dropped);
             }
             Err(SubmitError::InFlightExceeded) => {
-                if let Some(rejected_count) = b.in_flight.record(1, started_at) {
-                    self.health.send(HealthEvent::BatchInFlightExceeded {
-                        feed_id,
-                        processor_id,
-                        rejected_count,
-                    });
-                }
+                b.in_flight.record_at(1, started_at, |()| {});
                 return Err(StepFailure::Dropped);
             }
             Err(SubmitError::Stopped) => return Err(self.coordinator_lost(b)),
@@ -415,13 +404,7 @@ impl Executor {
                     .counters()
                     .items_timed_out
                     .fetch_add(1, Ordering::Relaxed);
-                if let Some(timed_out_count) = b.timed_out.record(1, self.clock.now()) {
-                    self.health.send(HealthEvent::BatchTimeout {
-                        feed_id,
-                        processor_id,
-                        timed_out_count,
-                    });
-                }
+                b.timed_out.record(1, |()| {});
                 Err(StepFailure::Dropped)
             }
         }
@@ -510,17 +493,7 @@ impl Executor {
                 Err(StepFailure::Error(error)) => {
                     slot.counters.errors.fetch_add(1, Ordering::Relaxed);
                     self.counters.add_drop(DropReason::StageError, 1);
-                    if let Some(count) = slot.errors.record(1, now) {
-                        self.health.send(HealthEvent::StageError {
-                            feed_id: self.feed_id,
-                            stage_id,
-                            error,
-                            count,
-                        });
-                        slot.last_error = None;
-                    } else {
-                        slot.last_error = Some(error);
-                    }
+                    slot.errors.record_at(1, now, |e| *e = Some(error));
                     outcome = Some(FrameOutcome::Dropped);
                     break;
                 }
@@ -586,12 +559,7 @@ impl Executor {
         self.counters.tracks_active.store(active, Ordering::Relaxed);
         let rejected = u32::try_from(summary.rejected).unwrap_or(u32::MAX);
         if rejected > 0 {
-            if let Some(rejected_count) = self.admission.record(u64::from(rejected), now) {
-                self.health.send(HealthEvent::TrackAdmissionRejected {
-                    feed_id: self.feed_id,
-                    rejected_count,
-                });
-            }
+            self.admission.record_at(u64::from(rejected), now, |()| {});
         }
         AdmissionSummary {
             admitted: u32::try_from(summary.admitted).unwrap_or(u32::MAX),
@@ -614,15 +582,8 @@ impl Executor {
             .checked_duration_since(frame.wall_ts());
         if let Some(age) = frame_age.filter(|a| *a >= self.frame_lag_threshold) {
             let age_ms = u64::try_from(age.as_millis()).unwrap_or(u64::MAX);
-            self.lag_peak_ms = self.lag_peak_ms.max(age_ms);
-            if let Some(frames_lagged) = self.lag.record(1, completed_at) {
-                self.health.send(HealthEvent::FrameLag {
-                    feed_id: self.feed_id,
-                    frame_age_ms: self.lag_peak_ms,
-                    frames_lagged,
-                });
-                self.lag_peak_ms = 0;
-            }
+            self.lag
+                .record_at(1, completed_at, |peak| *peak = (*peak).max(age_ms));
         }
         let frame_included = self.inclusion.include(frame.ts());
         let provenance = Provenance {

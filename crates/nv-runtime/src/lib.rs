@@ -17,7 +17,7 @@ mod watchdog;
 mod worker;
 
 // The engine's primitives live in `nv-io`; these aliases keep the engine's own paths short.
-pub(crate) use nv_io::{broadcast, queue, sync, throttle};
+pub(crate) use nv_io::{broadcast, coalesce, queue, sync, throttle};
 
 /// The output contract (defined in `nv-io`).
 pub mod output {
@@ -33,7 +33,7 @@ pub mod source {
 
 pub use batch::{BatchConfig, BatchFairness, BatchHandle, BatchMetrics};
 pub use feed::{
-    FeedConfig, FeedConfigBuilder, FeedDiagnostics, FeedHandle, QueueTelemetry, SinkOverflow,
+    FeedConfig, FeedConfigBuilder, FeedDiagnostics, FeedHandle, QueueTelemetry, StageDiagnostics,
 };
 pub use output::{
     FrameInclusion, NullSink, OutputEnvelope, OutputSink, Provenance, SharedOutput, SinkFactory,
@@ -42,7 +42,9 @@ pub use output::{
 pub use runtime::{Runtime, RuntimeBuilder, RuntimeDiagnostics, RuntimeHandle};
 pub use subscription::{HealthSubscription, OutputSubscription};
 
-pub use nv_core::policy::{BackpressurePolicy, ReconnectPolicy, RestartPolicy, RestartTrigger};
+pub use nv_core::policy::{
+    BackpressurePolicy, Overflow, ReconnectPolicy, RestartPolicy, RestartTrigger,
+};
 pub use nv_core::source::{PixelFormat, SourceSpec, SyntheticSpec};
 pub use nv_core::{CameraMode, DropReason, FeedId, HealthEvent, StageId, StopReason};
 pub use nv_temporal::RetentionPolicy;

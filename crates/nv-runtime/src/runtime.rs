@@ -20,6 +20,7 @@ use parking_lot::Mutex;
 
 use crate::batch::{spawn_coordinator, BatchConfig, BatchHandle, BatchMetrics, StopKind};
 use crate::broadcast;
+use crate::coalesce::Coalescers;
 use crate::detached::DetachedThreads;
 use crate::executor::{Executor, ExecutorParams};
 use crate::feed::shared::{Control, FeedShared, StageBusy, StageCounters};
@@ -167,13 +168,17 @@ impl RuntimeBuilder {
         ConfigError::check(problems)?;
         let clock = self.clock.unwrap_or_else(SystemClock::shared);
         let watched = Watched::default();
-        let watchdog = Watchdog::spawn(clock.clone(), Arc::clone(&watched)).map_err(|e| {
-            ConfigError::single(ConfigProblem::invalid(
-                "runtime",
-                "watchdog",
-                format!("cannot start the watchdog thread: {e}"),
-            ))
-        })?;
+        let coalescers = Coalescers::new();
+        let watchdog =
+            Watchdog::spawn(clock.clone(), Arc::clone(&watched), Arc::clone(&coalescers)).map_err(
+                |e| {
+                    ConfigError::single(ConfigProblem::invalid(
+                        "runtime",
+                        "watchdog",
+                        format!("cannot start the watchdog thread: {e}"),
+                    ))
+                },
+            )?;
         let health = broadcast::channel(self.health_capacity);
         let mut factories = self.factories;
         factories.push(Arc::new(SyntheticFactory::new()));
@@ -182,6 +187,7 @@ impl RuntimeBuilder {
                 inner: Arc::new(Inner {
                     started_at: clock.now(),
                     lag: Arc::new(LagState::new(
+                        &coalescers,
                         health.clone(),
                         clock.clone(),
                         self.health_throttle,
@@ -200,6 +206,7 @@ impl RuntimeBuilder {
                     custom_pipeline_policy: self.custom_pipeline_policy,
                     worker_stack_size: self.worker_stack_size,
                     watchdog: Mutex::new(Some(watchdog)),
+                    coalescers,
                     watched,
                 }),
             },
@@ -230,6 +237,8 @@ struct Inner {
     worker_stack_size: usize,
     watched: Watched,
     watchdog: Mutex<Option<Watchdog>>,
+    /// Coalesced health events of every feed; the watchdog thread flushes them on time.
+    coalescers: Arc<Coalescers>,
 }
 
 /// Runtime-wide diagnostics.
@@ -447,9 +456,11 @@ impl Inner {
                 config.source.redacted(),
                 self.clock.clone(),
             )),
+            health_throttle: config.health_throttle,
+            coalescers: Arc::clone(&self.coalescers),
         });
         let executor = Executor::new(ExecutorParams {
-            feed_id: id,
+            feed: Arc::clone(&shared),
             steps,
             batch_latency_budget: config.batch_latency_budget,
             view: ViewTracker::new(
@@ -463,12 +474,7 @@ impl Inner {
             provider: config.view_provider.take(),
             temporal: TemporalStore::new(config.retention.clone()).map_err(NvError::from)?,
             inclusion: config.frame_inclusion,
-            clock: self.clock.clone(),
-            health: self.health.clone(),
-            counters,
             frame_lag_threshold: config.frame_lag_threshold,
-            throttle_window: config.health_throttle,
-            busy,
         });
         let mut source_ctx = SourceContext::new(id, config.source.clone(), self.clock.clone());
         source_ctx.reconnect = config.reconnect;
@@ -618,7 +624,13 @@ impl Inner {
         if batches.contains_key(&processor_id) {
             return Err(RuntimeError::DuplicateBatchProcessor { processor_id }.into());
         }
-        match spawn_coordinator(processor, config, self.health.clone(), self.clock.clone()) {
+        match spawn_coordinator(
+            processor,
+            config,
+            self.health.clone(),
+            self.clock.clone(),
+            Arc::clone(&self.coalescers),
+        ) {
             Ok((coordinator, thread)) => {
                 let handle = BatchHandle { coordinator };
                 batches.insert(

@@ -6,52 +6,42 @@ use std::time::Duration;
 
 use nv_core::clock::SharedClock;
 use nv_core::health::HealthEvent;
-use parking_lot::Mutex;
 
 use crate::broadcast::{self, RecvError};
+use crate::coalesce::{Coalesced, Coalescers};
 use crate::output::SharedOutput;
-use crate::throttle::Throttle;
 
 pub use nv_io::HealthSubscription;
 
 /// Shared accounting of outputs lost by lagging subscribers.
 #[derive(Debug)]
 pub(crate) struct LagState {
-    throttle: Mutex<Throttle>,
+    lagged: Coalesced<()>,
     total: AtomicU64,
-    health: broadcast::Sender<HealthEvent>,
-    clock: SharedClock,
 }
 
 impl LagState {
     pub fn new(
+        coalescers: &Coalescers,
         health: broadcast::Sender<HealthEvent>,
         clock: SharedClock,
         window: Duration,
     ) -> Self {
         Self {
-            throttle: Mutex::new(Throttle::new(window)),
+            lagged: Coalesced::new(coalescers, window, health, clock, |messages_lost, ()| {
+                HealthEvent::OutputLagged { messages_lost }
+            }),
             total: AtomicU64::new(0),
-            health,
-            clock,
         }
     }
 
     fn record(&self, lost: u64) {
         self.total.fetch_add(lost, Ordering::Relaxed);
-        let due = self.throttle.lock().record(lost, self.clock.now());
-        if let Some(messages_lost) = due {
-            self.health
-                .send(HealthEvent::OutputLagged { messages_lost });
-        }
+        self.lagged.record(lost, |()| {});
     }
 
     pub fn flush(&self) {
-        let pending = self.throttle.lock().flush();
-        if let Some(messages_lost) = pending {
-            self.health
-                .send(HealthEvent::OutputLagged { messages_lost });
-        }
+        self.lagged.flush();
     }
 
     pub fn total(&self) -> u64 {

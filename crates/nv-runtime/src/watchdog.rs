@@ -1,4 +1,5 @@
-//! One timer thread per runtime that reports stages stuck inside a call (`StageStalled`).
+//! One timer thread per runtime that reports stages stuck inside a call (`StageStalled`)
+//! and emits coalesced health events whose window has passed.
 //! A stuck stage cannot be interrupted; this makes it visible long before anyone tries to
 //! stop the feed (which is then bounded by the join timeout).
 
@@ -8,6 +9,7 @@ use std::time::Duration;
 
 use nv_core::clock::SharedClock;
 
+use crate::coalesce::Coalescers;
 use crate::feed::shared::FeedShared;
 use crate::sync::Waiter;
 
@@ -24,7 +26,11 @@ pub(crate) struct Watchdog {
 }
 
 impl Watchdog {
-    pub fn spawn(clock: SharedClock, watched: Watched) -> std::io::Result<Self> {
+    pub fn spawn(
+        clock: SharedClock,
+        watched: Watched,
+        coalescers: Arc<Coalescers>,
+    ) -> std::io::Result<Self> {
         let stop = Waiter::new(false, clock.clone());
         let s = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
@@ -40,6 +46,7 @@ impl Watchdog {
                     }
                 }
                 let now = clock.now();
+                coalescers.poll(now);
                 let mut feeds = watched.lock();
                 feeds.retain(|w| w.strong_count() > 0);
                 for feed in feeds.iter().filter_map(Weak::upgrade) {

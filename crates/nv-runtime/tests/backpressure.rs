@@ -8,10 +8,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{feed, runtime, wait_until};
-use nv_core::clock::ManualClock;
+use common::{feed, manual_runtime, runtime, wait_until};
 use nv_runtime::{
-    BackpressurePolicy, DropReason, HealthEvent, Runtime, SinkOverflow, SourceSpec, SyntheticSpec,
+    BackpressurePolicy, DropReason, HealthEvent, Overflow, SourceSpec, SyntheticSpec,
 };
 use nv_test_util::{
     collect_events_until, tiny_synthetic, BlockingStage, CollectingSink, GateSink, NoOpStage,
@@ -27,12 +26,7 @@ fn run_policy(
     policy: BackpressurePolicy,
     expect_received: u64,
 ) -> (Vec<u64>, nv_core::metrics::FeedMetrics, u64) {
-    let clock = ManualClock::new();
-    let rt = Runtime::builder()
-        .clock(clock.clone())
-        .health_capacity(4096)
-        .build()
-        .unwrap();
+    let (clock, rt) = manual_runtime();
     let mut health = rt.health_subscribe();
     let gate = BlockingStage::new("gate");
     let sink = CollectingSink::new();
@@ -47,7 +41,7 @@ fn run_policy(
                 .backpressure(policy)
                 .stage(gate.clone())
                 .output_sink(sink.clone())
-                .sink_overflow(SinkOverflow::Block)
+                .sink_overflow(Overflow::Block)
                 .build()
                 .unwrap(),
         )
@@ -74,7 +68,7 @@ fn run_policy(
 
 #[test]
 fn drop_newest_keeps_the_first_frames() {
-    let (seqs, m, reported) = run_policy(BackpressurePolicy::DropNewest { queue_depth: DEPTH }, N);
+    let (seqs, m, reported) = run_policy(BackpressurePolicy::drop_newest(DEPTH), N);
     assert_eq!(seqs, vec![0, 1, 2]);
     assert_eq!(
         m.dropped(DropReason::QueueFullRejectedNewest),
@@ -86,7 +80,7 @@ fn drop_newest_keeps_the_first_frames() {
 
 #[test]
 fn drop_oldest_keeps_the_latest_frames() {
-    let (seqs, m, reported) = run_policy(BackpressurePolicy::DropOldest { queue_depth: DEPTH }, N);
+    let (seqs, m, reported) = run_policy(BackpressurePolicy::drop_oldest(DEPTH), N);
     assert_eq!(seqs, vec![0, N - 2, N - 1]);
     assert_eq!(
         m.dropped(DropReason::QueueFullEvictedOldest),
@@ -97,10 +91,7 @@ fn drop_oldest_keeps_the_latest_frames() {
 
 #[test]
 fn block_loses_nothing() {
-    let (seqs, m, reported) = run_policy(
-        BackpressurePolicy::Block { queue_depth: DEPTH },
-        1 + DEPTH as u64 + 1,
-    );
+    let (seqs, m, reported) = run_policy(BackpressurePolicy::block(DEPTH), 1 + DEPTH as u64 + 1);
     assert_eq!(seqs, (0..N).collect::<Vec<_>>());
     assert_eq!(m.frames_dropped(), 0);
     assert_eq!(reported, 0);
@@ -196,4 +187,46 @@ fn slow_sink_drops_for_the_sink_only_and_never_blocks_stages() {
         1 + cap as u64,
         "queued outputs are delivered before the sink is handed back"
     );
+}
+
+#[test]
+fn drop_oldest_sink_queue_keeps_the_newest_and_counts_every_eviction() {
+    let rt = runtime();
+    let mut health = rt.health_subscribe();
+    let sink = GateSink::new();
+    let cap = 3usize;
+    let h = rt
+        .add_feed(
+            feed(Some(N))
+                .stage(NoOpStage("s"))
+                .output_sink(sink.clone())
+                .sink_queue_capacity(cap)
+                .sink_overflow(Overflow::DropOldest)
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+    sink.wait_entered();
+    // Every output goes in (evicting the oldest queued one when full).
+    wait_until("every output handed to the sink queue", || {
+        h.metrics().outputs_to_sink == N
+    });
+    sink.open();
+    let events = collect_events_until(&mut health, |e| {
+        matches!(e, HealthEvent::FeedStopped { .. })
+    });
+    let reported: u64 = events
+        .iter()
+        .map(|e| match e {
+            HealthEvent::SinkBackpressure {
+                outputs_dropped, ..
+            } => *outputs_dropped,
+            _ => 0,
+        })
+        .sum();
+    // One output was inside `emit` while the queue held `cap`: the rest were evicted.
+    let evicted = h.metrics().dropped(DropReason::SinkQueueFull);
+    assert_eq!(sink.emitted(), 1 + cap as u64);
+    assert_eq!(evicted, N - 1 - cap as u64);
+    assert_eq!(reported, evicted, "every eviction reported");
 }

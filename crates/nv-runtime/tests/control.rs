@@ -95,7 +95,7 @@ fn paused_feed_keeps_frames_queued_and_resumes() {
         .add_feed(
             feed(None)
                 .source(SourceSpec::synthetic(spec))
-                .backpressure(BackpressurePolicy::DropNewest { queue_depth: 4 })
+                .backpressure(BackpressurePolicy::drop_newest(4))
                 .stage(NoOpStage("s"))
                 .output_sink(sink.clone())
                 .build()
@@ -192,7 +192,7 @@ fn diagnostics_report_stage_latency_and_feed_identity() {
 #[test]
 fn config_reports_every_problem_at_once() {
     let err = FeedConfig::builder()
-        .backpressure(BackpressurePolicy::DropOldest { queue_depth: 0 })
+        .backpressure(BackpressurePolicy::drop_oldest(0))
         .sink_queue_capacity(0)
         .max_fps(-1.0)
         .build()
@@ -283,9 +283,7 @@ fn builders_refuse_capacities_above_the_documented_maxima() {
     let err = feed(None)
         .stage(NoOpStage("s"))
         .output_sink(NullSink)
-        .backpressure(BackpressurePolicy::Block {
-            queue_depth: 1_000_000_000_000,
-        })
+        .backpressure(BackpressurePolicy::block(1_000_000_000_000))
         .sink_queue_capacity(1_000_000_000_000)
         .restart(nv_core::policy::RestartPolicy::default().with_restart_delay(Duration::MAX))
         .build()

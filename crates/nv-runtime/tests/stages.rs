@@ -9,15 +9,14 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{feed, runtime};
-use nv_core::clock::ManualClock;
+use common::{feed, manual_runtime, runtime};
 use nv_core::error::StageError;
 use nv_core::geometry::BBox;
 use nv_core::id::DetectionId;
 use nv_core::policy::{RestartPolicy, RestartTrigger};
 use nv_perception::{Detection, Stage, StageContext, StageOutput};
 use nv_runtime::{
-    DropReason, FrameInclusion, HealthEvent, NullSink, Runtime, StageId, StageResult, StopReason,
+    DropReason, FrameInclusion, HealthEvent, NullSink, StageId, StageResult, StopReason,
 };
 use nv_test_util::{
     collect_events_until, wait_for_event, CollectingSink, ScriptedStage, StageLog, Step,
@@ -165,6 +164,54 @@ fn stage_error_drops_only_that_frame_and_is_reported_with_a_count() {
 }
 
 #[test]
+fn pending_stage_errors_leave_on_their_deadline_while_the_feed_runs() {
+    // Time stands still until the test moves it: three errors fall in one window, the
+    // first is reported at once and the other two wait for the window to pass. The feed
+    // then sits in a blocked stage, so only the runtime's own deadline can report them.
+    let (clock, rt) = manual_runtime();
+    let mut health = rt.health_subscribe();
+    let gate = nv_test_util::BlockingStage::new("gate");
+    let failing = ScriptedStage::new("f")
+        .then(Step::Err)
+        .then(Step::Err)
+        .then(Step::Err);
+    let h = rt
+        .add_feed(
+            feed(Some(4))
+                .stage(failing)
+                .stage(gate.clone())
+                .output_sink(NullSink)
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+    gate.wait_entered();
+    let first = wait_for_event(&mut health, |e| matches!(e, HealthEvent::StageError { .. }));
+    assert!(
+        matches!(first, HealthEvent::StageError { count: 1, .. }),
+        "{first:?}"
+    );
+    clock.advance(Duration::from_secs(2));
+    let rest = wait_for_event(&mut health, |e| matches!(e, HealthEvent::StageError { .. }));
+    assert!(
+        matches!(rest, HealthEvent::StageError { count: 2, .. }),
+        "{rest:?}"
+    );
+    assert!(h.is_alive(), "reported before the session ended");
+    gate.release();
+    let events = collect_events_until(&mut health, |e| {
+        matches!(e, HealthEvent::FeedStopped { .. })
+    });
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, HealthEvent::StageError { .. })),
+        "nothing left to flush: {events:?}"
+    );
+    assert_eq!(h.metrics().dropped(DropReason::StageError), 3);
+}
+
+#[test]
 fn skip_remaining_still_emits_output_and_records_skips() {
     let rt = runtime();
     let sink = CollectingSink::new();
@@ -301,12 +348,7 @@ fn failed_on_start_rolls_back_started_stages() {
 
 #[test]
 fn restart_delay_follows_the_injected_clock_and_stop_during_delay_reports_once() {
-    let clock = ManualClock::new();
-    let rt = Runtime::builder()
-        .clock(clock.clone())
-        .health_capacity(4096)
-        .build()
-        .unwrap();
+    let (clock, rt) = manual_runtime();
     let mut health = rt.health_subscribe();
     let restart = RestartPolicy::default()
         .with_max_restarts(5)
@@ -349,12 +391,7 @@ fn restart_delay_follows_the_injected_clock_and_stop_during_delay_reports_once()
 
 #[test]
 fn removing_a_feed_during_restart_delay_emits_feed_stopped() {
-    let clock = ManualClock::new();
-    let rt = Runtime::builder()
-        .clock(clock.clone())
-        .health_capacity(4096)
-        .build()
-        .unwrap();
+    let (_clock, rt) = manual_runtime();
     let mut health = rt.health_subscribe();
     let restart = RestartPolicy::default().with_restart_delay(Duration::from_secs(3600));
     let h = rt

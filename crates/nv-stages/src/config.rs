@@ -73,6 +73,8 @@ pub struct MotionStageConfig {
     pub min_area_grid_px: Option<u32>,
     pub warmup_frames: Option<u32>,
     pub class_id: Option<u32>,
+    pub detect_global_motion: Option<bool>,
+    pub exposure_jump_levels: Option<u8>,
 }
 
 /// `tracker`.
@@ -187,6 +189,8 @@ impl MotionStageConfig {
         c.min_area_grid_px = self.min_area_grid_px.unwrap_or(c.min_area_grid_px);
         c.warmup_frames = self.warmup_frames.unwrap_or(c.warmup_frames);
         c.class_id = self.class_id.unwrap_or(c.class_id);
+        c.detect_global_motion = self.detect_global_motion.unwrap_or(c.detect_global_motion);
+        c.exposure_jump_levels = self.exposure_jump_levels.unwrap_or(c.exposure_jump_levels);
         c
     }
 }
@@ -450,6 +454,25 @@ mod tests {
             .err()
             .map(|e| e.problems.into_iter().map(|p| p.field).collect())
             .unwrap_or_default()
+    }
+
+    #[test]
+    fn motion_global_keys_reach_the_detector_config() {
+        let stages = parse(
+            r#"
+            [[stages]]
+            kind = "motion-detector"
+            detect_global_motion = false
+            exposure_jump_levels = 30
+            "#,
+        );
+        let StageConfig::MotionDetector(c) = &stages[0] else {
+            panic!("{stages:?}");
+        };
+        let c = c.to_config();
+        assert!(!c.detect_global_motion);
+        assert_eq!(c.exposure_jump_levels, 30);
+        assert!(MotionConfig::default().detect_global_motion);
     }
 
     #[test]

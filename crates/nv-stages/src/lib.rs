@@ -28,7 +28,7 @@ mod zones;
 
 pub use basic::{BlobDetector, Brightness, Counter};
 pub use config::{validate_pipeline, StageBuildError, StageConfig, STAGE_KINDS};
-pub use motion::{MotionConfig, MotionDetector};
+pub use motion::{GlobalMotion, MotionConfig, MotionDetector};
 pub use tracker::{EpochPolicy, Tracker, TrackerConfig};
 pub use zones::{
     Anchor, CrossingDirection, LineSpec, ZoneAnalytics, ZoneConfig, ZoneEvent, ZoneEventKind,

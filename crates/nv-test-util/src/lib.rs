@@ -2,6 +2,7 @@
 //! synchronise on what the runtime reports instead of sleeping.
 
 pub mod clip;
+pub mod daemon;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -389,7 +389,10 @@ async fn resume_feed(
 }
 
 async fn diagnostics(State(s): State<AppState>) -> Json<Value> {
-    Json(json::runtime(&s.runtime.diagnostics()))
+    let diag = s.runtime.diagnostics();
+    Json(json::runtime(
+        &nv_metrics::Snapshot::new(&diag, &s.health).with_process(crate::build_info()),
+    ))
 }
 
 /// Drops per-feed state of feeds that are gone (metric series, snapshots). Events of a
@@ -404,9 +407,10 @@ fn forget_removed_feeds(s: &AppState) {
 
 async fn metrics(State(s): State<AppState>) -> Response {
     forget_removed_feeds(&s);
-    let mut text = nv_metrics::render_prometheus(&s.runtime.diagnostics(), &s.health);
-    nv_metrics::render_build_info(&mut text, &crate::build_info());
-    nv_metrics::render_process_metrics(&mut text);
+    let diag = s.runtime.diagnostics();
+    let text = nv_metrics::render(
+        &nv_metrics::Snapshot::new(&diag, &s.health).with_process(crate::build_info()),
+    );
     (
         [(
             header::CONTENT_TYPE,

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 pub(crate) use locate::Seg;
 pub(crate) use schema::{check_feed, FeedContext};
-pub use schema::{BackpressureKind, Config, FeedSpec, RestartOn, SinkSection};
+pub use schema::{Config, FeedSpec, RestartOn, SinkSection};
 pub use source::parse_source;
 
 use serde::de::DeserializeOwned;

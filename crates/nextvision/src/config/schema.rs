@@ -145,15 +145,6 @@ impl Default for MetricsSection {
 
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
-pub enum BackpressureKind {
-    #[default]
-    DropOldest,
-    DropNewest,
-    Block,
-}
-
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
 pub enum CameraKind {
     #[default]
     Fixed,
@@ -280,7 +271,7 @@ pub struct FeedSection {
     pub rtsp_udp: bool,
     /// Default: `drop_oldest` for live sources; files default to `lossless`.
     #[serde(default)]
-    pub backpressure: Option<BackpressureKind>,
+    pub backpressure: Option<nv_core::policy::Overflow>,
     #[serde(default = "d_queue_depth")]
     pub queue_depth: usize,
     /// Block instead of dropping at both queues: one output per frame. Default: true

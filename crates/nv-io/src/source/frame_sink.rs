@@ -13,9 +13,9 @@ use nv_frame::FrameEnvelope;
 use parking_lot::Mutex;
 
 use crate::broadcast;
+use crate::coalesce::{Coalesced, Coalescers};
 use crate::counters::FeedCounters;
 use crate::queue::{BoundedQueue, Overflow, Push};
-use crate::throttle::Throttle;
 
 /// How a session's source ended.
 #[derive(Clone, Debug)]
@@ -53,6 +53,8 @@ pub struct FrameSinkParts {
     pub last_ts: Arc<AtomicU64>,
     /// Window of the coalesced `BackpressureDrop` events.
     pub throttle_window: Duration,
+    /// Where the coalesced `BackpressureDrop` events register to leave on their deadline.
+    pub coalescers: Arc<Coalescers>,
     /// Frame-rate cap (`None` = every frame).
     pub max_fps: Option<f64>,
     /// The feed's state keeper: hears source events and recovered failures.
@@ -89,7 +91,8 @@ struct SinkShared {
     next_seq: Arc<AtomicU64>,
     last_ts: Arc<AtomicU64>,
     end: Mutex<Option<SourceEnd>>,
-    drop_throttle: Mutex<Throttle>,
+    /// Coalesced `BackpressureDrop`; carries the latest drop reason.
+    drops: Coalesced<Option<DropReason>>,
     /// Frame-rate cap as a minimum media-time spacing (0 = no cap).
     min_interval_nanos: u64,
     /// Media time of the last frame let through the cap (`u64::MAX` = none yet).
@@ -122,12 +125,31 @@ impl FrameSink {
                 queue: parts.queue,
                 overflow: parts.overflow,
                 counters: parts.counters,
-                health: parts.health,
-                clock: parts.clock,
+                health: parts.health.clone(),
+                clock: parts.clock.clone(),
                 next_seq: parts.next_seq,
                 last_ts: parts.last_ts,
                 end: Mutex::new(None),
-                drop_throttle: Mutex::new(Throttle::new(parts.throttle_window)),
+                drops: {
+                    let feed_id = parts.feed_id;
+                    let usual = match parts.overflow {
+                        Overflow::DropNewest => DropReason::QueueFullRejectedNewest,
+                        _ => DropReason::QueueFullEvictedOldest,
+                    };
+                    Coalesced::new(
+                        &parts.coalescers,
+                        parts.throttle_window,
+                        parts.health.clone(),
+                        parts.clock.clone(),
+                        move |frames_dropped, reason: Option<DropReason>| {
+                            HealthEvent::BackpressureDrop {
+                                feed_id,
+                                reason: reason.unwrap_or(usual),
+                                frames_dropped,
+                            }
+                        },
+                    )
+                },
                 min_interval_nanos,
                 last_accepted_ts: AtomicU64::new(u64::MAX),
                 status: parts.observer,
@@ -210,30 +232,12 @@ impl FrameSink {
     fn record_drop(&self, reason: DropReason) {
         let inner = &self.inner;
         inner.counters.add_drop(reason, 1);
-        let due = inner.drop_throttle.lock().record(1, inner.clock.now());
-        if let Some(frames_dropped) = due {
-            inner.health.send(HealthEvent::BackpressureDrop {
-                feed_id: inner.feed_id,
-                reason,
-                frames_dropped,
-            });
-        }
+        inner.drops.record(1, |r| *r = Some(reason));
     }
 
     /// Emits the backpressure drops not yet reported (session end).
     pub fn flush_drop_events(&self) {
-        let pending = self.inner.drop_throttle.lock().flush();
-        if let Some(frames_dropped) = pending {
-            let reason = match self.inner.overflow {
-                Overflow::DropNewest => DropReason::QueueFullRejectedNewest,
-                _ => DropReason::QueueFullEvictedOldest,
-            };
-            self.inner.health.send(HealthEvent::BackpressureDrop {
-                feed_id: self.inner.feed_id,
-                reason,
-                frames_dropped,
-            });
-        }
+        self.inner.drops.flush();
     }
 
     /// Counts a frame skipped by a frame-rate cap (sampling, not a drop).

@@ -202,7 +202,7 @@ pub fn feed(spec: SourceSpec, rec: &Recorder) -> FeedConfigBuilder {
     FeedConfig::builder()
         .source(spec)
         .camera_mode(CameraMode::Fixed)
-        .backpressure(BackpressurePolicy::Block { queue_depth: 4 })
+        .backpressure(BackpressurePolicy::block(4))
         .restart(RestartPolicy::never())
         .stage(rec.clone())
         .output_sink(nv_runtime::NullSink)

@@ -19,8 +19,8 @@ use nv_view::ViewSnapshot;
 use super::queue::{FairQueue, Pending};
 use super::{load_max, BatchConfig, BatchCounters, BatchMetrics};
 use crate::broadcast;
+use crate::coalesce::{Coalesced, Coalescers};
 use crate::sync::{OneShot, Waiter};
-use crate::throttle::Throttle;
 
 /// Why a submitted item produced no output.
 #[derive(Clone, Debug)]
@@ -71,6 +71,7 @@ pub(crate) struct Coordinator {
     state: Arc<Waiter<State>>,
     health: broadcast::Sender<HealthEvent>,
     clock: SharedClock,
+    coalescers: Arc<Coalescers>,
 }
 
 impl std::fmt::Debug for Coordinator {
@@ -222,6 +223,7 @@ pub(crate) fn spawn_coordinator(
     config: BatchConfig,
     health: broadcast::Sender<HealthEvent>,
     clock: SharedClock,
+    coalescers: Arc<Coalescers>,
 ) -> Result<(Arc<Coordinator>, JoinHandle<()>), StartFailure> {
     let id = processor.id();
     let coordinator = Arc::new(Coordinator {
@@ -240,6 +242,7 @@ pub(crate) fn spawn_coordinator(
         ),
         health,
         clock: clock.clone(),
+        coalescers,
     });
     let started: OneShot<Result<(), StageError>> = OneShot::new(clock.clone());
     let name = format!("nv-batch-{id}");
@@ -296,8 +299,25 @@ pub(crate) fn spawn_coordinator(
 }
 
 fn run(c: &Coordinator, processor: &mut dyn BatchProcessor) {
-    let mut errors = Throttle::new(Duration::from_secs(1));
-    let mut last_error: Option<(StageError, u32)> = None;
+    let processor_id = c.id;
+    // The latest failure (and its batch size) rides along with the count.
+    let errors: Coalesced<Option<(StageError, u32)>> = Coalesced::new(
+        &c.coalescers,
+        Duration::from_secs(1),
+        c.health.clone(),
+        c.clock.clone(),
+        move |count, last: Option<(StageError, u32)>| {
+            // Every counted failure stored itself first: never the fallback.
+            let (error, batch_size) =
+                last.unwrap_or_else(|| (StageError::processing(processor_id, "batch failed"), 0));
+            HealthEvent::BatchError {
+                processor_id,
+                batch_size,
+                error,
+                count,
+            }
+        },
+    );
     while let Some(batch) = c.next_batch() {
         let mut entries: Vec<BatchEntry> = batch
             .iter()
@@ -331,31 +351,14 @@ fn run(c: &Coordinator, processor: &mut dyn BatchProcessor) {
                     .fetch_add(1, Ordering::Relaxed);
                 c.counters.items_failed.fetch_add(n, Ordering::Relaxed);
                 let batch_size = u32::try_from(n).unwrap_or(u32::MAX);
-                if let Some(count) = errors.record(1, finished) {
-                    c.health.send(HealthEvent::BatchError {
-                        processor_id: c.id,
-                        batch_size,
-                        error: error.clone(),
-                        count,
-                    });
-                    last_error = None;
-                } else {
-                    last_error = Some((error.clone(), batch_size));
-                }
+                errors.record_at(1, finished, |last| *last = Some((error, batch_size)));
                 for p in batch {
                     p.item.reply.put(Err(BatchFailure::Processor));
                 }
             }
         }
     }
-    if let (Some(count), Some((error, batch_size))) = (errors.flush(), last_error) {
-        c.health.send(HealthEvent::BatchError {
-            processor_id: c.id,
-            batch_size,
-            error,
-            count,
-        });
-    }
+    errors.flush();
     // Unblock every feed still waiting before the processor is stopped.
     let leftovers = {
         let mut st = c.state.lock();

@@ -5,7 +5,7 @@ use std::time::Duration;
 use nv_core::camera::CameraMode;
 use nv_core::error::{ConfigError, ConfigProblem};
 use nv_core::limits;
-use nv_core::policy::{BackpressurePolicy, ReconnectPolicy, RestartPolicy};
+use nv_core::policy::{BackpressurePolicy, Overflow, ReconnectPolicy, RestartPolicy};
 use nv_core::source::{DecodePreference, SourceSpec};
 use nv_perception::{validate_capabilities, Stage, StagePipeline, ValidationMode};
 use nv_temporal::RetentionPolicy;
@@ -16,17 +16,6 @@ use crate::batch::BatchHandle;
 use crate::output::{FrameInclusion, OutputSink, SinkFactory};
 use crate::source::OutputFormat;
 use crate::throttle::DEFAULT_THROTTLE_WINDOW;
-
-/// What the sink queue does when full.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum SinkOverflow {
-    /// Drop the new output for the sink (subscribers still get it) and report it.
-    #[default]
-    DropNewest,
-    /// Wait for the sink: lossless, and a slow sink slows the feed (offline processing).
-    Block,
-}
 
 /// One step of a feed's pipeline: a stage, or the (single) batch point.
 pub(crate) enum PipelineStep {
@@ -58,7 +47,9 @@ pub struct FeedConfig {
     pub(crate) sink_factory: Option<SinkFactory>,
     pub(crate) backpressure: BackpressurePolicy,
     pub(crate) sink_queue_capacity: usize,
-    pub(crate) sink_overflow: SinkOverflow,
+    /// `DropNewest` unless lossless: a full sink queue drops the new output for the sink
+    /// only (subscribers still get it) and reports it.
+    pub(crate) sink_overflow: Overflow,
     pub(crate) sink_shutdown_timeout: Duration,
     pub(crate) restart: RestartPolicy,
     pub(crate) reconnect: ReconnectPolicy,
@@ -115,7 +106,7 @@ pub struct FeedConfigBuilder {
     sink_factory: Option<SinkFactory>,
     backpressure: Option<BackpressurePolicy>,
     sink_queue_capacity: Option<usize>,
-    sink_overflow: Option<SinkOverflow>,
+    sink_overflow: Option<Overflow>,
     sink_shutdown_timeout: Option<Duration>,
     restart: Option<RestartPolicy>,
     reconnect: Option<ReconnectPolicy>,
@@ -161,7 +152,7 @@ impl FeedConfigBuilder {
         /// Outputs buffered for the sink thread (default 16).
         sink_queue_capacity: usize
     );
-    setter!(sink_overflow: SinkOverflow);
+    setter!(sink_overflow: Overflow);
     setter!(
         /// How long a session end waits for the sink to drain before detaching it (5 s).
         sink_shutdown_timeout: Duration
@@ -263,8 +254,8 @@ impl FeedConfigBuilder {
     /// blocks instead of dropping, so every frame yields exactly one output.
     pub fn lossless(mut self) -> Self {
         let depth = self.backpressure.map_or(4, BackpressurePolicy::queue_depth);
-        self.backpressure = Some(BackpressurePolicy::Block { queue_depth: depth });
-        self.sink_overflow = Some(SinkOverflow::Block);
+        self.backpressure = Some(BackpressurePolicy::block(depth));
+        self.sink_overflow = Some(Overflow::Block);
         self
     }
 
@@ -448,7 +439,7 @@ impl FeedConfigBuilder {
             sink_factory: self.sink_factory,
             backpressure,
             sink_queue_capacity: self.sink_queue_capacity.unwrap_or(16),
-            sink_overflow: self.sink_overflow.unwrap_or_default(),
+            sink_overflow: self.sink_overflow.unwrap_or(Overflow::DropNewest),
             sink_shutdown_timeout: self.sink_shutdown_timeout.unwrap_or(Duration::from_secs(5)),
             restart,
             reconnect,

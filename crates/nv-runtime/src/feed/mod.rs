@@ -5,5 +5,5 @@ mod handle;
 pub(crate) mod shared;
 pub(crate) mod status;
 
-pub use config::{FeedConfig, FeedConfigBuilder, SinkOverflow};
+pub use config::{FeedConfig, FeedConfigBuilder};
 pub use handle::{FeedDiagnostics, FeedHandle, QueueTelemetry, StageDiagnostics};

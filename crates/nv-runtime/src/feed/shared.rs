@@ -92,6 +92,10 @@ pub(crate) struct FeedShared {
     pub stage_stall_timeout: std::time::Duration,
     /// State and last error (one source of truth).
     pub status: Arc<FeedStatus>,
+    /// Window of the feed's coalesced health events.
+    pub health_throttle: std::time::Duration,
+    /// Where the feed's coalesced events register to be flushed on their deadline.
+    pub coalescers: Arc<crate::coalesce::Coalescers>,
 }
 
 impl std::fmt::Debug for FeedShared {

@@ -76,26 +76,17 @@ struct Worker {
     restart_delay: std::time::Duration,
     next_seq: Arc<AtomicU64>,
     last_ts: Arc<AtomicU64>,
-    throttle_window: std::time::Duration,
 }
 
 pub(crate) fn spawn(p: WorkerParams) -> Result<JoinHandle<()>, RuntimeError> {
     let name = format!("nv-feed-{}", p.shared.id.as_u64());
     let cfg = p.config;
-    let overflow = match cfg.backpressure {
-        nv_core::policy::BackpressurePolicy::DropNewest { .. } => Overflow::DropNewest,
-        nv_core::policy::BackpressurePolicy::Block { .. } => Overflow::Block,
-        _ => Overflow::DropOldest,
-    };
+    let overflow = cfg.backpressure.overflow;
     let worker = Worker {
         sink_params: SinkParams {
-            feed_id: p.shared.id,
+            feed: Arc::clone(&p.shared),
             capacity: cfg.sink_queue_capacity,
             overflow: cfg.sink_overflow,
-            health: p.shared.health.clone(),
-            counters: Arc::clone(&p.shared.counters),
-            clock: p.shared.clock.clone(),
-            throttle_window: cfg.health_throttle,
             stall_report: cfg.sink_shutdown_timeout,
         },
         shared: p.shared,
@@ -115,7 +106,6 @@ pub(crate) fn spawn(p: WorkerParams) -> Result<JoinHandle<()>, RuntimeError> {
         restart_delay: cfg.restart.restart_delay,
         next_seq: Arc::new(AtomicU64::new(0)),
         last_ts: Arc::new(AtomicU64::new(0)),
-        throttle_window: cfg.health_throttle,
     };
     std::thread::Builder::new()
         .name(name.clone())
@@ -260,7 +250,8 @@ impl Worker {
             clock: self.shared.clock.clone(),
             next_seq: Arc::clone(&self.next_seq),
             last_ts: Arc::clone(&self.last_ts),
-            throttle_window: self.throttle_window,
+            throttle_window: self.shared.health_throttle,
+            coalescers: Arc::clone(&self.shared.coalescers),
             max_fps: self.source_ctx.max_fps,
             observer: Arc::clone(&self.shared.status) as Arc<dyn SourceObserver>,
         });

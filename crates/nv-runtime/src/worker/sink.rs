@@ -13,12 +13,11 @@ use nv_core::health::{DropReason, HealthEvent};
 use nv_core::id::FeedId;
 
 use crate::broadcast;
+use crate::coalesce::Coalesced;
 use crate::detached::DetachedThreads;
-use crate::feed::SinkOverflow;
 use crate::output::{OutputSink, SharedOutput};
 use crate::queue::{BoundedQueue, Overflow, Pop, Push};
 use crate::sync::OneShot;
-use crate::throttle::Throttle;
 use nv_io::FeedCounters;
 
 /// Where a detached sink thread hands its sink back if it ever finishes.
@@ -31,7 +30,7 @@ pub(crate) struct SinkWorker {
     overflow: Overflow,
     returned: OneShot<Box<dyn OutputSink>>,
     thread: Option<JoinHandle<()>>,
-    backpressure: Throttle,
+    backpressure: Coalesced<()>,
     stall_report: Duration,
     health: broadcast::Sender<HealthEvent>,
     counters: Arc<FeedCounters>,
@@ -40,31 +39,28 @@ pub(crate) struct SinkWorker {
 
 #[derive(Clone)]
 pub(crate) struct SinkParams {
-    pub feed_id: FeedId,
+    /// The feed's context: id, clock, health sender, counters, coalescing window.
+    pub feed: Arc<crate::feed::shared::FeedShared>,
     pub capacity: usize,
-    pub overflow: SinkOverflow,
-    pub health: broadcast::Sender<HealthEvent>,
-    pub counters: Arc<FeedCounters>,
-    pub clock: SharedClock,
-    pub throttle_window: Duration,
+    pub overflow: Overflow,
     /// A blocking sink that holds the feed this long is reported (`SinkStalled`).
     pub stall_report: Duration,
 }
 
 impl SinkWorker {
     pub fn spawn(sink: Box<dyn OutputSink>, p: SinkParams) -> Result<Self, RuntimeError> {
-        let queue = BoundedQueue::new(p.capacity, p.clock.clone());
-        let returned = OneShot::new(p.clock.clone());
-        let name = format!("nv-sink-{}", p.feed_id.as_u64());
+        let queue = BoundedQueue::new(p.capacity, p.feed.clock.clone());
+        let returned = OneShot::new(p.feed.clock.clone());
+        let name = format!("nv-sink-{}", p.feed.id.as_u64());
         let thread = {
             let (queue, returned, health, counters, clock) = (
                 Arc::clone(&queue),
                 returned.clone(),
-                p.health.clone(),
-                Arc::clone(&p.counters),
-                p.clock.clone(),
+                p.feed.health.clone(),
+                Arc::clone(&p.feed.counters),
+                p.feed.clock.clone(),
             );
-            let feed_id = p.feed_id;
+            let feed_id = p.feed.id;
             std::thread::Builder::new()
                 .name(name.clone())
                 .stack_size(256 * 1024)
@@ -75,19 +71,28 @@ impl SinkWorker {
                 })?
         };
         Ok(Self {
-            feed_id: p.feed_id,
+            feed_id: p.feed.id,
             queue,
-            overflow: match p.overflow {
-                SinkOverflow::Block => Overflow::Block,
-                _ => Overflow::DropNewest,
-            },
+            overflow: p.overflow,
             returned,
             thread: Some(thread),
-            backpressure: Throttle::new(p.throttle_window),
+            backpressure: {
+                let feed_id = p.feed.id;
+                Coalesced::new(
+                    &p.feed.coalescers,
+                    p.feed.health_throttle,
+                    p.feed.health.clone(),
+                    p.feed.clock.clone(),
+                    move |outputs_dropped, ()| HealthEvent::SinkBackpressure {
+                        feed_id,
+                        outputs_dropped,
+                    },
+                )
+            },
             stall_report: p.stall_report,
-            health: p.health,
-            counters: p.counters,
-            clock: p.clock,
+            health: p.feed.health.clone(),
+            counters: Arc::clone(&p.feed.counters),
+            clock: p.feed.clock.clone(),
         })
     }
 
@@ -119,20 +124,21 @@ impl SinkWorker {
             }
         };
         match result {
-            Push::Accepted | Push::Evicted(_) => {
+            Push::Accepted => {
                 self.counters
                     .outputs_to_sink
                     .fetch_add(1, Ordering::Relaxed);
             }
             Push::Closed(_) => self.counters.add_drop(DropReason::FeedStopping, 1),
-            Push::Rejected(_) | Push::TimedOut(_) => {
-                self.counters.add_drop(DropReason::SinkQueueFull, 1);
-                if let Some(outputs_dropped) = self.backpressure.record(1, self.clock.now()) {
-                    self.health.send(HealthEvent::SinkBackpressure {
-                        feed_id: self.feed_id,
-                        outputs_dropped,
-                    });
+            Push::Evicted(_) | Push::Rejected(_) | Push::TimedOut(_) => {
+                if matches!(result, Push::Evicted(_)) {
+                    // Under `DropOldest` the new output went in and a queued one was lost.
+                    self.counters
+                        .outputs_to_sink
+                        .fetch_add(1, Ordering::Relaxed);
                 }
+                self.counters.add_drop(DropReason::SinkQueueFull, 1);
+                self.backpressure.record(1, |()| {});
             }
         }
     }
@@ -146,12 +152,7 @@ impl SinkWorker {
         timeout: Duration,
         detached: &DetachedThreads,
     ) -> (Option<Box<dyn OutputSink>>, LateSink) {
-        if let Some(outputs_dropped) = self.backpressure.flush() {
-            self.health.send(HealthEvent::SinkBackpressure {
-                feed_id: self.feed_id,
-                outputs_dropped,
-            });
-        }
+        self.backpressure.flush();
         self.queue.close();
         let deadline = self.clock.now() + timeout;
         let sink = self.returned.take_until(deadline);

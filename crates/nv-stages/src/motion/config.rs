@@ -38,6 +38,18 @@ pub struct MotionConfig {
     /// the model warmed up, or the background revealed when a parked object leaves); a
     /// stopped object is likewise absorbed after this long.
     pub static_absorb_frames: u32,
+    /// Tell global motion (camera pan or shake, exposure jump) from objects: on such a
+    /// frame no boxes are reported, the `motion.global` signal says what happened, and
+    /// the background restarts from the new picture (see `global.rs`).
+    pub detect_global_motion: bool,
+    /// Largest frame-to-frame camera shift looked for, in grid pixels (8 of a 160-wide
+    /// grid is 5% of the width per frame).
+    pub global_max_shift_grid_px: u32,
+    /// Fraction of the grid that must change from one frame to the next before a shift
+    /// of the whole picture is considered, in (0, 1].
+    pub global_min_changed_fraction: f32,
+    /// Median frame-to-frame brightness change, in grey levels, that is an exposure jump.
+    pub exposure_jump_levels: u8,
 }
 
 impl Default for MotionConfig {
@@ -55,6 +67,10 @@ impl Default for MotionConfig {
             class_id: 0,
             skip_remaining_when_still: false,
             static_absorb_frames: 150,
+            detect_global_motion: true,
+            global_max_shift_grid_px: 8,
+            global_min_changed_fraction: 0.25,
+            exposure_jump_levels: 12,
         }
     }
 }
@@ -107,6 +123,27 @@ impl MotionConfig {
                 "must be at least 1",
             ));
         }
+        if !(1..=64).contains(&self.global_max_shift_grid_px) {
+            problems.push(ConfigProblem::invalid(
+                "motion.global_max_shift_grid_px",
+                self.global_max_shift_grid_px,
+                "must be within [1, 64]",
+            ));
+        }
+        if !(self.global_min_changed_fraction > 0.0 && self.global_min_changed_fraction <= 1.0) {
+            problems.push(ConfigProblem::invalid(
+                "motion.global_min_changed_fraction",
+                self.global_min_changed_fraction,
+                "must be within (0, 1]",
+            ));
+        }
+        if self.exposure_jump_levels == 0 {
+            problems.push(ConfigProblem::invalid(
+                "motion.exposure_jump_levels",
+                0,
+                "must be at least 1",
+            ));
+        }
         ConfigError::check(problems)
     }
 }
@@ -123,8 +160,11 @@ mod tests {
             learning_rate: 0.0,
             foreground_learning_rate: 0.5,
             diff_threshold_levels: 0,
+            global_max_shift_grid_px: 0,
+            global_min_changed_fraction: 1.5,
+            exposure_jump_levels: 0,
             ..MotionConfig::default()
         };
-        assert_eq!(bad.validate().unwrap_err().problems.len(), 4);
+        assert_eq!(bad.validate().unwrap_err().problems.len(), 7);
     }
 }

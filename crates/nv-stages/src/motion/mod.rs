@@ -15,8 +15,18 @@
 //! stood once they move, until the slow foreground rate absorbs it; touching objects
 //! merge into one blob (the tracker's merge handling copes with that); a camera move
 //! needs a new view epoch, which restarts learning.
+//!
+//! Global motion (the camera panning or shaking, an exposure jump) changes most of the
+//! picture at once; it is recognised frame to frame (see `global.rs`) and reported as
+//! the `motion.global` signal instead of boxes over the whole frame. Its limits: a pan
+//! under a grid cell per frame (4 px on a 640-wide frame with the 160-px grid) is seen
+//! once it adds up to a cell, so its first few frames may show boxes along strong edges,
+//! and one slower than a quarter cell per frame is seen only intermittently; a shake
+//! under a cell is not seen; and one object covering over a quarter of an otherwise
+//! featureless picture, moving rigidly, reads as a pan.
 
 mod config;
+mod global;
 mod ops;
 
 use nv_core::geometry::BBox;
@@ -31,6 +41,8 @@ use nv_perception::{
 use nv_view::ViewEpoch;
 
 pub use config::MotionConfig;
+pub use global::GlobalMotion;
+use global::{GlobalMotionEstimator, GlobalParams};
 use ops::{components, median_shift, open_close, Blob, Downscaler};
 
 /// Formats the detector reads without help: grey and the luma plane of YUV directly,
@@ -73,12 +85,21 @@ pub struct MotionDetector {
     stack: Vec<usize>,
     blobs: Vec<Blob>,
     hist: Vec<u32>,
+    global: GlobalMotionEstimator,
+    global_motion: GlobalMotion,
 }
 
 impl MotionDetector {
     pub const DEFAULT_ID: StageId = StageId::new("motion");
     /// Name of the per-frame signal holding the fraction of the grid in motion.
     pub const FOREGROUND_SIGNAL: &'static str = "motion.foreground_ratio";
+    /// Name of the per-frame categorical signal saying what the whole picture did:
+    /// see [`GlobalMotion::as_str`].
+    pub const GLOBAL_SIGNAL: &'static str = "motion.global";
+    /// Name of the per-frame `[dx, dy]` signal: the camera shift since the previous
+    /// frame as a fraction of the frame's width and height (content moved right / down
+    /// when positive); zero unless the picture moved.
+    pub const GLOBAL_SHIFT_SIGNAL: &'static str = "motion.global_shift";
 
     pub fn new(config: MotionConfig) -> Result<Self, nv_core::error::ConfigError> {
         config.validate()?;
@@ -103,6 +124,8 @@ impl MotionDetector {
             stack: Vec::new(),
             blobs: Vec::new(),
             hist: Vec::new(),
+            global: GlobalMotionEstimator::default(),
+            global_motion: GlobalMotion::None,
         })
     }
 
@@ -126,10 +149,26 @@ impl MotionDetector {
         self.foreground_ratio
     }
 
+    /// What the whole picture did on the last frame.
+    pub fn global_motion(&self) -> GlobalMotion {
+        self.global_motion
+    }
+
+    /// The last frame's camera shift as a fraction of the frame `(dx, dy)`.
+    pub fn global_shift(&self) -> (f32, f32) {
+        let (dx, dy) = self.global.shift_cells();
+        (
+            dx as f32 / self.grid_w.max(1) as f32,
+            dy as f32 / self.grid_h.max(1) as f32,
+        )
+    }
+
     /// Forgets the background; the next frames re-learn it (warm-up applies again).
     pub fn reset(&mut self) {
         self.frames_seen = 0;
         self.foreground_ratio = 0.0;
+        self.global_motion = GlobalMotion::None;
+        self.global.reset();
     }
 
     /// Runs the detector on one frame. This is what [`Stage::process`] calls; public so
@@ -168,6 +207,37 @@ impl MotionDetector {
             for (b, c) in self.background.iter_mut().zip(&self.current) {
                 *b += (c - *b) * rate;
             }
+            self.previous.copy_from_slice(&self.current);
+            self.foreground_ratio = 0.0;
+            self.global_motion = GlobalMotion::None;
+            return Ok(DetectionSet::empty());
+        }
+
+        self.global_motion = if self.config.detect_global_motion {
+            let params = GlobalParams {
+                max_shift_cells: self.config.global_max_shift_grid_px as usize,
+                min_changed_fraction: self.config.global_min_changed_fraction,
+                change_levels: f32::from(self.config.diff_threshold_levels) * 0.5,
+                exposure_jump_levels: f32::from(self.config.exposure_jump_levels),
+            };
+            self.global.classify(
+                &self.previous,
+                &self.current,
+                self.grid_w,
+                self.grid_h,
+                &params,
+                &mut self.hist,
+            )
+        } else {
+            GlobalMotion::None
+        };
+        if self.global_motion.is_global() {
+            // The old background is of another picture: restart it from this one, so
+            // detection resumes on the first still frame instead of reporting the
+            // whole frame until the background catches up.
+            self.background.copy_from_slice(&self.current);
+            self.previous.copy_from_slice(&self.current);
+            self.still_frames.fill(0);
             self.foreground_ratio = 0.0;
             return Ok(DetectionSet::empty());
         }
@@ -191,6 +261,7 @@ impl MotionDetector {
         }
         self.still_frames.clear();
         self.still_frames.resize(n, 0);
+        self.global.configure(grid_w, grid_h);
         self.mask.clear();
         self.mask.resize(n, 0);
         self.reset();
@@ -292,11 +363,24 @@ impl Stage for MotionDetector {
 
     fn process(&mut self, ctx: &StageContext<'_>) -> Result<StageOutput, StageError> {
         let detections = self.detect(ctx.frame)?;
-        let still = detections.is_empty();
+        // A moving camera is not a still scene: later stages still run.
+        let still = detections.is_empty() && !self.global_motion.is_global();
+        let ts = ctx.frame.ts();
         let signal = DerivedSignal::new(
             Self::FOREGROUND_SIGNAL,
             SignalValue::Scalar(f64::from(self.foreground_ratio)),
-            ctx.frame.ts(),
+            ts,
+        );
+        let (dx, dy) = self.global_shift();
+        let global = DerivedSignal::new(
+            Self::GLOBAL_SIGNAL,
+            SignalValue::Categorical(self.global_motion.as_str().into()),
+            ts,
+        );
+        let shift = DerivedSignal::new(
+            Self::GLOBAL_SHIFT_SIGNAL,
+            SignalValue::Vector(vec![f64::from(dx), f64::from(dy)]),
+            ts,
         );
         let control = if still && self.config.skip_remaining_when_still {
             StageControl::SkipRemaining
@@ -306,6 +390,8 @@ impl Stage for MotionDetector {
         Ok(StageOutput::build()
             .detections(detections)
             .signal(signal)
+            .signal(global)
+            .signal(shift)
             .control(control)
             .finish())
     }

@@ -323,3 +323,221 @@ fn ghosts_of_objects_present_at_start_are_absorbed() {
     assert_eq!(run(0), 1, "without absorption the ghost stays");
     assert_eq!(run(30), 0, "with absorption it is learned away");
 }
+
+/// An endless textured scene (4 px blocks of pseudo-random grey 40..=215) seen through a
+/// 320x240 window whose top-left corner is at `(ox, oy)` on it, `gain` x brightness.
+fn scene(ox: i64, oy: i64, gain: f32) -> Vec<u8> {
+    let mut img = vec![0u8; W * H];
+    for (y, row) in img.chunks_exact_mut(W).enumerate() {
+        for (x, p) in row.iter_mut().enumerate() {
+            let (bx, by) = ((x as i64 + ox).div_euclid(4), (y as i64 + oy).div_euclid(4));
+            let mut z = (bx as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                ^ (by as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
+            z = (z ^ (z >> 29)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            let v = 40.0 + (z >> 56) as f32 * (175.0 / 255.0);
+            *p = (v * gain).round().clamp(0.0, 255.0) as u8;
+        }
+    }
+    img
+}
+
+/// Feeds `offsets` (camera positions, pixels) after a 10-frame still warm-up at the first
+/// one; returns the classification and the number of detections of each fed frame.
+fn run_camera(d: &mut MotionDetector, frames: &[(i64, i64, f32)]) -> Vec<(GlobalMotion, usize)> {
+    let (x0, y0, g0) = frames[0];
+    for s in 0..10 {
+        assert!(d.detect(&gray(s, scene(x0, y0, g0))).unwrap().is_empty());
+        assert_eq!(d.global_motion(), GlobalMotion::None);
+    }
+    frames
+        .iter()
+        .enumerate()
+        .map(|(i, &(x, y, g))| {
+            let n = d
+                .detect(&gray(10 + i as u64, scene(x, y, g)))
+                .unwrap()
+                .len();
+            (d.global_motion(), n)
+        })
+        .collect()
+}
+
+#[test]
+fn a_pan_is_reported_as_pan_not_as_boxes() {
+    use GlobalMotion::{Moving, Pan};
+    // Still, then the camera pans right 4 px (2 grid cells) a frame for 12 frames, then
+    // stops: content moves left.
+    let mut frames = vec![(0, 0, 1.0)];
+    frames.extend((1..=12).map(|k| (4 * k, 0, 1.0)));
+    frames.extend(std::iter::repeat_n((48, 0, 1.0), 10));
+    let mut d = detector();
+    let got = run_camera(&mut d, &frames);
+    // After the stop the run is held for HOLD_FRAMES (3) frames: a slow pan shows a
+    // whole-cell shift only every few frames.
+    let mut want = vec![(GlobalMotion::None, 0), (Moving, 0), (Moving, 0)];
+    want.extend(std::iter::repeat_n((Pan, 0), 13));
+    want.extend(std::iter::repeat_n((GlobalMotion::None, 0), 7));
+    assert_eq!(got, want);
+
+    // The shift signal of a pan frame: 2 cells of 160 leftwards.
+    let mut d = detector();
+    run_camera(&mut d, &frames[..4]);
+    assert_eq!(d.global_shift(), (-2.0 / 160.0, 0.0));
+
+    // Without global motion detection the same pan is boxes over the picture.
+    let mut d = MotionDetector::new(MotionConfig {
+        detect_global_motion: false,
+        ..MotionConfig::default()
+    })
+    .unwrap();
+    let got = run_camera(&mut d, &frames);
+    assert!(
+        got[1..13]
+            .iter()
+            .all(|&(g, n)| g == GlobalMotion::None && n > 0),
+        "{got:?}"
+    );
+}
+
+#[test]
+fn a_shake_is_reported_as_shake() {
+    use GlobalMotion::{Moving, Shake};
+    // Random small camera offsets (2, 4 or 6 px on each axis, seeded) alternating in sign:
+    // the picture jumps back and forth around a fixed position. The first two moving
+    // frames are too few to tell; the rest is shake; then the camera settles.
+    let mut rng = 0x1234_5678_u64;
+    let mut pick = || {
+        rng = rng
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        2 * (1 + (rng >> 33) % 3) as i64
+    };
+    let mut frames = vec![(0, 0, 1.0)];
+    for k in 1..=16i64 {
+        let sign = if k % 2 == 0 { 1 } else { -1 };
+        frames.push((sign * pick(), -sign * pick(), 1.0));
+    }
+    let last = frames[16];
+    frames.extend(std::iter::repeat_n(last, 8));
+    let mut d = detector();
+    let got = run_camera(&mut d, &frames);
+    let mut want = vec![(GlobalMotion::None, 0), (Moving, 0), (Moving, 0)];
+    want.extend(std::iter::repeat_n((Shake, 0), 17));
+    want.extend(std::iter::repeat_n((GlobalMotion::None, 0), 5));
+    assert_eq!(got, want);
+}
+
+#[test]
+fn a_pan_slower_than_a_cell_per_frame_adds_up() {
+    // 80-px grid: a cell is 4 px; the camera pans 1 px a frame for 40 frames. Shifts are
+    // measured against a reference frame that is kept until a whole-cell shift shows,
+    // and a run is held across the frames in between.
+    let mut d = MotionDetector::new(MotionConfig {
+        grid_width_px: 80,
+        ..MotionConfig::default()
+    })
+    .unwrap();
+    let mut frames = vec![(0, 0, 1.0)];
+    frames.extend((1..=40).map(|k| (k, 0, 1.0)));
+    let got = run_camera(&mut d, &frames);
+    let first = got
+        .iter()
+        .position(|&(g, _)| g == GlobalMotion::Moving)
+        .expect("recognised");
+    // Within a cell (4 frames) of the start; before that, 1-3 px of drift against the
+    // background may show as boxes along the texture's edges.
+    assert!(first <= 4, "{got:?}");
+    for (i, &(g, n)) in got.iter().enumerate().skip(first) {
+        assert!(
+            matches!(g, GlobalMotion::Moving | GlobalMotion::Pan),
+            "frame {i}: {got:?}"
+        );
+        assert_eq!(n, 0, "frame {i}: {got:?}");
+    }
+    assert!(
+        got[20..].iter().all(|&(g, _)| g == GlobalMotion::Pan),
+        "{got:?}"
+    );
+}
+
+#[test]
+fn an_exposure_jump_is_reported_as_such() {
+    // Brightness x1.5 from one frame to the next (values 40..215 gain 20..40 levels),
+    // then steady: one exposure_jump frame, no boxes, detection resumes at once.
+    let mut frames = vec![(0, 0, 1.0)];
+    frames.extend(std::iter::repeat_n((0, 0, 1.5), 6));
+    let mut d = detector();
+    let got = run_camera(&mut d, &frames);
+    let mut want = vec![(GlobalMotion::None, 0), (GlobalMotion::ExposureJump, 0)];
+    want.extend(std::iter::repeat_n((GlobalMotion::None, 0), 5));
+    assert_eq!(got, want);
+    // A multiplicative change is not removed by the median compensation alone: without
+    // global motion detection it is boxes.
+    let mut d = MotionDetector::new(MotionConfig {
+        detect_global_motion: false,
+        ..MotionConfig::default()
+    })
+    .unwrap();
+    assert!(run_camera(&mut d, &frames)[1].1 > 0);
+}
+
+#[test]
+fn an_object_moving_over_a_textured_still_scene_is_not_global_motion() {
+    let mut d = detector();
+    for s in 0..10 {
+        d.detect(&gray(s, scene(0, 0, 1.0))).unwrap();
+    }
+    for k in 0..20u64 {
+        let mut img = scene(0, 0, 1.0);
+        let x0 = 20 + 6 * k as usize;
+        for row in img.chunks_exact_mut(W).skip(80).take(60) {
+            row[x0..x0 + 40].fill(250);
+        }
+        let dets = d.detect(&gray(10 + k, img)).unwrap();
+        assert_eq!(d.global_motion(), GlobalMotion::None, "frame {k}");
+        assert_eq!(dets.len(), 1, "frame {k}: {dets:?}");
+        assert!(
+            best_iou(&dets, norm((x0, 80, 40, 60, 250))) > 0.8,
+            "frame {k}"
+        );
+    }
+}
+
+#[test]
+fn stage_reports_global_motion_signals() {
+    let mut d = detector();
+    let artifacts = PerceptionArtifacts::new();
+    let view = ViewSnapshot::default();
+    let temporal = NullTemporalAccess::default();
+    let mut last = None;
+    for s in 0..14u64 {
+        let ox = if s < 10 { 0 } else { 4 * (s as i64 - 9) };
+        let frame = gray(s, scene(ox, 0, 1.0));
+        let ctx = StageContext::new(
+            FeedId::new(1),
+            &frame,
+            &artifacts,
+            &view,
+            &temporal,
+            StageMetrics::default(),
+            frame.ts(),
+        );
+        last = Some(d.process(&ctx).unwrap());
+    }
+    let out = last.unwrap();
+    assert_eq!(out.control, StageControl::Continue);
+    let signal = |name: &str| {
+        out.signals
+            .iter()
+            .find(|s| s.name == name)
+            .map(|s| s.value.clone())
+    };
+    assert_eq!(
+        signal(MotionDetector::GLOBAL_SIGNAL),
+        Some(SignalValue::Categorical("pan".into()))
+    );
+    assert_eq!(
+        signal(MotionDetector::GLOBAL_SHIFT_SIGNAL),
+        Some(SignalValue::Vector(vec![f64::from(-2.0f32 / 160.0), 0.0]))
+    );
+}

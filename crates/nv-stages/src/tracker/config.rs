@@ -40,6 +40,11 @@ pub struct TrackerConfig {
     pub min_hits: u32,
     /// Consecutive unmatched frames a confirmed track coasts before it is lost.
     pub max_age_frames: u32,
+    /// A track coasts at most this many frames per frame it was matched (and never more
+    /// than `max_age_frames`): a track seen twice is weak evidence of an object (two
+    /// overlapping false detections confirm one), and coasting it for a second would
+    /// report a phantom; a track seen for seconds has earned the full `max_age_frames`.
+    pub coast_frames_per_hit: u32,
     /// Only match detections of the track's class.
     pub class_aware: bool,
     /// Merge handling: a detection explained better by the union of several
@@ -56,15 +61,18 @@ pub struct TrackerConfig {
     pub merge_margin: f32,
     /// End tracks that leave the picture instead of coasting them outside it for
     /// `max_age_frames`: a coasting track ends once less than `exit_visible_fraction` of
-    /// its predicted box lies inside the frame, or after `edge_exit_misses` consecutive
-    /// misses when last seen touching an edge while moving out through it. A single miss
-    /// at the edge never ends a track (detectors drop boxes at the border all the time).
+    /// its predicted box (extended to the object's full size where its last box was cut
+    /// by an edge) lies inside the frame, or after `edge_exit_misses` consecutive misses
+    /// when last seen touching an edge while moving out through it. A miss at the edge
+    /// with most of the object still inside never ends a track (detectors drop boxes at
+    /// the border all the time).
     pub end_tracks_at_frame_edge: bool,
     /// How close (normalised) to an edge a box must be to count as touching it.
     pub frame_edge_margin: f32,
     /// Consecutive misses after which a track last seen leaving through an edge ends.
     pub edge_exit_misses: u32,
-    /// A coasting track whose predicted box is less visible than this has left.
+    /// A coasting track whose predicted box, extended to the object's full size where
+    /// its last observation was cut by an edge, is less visible than this has left.
     pub exit_visible_fraction: f32,
     /// Per coasted frame, the box's size velocity is multiplied by this (0 holds the size
     /// at once, 1 keeps the last rate).
@@ -90,8 +98,9 @@ impl Default for TrackerConfig {
             min_iou_low: 0.5,
             min_iou_recovery: 0.2,
             min_iou_tentative: 0.3,
-            min_hits: 3,
+            min_hits: 2,
             max_age_frames: 30,
+            coast_frames_per_hit: 2,
             class_aware: true,
             merge_handling: true,
             merge_containment: 0.5,
@@ -99,7 +108,7 @@ impl Default for TrackerConfig {
             end_tracks_at_frame_edge: true,
             frame_edge_margin: 0.01,
             edge_exit_misses: 3,
-            exit_visible_fraction: 0.5,
+            exit_visible_fraction: 0.3,
             coast_size_damping: 0.5,
             coast_max_scale_change: 1.5,
             min_box_side: 0.002,
@@ -175,6 +184,13 @@ impl TrackerConfig {
                 "tracker.min_box_side",
                 self.min_box_side,
                 "must be within (0, 0.5]",
+            ));
+        }
+        if self.coast_frames_per_hit == 0 {
+            problems.push(ConfigProblem::invalid(
+                "tracker.coast_frames_per_hit",
+                0,
+                "must be at least 1",
             ));
         }
         if self.edge_exit_misses == 0 {

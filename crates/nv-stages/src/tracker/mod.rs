@@ -47,6 +47,9 @@ struct ActiveTrack {
     /// observation-centric re-update.
     filter_at_obs: BoxKalman,
     last_obs: BBox,
+    /// Estimated full (unclipped) width and height of the object: a box cut by a frame
+    /// edge only shows part of it, so the size seen away from the edges is kept.
+    full_size: [f32; 2],
     confidence: f32,
     hits: u32,
     /// Consecutive frames without a match.
@@ -63,7 +66,7 @@ impl ActiveTrack {
         matches!(self.state, TrackState::Confirmed | TrackState::Coasted)
     }
 
-    fn observe(&mut self, det: &Detection, min_hits: u32) {
+    fn observe(&mut self, det: &Detection, cfg: &TrackerConfig) {
         if self.misses > 0 {
             // Observation-centric re-update: replay the gap along a straight line between
             // the last and the new observation, starting from the last observed state.
@@ -85,12 +88,13 @@ impl ActiveTrack {
         }
         self.filter_at_obs = self.filter;
         self.last_obs = det.bbox;
+        self.full_size = full_size(self.full_size, &det.bbox, cfg.frame_edge_margin);
         self.confidence = det.confidence;
         self.detection = Some(det.id);
         self.hits = self.hits.saturating_add(1);
         self.misses = 0;
         self.state = match self.state {
-            TrackState::Tentative if self.hits < min_hits => TrackState::Tentative,
+            TrackState::Tentative if self.hits < cfg.min_hits => TrackState::Tentative,
             _ => TrackState::Confirmed,
         };
     }
@@ -107,10 +111,14 @@ impl ActiveTrack {
                     .damp_size_velocity(f64::from(cfg.coast_size_damping));
                 self.bound_coasting_size(cfg);
                 let exited = cfg.end_tracks_at_frame_edge
-                    && (visible_fraction(&self.filter.bbox()) < cfg.exit_visible_fraction
+                    && (visible_fraction(&self.extent(cfg.frame_edge_margin))
+                        < cfg.exit_visible_fraction
                         || (self.misses >= cfg.edge_exit_misses
                             && self.leaving_frame(cfg.frame_edge_margin)));
-                self.state = if exited || self.misses > cfg.max_age_frames {
+                let max_age = cfg
+                    .max_age_frames
+                    .min(self.hits.saturating_mul(cfg.coast_frames_per_hit));
+                self.state = if exited || self.misses > max_age {
                     TrackState::Lost
                 } else {
                     TrackState::Coasted
@@ -132,6 +140,32 @@ impl ActiveTrack {
             .bound_size([(w / k).max(floor), (h / k).max(floor)], [w * k, h * k]);
     }
 
+    /// The predicted box extended to the object's full size on the sides where the last
+    /// observation was cut by a frame edge. The observed boxes of an object leaving the
+    /// picture are clipped, so their prediction stays inside the frame; the interior
+    /// edge of the prediction moves with the object, and the full extent beyond it says
+    /// how much of the object is still inside.
+    fn extent(&self, margin: f32) -> BBox {
+        let p = self.filter.bbox();
+        let o = &self.last_obs;
+        let [fw, fh] = self.full_size;
+        let (w, h) = (fw.max(p.width()), fh.max(p.height()));
+        let (mut x_min, mut x_max) = (p.x_min, p.x_max);
+        let (mut y_min, mut y_max) = (p.y_min, p.y_max);
+        // A box cut on both sides of an axis is wider than the frame: nothing to infer.
+        match (o.x_min <= margin, o.x_max >= 1.0 - margin) {
+            (true, false) => x_min = x_max - w,
+            (false, true) => x_max = x_min + w,
+            _ => {}
+        }
+        match (o.y_min <= margin, o.y_max >= 1.0 - margin) {
+            (true, false) => y_min = y_max - h,
+            (false, true) => y_max = y_min + h,
+            _ => {}
+        }
+        BBox::new(x_min, y_min, x_max, y_max)
+    }
+
     /// Whether the last observation touches a frame edge (within `margin`) and the box
     /// was moving out through it: then a missing detection means the object has left,
     /// and coasting would only report a box outside the picture.
@@ -146,6 +180,26 @@ impl ActiveTrack {
             || (b.y_max >= 1.0 - margin && v_top > 0.0)
             || (b.y_min <= margin && v_bottom < 0.0)
     }
+}
+
+/// Updates the full-size estimate with an observed box: along an axis where the box
+/// touches a frame edge it may be cut, so only a larger size is believed; elsewhere the
+/// observed size is the object's size.
+fn full_size(prev: [f32; 2], b: &BBox, margin: f32) -> [f32; 2] {
+    let cut_x = b.x_min <= margin || b.x_max >= 1.0 - margin;
+    let cut_y = b.y_min <= margin || b.y_max >= 1.0 - margin;
+    [
+        if cut_x {
+            prev[0].max(b.width())
+        } else {
+            b.width()
+        },
+        if cut_y {
+            prev[1].max(b.height())
+        } else {
+            b.height()
+        },
+    ]
 }
 
 /// Fraction of `b`'s area inside the frame.
@@ -283,10 +337,9 @@ impl Tracker {
         self.run_pass(dets, Pass::Recovery);
         self.run_pass(dets, Pass::Tentative);
 
-        let min_hits = self.config.min_hits;
         for (t, m) in self.tracks.iter_mut().zip(&self.match_of_track) {
             match m.and_then(|d| dets.get(d)) {
-                Some(det) => t.observe(det, min_hits),
+                Some(det) => t.observe(det, &self.config),
                 None => t.miss(&self.config),
             }
         }
@@ -339,6 +392,7 @@ impl Tracker {
             filter,
             filter_at_obs: filter,
             last_obs: det.bbox,
+            full_size: [det.bbox.width(), det.bbox.height()],
             confidence: det.confidence,
             hits: 1,
             misses: 0,

@@ -31,11 +31,16 @@ fn id_at(tracks: &[Track], b: BBox) -> Option<u64> {
 #[test]
 fn straight_path_keeps_one_id_and_confirms_after_min_hits() {
     let mut t = tracker();
+    let min_hits = u64::from(t.config().min_hits);
+    assert_eq!(
+        min_hits, 2,
+        "ByteTrack's default: confirmed on the second hit"
+    );
     let mut ids = Vec::new();
     for f in 0..60u64 {
         let x = 0.05 + 0.01 * f as f32;
         let out = t.update(ts(f), &vec![det(0, x, 0.4, 0.08, 0.1, 0.9)].into());
-        if f < 2 {
+        if f + 1 < min_hits {
             assert!(out.is_empty(), "tentative tracks are hidden (frame {f})");
         } else {
             assert_eq!(out.len(), 1);
@@ -166,6 +171,8 @@ fn lost_after_max_age_reported_once_and_ids_are_monotonic() {
     let cfg = TrackerConfig {
         max_age_frames: 5,
         min_hits: 1,
+        // One hit earns the full 5 frames of coasting here.
+        coast_frames_per_hit: 5,
         ..TrackerConfig::default()
     };
     let mut t = Tracker::new(cfg).unwrap();
@@ -508,4 +515,101 @@ fn coasting_boxes_keep_a_sane_size() {
             r.current.bbox
         );
     }
+}
+
+/// An object of width 0.1 moving right by 0.02 per frame, its detection clipped by the
+/// right edge (as detectors report it) from `x0 > 0.9` on. `None` once it is out.
+fn leaving_right(f: u64) -> Option<BBox> {
+    let x0 = 0.6 + 0.02 * f as f32;
+    (x0 < 1.0).then(|| BBox::new(x0, 0.4, (x0 + 0.1).min(1.0), 0.5))
+}
+
+#[test]
+fn a_miss_when_most_of_the_object_is_out_ends_the_track_at_once() {
+    // The clipped boxes shrink towards the edge, so their own prediction stays inside the
+    // picture; the full-size extent (width 0.1, seen before the edge) says how much of
+    // the object is left. A miss with 60% inside coasts; a miss with 20% inside (under
+    // exit_visible_fraction 0.3) ends the track at once, with no coasted row.
+    let mut t = tracker();
+    for f in 0..17u64 {
+        let b = leaving_right(f).unwrap();
+        let out = t.update(
+            ts(f),
+            &vec![Detection::builder(DetectionId::new(0), 0, 0.9, b).build()].into(),
+        );
+        if f >= 1 {
+            assert_eq!(out.len(), 1);
+            assert_eq!(out[0].state, TrackState::Confirmed, "frame {f}");
+        }
+    }
+    // Frame 17: x0 = 0.94, 60% of the object inside; frame 18: 40%; frame 19: 20%.
+    let out = t.update(ts(17), &DetectionSet::empty());
+    assert_eq!(out.len(), 1);
+    assert_eq!(
+        out[0].state,
+        TrackState::Coasted,
+        "60% inside: a plain miss"
+    );
+    let b = leaving_right(18).unwrap();
+    let out = t.update(
+        ts(18),
+        &vec![Detection::builder(DetectionId::new(1), 0, 0.9, b).build()].into(),
+    );
+    assert_eq!(out[0].state, TrackState::Confirmed, "re-found, same track");
+    assert_eq!(out[0].id.as_u64(), 1);
+    let out = t.update(ts(19), &DetectionSet::empty());
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].state, TrackState::Lost, "20% inside: it has left");
+    assert_eq!(out[0].current.bbox, leaving_right(18).unwrap());
+    assert!(t.update(ts(20), &DetectionSet::empty()).is_empty());
+}
+
+#[test]
+fn full_size_is_only_grown_by_boxes_cut_by_an_edge() {
+    let m = 0.01;
+    let inside = BBox::new(0.4, 0.4, 0.5, 0.6);
+    assert_eq!(
+        full_size([0.3, 0.3], &inside, m),
+        [inside.width(), inside.height()]
+    );
+    // Cut by the right edge: narrower than the object, the old width stays; the
+    // height is not cut and is taken as seen.
+    let cut = BBox::new(0.95, 0.4, 1.0, 0.5);
+    let [w, h] = full_size([0.1, 0.3], &cut, m);
+    assert_eq!(w, 0.1);
+    assert!((h - 0.1).abs() < 1e-6);
+    // An object entering: its cut box grows, and so does the estimate.
+    let [w, _] = full_size([0.02, 0.1], &BBox::new(0.0, 0.4, 0.06, 0.5), m);
+    assert!((w - 0.06).abs() < 1e-6);
+}
+
+#[test]
+fn a_track_seen_twice_coasts_two_frames_per_hit_a_long_track_max_age() {
+    // Defaults: coast_frames_per_hit 2, max_age_frames 30.
+    let cfg = TrackerConfig::default();
+    assert_eq!((cfg.coast_frames_per_hit, cfg.max_age_frames), (2, 30));
+    let coasted_frames = |hits: u64| {
+        let mut t = tracker();
+        for f in 0..hits {
+            t.update(
+                ts(f),
+                &vec![det(0, 0.2 + 0.005 * f as f32, 0.3, 0.1, 0.2, 0.9)].into(),
+            );
+        }
+        let mut coasted = 0;
+        for f in hits..hits + 40 {
+            let out = t.update(ts(f), &DetectionSet::empty());
+            match out.first().map(|t| t.state) {
+                Some(TrackState::Coasted) => coasted += 1,
+                Some(TrackState::Lost) => return coasted,
+                other => panic!("frame {f}: {other:?}"),
+            }
+        }
+        panic!("never lost");
+    };
+    // Two overlapping detections (what two false positives can do) coast 4 frames,
+    // not 30; five hits coast 10; a track seen for 20 frames coasts max_age_frames.
+    assert_eq!(coasted_frames(2), 4);
+    assert_eq!(coasted_frames(5), 10);
+    assert_eq!(coasted_frames(20), 30);
 }
