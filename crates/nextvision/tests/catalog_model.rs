@@ -226,3 +226,21 @@ fn process_runs_the_catalog_person_detector_from_a_config_file() {
         text(&out)
     );
 }
+
+#[test]
+fn models_bench_times_a_cached_model_and_refuses_a_clip() {
+    let cache = fetched_cache();
+    let out = nextvision(
+        &cache,
+        &["models", "bench", "person-ssdlite", "--frames", "1"],
+    );
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(
+        t.starts_with("person-ssdlite: load ") && t.contains("per 640x272 frame over 1 frames"),
+        "{t}"
+    );
+    let out = nextvision(&cache, &["models", "bench", "bikes-clip"]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("`bikes-clip` is a sample clip, not a model"));
+}
