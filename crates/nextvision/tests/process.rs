@@ -75,11 +75,8 @@ fn processes_every_frame_of_a_clip_into_json_lines() {
 /// is closed, so the source keeps failing until the time limit.
 #[test]
 fn process_never_prints_a_password_with_reserved_characters() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let refused = nv_test_util::port::RefusedPort::new();
+    let port = refused.port();
     for pw in ["Pl4nted/S3cret-9x7", "Pl4nt@d/S3cr:t#9x7", "S3cr?x#y@z:w/v"] {
         // Bound the wait on the time limit, not on a sleep: the process ends by itself.
         let run = Command::new(env!("CARGO_BIN_EXE_nextvision"))

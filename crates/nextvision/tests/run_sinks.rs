@@ -6,7 +6,6 @@
 )]
 
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -81,11 +80,8 @@ fn sink_losses_are_reported_as_health_events() {
     let port = 0;
     // A webhook on a closed port that gives up at once: every record is lost, and the
     // daemon must say so on the health stream.
-    let dead = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let refused = nv_test_util::port::RefusedPort::new();
+    let dead = refused.port();
     let config = format!(
         r#"
 [api]

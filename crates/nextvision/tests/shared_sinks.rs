@@ -7,12 +7,11 @@
 )]
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use nv_test_util::broker::Broker;
 use nv_test_util::daemon::Daemon;
 use parking_lot::{Condvar, Mutex};
 use rumqttc::{Client, Event, Incoming, MqttOptions, QoS};
@@ -121,54 +120,6 @@ fn eight_feeds_share_one_rotating_file_sink_without_losing_a_record() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// mosquitto on a free port, logging to `dir/mosquitto.log`; killed on drop.
-struct Mosquitto {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-}
-
-impl Mosquitto {
-    fn start(dir: &Path) -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let conf = dir.join("mosquitto.conf");
-        let log = dir.join("mosquitto.log");
-        std::fs::write(
-            &conf,
-            format!(
-                "listener {port} 127.0.0.1\nallow_anonymous true\nuser root\nlog_dest file {}\nlog_type all\n",
-                log.display()
-            ),
-        )
-        .unwrap();
-        let child = Command::new("/usr/sbin/mosquitto")
-            .arg("-c")
-            .arg(&conf)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("mosquitto");
-        let deadline = Instant::now() + TIMEOUT;
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "mosquitto did not start");
-            std::thread::yield_now();
-        }
-        Self { child, port, log }
-    }
-}
-
-impl Drop for Mosquitto {
-    fn drop(&mut self) {
-        let _killed = self.child.kill();
-        let _reaped = self.child.wait();
-    }
-}
-
 #[derive(Default)]
 struct Inbox {
     subscribed: bool,
@@ -179,7 +130,7 @@ struct Inbox {
 #[test]
 fn four_feeds_share_one_mqtt_connection_and_every_record_arrives_once() {
     let dir = temp_dir("shared-mqtt");
-    let broker = Mosquitto::start(&dir);
+    let broker = Broker::mosquitto(&dir);
     let mut opts = MqttOptions::new("nv-test-subscriber", "127.0.0.1", broker.port);
     opts.set_keep_alive(Duration::from_secs(30));
     let (client, mut conn) = Client::new(opts, 1024);
@@ -240,7 +191,7 @@ fn four_feeds_share_one_mqtt_connection_and_every_record_arrives_once() {
         .collect();
     assert_exactly_once(&records, 4);
 
-    let log = std::fs::read_to_string(&broker.log).unwrap();
+    let log = std::fs::read_to_string(broker.log_path()).unwrap();
     let connections = log
         .lines()
         .filter(|l| l.contains("New client connected") && l.contains(" as nv-shared-sink"))

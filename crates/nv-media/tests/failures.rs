@@ -14,14 +14,13 @@ mod rtsp_server;
 use std::time::{Duration, Instant};
 
 use common::{
-    clip, count, events_until_stopped, feed, runtime, truncated_copy, ClipSpec, Container, Recorder,
+    clip, count, events_until_stopped, feed, run_to_stop_with, runtime, truncated_copy, ClipSpec,
+    Container, Events, Recorder,
 };
 use nv_core::{FailureKind, FeedState};
-use nv_runtime::{
-    FeedHandle, HealthEvent, HealthSubscription, ReconnectPolicy, RestartPolicy, SourceSpec,
-    StopReason,
-};
-use rtsp_server::{free_port, SilentServer, TestServer, USER};
+use nv_runtime::{FeedHandle, HealthEvent, ReconnectPolicy, RestartPolicy, SourceSpec, StopReason};
+use nv_test_util::port::RefusedPort;
+use rtsp_server::{SilentServer, TestServer, USER};
 
 /// An MP4 with its index first (`faststart`), cut right before the media data: a header
 /// and nothing to play.
@@ -99,23 +98,15 @@ fn broken_files_fail_at_once_with_a_typed_kind_and_no_restart() {
     let startup = Duration::from_secs(2);
     for (path, kind, text) in cases {
         let t0 = Instant::now();
-        let rt = runtime();
-        let mut health = rt.health_subscribe();
-        let rec = Recorder::default();
         // The daemon's default restart policy: a file error must not be retried anyway.
-        let h = rt
-            .add_feed(
-                feed(SourceSpec::file(&path), &rec)
-                    .restart(RestartPolicy::default().with_restart_delay(Duration::ZERO))
-                    .startup_timeout(startup)
-                    .build()
-                    .unwrap(),
-            )
-            .unwrap();
-        let events = events_until_stopped(&mut health, h.id());
+        let done = run_to_stop_with(SourceSpec::file(&path), |f| {
+            f.restart(RestartPolicy::default().with_restart_delay(Duration::ZERO))
+                .startup_timeout(startup)
+        });
         let took = t0.elapsed();
-        assert_eq!(count(&events, "feed_restarting"), 0, "{path:?}: {events:?}");
-        let StopReason::SourceFailed { kind: got, cause } = stop_of(&events) else {
+        let (events, h) = (&done.events, &done.handle);
+        assert_eq!(count(events, "feed_restarting"), 0, "{path:?}: {events:?}");
+        let StopReason::SourceFailed { kind: got, cause } = stop_of(events) else {
             panic!("{path:?}: {events:?}");
         };
         assert_eq!(got, kind, "{path:?}: {cause}");
@@ -138,40 +129,7 @@ fn broken_files_fail_at_once_with_a_typed_kind_and_no_restart() {
             took < startup + Duration::from_secs(2),
             "{path:?} took {took:?}"
         );
-        assert!(rec.seen().is_empty());
-    }
-}
-
-/// Keeps every event of one feed.
-struct Events {
-    sub: HealthSubscription,
-    all: Vec<HealthEvent>,
-}
-
-impl Events {
-    fn new(sub: HealthSubscription) -> Self {
-        Self {
-            sub,
-            all: Vec::new(),
-        }
-    }
-    fn wait(&mut self, what: &str, mut pred: impl FnMut(&HealthEvent) -> bool) -> HealthEvent {
-        let deadline = Instant::now() + common::T;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.sub.recv_timeout(left) {
-                Ok(e) => {
-                    self.all.push(e.clone());
-                    if pred(&e) {
-                        return e;
-                    }
-                }
-                Err(e) => panic!("no {what} before timeout ({e:?}); saw {:?}", self.all),
-            }
-        }
-    }
-    fn count(&self, name: &str) -> usize {
-        self.all.iter().filter(|e| e.name() == name).count()
+        assert!(done.seen.is_empty());
     }
 }
 
@@ -299,7 +257,8 @@ fn access_denied_budget_is_not_multiplied_by_the_restart_policy() {
 fn wrong_path_refused_port_and_silent_server_each_report_their_kind() {
     let server = TestServer::start(0, false);
     let silent = SilentServer::start();
-    let refused_port = free_port();
+    let refused = RefusedPort::new();
+    let refused_port = refused.port();
     let cases = [
         (
             format!("rtsp://127.0.0.1:{}/nope", server.port),

@@ -8,8 +8,8 @@
 mod common;
 
 use common::{
-    assert_contiguous, clip, count, events_until_stopped, feed, runtime, truncated_copy, ClipSpec,
-    Container, Recorder,
+    assert_contiguous, clip, count, events_until_stopped, feed, run_to_stop, run_to_stop_with,
+    runtime, truncated_copy, ClipSpec, Container, Recorder,
 };
 use nv_core::source::DecodeOutcome;
 use nv_runtime::source::OutputFormat;
@@ -19,20 +19,8 @@ use nv_test_util::wait_for_event;
 const FRAME_NS: f64 = 1e9 / 30.0;
 
 fn decode_file(spec: &ClipSpec, output: OutputFormat) -> (Vec<common::Seen>, Vec<HealthEvent>) {
-    let path = clip(spec);
-    let rt = runtime();
-    let mut health = rt.health_subscribe();
-    let rec = Recorder::default();
-    let h = rt
-        .add_feed(
-            feed(SourceSpec::file(&path), &rec)
-                .output_format(output)
-                .build()
-                .unwrap(),
-        )
-        .unwrap();
-    let events = events_until_stopped(&mut health, h.id());
-    (rec.seen(), events)
+    let done = run_to_stop_with(SourceSpec::file(clip(spec)), |f| f.output_format(output));
+    (done.seen, done.events)
 }
 
 fn assert_clean_eos(events: &[HealthEvent]) {
@@ -129,18 +117,8 @@ fn truncated_and_garbage_files_stop_with_a_typed_error() {
     let startup = std::time::Duration::from_secs(2);
     for path in [truncated, garbage, missing] {
         let t0 = std::time::Instant::now();
-        let rt = runtime();
-        let mut health = rt.health_subscribe();
-        let rec = Recorder::default();
-        let h = rt
-            .add_feed(
-                feed(SourceSpec::file(&path), &rec)
-                    .startup_timeout(startup)
-                    .build()
-                    .unwrap(),
-            )
-            .unwrap();
-        let events = events_until_stopped(&mut health, h.id());
+        let done = run_to_stop_with(SourceSpec::file(&path), |f| f.startup_timeout(startup));
+        let events = done.events;
         assert_eq!(count(&events, "source_eos"), 0, "{path:?}: {events:?}");
         match events.last() {
             Some(HealthEvent::FeedStopped {
@@ -156,7 +134,7 @@ fn truncated_and_garbage_files_stop_with_a_typed_error() {
             other => panic!("{path:?}: unexpected end {other:?}"),
         }
         assert!(t0.elapsed() < startup + std::time::Duration::from_secs(1));
-        assert!(rec.seen().is_empty());
+        assert!(done.seen.is_empty());
     }
 }
 
@@ -165,14 +143,8 @@ fn truncated_mkv_keeps_decoded_frames_and_never_hangs() {
     // Matroska is streamable: the frames before the cut still decode.
     let good = clip(&ClipSpec::new(30, 64, 64, Container::Mkv));
     let truncated = truncated_copy(&good, "truncated.mkv", 0.6);
-    let rt = runtime();
-    let mut health = rt.health_subscribe();
-    let rec = Recorder::default();
-    let h = rt
-        .add_feed(feed(SourceSpec::file(&truncated), &rec).build().unwrap())
-        .unwrap();
-    let events = events_until_stopped(&mut health, h.id());
-    let seen = rec.seen();
+    let done = run_to_stop(SourceSpec::file(&truncated));
+    let (seen, events) = (done.seen, done.events);
     assert!(seen.len() < 30, "{}", seen.len());
     assert_contiguous(&seen, 0);
     assert!(matches!(
@@ -212,19 +184,9 @@ fn decoder_preferences_are_reported_once() {
         nv_core::source::DecodePreference::CpuOnly,
         nv_core::source::DecodePreference::PreferHardware,
     ] {
-        let rt = runtime();
-        let mut health = rt.health_subscribe();
-        let rec = Recorder::default();
-        let h = rt
-            .add_feed(
-                feed(SourceSpec::file(&path), &rec)
-                    .decode(pref)
-                    .build()
-                    .unwrap(),
-            )
-            .unwrap();
-        let events = events_until_stopped(&mut health, h.id());
-        assert_eq!(rec.seen().len(), 10, "{pref:?}");
+        let done = run_to_stop_with(SourceSpec::file(&path), |f| f.decode(pref));
+        let (events, h) = (&done.events, &done.handle);
+        assert_eq!(done.seen.len(), 10, "{pref:?}");
         let decisions: Vec<_> = events
             .iter()
             .filter_map(|e| match e {
@@ -285,19 +247,14 @@ fn decoder_preferences_are_reported_once() {
 
 #[test]
 fn finite_test_pattern_ends_at_its_frame_count() {
-    let rt = runtime();
-    let mut health = rt.health_subscribe();
-    let rec = Recorder::default();
-    let spec = SourceSpec::TestPattern {
+    let done = run_to_stop(SourceSpec::TestPattern {
         pattern: "smpte".into(),
         width: 32,
         height: 24,
         fps: 60,
         frame_count: Some(15),
-    };
-    let h = rt.add_feed(feed(spec, &rec).build().unwrap()).unwrap();
-    let events = events_until_stopped(&mut health, h.id());
-    let seen = rec.seen();
+    });
+    let (seen, events) = (done.seen, done.events);
     assert_eq!(seen.len(), 15);
     assert_contiguous(&seen, 0);
     assert!(seen.iter().all(|s| s.format == PixelFormat::I420));
@@ -316,15 +273,10 @@ fn finite_test_pattern_ends_at_its_frame_count() {
 #[test]
 fn uri_source_decodes_through_uridecodebin() {
     let path = clip(&ClipSpec::new(10, 64, 64, Container::Mkv));
-    let rt = runtime();
-    let mut health = rt.health_subscribe();
-    let rec = Recorder::default();
-    let spec = SourceSpec::Uri {
+    let done = run_to_stop(SourceSpec::Uri {
         uri: format!("file://{}", path.display()),
-    };
-    let h = rt.add_feed(feed(spec, &rec).build().unwrap()).unwrap();
-    let events = events_until_stopped(&mut health, h.id());
-    let seen = rec.seen();
+    });
+    let (seen, events) = (done.seen, done.events);
     assert_eq!(seen.len(), 10);
     assert_contiguous(&seen, 0);
     assert_clean_eos(&events);
@@ -407,14 +359,8 @@ fn pts_jump_is_reported_and_media_time_stays_continuous() {
     bytes.extend(std::fs::read(&parts[1]).unwrap());
     std::fs::write(&joined, bytes).unwrap();
 
-    let rt = runtime();
-    let mut health = rt.health_subscribe();
-    let rec = Recorder::default();
-    let h = rt
-        .add_feed(feed(SourceSpec::file(&joined), &rec).build().unwrap())
-        .unwrap();
-    let events = events_until_stopped(&mut health, h.id());
-    let seen = rec.seen();
+    let done = run_to_stop(SourceSpec::file(&joined));
+    let (seen, events) = (done.seen, done.events);
     assert_eq!(seen.len(), 20);
     assert_contiguous(&seen, 0);
     let jumps: Vec<(u64, u64)> = events

@@ -14,10 +14,10 @@ use std::io::Write;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use common::{feed, runtime, Recorder};
+use common::{feed, runtime, Events, Recorder};
 use nv_core::error::MediaError;
 use nv_runtime::FeedHandle;
-use nv_runtime::{HealthEvent, HealthSubscription, ReconnectPolicy, SourceSpec};
+use nv_runtime::{HealthEvent, ReconnectPolicy, SourceSpec};
 use parking_lot::Mutex;
 use rtsp_server::{SilentServer, TestServer, SECRET};
 
@@ -46,42 +46,6 @@ impl Write for LogWriter {
     }
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
-    }
-}
-
-/// A health subscription that keeps everything it saw.
-struct Events {
-    sub: HealthSubscription,
-    all: Vec<HealthEvent>,
-}
-
-impl Events {
-    fn new(sub: HealthSubscription) -> Self {
-        Self {
-            sub,
-            all: Vec::new(),
-        }
-    }
-    fn wait(&mut self, what: &str, mut pred: impl FnMut(&HealthEvent) -> bool) -> HealthEvent {
-        let deadline = Instant::now() + common::T;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.sub.recv_timeout(left) {
-                Ok(e) => {
-                    self.all.push(e.clone());
-                    if pred(&e) {
-                        return e;
-                    }
-                }
-                Err(e) => panic!("no {what} before timeout ({e:?}); saw {:?}", self.all),
-            }
-        }
-    }
-    fn position(&self, from: usize, name: &str) -> Option<usize> {
-        self.all[from..]
-            .iter()
-            .position(|e| e.name() == name)
-            .map(|i| i + from)
     }
 }
 

@@ -46,20 +46,8 @@ impl<T: Attributed> DropOldest<T> {
         }
         self.trim(stats);
     }
-    #[cfg_attr(
-        not(feature = "kafka"),
-        expect(dead_code, reason = "used by the kafka sink only")
-    )]
-    pub fn front(&self) -> Option<&T> {
-        self.items.front()
-    }
     pub fn pop_front(&mut self) -> Option<T> {
         self.items.pop_front()
-    }
-    /// Takes up to `n` entries from the front.
-    pub fn take_front(&mut self, n: usize) -> Vec<T> {
-        let n = n.min(self.items.len());
-        self.items.drain(..n).collect()
     }
     /// Empties the buffer, counting every entry as failed (given up at shutdown).
     pub fn fail_all(&mut self, stats: &SinkStats) {
@@ -93,11 +81,14 @@ mod tests {
         }
         assert_eq!(stats.snapshot().dropped_by_buffer, 2);
         assert_eq!(stats.feed(FeedId::new(1)).dropped_by_buffer, 2);
-        assert_eq!(b.take_front(10), vec![20, 21, 22]);
+        assert_eq!(
+            [b.pop_front(), b.pop_front(), b.pop_front()],
+            [Some(20), Some(21), Some(22)]
+        );
         b.push_back(39, &stats);
         b.requeue_front(vec![36, 37, 38].into_iter(), &stats);
         assert_eq!(stats.feed(FeedId::new(3)).dropped_by_buffer, 1);
-        assert_eq!(b.take_front(1), vec![37]);
+        assert_eq!(b.pop_front(), Some(37));
         b.fail_all(&stats);
         assert_eq!(stats.feed(FeedId::new(3)).failed, 2);
         assert!(b.is_empty());

@@ -5,36 +5,36 @@
 //! headers [`HEADER_SCHEMA_VERSION`] and [`HEADER_IDEMPOTENCY_KEY`]. With `acks = "all"`
 //! the producer is idempotent, so librdkafka's own retries neither duplicate nor reorder.
 //!
-//! Records go straight into librdkafka's queue (bounded at `buffer_records` messages);
-//! `emit` never waits for it. When that queue is full (brokers unreachable or slow),
-//! records wait in the sink's own buffer of `buffer_records`, which drops its oldest beyond
-//! the bound (counted as `dropped_by_buffer`), and a named pump thread moves them into
-//! librdkafka as its queue drains. librdkafka's delivery reports, handled on its polling thread,
-//! count each handed-over record exactly once as delivered or failed. At shutdown the
-//! sink waits up to `flush_timeout_ms`, then purges what is left (counted as failed).
+//! Records wait in the delivery core's buffer of `buffer_records` (dropping its oldest
+//! beyond the bound, counted as `dropped_by_buffer`); `emit` never waits. A named pump
+//! thread moves them into librdkafka's queue, whose bound (`buffer_records` messages) is
+//! the core's in-flight window. librdkafka's delivery reports, handled on its polling
+//! thread, settle each handed-over record exactly once as delivered or failed. At shutdown
+//! the sink waits up to `flush_timeout_ms`, then purges what is left (counted as failed).
 //! `connected` turns true with the first acknowledged record and false when librdkafka
 //! reports all brokers down.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use nv_core::clock::SystemClock;
 use nv_core::id::FeedId;
 use nv_io::{OutputSink, SharedOutput};
-use parking_lot::{Condvar, Mutex};
+use parking_lot::Mutex;
 use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, ProducerContext, ThreadedProducer};
 
-use crate::buffer::{Attributed, DropOldest};
+use crate::buffer::Attributed;
 use crate::config::KafkaSinkConfig;
+use crate::delivery::{Delivery, Limits, Outcome, Ticket};
 use crate::error::SinkError;
-use crate::schema::{OutputRecord, SCHEMA_VERSION};
-use crate::stats::{Fate, SinkStats};
+use crate::schema::SCHEMA_VERSION;
+use crate::stats::SinkStats;
 use crate::template::{expand, EVENT_OUTPUTS};
 
 /// Header with the record's schema version (decimal).
@@ -42,8 +42,8 @@ pub const HEADER_SCHEMA_VERSION: &str = "nv-schema-version";
 /// Header with the record's idempotency key.
 pub const HEADER_IDEMPOTENCY_KEY: &str = "nv-idempotency-key";
 
-/// How long the pump waits for a delivery report before trying a full librdkafka queue
-/// again (a report may arrive just before librdkafka releases the message's slot).
+/// How long the pump waits before trying a full librdkafka queue again (a delivery
+/// report may arrive just before librdkafka releases the message's slot).
 const PUMP_RETRY: Duration = Duration::from_millis(20);
 
 #[derive(Debug)]
@@ -61,39 +61,9 @@ impl Attributed for Pending {
     }
 }
 
-#[derive(Debug)]
-struct State {
-    /// Records waiting for room in librdkafka's queue.
-    buffer: DropOldest<Pending>,
-    /// Records handed to librdkafka without a delivery report yet, by feed.
-    queued: HashMap<FeedId, u64>,
-    /// Set at shutdown: the pump exits.
-    stop_pump: bool,
-    /// Set once shutdown counted everything outstanding: later reports are ignored.
-    closed: bool,
-    ever_connected: bool,
-}
-
-#[derive(Debug)]
-struct Shared {
-    state: Mutex<State>,
-    changed: Condvar,
-    stats: SinkStats,
-    schema_version: String,
-}
-
-impl Shared {
-    fn publish_buffered(&self, st: &State) {
-        let queued: u64 = st.queued.values().sum();
-        let queued = usize::try_from(queued).unwrap_or(usize::MAX);
-        self.stats
-            .set_buffered(st.buffer.len().saturating_add(queued));
-    }
-}
-
 /// librdkafka callbacks: delivery reports, errors and logs.
 struct Context {
-    shared: Arc<Shared>,
+    delivery: Delivery<Pending>,
 }
 
 impl ClientContext for Context {
@@ -115,7 +85,7 @@ impl ClientContext for Context {
 
     fn error(&self, error: KafkaError, reason: &str) {
         if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) {
-            self.shared.stats.set_connected(false);
+            self.delivery.connection_lost();
             tracing::warn!(reason, "kafka sink lost all brokers; buffering");
         } else {
             tracing::warn!(error = %error, reason, "kafka sink: client error");
@@ -124,41 +94,22 @@ impl ClientContext for Context {
 }
 
 impl ProducerContext for Context {
-    /// The record's feed.
-    type DeliveryOpaque = Box<FeedId>;
+    /// The record's ticket in the delivery core.
+    type DeliveryOpaque = Box<Ticket>;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, feed: Box<FeedId>) {
-        let feed = *feed;
-        let mut st = self.shared.state.lock();
-        if st.closed {
-            // Shutdown already counted everything outstanding as failed.
-            return;
-        }
-        if let Some(n) = st.queued.get_mut(&feed) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                st.queued.remove(&feed);
-            }
-        }
+    fn delivery(&self, result: &DeliveryResult<'_>, ticket: Box<Ticket>) {
         match result {
             Ok(_) => {
-                if !self.shared.stats.is_connected() {
-                    if st.ever_connected {
-                        self.shared.stats.add_reconnect();
-                    }
-                    st.ever_connected = true;
-                    self.shared.stats.set_connected(true);
+                if !self.delivery.is_connected() {
+                    self.delivery.connection_up();
                 }
-                self.shared.stats.count(Fate::Delivered, feed);
+                self.delivery.settle(&[*ticket], Outcome::Delivered);
             }
             Err((e, _)) => {
-                self.shared.stats.count(Fate::Failed, feed);
                 tracing::warn!(error = %e, "kafka sink: record not delivered");
+                self.delivery.settle(&[*ticket], Outcome::Failed);
             }
         }
-        self.shared.publish_buffered(&st);
-        drop(st);
-        self.shared.changed.notify_all();
     }
 }
 
@@ -166,8 +117,10 @@ type Producer = ThreadedProducer<Context>;
 
 /// Produces records to Kafka. See the module docs.
 pub struct KafkaSink {
-    shared: Arc<Shared>,
+    delivery: Delivery<Pending>,
     producer: Option<Arc<Producer>>,
+    /// Held while taking and handing over, so records enter librdkafka in order.
+    hand_over_lock: Arc<Mutex<()>>,
     topic: String,
     flush_timeout: Duration,
     pump: Option<JoinHandle<()>>,
@@ -177,7 +130,7 @@ impl fmt::Debug for KafkaSink {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KafkaSink")
             .field("topic", &self.topic)
-            .field("stats", &self.shared.stats.snapshot())
+            .field("delivery", &self.delivery)
             .finish_non_exhaustive()
     }
 }
@@ -186,18 +139,17 @@ impl KafkaSink {
     pub fn start(config: KafkaSinkConfig, stats: SinkStats) -> Result<Self, SinkError> {
         config.validate()?;
         let buffer_records = usize::try_from(config.buffer_records).unwrap_or(usize::MAX);
-        let shared = Arc::new(Shared {
-            state: Mutex::new(State {
-                buffer: DropOldest::new(buffer_records),
-                queued: HashMap::new(),
-                stop_pump: false,
-                closed: false,
-                ever_connected: false,
-            }),
-            changed: Condvar::new(),
+        let delivery = Delivery::new(
+            "kafka",
+            Limits {
+                buffer_records,
+                // librdkafka queues what it was handed; its queue has the same bound.
+                max_in_flight: buffer_records,
+                needs_connection: false,
+            },
             stats,
-            schema_version: SCHEMA_VERSION.to_string(),
-        });
+            SystemClock::shared(),
+        );
         let brokers = config.brokers.join(",");
         let mut client = ClientConfig::new();
         client
@@ -213,7 +165,7 @@ impl KafkaSink {
             .set("compression.codec", config.compression.as_librdkafka());
         let producer: Producer = client
             .create_with_context(Context {
-                shared: Arc::clone(&shared),
+                delivery: delivery.clone(),
             })
             .map_err(|e| SinkError::Connect {
                 sink: "kafka",
@@ -221,20 +173,23 @@ impl KafkaSink {
                 detail: e.to_string(),
             })?;
         let producer = Arc::new(producer);
+        let hand_over_lock = Arc::new(Mutex::new(()));
         let pump = {
-            let shared = Arc::clone(&shared);
+            let delivery = delivery.clone();
             let producer = Arc::clone(&producer);
+            let lock = Arc::clone(&hand_over_lock);
             std::thread::Builder::new()
                 .name("nv-sink-kafka".into())
-                .spawn(move || pump(&shared, &producer))
+                .spawn(move || pump(&delivery, &producer, &lock))
                 .map_err(|source| SinkError::Spawn {
                     what: "nv-sink-kafka thread".into(),
                     source,
                 })?
         };
         Ok(Self {
-            shared,
+            delivery,
             producer: Some(producer),
+            hand_over_lock,
             topic: config.topic,
             flush_timeout: Duration::from_millis(config.flush_timeout_ms),
             pump: Some(pump),
@@ -242,137 +197,94 @@ impl KafkaSink {
     }
 
     pub fn stats(&self) -> &SinkStats {
-        &self.shared.stats
-    }
-
-    /// Waits until nothing is buffered or outstanding in librdkafka.
-    fn drain(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        let mut st = self.shared.state.lock();
-        crate::wait::wait_until(&self.shared.changed, &mut st, deadline, |s| {
-            s.buffer.is_empty() && s.queued.is_empty()
-        })
+        self.delivery.stats()
     }
 }
 
-/// Hands buffered records to librdkafka, oldest first, until the buffer is empty or
-/// librdkafka's queue is full. Never blocks.
-fn hand_over(shared: &Shared, producer: &Producer, st: &mut State) {
-    while let Some(p) = st.buffer.front() {
+/// Hands records to librdkafka, oldest first, as far as the core's window allows; never
+/// blocks. True when librdkafka's queue was full and records went back to the buffer.
+/// Runs under the sink's hand-over lock, so records enter librdkafka in order.
+fn hand_over(delivery: &Delivery<Pending>, producer: &Producer) -> bool {
+    let mut taken = delivery.take(usize::MAX).into_iter();
+    let schema_version = SCHEMA_VERSION.to_string();
+    while let Some((ticket, p)) = taken.next() {
         let headers = OwnedHeaders::new_with_capacity(2)
             .insert(Header {
                 key: HEADER_SCHEMA_VERSION,
-                value: Some(shared.schema_version.as_str()),
+                value: Some(schema_version.as_str()),
             })
             .insert(Header {
                 key: HEADER_IDEMPOTENCY_KEY,
                 value: Some(p.idempotency_key.as_str()),
             });
-        let feed = p.feed;
-        let record = BaseRecord::with_opaque_to(&p.topic, Box::new(feed))
+        let record = BaseRecord::with_opaque_to(&p.topic, Box::new(ticket))
             .key(p.key.as_str())
             .payload(p.payload.as_slice())
             .headers(headers);
         match producer.send(record) {
-            Ok(()) => {
-                *st.queued.entry(feed).or_default() += 1;
-                st.buffer.pop_front();
+            Ok(()) => {}
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                let unsent: Vec<Ticket> = std::iter::once(ticket)
+                    .chain(taken.map(|(t, _)| t))
+                    .collect();
+                delivery.settle(&unsent, Outcome::Unsent);
+                return true;
             }
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => break,
             Err((e, _)) => {
                 // Not retryable by waiting (unknown topic in strict mode, message too
                 // large, fatal producer error): give this record up.
                 tracing::warn!(error = %e, "kafka sink: record refused by the producer");
-                shared.stats.count(Fate::Failed, feed);
-                st.buffer.pop_front();
+                delivery.settle(&[ticket], Outcome::Failed);
             }
         }
     }
-    shared.publish_buffered(st);
+    false
 }
 
-fn pump(shared: &Shared, producer: &Producer) {
-    let mut st = shared.state.lock();
-    while !st.stop_pump {
-        if st.buffer.is_empty() {
-            shared.changed.wait(&mut st);
-        } else {
-            hand_over(shared, producer, &mut st);
-            if !st.buffer.is_empty() {
-                shared.changed.wait_for(&mut st, PUMP_RETRY);
-            }
+/// The pump thread: hands over what `emit` could not (the window was full).
+fn pump(delivery: &Delivery<Pending>, producer: &Producer, lock: &Mutex<()>) {
+    while delivery.wait_ready() {
+        let queue_full = {
+            let _order = lock.lock();
+            hand_over(delivery, producer)
+        };
+        if queue_full {
+            delivery.pause(PUMP_RETRY);
         }
     }
 }
 
 impl OutputSink for KafkaSink {
     fn emit(&mut self, output: SharedOutput) {
-        let Some((record, payload)) =
-            OutputRecord::encode_for_sink(&output, &self.shared.stats, "kafka", false)
-        else {
-            return;
-        };
-        let pending = Pending {
+        let topic = &self.topic;
+        self.delivery.emit(&output, |record, payload| Pending {
             feed: output.feed_id,
-            topic: expand(&self.topic, record.feed_id, EVENT_OUTPUTS),
+            topic: expand(topic, record.feed_id, EVENT_OUTPUTS),
             key: record.feed_id.to_string(),
             idempotency_key: record.idempotency_key,
             payload,
-        };
-        let Some(producer) = self.producer.as_deref() else {
-            self.shared.stats.count(Fate::Failed, output.feed_id);
-            return;
-        };
-        let mut st = self.shared.state.lock();
-        // Older records first; then this one, straight through if there is room.
-        hand_over(&self.shared, producer, &mut st);
-        st.buffer.push_back(pending, &self.shared.stats);
-        hand_over(&self.shared, producer, &mut st);
-        let wake_pump = !st.buffer.is_empty();
-        drop(st);
-        if wake_pump {
-            self.shared.changed.notify_all();
+        });
+        // Straight through if librdkafka has room; otherwise the pump retries.
+        if let Some(producer) = self.producer.as_deref() {
+            let _order = self.hand_over_lock.lock();
+            hand_over(&self.delivery, producer);
         }
     }
 
     fn flush(&mut self) {
-        if !self.drain(self.flush_timeout) {
-            tracing::warn!(
-                buffered = self.shared.stats.snapshot().buffered,
-                "kafka sink: flush timed out with records still outstanding"
-            );
-        }
+        self.delivery.flush(self.flush_timeout);
     }
 }
 
 impl Drop for KafkaSink {
     fn drop(&mut self) {
-        self.drain(self.flush_timeout);
-        self.shared.state.lock().stop_pump = true;
-        self.shared.changed.notify_all();
-        if let Some(t) = self.pump.take() {
-            if t.join().is_err() {
-                tracing::warn!("kafka sink pump thread panicked");
-            }
-        }
-        {
-            // Records that never reached librdkafka.
-            let mut st = self.shared.state.lock();
-            st.buffer.fail_all(&self.shared.stats);
-            self.shared.publish_buffered(&st);
-        }
-        // Dropping the producer purges its queue and in-flight requests and serves the
-        // resulting delivery reports (failed), then stops its polling thread.
-        drop(self.producer.take());
-        let mut st = self.shared.state.lock();
-        st.closed = true;
-        for (feed, n) in std::mem::take(&mut st.queued) {
-            let n = usize::try_from(n).unwrap_or(usize::MAX);
-            self.shared
-                .stats
-                .count_each(Fate::Failed, std::iter::repeat_n(feed, n));
-        }
-        self.shared.stats.set_buffered(0);
-        self.shared.stats.set_connected(false);
+        let pump = self.pump.take();
+        let producer = self.producer.take();
+        self.delivery.shut_down(self.flush_timeout, || {
+            crate::rt::join(pump);
+            // Dropping the producer purges its queue and in-flight requests and serves
+            // the resulting delivery reports (failed), then stops its polling thread.
+            drop(producer);
+        });
     }
 }

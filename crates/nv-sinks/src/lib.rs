@@ -5,7 +5,9 @@
 //! them writes into, with each feed's share of its counters kept apart. Network sinks
 //! never block that thread on a down broker: they keep a bounded in-memory buffer that
 //! drops its *oldest* records beyond the bound, and count every drop in their
-//! [`SinkStats`]. Records are [`OutputRecord`]s (schema version
+//! [`SinkStats`]. That buffer, the in-flight window, retries, the drain on flush and drop
+//! and the accounting are one core (`delivery`) that every network sink runs on; a
+//! transport only connects, sends and reports acknowledgements. Records are [`OutputRecord`]s (schema version
 //! [`SCHEMA_VERSION`], documented in `SCHEMA.md` and `schema/output-v1.schema.json`),
 //! each with an idempotency key `"{feed}:{epoch}:{session}:{seq}"` that consumers use to
 //! drop the duplicates that at-least-once transports may deliver.
@@ -58,6 +60,7 @@
 mod backoff;
 mod buffer;
 pub mod config;
+mod delivery;
 mod error;
 pub mod file;
 pub mod health;
@@ -73,7 +76,6 @@ pub mod shared;
 mod stats;
 pub mod stdout;
 mod template;
-mod wait;
 
 pub use config::{
     FileSinkConfig, FsyncPolicy, MqttQos, MqttSinkConfig, NatsSinkConfig, SinkConfig,

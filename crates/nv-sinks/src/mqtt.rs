@@ -12,21 +12,23 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use nv_core::clock::{SharedClock, SystemClock};
 use nv_core::id::FeedId;
 use nv_core::security::sanitize_error_string;
+use nv_io::sync::OneShot;
 use nv_io::{OutputSink, SharedOutput};
-use parking_lot::{Condvar, Mutex};
+use parking_lot::Mutex;
 use rumqttc::{AsyncClient, Event, EventLoop, Incoming, LastWill, MqttOptions, Outgoing, QoS};
 use tokio::sync::Notify;
 
 use crate::backoff::Backoff;
-use crate::buffer::{Attributed, DropOldest};
+use crate::buffer::Attributed;
 use crate::config::{MqttQos, MqttSinkConfig};
+use crate::delivery::{Delivery, Limits, Outcome, Ticket};
 use crate::error::SinkError;
-use crate::schema::OutputRecord;
-use crate::stats::{Fate, SinkStats};
+use crate::stats::SinkStats;
 use crate::template::{expand, EVENT_OUTPUTS};
 
 const ONLINE: &str = "online";
@@ -45,46 +47,29 @@ impl Attributed for Pending {
     }
 }
 
-/// A publish handed to the client: a record, or the availability message (`None`).
+/// A publish handed to the client: a record's ticket, or the availability message
+/// (`None`), with the packet id the client gave it.
 #[derive(Debug)]
 struct Handed {
-    record: Option<Pending>,
+    ticket: Option<Ticket>,
     pkid: Option<u16>,
 }
 
+/// What the runtime thread shares with the sink.
 #[derive(Debug)]
-struct State {
-    buffer: DropOldest<Pending>,
-    handed: VecDeque<Handed>,
-    connected: bool,
-    ever_connected: bool,
-    /// The event loop finished (clean disconnect or shutdown).
-    exited: bool,
-}
-
-impl State {
-    fn handed_records(&self) -> usize {
-        self.handed.iter().filter(|h| h.record.is_some()).count()
-    }
-    fn held(&self) -> usize {
-        self.buffer.len() + self.handed_records()
-    }
-}
-
-#[derive(Debug)]
-struct Shared {
-    state: Mutex<State>,
-    changed: Condvar,
-    /// Wakes the pump task (records arrived).
+struct Link {
+    delivery: Delivery<Pending>,
+    client: AsyncClient,
+    /// Publishes handed to the client, in order (touched on the runtime thread only).
+    handed: Mutex<VecDeque<Handed>>,
+    qos: QoS,
+    retain: bool,
+    /// Wakes the pump task (records arrived or an in-flight slot freed).
     wake: Notify,
     /// Ends the event loop.
     shutdown: Notify,
-}
-
-impl Shared {
-    fn notify_changed(&self) {
-        self.changed.notify_all();
-    }
+    /// Filled when the event loop finished (clean disconnect or shutdown).
+    exited: OneShot<()>,
 }
 
 static CLIENT_IDS: AtomicU64 = AtomicU64::new(0);
@@ -92,9 +77,8 @@ static CLIENT_IDS: AtomicU64 = AtomicU64::new(0);
 /// Publishes records to an MQTT broker. See the module docs for the delivery contract.
 #[derive(Debug)]
 pub struct MqttSink {
-    shared: Arc<Shared>,
-    stats: SinkStats,
-    client: AsyncClient,
+    link: Arc<Link>,
+    clock: SharedClock,
     availability_topic: String,
     flush_timeout: Duration,
     topic: String,
@@ -138,25 +122,29 @@ impl MqttSink {
         }
         let cap = usize::from(config.max_in_flight) + 4;
         let (client, eventloop) = AsyncClient::new(opts, cap);
-        let shared = Arc::new(Shared {
-            state: Mutex::new(State {
-                buffer: DropOldest::new(usize::try_from(config.buffer_records).unwrap_or(1)),
-                handed: VecDeque::new(),
-                connected: false,
-                ever_connected: false,
-                exited: false,
-            }),
-            changed: Condvar::new(),
-            wake: Notify::new(),
-            shutdown: Notify::new(),
-        });
-        let driver = Driver {
-            shared: Arc::clone(&shared),
-            stats: stats.clone(),
-            client: client.clone(),
+        let clock = SystemClock::shared();
+        let delivery = Delivery::new(
+            "mqtt",
+            Limits {
+                buffer_records: usize::try_from(config.buffer_records).unwrap_or(1),
+                max_in_flight: usize::from(config.max_in_flight),
+                needs_connection: true,
+            },
+            stats,
+            clock.clone(),
+        );
+        let link = Arc::new(Link {
+            delivery,
+            client,
+            handed: Mutex::new(VecDeque::new()),
             qos: qos(config.qos),
             retain: config.retain,
-            max_in_flight: usize::from(config.max_in_flight),
+            wake: Notify::new(),
+            shutdown: Notify::new(),
+            exited: OneShot::new(clock.clone()),
+        });
+        let driver = Driver {
+            link: Arc::clone(&link),
             availability_topic: availability_topic.clone(),
             endpoint: format!("{}:{}", config.host, config.port),
             backoff: Backoff::new(
@@ -166,9 +154,8 @@ impl MqttSink {
         };
         let thread = crate::rt::spawn("nv-sink-mqtt", move || driver.run(eventloop))?;
         Ok(Self {
-            shared,
-            stats,
-            client,
+            link,
+            clock,
             availability_topic,
             flush_timeout: Duration::from_millis(config.flush_timeout_ms),
             topic: config.topic,
@@ -177,100 +164,114 @@ impl MqttSink {
     }
 
     pub fn stats(&self) -> &SinkStats {
-        &self.stats
+        self.link.delivery.stats()
     }
 
     /// The retained availability topic (`online` / `offline`).
     pub fn availability_topic(&self) -> &str {
         &self.availability_topic
     }
-
-    fn drain(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        let mut st = self.shared.state.lock();
-        crate::wait::wait_until(&self.shared.changed, &mut st, deadline, |s| s.held() == 0)
-    }
 }
 
 impl OutputSink for MqttSink {
     fn emit(&mut self, output: SharedOutput) {
-        let Some((record, payload)) =
-            OutputRecord::encode_for_sink(&output, &self.stats, "mqtt", false)
-        else {
-            return;
-        };
-        let topic = expand(&self.topic, record.feed_id, EVENT_OUTPUTS);
-        {
-            let mut st = self.shared.state.lock();
-            let feed = output.feed_id;
-            st.buffer.push_back(
-                Pending {
-                    feed,
-                    topic,
-                    payload,
-                },
-                &self.stats,
-            );
-            self.stats.set_buffered(st.held());
+        let topic = &self.topic;
+        let buffered = self.link.delivery.emit(&output, |record, payload| Pending {
+            feed: output.feed_id,
+            topic: expand(topic, record.feed_id, EVENT_OUTPUTS),
+            payload,
+        });
+        if buffered {
+            self.link.wake.notify_one();
         }
-        self.shared.wake.notify_one();
     }
 
     fn flush(&mut self) {
-        if !self.drain(self.flush_timeout) {
-            tracing::warn!(
-                buffered = self.stats.snapshot().buffered,
-                "mqtt sink: flush timed out with records still buffered"
-            );
-        }
+        self.link.delivery.flush(self.flush_timeout);
     }
 }
 
 impl Drop for MqttSink {
     fn drop(&mut self) {
-        self.drain(self.flush_timeout);
-        let connected = self.shared.state.lock().connected;
-        if connected {
-            // Clean shutdown: retained `offline` (the will only fires on a lost
-            // connection), then DISCONNECT; the event loop ends when it is written.
-            let sent = self
-                .client
-                .try_publish(&self.availability_topic, QoS::AtLeastOnce, true, OFFLINE)
-                .and_then(|()| self.client.try_disconnect());
-            if sent.is_ok() {
-                let deadline = Instant::now() + Duration::from_secs(2);
-                let mut st = self.shared.state.lock();
-                crate::wait::wait_until(&self.shared.changed, &mut st, deadline, |s| s.exited);
+        let link = &self.link;
+        let thread = self.thread.take();
+        link.delivery.shut_down(self.flush_timeout, || {
+            if link.delivery.is_connected() {
+                // Clean shutdown: retained `offline` (the will only fires on a lost
+                // connection), then DISCONNECT; the event loop ends when it is written.
+                let sent = link
+                    .client
+                    .try_publish(&self.availability_topic, QoS::AtLeastOnce, true, OFFLINE)
+                    .and_then(|()| link.client.try_disconnect());
+                if sent.is_ok() {
+                    link.exited
+                        .take_until(self.clock.now() + Duration::from_secs(2));
+                }
             }
-        }
-        self.shared.shutdown.notify_one();
-        if let Some(t) = self.thread.take() {
-            if t.join().is_err() {
-                tracing::warn!("mqtt sink thread panicked");
+            link.shutdown.notify_one();
+            crate::rt::join(thread);
+        });
+    }
+}
+
+impl Link {
+    /// Hands buffered records to the client while connected and the in-flight window has
+    /// room. Runs only on the runtime thread, so it never interleaves with the client's
+    /// connection-loss handling.
+    fn pump(&self) {
+        let mut taken = self.delivery.take(usize::MAX).into_iter();
+        let mut handed = self.handed.lock();
+        while let Some((ticket, p)) = taken.next() {
+            if let Err(e) =
+                self.client
+                    .try_publish(p.topic.as_str(), self.qos, self.retain, p.payload.clone())
+            {
+                tracing::debug!(error = %e, "mqtt sink: client queue full");
+                let unsent: Vec<Ticket> = std::iter::once(ticket)
+                    .chain(taken.map(|(t, _)| t))
+                    .collect();
+                self.delivery.settle(&unsent, Outcome::Unsent);
+                break;
             }
+            handed.push_back(Handed {
+                ticket: Some(ticket),
+                pkid: None,
+            });
         }
-        let mut st = self.shared.state.lock();
-        st.buffer.fail_all(&self.stats);
-        let handed = std::mem::take(&mut st.handed);
-        self.stats.count_each(
-            Fate::Failed,
-            handed
-                .iter()
-                .filter_map(|h| h.record.as_ref().map(|r| r.feed)),
-        );
-        self.stats.set_buffered(0);
-        self.stats.set_connected(false);
+    }
+
+    /// A publish finished: a record is delivered, its in-flight slot freed.
+    fn complete(&self, handed: &mut VecDeque<Handed>, index: usize) {
+        if let Some(Handed {
+            ticket: Some(ticket),
+            ..
+        }) = handed.remove(index)
+        {
+            self.delivery.settle(&[ticket], Outcome::Delivered);
+            self.wake.notify_one();
+        }
+    }
+
+    fn acked(&self, pkid: u16, level: QoS) {
+        let mut handed = self.handed.lock();
+        // The availability message is always QoS 1; records use the configured QoS.
+        let pos = handed.iter().position(|h| {
+            h.pkid == Some(pkid)
+                && if h.ticket.is_some() {
+                    self.qos == level
+                } else {
+                    level == QoS::AtLeastOnce
+                }
+        });
+        if let Some(i) = pos {
+            self.complete(&mut handed, i);
+        }
     }
 }
 
 /// Runs on the runtime thread: the event loop and the pump.
 struct Driver {
-    shared: Arc<Shared>,
-    stats: SinkStats,
-    client: AsyncClient,
-    qos: QoS,
-    retain: bool,
-    max_in_flight: usize,
+    link: Arc<Link>,
     availability_topic: String,
     endpoint: String,
     backoff: Backoff,
@@ -279,21 +280,18 @@ struct Driver {
 impl Driver {
     async fn run(mut self, mut eventloop: EventLoop) {
         let pump = {
-            let shared = Arc::clone(&self.shared);
-            let client = self.client.clone();
-            let stats = self.stats.clone();
-            let (qos, retain, max) = (self.qos, self.retain, self.max_in_flight);
+            let link = Arc::clone(&self.link);
             tokio::spawn(async move {
                 loop {
-                    shared.wake.notified().await;
-                    pump(&shared, &client, &stats, qos, retain, max);
+                    link.wake.notified().await;
+                    link.pump();
                 }
             })
         };
         loop {
             tokio::select! {
                 biased;
-                () = self.shared.shutdown.notified() => break,
+                () = self.link.shutdown.notified() => break,
                 ev = eventloop.poll() => match ev {
                     Ok(ev) => {
                         if self.on_event(ev) {
@@ -304,7 +302,7 @@ impl Driver {
                         self.on_connection_lost(&e.to_string());
                         let delay = self.backoff.next_delay();
                         tokio::select! {
-                            () = self.shared.shutdown.notified() => break,
+                            () = self.link.shutdown.notified() => break,
                             () = tokio::time::sleep(delay) => {}
                         }
                     }
@@ -312,112 +310,60 @@ impl Driver {
             }
         }
         pump.abort();
-        let mut st = self.shared.state.lock();
-        st.connected = false;
-        st.exited = true;
-        self.stats.set_connected(false);
-        self.shared.notify_changed();
+        self.link.delivery.connection_lost();
+        self.link.exited.put(());
     }
 
     /// Handles one event; true when the loop should end (clean disconnect written).
     fn on_event(&mut self, ev: Event) -> bool {
+        let link = &self.link;
         match ev {
             Event::Incoming(Incoming::ConnAck(_)) => self.on_connected(),
             Event::Outgoing(Outgoing::Publish(pkid)) => {
-                let mut st = self.shared.state.lock();
-                if let Some(i) = st.handed.iter().position(|h| h.pkid.is_none()) {
-                    if self.qos == QoS::AtMostOnce && pkid == 0 {
-                        self.complete(&mut st, i);
-                    } else if let Some(h) = st.handed.get_mut(i) {
+                let mut handed = link.handed.lock();
+                if let Some(i) = handed.iter().position(|h| h.pkid.is_none()) {
+                    if link.qos == QoS::AtMostOnce && pkid == 0 {
+                        link.complete(&mut handed, i);
+                    } else if let Some(h) = handed.get_mut(i) {
                         h.pkid = Some(pkid);
                     }
                 }
             }
-            Event::Incoming(Incoming::PubAck(ack)) => self.acked(ack.pkid, QoS::AtLeastOnce),
-            Event::Incoming(Incoming::PubComp(comp)) => self.acked(comp.pkid, QoS::ExactlyOnce),
+            Event::Incoming(Incoming::PubAck(ack)) => link.acked(ack.pkid, QoS::AtLeastOnce),
+            Event::Incoming(Incoming::PubComp(comp)) => link.acked(comp.pkid, QoS::ExactlyOnce),
             Event::Outgoing(Outgoing::Disconnect) => return true,
             _ => {}
         }
         false
     }
 
-    /// A publish finished; frees its in-flight slot.
-    fn complete(&self, st: &mut State, index: usize) {
-        if let Some(h) = st.handed.remove(index) {
-            if let Some(r) = h.record {
-                self.stats.count(Fate::Delivered, r.feed);
-            }
-        }
-        self.stats.set_buffered(st.held());
-        self.shared.notify_changed();
-        self.shared.wake.notify_one();
-    }
-
-    fn acked(&self, pkid: u16, level: QoS) {
-        let mut st = self.shared.state.lock();
-        // The availability message is always QoS 1; records use the configured QoS.
-        let pos = st.handed.iter().position(|h| {
-            h.pkid == Some(pkid)
-                && if h.record.is_some() {
-                    self.qos == level
-                } else {
-                    level == QoS::AtLeastOnce
-                }
-        });
-        if let Some(i) = pos {
-            self.complete(&mut st, i);
-        }
-    }
-
     fn on_connected(&mut self) {
         self.backoff.reset();
+        let link = &self.link;
         {
-            let mut st = self.shared.state.lock();
+            let mut handed = link.handed.lock();
             // Clean session: the client dropped whatever was in flight. Send it again,
             // in order, before newer records.
-            let handed = std::mem::take(&mut st.handed);
-            let again: Vec<Pending> = handed.into_iter().filter_map(|h| h.record).collect();
-            if !again.is_empty() {
-                self.stats
-                    .add_retries(u64::try_from(again.len()).unwrap_or(u64::MAX));
-                st.buffer.requeue_front(again.into_iter(), &self.stats);
-            }
-            if st.ever_connected {
-                self.stats.add_reconnect();
-            }
-            st.ever_connected = true;
-            st.connected = true;
-            match self
+            handed.clear();
+            link.delivery.requeue_in_flight();
+            link.delivery.connection_up();
+            match link
                 .client
                 .try_publish(&self.availability_topic, QoS::AtLeastOnce, true, ONLINE)
             {
-                Ok(()) => st.handed.push_back(Handed {
-                    record: None,
+                Ok(()) => handed.push_back(Handed {
+                    ticket: None,
                     pkid: None,
                 }),
                 Err(e) => tracing::warn!(error = %e, "mqtt sink: availability not published"),
             }
-            self.stats.set_buffered(st.held());
         }
-        self.stats.set_connected(true);
         tracing::info!(endpoint = %self.endpoint, "mqtt sink connected");
-        pump(
-            &self.shared,
-            &self.client,
-            &self.stats,
-            self.qos,
-            self.retain,
-            self.max_in_flight,
-        );
+        link.pump();
     }
 
     fn on_connection_lost(&self, error: &str) {
-        let was_connected = {
-            let mut st = self.shared.state.lock();
-            std::mem::replace(&mut st.connected, false)
-        };
-        self.stats.set_connected(false);
-        self.shared.notify_changed();
+        let was_connected = self.link.delivery.connection_lost();
         let error = sanitize_error_string(error);
         if was_connected {
             tracing::warn!(endpoint = %self.endpoint, %error, "mqtt sink lost its broker; buffering");
@@ -425,38 +371,4 @@ impl Driver {
             tracing::debug!(endpoint = %self.endpoint, %error, "mqtt sink: connect failed");
         }
     }
-}
-
-/// Hands buffered records to the client while connected and the in-flight window has
-/// room. Runs only on the runtime thread, so it never interleaves with the client's
-/// connection-loss handling.
-fn pump(
-    shared: &Shared,
-    client: &AsyncClient,
-    stats: &SinkStats,
-    qos: QoS,
-    retain: bool,
-    max_in_flight: usize,
-) {
-    let mut st = shared.state.lock();
-    if !st.connected {
-        return;
-    }
-    while st.handed_records() < max_in_flight {
-        let Some(p) = st.buffer.pop_front() else {
-            break;
-        };
-        match client.try_publish(p.topic.as_str(), qos, retain, p.payload.clone()) {
-            Ok(()) => st.handed.push_back(Handed {
-                record: Some(p),
-                pkid: None,
-            }),
-            Err(e) => {
-                tracing::debug!(error = %e, "mqtt sink: client queue full");
-                st.buffer.requeue_front(std::iter::once(p), stats);
-                break;
-            }
-        }
-    }
-    stats.set_buffered(st.held());
 }

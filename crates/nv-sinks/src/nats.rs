@@ -1,32 +1,36 @@
-//! NATS sink on async-nats, driven by a private runtime thread.
+//! NATS sink on async-nats and the buffered-delivery core.
 //!
-//! Records wait in the sink's own bounded buffer and are published only while the client
+//! Records wait in the core's bounded buffer and are published only while the client
 //! reports a live connection, in batches of up to `max_in_flight`. With JetStream, a
-//! record counts as delivered when the server acknowledges it; a batch that is not fully
-//! acknowledged goes back, unacknowledged part first, to the front of the buffer and is
-//! published again after a backoff, with `Nats-Msg-Id` = idempotency key so the server
-//! discards copies it already stored. Core NATS has no acknowledgements: a batch counts as
-//! delivered when the client flushed it to the server, and as failed (never re-sent, to
-//! avoid duplicates) when that flush does not complete within `ack_timeout_ms`.
+//! record counts as delivered when the server acknowledges it; the unacknowledged rest of
+//! a batch stays in flight and is published again after a backoff (once connected), with
+//! `Nats-Msg-Id` = idempotency key so the server discards copies it already stored. Core
+//! NATS has no acknowledgements: a batch counts as delivered when the client flushed it
+//! to the server, and as failed (never re-sent, to avoid duplicates) when that flush does
+//! not complete within `ack_timeout_ms`.
+//!
+//! Threads: `nv-sink-nats-io` runs the client (connection, reconnects, events);
+//! `nv-sink-nats` takes batches and waits for their outcome.
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_nats::jetstream;
 use async_nats::{Client, ConnectOptions, Event, HeaderMap};
+use nv_core::clock::SystemClock;
 use nv_core::id::FeedId;
 use nv_core::security::{redact_url, sanitize_error_string};
 use nv_io::{OutputSink, SharedOutput};
-use parking_lot::{Condvar, Mutex};
-use tokio::sync::Notify;
 
 use crate::backoff::Backoff;
-use crate::buffer::{Attributed, DropOldest};
+use crate::buffer::Attributed;
 use crate::config::NatsSinkConfig;
+use crate::delivery::batch::{self, Attempt, BatchPolicy, BatchTransport};
+use crate::delivery::{Delivery, Limits};
 use crate::error::SinkError;
-use crate::schema::OutputRecord;
-use crate::stats::{Fate, SinkStats};
+use crate::rt::IoRuntime;
+use crate::stats::SinkStats;
 use crate::template::{expand, EVENT_OUTPUTS};
 
 #[derive(Debug)]
@@ -43,259 +47,199 @@ impl Attributed for Pending {
     }
 }
 
-#[derive(Debug)]
-struct State {
-    buffer: DropOldest<Pending>,
-    /// Feeds of the records being published right now.
-    in_flight: Vec<FeedId>,
-    connected: bool,
-    ever_connected: bool,
-}
-
-#[derive(Debug)]
-struct Shared {
-    state: Mutex<State>,
-    changed: Condvar,
-    wake: Notify,
-    shutdown: Notify,
-}
-
 /// Publishes records to NATS (core or JetStream). See the module docs.
-#[derive(Debug)]
 pub struct NatsSink {
-    shared: Arc<Shared>,
-    stats: SinkStats,
+    delivery: Delivery<Pending>,
     subject: String,
     flush_timeout: Duration,
-    thread: Option<JoinHandle<()>>,
+    ack_timeout: Duration,
+    client: Client,
+    driver: Option<JoinHandle<()>>,
+    /// Dropped last: the client's connection runs on it.
+    io: Option<IoRuntime>,
+}
+
+impl std::fmt::Debug for NatsSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NatsSink")
+            .field("subject", &self.subject)
+            .field("delivery", &self.delivery)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The client's reconnect delays and the re-send delays of unacknowledged records.
+fn reconnect_backoff(config: &NatsSinkConfig) -> Backoff {
+    Backoff::new(
+        Duration::from_millis(config.reconnect_initial_ms),
+        Duration::from_millis(config.reconnect_max_ms),
+    )
+}
+
+fn options(config: &NatsSinkConfig, delivery: &Delivery<Pending>, url: &str) -> ConnectOptions {
+    let base = match &config.token {
+        Some(t) => ConnectOptions::with_token(t.expose().to_owned()),
+        None => ConnectOptions::new(),
+    };
+    let backoff = reconnect_backoff(config);
+    let delivery = delivery.clone();
+    let url = url.to_owned();
+    base.retry_on_initial_connect()
+        .max_reconnects(None)
+        .reconnect_delay_callback(move |attempts| {
+            backoff.delay(u32::try_from(attempts.saturating_sub(1)).unwrap_or(u32::MAX))
+        })
+        .event_callback(move |event| {
+            let delivery = delivery.clone();
+            let url = url.clone();
+            async move { on_event(&delivery, &url, event) }
+        })
 }
 
 impl NatsSink {
     pub fn start(config: NatsSinkConfig, stats: SinkStats) -> Result<Self, SinkError> {
         config.validate()?;
-        let shared = Arc::new(Shared {
-            state: Mutex::new(State {
-                buffer: DropOldest::new(usize::try_from(config.buffer_records).unwrap_or(1)),
-                in_flight: Vec::new(),
-                connected: false,
-                ever_connected: false,
-            }),
-            changed: Condvar::new(),
-            wake: Notify::new(),
-            shutdown: Notify::new(),
-        });
-        let driver = Driver {
-            shared: Arc::clone(&shared),
-            stats: stats.clone(),
-            redacted_url: redact_url(&config.url),
-            config: config.clone(),
-        };
-        let thread = crate::rt::spawn("nv-sink-nats", move || driver.run())?;
-        Ok(Self {
-            shared,
+        let max_in_flight = usize::from(config.max_in_flight);
+        let delivery = Delivery::new(
+            "nats",
+            Limits {
+                buffer_records: usize::try_from(config.buffer_records).unwrap_or(1),
+                max_in_flight,
+                needs_connection: true,
+            },
             stats,
-            subject: config.subject,
+            SystemClock::shared(),
+        );
+        let redacted_url = redact_url(&config.url);
+        let io = IoRuntime::start("nv-sink-nats-io")?;
+        // Returns at once: the client connects (and reconnects) in the background.
+        let client = io
+            .block_on(options(&config, &delivery, &redacted_url).connect(config.url.as_str()))
+            .map_err(|e| SinkError::Connect {
+                sink: "nats",
+                redacted_url: redacted_url.clone(),
+                detail: sanitize_error_string(&e.to_string()),
+            })?;
+        // The context spawns on the runtime it is made in.
+        let js = io.block_on(async {
+            let mut js = jetstream::new(client.clone());
+            js.set_timeout(config.ack_timeout());
+            js
+        });
+        let policy = BatchPolicy {
+            max_records: max_in_flight,
+            max_delay: Duration::ZERO,
+            max_retries: None,
+            backoff: reconnect_backoff(&config),
+        };
+        let transport = Nats {
+            io: io.handle(),
+            client: client.clone(),
+            js: config.jetstream.then_some(js),
+            ack_timeout: config.ack_timeout(),
+            redacted_url,
+        };
+        let driver = batch::spawn("nv-sink-nats", delivery.clone(), policy, transport)?;
+        Ok(Self {
+            delivery,
+            subject: config.subject.clone(),
             flush_timeout: Duration::from_millis(config.flush_timeout_ms),
-            thread: Some(thread),
+            ack_timeout: config.ack_timeout(),
+            client,
+            driver: Some(driver),
+            io: Some(io),
         })
     }
 
     pub fn stats(&self) -> &SinkStats {
-        &self.stats
-    }
-
-    fn drain(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        let mut st = self.shared.state.lock();
-        crate::wait::wait_until(&self.shared.changed, &mut st, deadline, |s| {
-            s.buffer.is_empty() && s.in_flight.is_empty()
-        })
+        self.delivery.stats()
     }
 }
 
 impl OutputSink for NatsSink {
     fn emit(&mut self, output: SharedOutput) {
-        let Some((record, payload)) =
-            OutputRecord::encode_for_sink(&output, &self.stats, "nats", false)
-        else {
-            return;
-        };
-        let subject = expand(&self.subject, record.feed_id, EVENT_OUTPUTS);
-        {
-            let mut st = self.shared.state.lock();
-            st.buffer.push_back(
-                Pending {
-                    feed: output.feed_id,
-                    subject,
-                    key: record.idempotency_key,
-                    payload,
-                },
-                &self.stats,
-            );
-            self.stats
-                .set_buffered(st.buffer.len() + st.in_flight.len());
-        }
-        self.shared.wake.notify_one();
+        let subject = &self.subject;
+        self.delivery.emit(&output, |record, payload| Pending {
+            feed: output.feed_id,
+            subject: expand(subject, record.feed_id, EVENT_OUTPUTS),
+            key: record.idempotency_key,
+            payload,
+        });
     }
 
     fn flush(&mut self) {
-        if !self.drain(self.flush_timeout) {
-            tracing::warn!(
-                buffered = self.stats.snapshot().buffered,
-                "nats sink: flush timed out with records still buffered"
-            );
-        }
+        self.delivery.flush(self.flush_timeout);
     }
 }
 
 impl Drop for NatsSink {
     fn drop(&mut self) {
-        self.drain(self.flush_timeout);
-        self.shared.shutdown.notify_one();
-        if let Some(t) = self.thread.take() {
-            if t.join().is_err() {
-                tracing::warn!("nats sink thread panicked");
+        let driver = self.driver.take();
+        let io = self.io.take();
+        let (client, ack_timeout) = (&self.client, self.ack_timeout);
+        self.delivery.shut_down(self.flush_timeout, || {
+            crate::rt::join(driver);
+            if let Some(io) = io {
+                let flushed =
+                    io.block_on(async { tokio::time::timeout(ack_timeout, client.flush()).await });
+                if flushed.is_err() {
+                    tracing::debug!("nats sink: final flush timed out");
+                }
             }
-        }
-        let mut st = self.shared.state.lock();
-        st.buffer.fail_all(&self.stats);
-        let in_flight = std::mem::take(&mut st.in_flight);
-        self.stats.count_each(Fate::Failed, in_flight);
-        self.stats.set_buffered(0);
-        self.stats.set_connected(false);
+        });
     }
 }
 
-struct Driver {
-    shared: Arc<Shared>,
-    stats: SinkStats,
-    config: NatsSinkConfig,
+/// Publishes batches; runs on the `nv-sink-nats` thread.
+struct Nats {
+    io: tokio::runtime::Handle,
+    client: Client,
+    /// Set for JetStream.
+    js: Option<jetstream::Context>,
+    ack_timeout: Duration,
     redacted_url: String,
 }
 
-impl Driver {
-    fn options(&self) -> ConnectOptions {
-        let base = match &self.config.token {
-            Some(t) => ConnectOptions::with_token(t.expose().to_owned()),
-            None => ConnectOptions::new(),
-        };
-        let initial = self.config.reconnect_initial_ms.max(1);
-        let max = self.config.reconnect_max_ms.max(initial);
-        let shared = Arc::clone(&self.shared);
-        let stats = self.stats.clone();
-        let url = self.redacted_url.clone();
-        base.retry_on_initial_connect()
-            .max_reconnects(None)
-            .reconnect_delay_callback(move |attempts| {
-                let shift = u32::try_from(attempts.saturating_sub(1).min(20)).unwrap_or(20);
-                Duration::from_millis(initial.saturating_mul(1u64 << shift).min(max))
-            })
-            .event_callback(move |event| {
-                let shared = Arc::clone(&shared);
-                let stats = stats.clone();
-                let url = url.clone();
-                async move { on_event(&shared, &stats, &url, event) }
-            })
-    }
+impl BatchTransport for Nats {
+    type Record = Pending;
 
-    async fn run(self) {
-        let client = tokio::select! {
-            () = self.shared.shutdown.notified() => return,
-            c = self.options().connect(self.config.url.as_str()) => match c {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::error!(url = %self.redacted_url, error = %sanitize_error_string(&e.to_string()), "nats sink could not start its client");
-                    return;
-                }
-            },
-        };
-        let mut js = jetstream::new(client.clone());
-        js.set_timeout(self.config.ack_timeout());
-        let mut backoff = Backoff::new(
-            Duration::from_millis(self.config.reconnect_initial_ms),
-            Duration::from_millis(self.config.reconnect_max_ms),
-        );
-        let max = usize::from(self.config.max_in_flight);
-        loop {
-            let batch = {
-                let mut st = self.shared.state.lock();
-                if st.connected && !st.buffer.is_empty() {
-                    let batch = st.buffer.take_front(max);
-                    st.in_flight = batch.iter().map(Attributed::feed).collect();
-                    Some(batch)
-                } else {
-                    None
-                }
-            };
-            let Some(batch) = batch else {
-                tokio::select! {
-                    () = self.shared.shutdown.notified() => break,
-                    () = self.shared.wake.notified() => continue,
-                }
-            };
-            let failed_part = if self.config.jetstream {
-                self.publish_jetstream(&js, batch).await
-            } else {
-                self.publish_core(&client, batch).await;
-                Vec::new()
-            };
-            let retry = !failed_part.is_empty();
-            {
-                let mut st = self.shared.state.lock();
-                st.in_flight.clear();
-                if retry {
-                    self.stats
-                        .add_retries(u64::try_from(failed_part.len()).unwrap_or(u64::MAX));
-                    st.buffer
-                        .requeue_front(failed_part.into_iter(), &self.stats);
-                }
-                self.stats.set_buffered(st.buffer.len());
-                self.shared.changed.notify_all();
-            }
-            if retry {
-                tokio::select! {
-                    () = self.shared.shutdown.notified() => break,
-                    () = tokio::time::sleep(backoff.next_delay()) => {}
-                }
-            } else {
-                backoff.reset();
-            }
-        }
-        if let Err(e) = tokio::time::timeout(self.config.ack_timeout(), client.flush()).await {
-            tracing::debug!(error = %e, "nats sink: final flush timed out");
+    fn send(&mut self, batch: &[Arc<Pending>]) -> Attempt {
+        let io = self.io.clone();
+        match &self.js {
+            Some(js) => io.block_on(self.publish_jetstream(js, batch)),
+            None => io.block_on(self.publish_core(batch)),
         }
     }
+}
 
-    async fn publish_core(&self, client: &Client, batch: Vec<Pending>) {
-        let n = batch.len();
-        let feeds: Vec<FeedId> = batch.iter().map(Attributed::feed).collect();
+impl Nats {
+    async fn publish_core(&self, batch: &[Arc<Pending>]) -> Attempt {
         for p in batch {
-            if let Err(e) = client.publish(p.subject, p.payload.into()).await {
+            if let Err(e) = self
+                .client
+                .publish(p.subject.clone(), p.payload.clone().into())
+                .await
+            {
                 tracing::warn!(url = %self.redacted_url, error = %sanitize_error_string(&e.to_string()), "nats sink: publish failed");
             }
         }
-        match tokio::time::timeout(self.config.ack_timeout(), client.flush()).await {
-            Ok(Ok(())) => self.stats.count_each(Fate::Delivered, feeds),
-            Ok(Err(e)) => {
-                self.stats.count_each(Fate::Failed, feeds);
-                tracing::warn!(url = %self.redacted_url, records = n, error = %sanitize_error_string(&e.to_string()), "nats sink: flush failed; records unconfirmed");
-            }
-            Err(_) => {
-                self.stats.count_each(Fate::Failed, feeds);
-                tracing::warn!(url = %self.redacted_url, records = n, "nats sink: flush timed out; records unconfirmed");
-            }
+        let why = match tokio::time::timeout(self.ack_timeout, self.client.flush()).await {
+            Ok(Ok(())) => return Attempt::Delivered,
+            Ok(Err(e)) => format!("flush failed: {}", sanitize_error_string(&e.to_string())),
+            Err(_) => "flush timed out".to_owned(),
+        };
+        Attempt::Reject {
+            delivered: 0,
+            why: format!("{}: {why}; records unconfirmed", self.redacted_url),
         }
     }
 
-    /// Publishes and awaits acknowledgements in order; returns the records from the
-    /// first unacknowledged one on, to be sent again.
-    async fn publish_jetstream(
-        &self,
-        js: &jetstream::Context,
-        batch: Vec<Pending>,
-    ) -> Vec<Pending> {
+    /// Publishes and awaits acknowledgements in order; the records from the first
+    /// unacknowledged one on are sent again.
+    async fn publish_jetstream(&self, js: &jetstream::Context, batch: &[Arc<Pending>]) -> Attempt {
         let mut acks = Vec::with_capacity(batch.len());
-        for p in &batch {
+        let mut why = String::new();
+        for p in batch {
             let mut headers = HeaderMap::new();
             headers.insert("Nats-Msg-Id", p.key.as_str());
             match js
@@ -304,7 +248,7 @@ impl Driver {
             {
                 Ok(ack) => acks.push(ack),
                 Err(e) => {
-                    tracing::debug!(error = %sanitize_error_string(&e.to_string()), "nats sink: jetstream publish failed");
+                    why = format!("publish failed: {}", sanitize_error_string(&e.to_string()));
                     break;
                 }
             }
@@ -314,38 +258,33 @@ impl Driver {
             match ack.await {
                 Ok(_) => done += 1,
                 Err(e) => {
-                    tracing::warn!(url = %self.redacted_url, error = %sanitize_error_string(&e.to_string()), "nats sink: jetstream publish not acknowledged; will retry");
+                    why = format!(
+                        "not acknowledged: {}",
+                        sanitize_error_string(&e.to_string())
+                    );
                     break;
                 }
             }
         }
-        self.stats.count_each(
-            Fate::Delivered,
-            batch.iter().take(done).map(Attributed::feed),
-        );
-        batch.into_iter().skip(done).collect()
+        if done == batch.len() {
+            Attempt::Delivered
+        } else {
+            Attempt::Retry {
+                delivered: done,
+                why: format!("{}: jetstream {why}", self.redacted_url),
+            }
+        }
     }
 }
 
-fn on_event(shared: &Shared, stats: &SinkStats, url: &str, event: Event) {
+fn on_event(delivery: &Delivery<Pending>, url: &str, event: Event) {
     match event {
         Event::Connected => {
-            {
-                let mut st = shared.state.lock();
-                st.connected = true;
-                if st.ever_connected {
-                    stats.add_reconnect();
-                }
-                st.ever_connected = true;
-            }
-            stats.set_connected(true);
+            delivery.connection_up();
             tracing::info!(url, "nats sink connected");
-            shared.wake.notify_one();
         }
         Event::Disconnected => {
-            shared.state.lock().connected = false;
-            stats.set_connected(false);
-            shared.changed.notify_all();
+            delivery.connection_lost();
             tracing::warn!(url, "nats sink lost its server; buffering");
         }
         other => {

@@ -15,6 +15,7 @@ use common::{key_of, wait_stats, TIMEOUT};
 use nv_runtime::{OutputSink, Runtime};
 use nv_sinks::kafka::{HEADER_IDEMPOTENCY_KEY, HEADER_SCHEMA_VERSION};
 use nv_sinks::{KafkaSink, KafkaSinkConfig, OutputRecord, SinkConfig, SinkStats};
+use nv_test_util::port::RefusedPort;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::mocking::MockCluster;
@@ -270,7 +271,8 @@ fn broker_outage_never_blocks_emit_and_loses_only_beyond_the_buffers() {
 #[test]
 fn unreachable_brokers_never_block_emit_and_shutdown_counts_every_record() {
     let outputs = common::outputs(30);
-    let mut config = KafkaSinkConfig::new([format!("127.0.0.1:{}", common::free_port())]);
+    let refused = RefusedPort::new();
+    let mut config = KafkaSinkConfig::new([format!("127.0.0.1:{}", refused.port())]);
     config.buffer_records = 5;
     config.flush_timeout_ms = 200;
     let stats = SinkStats::new();

@@ -11,9 +11,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{key_of, wait_stats, Broker, Outage, TIMEOUT};
+use common::{key_of, wait_stats, TIMEOUT};
 use nv_runtime::OutputSink;
 use nv_sinks::{MqttSink, MqttSinkConfig, SinkConfig, SinkStats};
+use nv_test_util::broker::{Broker, Outage};
 use parking_lot::{Condvar, Mutex};
 use rumqttc::{Client, Event, Incoming, MqttOptions, QoS};
 
@@ -288,31 +289,15 @@ fn restart_case(outage: Outage) {
     let stats = SinkStats::new();
     let mut sink = MqttSink::start(config, stats.clone()).unwrap();
     let outputs = common::outputs(30);
-    let keys = common::keys(&outputs);
     // Before the first connection records are buffered too; start with the sink online
     // so that phase 1 is not cut by the (small) bound.
     wait_stats(&stats, "connected", |s| s.connected);
 
-    // Paced while connected (the bound is small on purpose), so nothing is dropped here.
-    common::emit_paced(&mut sink, &stats, &outputs[..10]);
-    wait_stats(&stats, "phase 1 acknowledged", |s| s.delivered == 10);
-    sub.wait("phase 1 received", |i| i.msgs.len() >= 10);
-
-    outage.apply(&mut broker);
-    wait_stats(&stats, "disconnect noticed", |s| !s.connected);
-    for o in &outputs[10..22] {
-        sink.emit(o.clone());
-    }
-    // 12 records while down, 5 fit: the 7 oldest are dropped and counted.
-    assert_eq!(stats.dropped_by_buffer(), 7);
-
-    broker.start();
-    wait_stats(&stats, "buffer delivered after reconnect", |s| {
-        s.delivered == 15
-    });
-    common::emit_paced(&mut sink, &stats, &outputs[22..]);
-    wait_stats(&stats, "phase 3 acknowledged", |s| s.delivered == 23);
-    let expected: Vec<String> = keys[..10].iter().chain(&keys[17..]).cloned().collect();
+    // Paced while connected (the bound is small on purpose), so nothing is dropped there.
+    let expected =
+        common::ride_out_outage(&mut sink, &stats, &outputs, &mut broker, outage, || {
+            sub.wait("phase 1 received", |i| i.msgs.len() >= 10);
+        });
     sub.wait("everything received", |i| {
         i.msgs
             .iter()

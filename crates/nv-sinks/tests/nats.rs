@@ -10,10 +10,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use async_nats::jetstream::{self, stream};
-use common::{key_of, wait_stats, Broker, Outage, TIMEOUT};
+use common::{key_of, wait_stats, TIMEOUT};
 use futures_util::StreamExt;
-use nv_runtime::OutputSink;
 use nv_sinks::{NatsSink, NatsSinkConfig, SinkConfig, SinkStats};
+use nv_test_util::broker::{Broker, Outage};
 use parking_lot::{Condvar, Mutex};
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -170,24 +170,11 @@ fn restart_case(outage: Outage) {
     let stats = SinkStats::new();
     let mut sink = NatsSink::start(config, stats.clone()).unwrap();
     let outputs = common::outputs(30);
-    let keys = common::keys(&outputs);
     wait_stats(&stats, "connected", |s| s.connected);
 
-    common::emit_paced(&mut sink, &stats, &outputs[..10]);
-    outage.apply(&mut server);
-    wait_stats(&stats, "disconnect noticed", |s| !s.connected);
-    for o in &outputs[10..22] {
-        sink.emit(o.clone());
-    }
-    assert_eq!(stats.dropped_by_buffer(), 7);
-    server.start();
-    wait_stats(&stats, "buffer delivered after reconnect", |s| {
-        s.delivered == 15
-    });
-    common::emit_paced(&mut sink, &stats, &outputs[22..]);
+    let expected = common::ride_out_outage(&mut sink, &stats, &outputs, &mut server, outage, || {});
     drop(sink);
 
-    let expected: Vec<String> = keys[..10].iter().chain(&keys[17..]).cloned().collect();
     assert_eq!(stream_keys(port), expected);
     let s = stats.snapshot();
     assert_eq!(

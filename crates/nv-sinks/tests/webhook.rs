@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use common::{wait_stats, TIMEOUT};
 use nv_runtime::OutputSink;
 use nv_sinks::{OutputRecord, Secret, SinkStats, WebhookSink, WebhookSinkConfig};
+use nv_test_util::port::RefusedPort;
 use parking_lot::{Condvar, Mutex};
 
 #[derive(Debug, Default)]
@@ -218,7 +219,8 @@ fn client_errors_fail_the_batch_without_retrying() {
 
 #[test]
 fn unreachable_endpoint_never_blocks_emit_and_drop_is_bounded() {
-    let mut c = config(&format!("http://127.0.0.1:{}/x", common::free_port()));
+    let refused = RefusedPort::new();
+    let mut c = config(&format!("http://127.0.0.1:{}/x", refused.port()));
     c.flush_timeout_ms = 300;
     c.buffer_records = 10;
     let stats = SinkStats::new();

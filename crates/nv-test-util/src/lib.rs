@@ -1,8 +1,10 @@
 //! Test helpers: stages with scripted behaviour, collecting sinks, and event waits that
 //! synchronise on what the runtime reports instead of sleeping.
 
+pub mod broker;
 pub mod clip;
 pub mod daemon;
+pub mod port;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};

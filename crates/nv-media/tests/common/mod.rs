@@ -20,8 +20,8 @@ use nv_core::policy::RestartPolicy;
 use nv_media::GstSourceFactory;
 use nv_perception::{Stage, StageContext, StageOutput};
 use nv_runtime::{
-    BackpressurePolicy, CameraMode, FeedConfig, FeedConfigBuilder, HealthEvent, PixelFormat,
-    Runtime, SourceSpec,
+    BackpressurePolicy, CameraMode, FeedConfig, FeedConfigBuilder, FeedHandle, HealthEvent,
+    HealthSubscription, PixelFormat, Runtime, SourceSpec,
 };
 use nv_test_util::{collect_events_until, TEST_TIMEOUT};
 
@@ -209,9 +209,91 @@ pub fn feed(spec: SourceSpec, rec: &Recorder) -> FeedConfigBuilder {
         .lossless()
 }
 
+/// A feed that ran until it stopped on a runtime of its own.
+pub struct Finished {
+    /// What the recorder saw, in order.
+    pub seen: Vec<Seen>,
+    /// The feed's events, its `FeedStopped` last.
+    pub events: Vec<HealthEvent>,
+    pub handle: FeedHandle,
+    /// Kept so that `handle` still answers.
+    _runtime: Runtime,
+}
+
+/// Runs one feed of `spec` (the standard [`feed`] with a fresh [`Recorder`]) on a fresh
+/// runtime until it stops.
+pub fn run_to_stop(spec: SourceSpec) -> Finished {
+    run_to_stop_with(spec, |f| f)
+}
+
+/// Like [`run_to_stop`], with `configure` adding to the standard [`feed`].
+pub fn run_to_stop_with(
+    spec: SourceSpec,
+    configure: impl FnOnce(FeedConfigBuilder) -> FeedConfigBuilder,
+) -> Finished {
+    let runtime = runtime();
+    let mut health = runtime.health_subscribe();
+    let rec = Recorder::default();
+    let handle = runtime
+        .add_feed(configure(feed(spec, &rec)).build().unwrap())
+        .unwrap();
+    let events = events_until_stopped(&mut health, handle.id());
+    Finished {
+        seen: rec.seen(),
+        events,
+        handle,
+        _runtime: runtime,
+    }
+}
+
+/// A health subscription that keeps every event it saw.
+pub struct Events {
+    sub: HealthSubscription,
+    pub all: Vec<HealthEvent>,
+}
+
+impl Events {
+    pub fn new(sub: HealthSubscription) -> Self {
+        Self {
+            sub,
+            all: Vec::new(),
+        }
+    }
+
+    /// Waits for the next event matching `pred` (keeping every event on the way).
+    pub fn wait(&mut self, what: &str, mut pred: impl FnMut(&HealthEvent) -> bool) -> HealthEvent {
+        let deadline = std::time::Instant::now() + T;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.sub.recv_timeout(left) {
+                Ok(e) => {
+                    self.all.push(e.clone());
+                    if pred(&e) {
+                        return e;
+                    }
+                }
+                Err(e) => panic!("no {what} before timeout ({e:?}); saw {:?}", self.all),
+            }
+        }
+    }
+
+    /// How many events named `name` were seen.
+    pub fn count(&self, name: &str) -> usize {
+        count(&self.all, name)
+    }
+
+    /// The index of the first event named `name` at or after `from`.
+    pub fn position(&self, from: usize, name: &str) -> Option<usize> {
+        self.all[from..]
+            .iter()
+            .position(|e| e.name() == name)
+            .map(|i| i + from)
+    }
+}
+
 /// Collects this feed's events until its FeedStopped.
 pub fn events_until_stopped(
-    health: &mut nv_runtime::HealthSubscription,
+    health: &mut HealthSubscription,
     feed: nv_runtime::FeedId,
 ) -> Vec<HealthEvent> {
     collect_events_until(

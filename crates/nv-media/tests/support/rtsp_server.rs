@@ -20,16 +20,6 @@ use parking_lot::Mutex;
 pub const USER: &str = "viewer";
 pub const SECRET: &str = "s3cr3tPw";
 
-/// A port that was free a moment ago: only for a restart that must reuse a known port or
-/// for an address nothing listens on. [`TestServer::start`] with port 0 lets the OS choose.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A live H.264 test pattern served at `/x`, one pipeline per client.
 pub struct TestServer {
     main_loop: glib::MainLoop,
