@@ -17,6 +17,14 @@ pub enum ModelsCommand {
     },
     /// Re-hash cached entries (all, or one) against their pins.
     Verify { name: Option<String> },
+    /// Time the detector of a cached catalog model on this machine: load time, then
+    /// milliseconds per frame (preprocessing, inference, decoding) over a 640x272 RGB frame.
+    Bench {
+        name: String,
+        /// Timed frames (after 3 warm-up frames).
+        #[arg(long, default_value_t = 50)]
+        frames: u32,
+    },
 }
 
 pub fn run(cmd: &ModelsCommand) -> anyhow::Result<ExitCode> {
@@ -55,6 +63,7 @@ pub fn run(cmd: &ModelsCommand) -> anyhow::Result<ExitCode> {
             println!("{name}: {}", path.display());
             Ok(ExitCode::SUCCESS)
         }
+        ModelsCommand::Bench { name, frames } => bench(&store, name, *frames),
         ModelsCommand::Verify { name } => {
             let entries: Vec<_> = match name {
                 Some(n) => vec![nv_models::find(n).ok_or_else(|| {
@@ -108,5 +117,64 @@ pub fn resolve_catalog(
     let path = store
         .fetch(model)
         .map_err(|e| format!("model `{model}`: {e}"))?;
-    Ok(nv_models::detector_config(entry, &path))
+    Ok(nv_stages::model::catalog_preset(entry, &path))
+}
+
+#[cfg(not(feature = "model"))]
+fn bench(_store: &ModelStore, name: &str, _frames: u32) -> anyhow::Result<ExitCode> {
+    anyhow::bail!("models bench {name}: this nextvision was built without the `model` feature")
+}
+
+#[cfg(feature = "model")]
+fn bench(store: &ModelStore, name: &str, frames: u32) -> anyhow::Result<ExitCode> {
+    use std::time::{Duration, Instant};
+
+    let entry = nv_models::find(name).ok_or_else(|| {
+        anyhow::anyhow!(
+            "unknown catalog model `{name}` (known: {})",
+            nv_models::names()
+        )
+    })?;
+    let path = store.cached(name)?;
+    let config = nv_stages::model::catalog_preset(entry, &path)
+        .ok_or_else(|| anyhow::anyhow!("`{name}` is a {}, not a model", entry.kind.label()))?;
+    let started = Instant::now();
+    let mut detector = nv_stages::model::ModelDetector::new(config).context("loading the model")?;
+    let load = started.elapsed();
+    // A textured frame (flat ones let a model skip nothing, but decode finds nothing).
+    let (w, h) = (640u32, 272u32);
+    let data: Vec<u8> = (0..w * h * 3)
+        .map(|i| ((i % 251) ^ (i / 640 % 127)) as u8)
+        .collect();
+    let frame = nv_frame::FrameEnvelope::new_owned(
+        nv_core::id::FeedId::new(1),
+        0,
+        nv_core::time::MonotonicTs::from_nanos(0),
+        w,
+        h,
+        nv_core::source::PixelFormat::Rgb8,
+        data,
+    )?;
+    for _ in 0..3 {
+        detector.detect(&frame)?;
+    }
+    let mut times: Vec<Duration> = (0..frames.max(1))
+        .map(|_| {
+            let t = Instant::now();
+            detector.detect(&frame).map(|_| t.elapsed())
+        })
+        .collect::<Result<_, _>>()?;
+    times.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let mean = times.iter().map(|d| ms(*d)).sum::<f64>() / times.len() as f64;
+    println!(
+        "{name}: load {:.0} ms; per {w}x{h} frame over {} frames: min {:.1} ms, median {:.1} ms, \
+         mean {mean:.1} ms, max {:.1} ms",
+        ms(load),
+        times.len(),
+        ms(times[0]),
+        ms(times[times.len() / 2]),
+        ms(times[times.len() - 1]),
+    );
+    Ok(ExitCode::SUCCESS)
 }

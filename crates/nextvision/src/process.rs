@@ -24,8 +24,15 @@ pub struct ProcessArgs {
     #[arg(long, short)]
     out: Option<PathBuf>,
     /// Stages by kind, in order (default: blob-detector, counter).
-    #[arg(long = "stage", value_name = "KIND")]
+    #[arg(long = "stage", value_name = "KIND", conflicts_with = "config")]
     stages: Vec<String>,
+    /// Take the stages, with their parameters, from a feed of this configuration file
+    /// (validated whole; the feed's source is replaced by INPUT).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// The feed of `--config` whose stages run (needed when the file has several).
+    #[arg(long, value_name = "NAME", requires = "config")]
+    feed: Option<String>,
     /// Stop after this many seconds (live inputs run until interrupted otherwise).
     #[arg(long)]
     max_seconds: Option<f64>,
@@ -104,10 +111,15 @@ pub fn run(args: &ProcessArgs) -> anyhow::Result<ExitCode> {
         }
         None => Box::new(StdoutSink::new(stats.clone())),
     };
-    let kinds: Vec<String> = if args.stages.is_empty() {
-        vec!["blob-detector".into(), "counter".into()]
-    } else {
-        args.stages.clone()
+    let configs = match &args.config {
+        Some(path) => match stages_of_feed(path, args.feed.as_deref()) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("nextvision: {e:#}");
+                return Ok(ExitCode::from(exit::FAILED));
+            }
+        },
+        None => stages_by_kind(&args.stages)?,
     };
     let runtime = crate::media::register(nv_runtime::Runtime::builder()).build()?;
     let mut health = runtime.health_subscribe();
@@ -117,13 +129,14 @@ pub fn run(args: &ProcessArgs) -> anyhow::Result<ExitCode> {
         .camera_mode(CameraMode::Fixed)
         .boxed_output_sink(sink)
         .lossless();
-    let configs = kinds
-        .iter()
-        .map(|k| crate::registry::parse_stage(k, &toml::Table::new()))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(anyhow::Error::msg)?;
-    nv_stages::validate_pipeline(&configs)?;
-    for stage in crate::registry::build_stages(&configs).map_err(anyhow::Error::msg)? {
+    let stages = match crate::registry::build_stages(&configs) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("nextvision: stages: {e}");
+            return Ok(ExitCode::from(exit::FAILED));
+        }
+    };
+    for stage in stages {
         b = b.boxed_stage(stage);
     }
     let startup =
@@ -224,6 +237,62 @@ pub fn run(args: &ProcessArgs) -> anyhow::Result<ExitCode> {
     let (code, verdict) = verdict(&end, m.frames_processed, diag.last_error.as_ref());
     eprintln!("nextvision: {verdict}");
     Ok(ExitCode::from(code))
+}
+
+/// `--stage KIND...` (default: blob-detector, counter), each with its default parameters.
+fn stages_by_kind(kinds: &[String]) -> anyhow::Result<Vec<nv_stages::StageConfig>> {
+    let default = ["blob-detector".to_owned(), "counter".to_owned()];
+    let kinds = if kinds.is_empty() {
+        &default[..]
+    } else {
+        kinds
+    };
+    let configs = kinds
+        .iter()
+        .map(|k| crate::registry::parse_stage(k, &toml::Table::new()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(anyhow::Error::msg)?;
+    nv_stages::validate_pipeline(&configs)?;
+    Ok(configs)
+}
+
+/// The validated stages of feed `feed` (or the only feed) of configuration file `path`.
+fn stages_of_feed(
+    path: &std::path::Path,
+    feed: Option<&str>,
+) -> anyhow::Result<Vec<nv_stages::StageConfig>> {
+    let config = crate::config::load(path, crate::config::EnvMode::Resolve)?;
+    let names = || {
+        config
+            .feeds
+            .iter()
+            .map(|f| f.section.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let spec = match feed {
+        Some(name) => config
+            .feeds
+            .iter()
+            .find(|f| f.section.name == name)
+            .with_context(|| {
+                format!(
+                    "{}: no feed named `{name}` (feeds: {})",
+                    path.display(),
+                    names()
+                )
+            })?,
+        None => match config.feeds.as_slice() {
+            [only] => only,
+            [] => anyhow::bail!("{}: the file defines no feed", path.display()),
+            _ => anyhow::bail!(
+                "{}: several feeds ({}); choose one with --feed",
+                path.display(),
+                names()
+            ),
+        },
+    };
+    Ok(spec.stages.clone())
 }
 
 /// Exit code and a one-line verdict that names the cause.

@@ -6,7 +6,7 @@
 /// What an entry holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EntryKind {
-    /// A detector model (see `detector_config` with the `detector` feature).
+    /// A detector model (its detector preset is `nv_stages::model::catalog_preset`).
     Model(Task),
     /// A public video clip for demos and benchmarks.
     SampleClip,

@@ -10,12 +10,8 @@
 
 mod catalog;
 mod error;
-#[cfg(feature = "detector")]
-mod presets;
 mod store;
 
 pub use catalog::{find, names, Entry, EntryKind, Task, CATALOG};
 pub use error::CatalogError;
-#[cfg(feature = "detector")]
-pub use presets::{detector_config, PERSON_CLASS_ID};
 pub use store::{default_cache_dir, sha256_file, CacheState, ModelStore, PYPI_SIMPLE_INDEX};

@@ -26,6 +26,7 @@ use nv_perception::Stage;
 use serde::Deserialize;
 
 use crate::basic::{BlobDetector, Brightness, Counter};
+pub use crate::model_stage::{ModelDecoder, ModelStageConfig, ResizeName};
 use crate::{
     Anchor, LineSpec, MotionConfig, MotionDetector, Tracker, TrackerConfig, ZoneAnalytics,
     ZoneConfig, ZoneSpec,
@@ -126,31 +127,6 @@ pub struct ZonesStageConfig {
     pub dwell_threshold_secs: Option<f64>,
 }
 
-/// Output decoding of a `model-detector`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ModelDecoder {
-    Yolov8,
-    Yolov11,
-    Yolov5,
-    /// A PP-OCR style text segmentation map.
-    Text,
-}
-
-/// `model-detector`.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ModelStageConfig {
-    pub model_path: String,
-    pub input_width: u32,
-    pub input_height: u32,
-    pub decoder: ModelDecoder,
-    pub confidence_threshold: Option<f32>,
-    pub nms_iou_threshold: Option<f32>,
-    #[serde(default)]
-    pub class_names: Vec<String>,
-}
-
 /// `blob-detector`: bright blobs on a coarse grid.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -181,6 +157,17 @@ pub enum StageBuildError {
         kind: &'static str,
         #[source]
         source: ConfigError,
+    },
+    /// A catalog model that is not in the cache yet (the daemon never downloads).
+    #[error(
+        "{kind}: catalog model `{name}` is not fetched yet (no {}); run `nextvision models \
+         fetch {name}` once with network access",
+        path.display()
+    )]
+    ModelNotFetched {
+        kind: &'static str,
+        name: String,
+        path: std::path::PathBuf,
     },
     /// Resources (a model file that cannot be read or run).
     #[error("{kind}: {source}")]
@@ -289,27 +276,6 @@ impl ZonesStageConfig {
     }
 }
 
-impl ModelStageConfig {
-    #[cfg(feature = "model")]
-    pub fn to_config(&self) -> crate::model::ModelDetectorConfig {
-        use crate::model::{DecoderKind, ModelDetectorConfig};
-        let decoder = match self.decoder {
-            ModelDecoder::Yolov8 | ModelDecoder::Yolov11 => DecoderKind::yolov8(),
-            ModelDecoder::Yolov5 => DecoderKind::yolov5(),
-            ModelDecoder::Text => DecoderKind::text_detection(),
-        };
-        let mut c = ModelDetectorConfig::new(
-            self.model_path.clone(),
-            (self.input_width, self.input_height),
-            decoder,
-        );
-        c.confidence_threshold = self.confidence_threshold.unwrap_or(c.confidence_threshold);
-        c.nms_iou_threshold = self.nms_iou_threshold.unwrap_or(c.nms_iou_threshold);
-        c.class_names = self.class_names.clone();
-        c
-    }
-}
-
 impl StageConfig {
     /// The `kind` name.
     pub fn kind(&self) -> &'static str {
@@ -351,7 +317,13 @@ impl StageConfig {
                 absorb(c.to_config().validate());
             }
             #[cfg(feature = "model")]
-            Self::ModelDetector(c) => absorb(file_keys(c.to_config().validate())),
+            Self::ModelDetector(c) => match c.resolve() {
+                Ok(r) => {
+                    absorb(ConfigError::check(r.absence().into_iter().collect()));
+                    absorb(file_keys(r.config.validate()));
+                }
+                Err(found) => absorb(ConfigError::check(found)),
+            },
             #[cfg(not(feature = "model"))]
             Self::ModelDetector(_) => absorb(Err(ConfigError::single(model_feature_missing()))),
             Self::Brightness(_) | Self::BlobDetector(_) | Self::Counter(_) => {}
@@ -373,10 +345,22 @@ impl StageConfig {
                 Box::new(ZoneAnalytics::new(c.to_config()).map_err(invalid)?)
             }
             #[cfg(feature = "model")]
-            Self::ModelDetector(c) => Box::new(
-                crate::model::ModelDetector::new(c.to_config())
-                    .map_err(|source| StageBuildError::Failed { kind, source })?,
-            ),
+            Self::ModelDetector(c) => {
+                let r = c
+                    .resolve()
+                    .map_err(|p| invalid(ConfigError { problems: p }))?;
+                if let (Some(entry), false) = (r.catalog, r.present) {
+                    return Err(StageBuildError::ModelNotFetched {
+                        kind,
+                        name: entry.name.to_owned(),
+                        path: r.config.model_path,
+                    });
+                }
+                Box::new(
+                    crate::model::ModelDetector::new(r.config)
+                        .map_err(|source| StageBuildError::Failed { kind, source })?,
+                )
+            }
             #[cfg(not(feature = "model"))]
             Self::ModelDetector(_) => {
                 return Err(invalid(ConfigError::single(model_feature_missing())))

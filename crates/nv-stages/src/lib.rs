@@ -21,6 +21,7 @@ mod basic;
 pub mod config;
 pub mod eval;
 pub mod kalman;
+mod model_stage;
 mod motion;
 mod tracker;
 mod zones;

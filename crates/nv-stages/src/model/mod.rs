@@ -17,14 +17,17 @@
 //! and never panic.
 
 mod anchors;
+mod catalog;
 mod config;
 mod decode;
 mod detector;
 mod engine;
 mod letterbox;
+mod tf_fold;
 mod tf_graph;
 
 pub use anchors::{Anchor, SsdAnchorGenerator, MAX_ANCHORS};
+pub use catalog::{catalog_preset, PERSON_CLASS_ID};
 pub use config::{
     BatchMode, BoxFormat, BoxUnits, ChannelOrder, DecoderKind, InputLayout, ModelDetectorConfig,
     ModelFormat, Preprocess, ResizeMode, ScoreActivation, TfGraphCut, YoloLayout, MAX_INPUT_SIDE,

@@ -132,6 +132,7 @@ pub(crate) fn load(
     drop(bytes);
     cut_graph(&mut graph, cut, input_shape)
         .map_err(|e| format!("cannot cut TensorFlow graph {}: {e}", path.display()))?;
+    super::tf_fold::fold_batch_norms(&mut graph);
     let mut model = tf
         .model_for_proto_model(&graph)
         .map_err(|e| format!("cannot load TensorFlow graph {}: {e:#}", path.display()))?;

@@ -1,14 +1,18 @@
-//! How each catalog model runs in the model detector.
+//! Catalog models (crate `nv-models`) as detector configurations: how each one was trained
+//! to be fed and decoded.
 
 use std::path::Path;
 
-use nv_stages::model::{ChannelOrder, DecoderKind, ModelDetectorConfig, Preprocess};
+use nv_models::{Entry, EntryKind, Task};
 
-use crate::catalog::{Entry, EntryKind, Task};
+use super::config::{ChannelOrder, DecoderKind, ModelDetectorConfig, Preprocess};
+
+/// Class id of a person in the output of the `person-ssdlite` catalog model.
+pub const PERSON_CLASS_ID: u32 = 1;
 
 /// The detector configuration catalog model `entry` was trained for, reading the model
-/// from `path`; `None` for entries that are not models.
-pub fn detector_config(entry: &Entry, path: &Path) -> Option<ModelDetectorConfig> {
+/// from `path`; `None` for entries that are not models (sample clips).
+pub fn catalog_preset(entry: &Entry, path: &Path) -> Option<ModelDetectorConfig> {
     match entry.kind {
         EntryKind::Model(Task::PersonDetection) => {
             // TF-OD SSD: stretched 300x300, column 0 is the background.
@@ -34,5 +38,18 @@ pub fn detector_config(entry: &Entry, path: &Path) -> Option<ModelDetectorConfig
     }
 }
 
-/// Class id of a person in the person detector's output.
-pub const PERSON_CLASS_ID: u32 = 1;
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_catalog_model_has_a_valid_preset_and_clips_have_none() {
+        for e in nv_models::CATALOG {
+            let preset = catalog_preset(e, Path::new("/models/x"));
+            assert_eq!(preset.is_some(), e.is_model(), "{}", e.name);
+            if let Some(c) = preset {
+                assert_eq!(c.validate(), Ok(()), "{}", e.name);
+            }
+        }
+    }
+}
