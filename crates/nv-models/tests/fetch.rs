@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use nv_models::{CacheState, CatalogError, Entry, EntryKind, ModelStore};
+use nv_test_util::port::RefusedPort;
 use sha2::{Digest, Sha256};
 
 /// Serves fixed responses by path until the test ends; answers 404 elsewhere.
@@ -137,11 +138,11 @@ fn store(dir: &tempfile::TempDir, server: &Server) -> ModelStore {
 }
 
 /// A port nothing listens on.
-fn dead_index() -> String {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = l.local_addr().expect("addr");
-    drop(l);
-    format!("http://{addr}/simple")
+/// An index URL on a port that refuses connections while the returned guard lives.
+fn dead_index() -> (RefusedPort, String) {
+    let port = RefusedPort::new();
+    let url = format!("http://127.0.0.1:{}/simple", port.port());
+    (port, url)
 }
 
 #[test]
@@ -157,7 +158,8 @@ fn fetch_verifies_caches_and_then_works_offline() {
     assert_eq!(s.state(&entry).expect("state"), CacheState::Verified);
 
     // Offline: a verified copy needs no network at all.
-    let offline = ModelStore::new(dir.path()).with_index_url(dead_index());
+    let (_refused, dead) = dead_index();
+    let offline = ModelStore::new(dir.path()).with_index_url(dead);
     assert_eq!(offline.fetch_entry(&entry).expect("cached"), path);
 
     // A corrupted copy is detected and, offline, reported as a network failure.
