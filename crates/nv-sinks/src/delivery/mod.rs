@@ -249,6 +249,10 @@ impl<R: Attributed + Send + Sync + 'static> Delivery<R> {
 
     /// Blocks until [`Delivery::take`] would hand something over; false once the sink is
     /// closing. For transports that take on several threads under their own lock.
+    #[cfg_attr(
+        not(feature = "kafka"),
+        expect(dead_code, reason = "used by the kafka sink only")
+    )]
     pub fn wait_ready(&self) -> bool {
         let limits = self.inner.limits;
         let waiter = &self.inner.state;
