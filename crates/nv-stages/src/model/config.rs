@@ -96,6 +96,19 @@ pub enum DecoderKind {
     },
 }
 
+impl DecoderKind {
+    /// The decoder's name in messages (its family, without the layout details).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Yolo { .. } => "yolo",
+            Self::EndToEnd { .. } => "end-to-end",
+            Self::Ssd { .. } => "ssd",
+            Self::SegmentationMap { .. } => "segmentation-map",
+            Self::AnchorSsd { .. } => "tf-ssd",
+        }
+    }
+}
+
 /// How raw class scores become probabilities.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ScoreActivation {
@@ -453,7 +466,7 @@ impl ModelDetectorConfig {
                 if o.trim().is_empty() {
                     problems.push(ConfigProblem::invalid(
                         format!("format.outputs[{i}]"),
-                        format!("{o:?}"),
+                        format!("\"{o}\""),
                         "must not be blank",
                     ));
                 }

@@ -25,15 +25,15 @@ impl<'a> OutputTensor<'a> {
         let per: usize = rest.iter().product();
         if per.checked_mul(n) != Some(self.data.len()) {
             return Err(format!(
-                "output data length {} does not match shape {:?}",
+                "output data length {} does not match shape {}",
                 self.data.len(),
-                self.shape
+                fmt_dims(self.shape)
             ));
         }
         if item >= n {
             return Err(format!(
-                "batch item {item} out of range for shape {:?}",
-                self.shape
+                "batch item {item} out of range for shape {}",
+                fmt_dims(self.shape)
             ));
         }
         Ok((&self.data[item * per..(item + 1) * per], rest))
@@ -118,8 +118,8 @@ impl Decoder {
     pub fn check_shapes(&self, shapes: &[Vec<Option<usize>>]) -> Result<Option<usize>, String> {
         if shapes.len() < self.outputs_needed() {
             return Err(format!(
-                "decoder {:?} needs {} output(s), the model has {}",
-                self.kind,
+                "decoder {} needs {} output(s), the model has {}",
+                self.kind.name(),
                 self.outputs_needed(),
                 shapes.len()
             ));
@@ -130,10 +130,14 @@ impl Decoder {
                 Ok(s)
             } else {
                 Err(format!(
-                    "output {i} has rank {} (shape {}), decoder {:?} needs rank {want:?}",
+                    "output {i} has rank {} (shape {}), decoder {} needs rank {}",
                     s.len(),
                     fmt_shape(s),
-                    self.kind
+                    self.kind.name(),
+                    want.iter()
+                        .map(usize::to_string)
+                        .collect::<Vec<_>>()
+                        .join(" or ")
                 ))
             }
         };
@@ -316,6 +320,43 @@ impl Decoder {
     }
 }
 
+/// One batch item of an SSD head.
+struct SsdItem<'a> {
+    /// `[A, 4]` box values.
+    boxes: &'a [f32],
+    /// `[A, C]` scores.
+    scores: &'a [f32],
+    anchors: usize,
+    classes: usize,
+}
+
+fn ssd_item<'a>(
+    boxes: &OutputTensor<'a>,
+    scores: &OutputTensor<'a>,
+    item: usize,
+) -> Result<SsdItem<'a>, String> {
+    let (bdata, bdims) = boxes.item(item)?;
+    let (sdata, sdims) = scores.item(item)?;
+    match (bdims, sdims) {
+        (&[anchors, 4], &[anchors_s, classes]) if anchors == anchors_s => Ok(SsdItem {
+            boxes: bdata,
+            scores: sdata,
+            anchors,
+            classes,
+        }),
+        _ => Err(format!(
+            "SSD outputs {} and {} are not [N, A, 4] and [N, A, C] with the same A",
+            fmt_dims(boxes.shape),
+            fmt_dims(scores.shape)
+        )),
+    }
+}
+
+fn fmt_dims(s: &[usize]) -> String {
+    let dims: Vec<String> = s.iter().map(usize::to_string).collect();
+    format!("[{}]", dims.join(", "))
+}
+
 fn fmt_shape(s: &[Option<usize>]) -> String {
     let dims: Vec<String> = s
         .iter()
@@ -451,20 +492,12 @@ fn decode_ssd(
     background: Option<u32>,
     p: &DecodeParams,
 ) -> Result<Vec<RawDetection>, String> {
-    let (bdata, bdims) = boxes.item(item)?;
-    let (sdata, sdims) = scores.item(item)?;
-    let (&[anchors, 4], &[anchors_s, classes]) = (bdims, sdims) else {
-        return Err(format!(
-            "SSD outputs {:?} and {:?} are not [N, A, 4] and [N, A, C]",
-            boxes.shape, scores.shape
-        ));
-    };
-    if anchors != anchors_s {
-        return Err(format!(
-            "SSD boxes {:?} and scores {:?} disagree on the anchor count",
-            boxes.shape, scores.shape
-        ));
-    }
+    let SsdItem {
+        boxes: bdata,
+        scores: sdata,
+        classes,
+        ..
+    } = ssd_item(&boxes, &scores, item)?;
     let (sx, sy) = scale_for(units, p);
     let mut dets = Vec::new();
     for (b, s) in bdata
@@ -523,20 +556,17 @@ fn decode_anchor_ssd(
     p: &DecodeParams,
     probs: &mut Vec<f32>,
 ) -> Result<Vec<RawDetection>, String> {
-    let (bdata, bdims) = boxes.item(item)?;
-    let (sdata, sdims) = scores.item(item)?;
-    let (&[anchors, 4], &[anchors_s, classes]) = (bdims, sdims) else {
+    let SsdItem {
+        boxes: bdata,
+        scores: sdata,
+        anchors,
+        classes,
+    } = ssd_item(&boxes, &scores, item)?;
+    if anchors != a.anchors.len() {
         return Err(format!(
-            "SSD outputs {:?} and {:?} are not [N, A, 4] and [N, A, C]",
-            boxes.shape, scores.shape
-        ));
-    };
-    if anchors != anchors_s || anchors != a.anchors.len() {
-        return Err(format!(
-            "SSD box encodings {:?}, scores {:?} and the {} generated anchors disagree on \
-             the anchor count",
-            boxes.shape,
-            scores.shape,
+            "SSD outputs {} and {} have {anchors} anchors, the model's anchor generator makes {}",
+            fmt_dims(boxes.shape),
+            fmt_dims(scores.shape),
             a.anchors.len()
         ));
     }
