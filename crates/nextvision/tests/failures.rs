@@ -30,23 +30,7 @@ fn tmp_dir(name: &str) -> PathBuf {
 
 fn clip(dir: &Path) -> PathBuf {
     let path = dir.join("clip.mp4");
-    let status = Command::new("gst-launch-1.0")
-        .args(["-q", "videotestsrc", "num-buffers=20", "!"])
-        .args([
-            "video/x-raw,format=I420,width=64,height=48,framerate=30/1",
-            "!",
-            "x264enc",
-            "!",
-            "h264parse",
-            "!",
-            "mp4mux",
-            "!",
-        ])
-        .arg("filesink")
-        .arg(format!("location={}", path.display()))
-        .status()
-        .unwrap();
-    assert!(status.success());
+    nv_test_util::clip::test_pattern_mp4(&path, 20, 64, 48, "smpte");
     path
 }
 

@@ -12,23 +12,7 @@ fn processes_every_frame_of_a_clip_into_json_lines() {
     let dir = std::env::temp_dir().join(format!("nv-process-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let clip = dir.join("clip.mp4");
-    let status = Command::new("gst-launch-1.0")
-        .args(["-q", "videotestsrc", "num-buffers=45", "pattern=ball", "!"])
-        .args([
-            "video/x-raw,format=I420,width=160,height=120,framerate=30/1",
-            "!",
-            "x264enc",
-            "!",
-            "h264parse",
-            "!",
-            "mp4mux",
-            "!",
-        ])
-        .arg("filesink")
-        .arg(format!("location={}", clip.display()))
-        .status()
-        .unwrap();
-    assert!(status.success());
+    nv_test_util::clip::test_pattern_mp4(&clip, 45, 160, 120, "ball");
     let out = dir.join("out.jsonl");
     let run = Command::new(env!("CARGO_BIN_EXE_nextvision"))
         .arg("process")

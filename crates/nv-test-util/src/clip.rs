@@ -202,6 +202,38 @@ impl Scenario {
     }
 }
 
+/// Encodes `frames` frames of the `videotestsrc` `pattern` as an H.264 MP4 at `path` with the
+/// `gst-launch-1.0` tool, in camera-like 8-bit 4:2:0 (without the I420 caps x264enc picks
+/// 4:4:4). For tests of the binary, which cannot link GStreamer themselves.
+pub fn test_pattern_mp4(path: &Path, frames: u32, width: u32, height: u32, pattern: &str) {
+    let status = Command::new("gst-launch-1.0")
+        .args([
+            "-q",
+            "videotestsrc",
+            &format!("num-buffers={frames}"),
+            &format!("pattern={pattern}"),
+            "!",
+            &format!("video/x-raw,format=I420,width={width},height={height},framerate=30/1"),
+            "!",
+            "x264enc",
+            "!",
+            "h264parse",
+            "!",
+            "mp4mux",
+            "!",
+            "filesink",
+            &format!("location={}", path.display()),
+        ])
+        .status();
+    match status {
+        Ok(s) if s.success() => {}
+        other => panic!(
+            "gst-launch-1.0 could not write {}: {other:?}",
+            path.display()
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
