@@ -181,10 +181,11 @@ fn slow_sink_drops_for_the_sink_only_and_never_blocks_stages() {
             }
         })
         .sum();
-    assert_eq!(reported, N - 1 - cap as u64);
+    // Exact either way: every drop reported, every accepted output delivered.
+    assert_eq!(reported, N - accepted, "every sink drop reported");
     assert_eq!(
         sink.emitted(),
-        1 + cap as u64,
+        accepted,
         "queued outputs are delivered before the sink is handed back"
     );
 }
@@ -224,9 +225,14 @@ fn drop_oldest_sink_queue_keeps_the_newest_and_counts_every_eviction() {
             _ => 0,
         })
         .sum();
-    // One output was inside `emit` while the queue held `cap`: the rest were evicted.
+    // One output was inside `emit` while the queue held `cap` (or, when the first output
+    // had not left the queue yet as it filled, only `cap` survive): the rest were evicted,
+    // and exactly the survivors are delivered.
     let evicted = h.metrics().dropped(DropReason::SinkQueueFull);
-    assert_eq!(sink.emitted(), 1 + cap as u64);
-    assert_eq!(evicted, N - 1 - cap as u64);
+    assert!(
+        evicted == N - 1 - cap as u64 || evicted == N - cap as u64,
+        "{evicted}"
+    );
+    assert_eq!(sink.emitted(), N - evicted);
     assert_eq!(reported, evicted, "every eviction reported");
 }
