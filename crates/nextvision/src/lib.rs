@@ -6,6 +6,7 @@ mod api;
 mod assemble;
 pub mod cli;
 mod config;
+mod console;
 mod demo;
 #[cfg(feature = "model")]
 mod demo_video;

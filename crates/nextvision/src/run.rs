@@ -72,6 +72,13 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     // Subscribed before the feeds start, so no feed can end unseen.
     let ended_sub = runtime.health_subscribe();
     let feeds = crate::assemble::add_feeds(&runtime, &config, &sinks)?;
+    for (spec, feed) in config.feeds.iter().zip(&feeds) {
+        snapshots.set_overlay(
+            feed.id(),
+            &spec.section.name,
+            crate::api::overlay_of(&spec.stages),
+        );
+    }
     let exit_when_done = !args.keep_running
         && !config.feeds.is_empty()
         && config.feeds.iter().all(|f| f.source.ends_at_eos());
@@ -102,6 +109,11 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         sinks: Arc::clone(&sinks),
         add_lock: Arc::default(),
         events,
+        streams: crate::api::StreamClients::new(config.api.max_stream_clients),
+        event_snapshots: crate::api::event_snapshots::EventSnapshots::new(
+            config.api.event_snapshots,
+            config.api.event_snapshot_bytes,
+        ),
     };
     let tokio_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -5,9 +5,13 @@
 //! stable `code`. Handlers only talk to the runtime through its handle, so a bad request
 //! cannot disturb running feeds.
 
+mod annotate;
+pub mod event_snapshots;
 pub mod events;
+mod font;
 mod json;
 mod snapshot;
+mod stream;
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,7 +30,8 @@ use nv_metrics::HealthCounters;
 use nv_runtime::RuntimeHandle;
 use serde_json::{json, Value};
 
-pub use snapshot::SnapshotStore;
+pub use snapshot::{overlay_of, SnapshotStore};
+pub use stream::StreamClients;
 
 use crate::config::Config;
 
@@ -43,6 +48,9 @@ pub struct AppState {
     /// Serialises feed additions so two requests cannot both claim one name.
     pub add_lock: Arc<tokio::sync::Mutex<()>>,
     pub events: Arc<events::EventHub>,
+    /// Running MJPEG streams, against `api.max_stream_clients`.
+    pub streams: Arc<StreamClients>,
+    pub event_snapshots: Arc<event_snapshots::EventSnapshots>,
 }
 
 /// An API error: HTTP status, stable code, human message (never credentials).
@@ -179,6 +187,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/feeds/{id}/pause", post(pause_feed))
         .route("/api/v1/feeds/{id}/resume", post(resume_feed))
         .route("/api/v1/feeds/{id}/snapshot.jpg", get(snapshot_jpeg))
+        .route("/api/v1/feeds/{id}/stream.mjpeg", get(stream::mjpeg))
+        .route("/api/v1/events/{id}/snapshot.jpg", get(event_snapshot))
+        .route("/api/v1/feeds/{id}/overlay", get(feed_overlay))
+        .route("/api/v1/sinks", get(list_sinks))
         .route("/api/v1/diagnostics", get(diagnostics))
         .route("/api/v1/events", get(events));
     if state.config.metrics.prometheus {
@@ -188,6 +200,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .merge(crate::console::router())
         .merge(protected)
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .layer(middleware::from_fn(announced_body_limit))
@@ -351,6 +364,8 @@ async fn add_feed(
     let config = crate::assemble::feed_config(&spec, stages, sink, Some(factory))
         .map_err(|e| ApiError::from(NvError::from(e)))?;
     let handle = s.runtime.add_feed(config)?;
+    s.snapshots
+        .set_overlay(handle.id(), &spec.section.name, overlay_of(&spec.stages));
     Ok((StatusCode::CREATED, Json(json::feed(&handle.diagnostics()))))
 }
 
@@ -386,6 +401,53 @@ async fn resume_feed(
 ) -> Result<StatusCode, ApiError> {
     find_feed(&s, &id)?.resume()?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The zones and lines drawn on the feed's frames, with the newest frame's counts.
+async fn feed_overlay(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = find_feed(&s, &id)?.id();
+    let o = s.snapshots.overlay_with_counts(id);
+    // Through the shortest decimal text, so 0.2 stays 0.2 rather than 0.20000000298...
+    let num = |v: f32| {
+        v.to_string()
+            .parse::<f64>()
+            .map_or(Value::Null, |f| json!(f))
+    };
+    let point = |p: nv_core::geometry::Point2| json!([num(p.x), num(p.y)]);
+    Ok(Json(json!({
+        "zones": o.zones.iter().map(|z| json!({
+            "name": z.name,
+            "points": z.points.iter().copied().map(point).collect::<Vec<_>>(),
+            "occupancy": z.occupancy,
+        })).collect::<Vec<_>>(),
+        "lines": o.lines.iter().map(|l| json!({
+            "name": l.name,
+            "from": point(l.from),
+            "to": point(l.to),
+            "crossings": l.crossings.map(|(lr, rl)| json!({
+                "left_to_right": lr,
+                "right_to_left": rl,
+            })),
+        })).collect::<Vec<_>>(),
+    })))
+}
+
+/// Every sink built so far with its delivery figures.
+async fn list_sinks(State(s): State<AppState>) -> Json<Value> {
+    Json(Value::Array(
+        s.sinks
+            .built()
+            .iter()
+            .map(|k| {
+                let mut v = json!(k.stats().snapshot());
+                v["name"] = json!(k.name());
+                v
+            })
+            .collect(),
+    ))
 }
 
 async fn diagnostics(State(s): State<AppState>) -> Json<Value> {
@@ -426,11 +488,44 @@ async fn snapshot_jpeg(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = find_feed(&s, &id)?.id();
-    let jpeg = s
+    let (seq, jpeg) = s
         .snapshots
         .jpeg(id)
         .map_err(|e| ApiError::new(StatusCode::NOT_FOUND, "no_snapshot", e))?;
-    Ok(([(header::CONTENT_TYPE, "image/jpeg")], jpeg).into_response())
+    Ok((
+        [
+            (header::CONTENT_TYPE, "image/jpeg".to_owned()),
+            (header::CACHE_CONTROL, "no-store".to_owned()),
+            (
+                header::HeaderName::from_static("x-frame-seq"),
+                seq.to_string(),
+            ),
+        ],
+        axum::body::Bytes::from_owner(jpeg),
+    )
+        .into_response())
+}
+
+async fn event_snapshot(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let jpeg = s.event_snapshots.get(&id).ok_or_else(|| {
+        let shown: String = id.chars().take(event_snapshots::MAX_ID_CHARS).collect();
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "snapshot_not_found",
+            format!(
+                "no snapshot kept for event `{}` (the oldest go first: api.event_snapshots)",
+                shown.escape_debug()
+            ),
+        )
+    })?;
+    Ok((
+        [(header::CONTENT_TYPE, "image/jpeg")],
+        axum::body::Bytes::from_owner(jpeg),
+    )
+        .into_response())
 }
 
 #[derive(serde::Deserialize)]

@@ -1,95 +1,377 @@
-//! Latest frame per feed, rendered as JPEG with detections and tracks drawn on it.
+//! Latest frame per feed, rendered as an annotated JPEG: boxes labelled with track id,
+//! class and confidence, the feed's zones and lines with their counts, the feed name and
+//! the frame's wall-clock time.
+//!
+//! A frame is encoded at most once, however many snapshot requests and MJPEG clients
+//! ask for it: the JPEG of the newest frame is kept until a newer frame replaces it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use nv_core::geometry::BBox;
+use nv_core::geometry::Point2;
 use nv_core::id::FeedId;
 use nv_frame::convert::convert_into;
 use nv_frame::PixelFormat;
-use nv_runtime::SharedOutput;
+use nv_perception::Detection;
+use nv_runtime::{OutputEnvelope, SharedOutput};
 use parking_lot::Mutex;
+use tokio::sync::watch;
+
+use super::annotate::{self, Canvas, LabelledBox, LineShape, Overlay, ZoneShape};
+use super::event_snapshots::EventSnapshots;
+
+/// JPEG quality of snapshots and stream frames.
+const JPEG_QUALITY: u8 = 80;
+
+/// One feed's newest frame, its drawing context and the encoded JPEG of that frame.
+struct Entry {
+    latest: Option<SharedOutput>,
+    name: String,
+    overlay: Overlay,
+    /// `(frame_seq, jpeg)` of the newest frame once encoded.
+    encoded: Option<(u64, Arc<[u8]>)>,
+    /// Counts recorded frames; MJPEG streams wait on it.
+    frames: watch::Sender<u64>,
+}
+
+impl Entry {
+    fn new() -> Self {
+        Self {
+            latest: None,
+            name: String::new(),
+            overlay: Overlay::default(),
+            encoded: None,
+            frames: watch::channel(0).0,
+        }
+    }
+}
 
 /// Keeps the newest output that carries a frame, per feed (bounded: one per feed).
 #[derive(Clone, Default)]
 pub struct SnapshotStore {
-    latest: Arc<Mutex<HashMap<FeedId, SharedOutput>>>,
+    feeds: Arc<Mutex<HashMap<FeedId, Entry>>>,
 }
 
 impl SnapshotStore {
     pub fn record(&self, output: &SharedOutput) {
-        if output.frame.is_some() {
-            self.latest
-                .lock()
-                .insert(output.feed_id, Arc::clone(output));
+        if output.frame.is_none() {
+            return;
         }
+        let mut feeds = self.feeds.lock();
+        let e = feeds.entry(output.feed_id).or_insert_with(Entry::new);
+        e.latest = Some(Arc::clone(output));
+        e.encoded = None;
+        e.frames.send_modify(|n| *n += 1);
+    }
+
+    /// Sets the name and the zones and lines drawn on a feed's frames (counts are taken
+    /// from each frame's zone artifacts when the overlay has none).
+    pub fn set_overlay(&self, id: FeedId, name: &str, overlay: Overlay) {
+        let mut feeds = self.feeds.lock();
+        let e = feeds.entry(id).or_insert_with(Entry::new);
+        name.clone_into(&mut e.name);
+        e.overlay = overlay;
+        e.encoded = None;
     }
 
     pub fn forget(&self, id: FeedId) {
-        self.latest.lock().remove(&id);
+        self.feeds.lock().remove(&id);
     }
 
     /// Keeps only feeds `live` accepts: an output recorded just after a feed's removal
     /// would otherwise hold its last frame forever.
     pub fn retain(&self, live: impl Fn(FeedId) -> bool) {
-        self.latest.lock().retain(|id, _| live(*id));
+        self.feeds.lock().retain(|id, _| live(*id));
     }
 
-    /// The latest frame as JPEG, boxes drawn (detections green, tracks yellow).
-    pub fn jpeg(&self, id: FeedId) -> Result<Vec<u8>, String> {
-        let output = self
-            .latest
+    /// A receiver that changes on each new frame of the feed; it closes when the feed
+    /// is forgotten.
+    pub fn frames(&self, id: FeedId) -> watch::Receiver<u64> {
+        self.feeds
             .lock()
-            .get(&id)
-            .cloned()
-            .ok_or("no frame yet (set snapshot_fps on the feed)")?;
-        let frame = output.frame.as_ref().ok_or("output without frame")?;
-        let (w, h) = (frame.width(), frame.height());
-        let mut rgb = Vec::new();
-        convert_into(frame, PixelFormat::Rgb8, &mut rgb)
-            .map_err(|e| format!("cannot convert frame: {e}"))?;
-        for d in output.detections.iter() {
-            draw_box(&mut rgb, w, h, &d.bbox, [0, 220, 0]);
+            .entry(id)
+            .or_insert_with(Entry::new)
+            .frames
+            .subscribe()
+    }
+
+    /// The newest frame as annotated JPEG with its frame number.
+    pub fn jpeg(&self, id: FeedId) -> Result<(u64, Arc<[u8]>), String> {
+        let (output, name, overlay) = {
+            let feeds = self.feeds.lock();
+            let Some((e, output)) = feeds
+                .get(&id)
+                .and_then(|e| e.latest.clone().map(|o| (e, o)))
+            else {
+                return Err("no frame yet (set snapshot_fps on the feed)".into());
+            };
+            if let Some((seq, jpeg)) = &e.encoded {
+                if *seq == output.frame_seq {
+                    return Ok((*seq, Arc::clone(jpeg)));
+                }
+            }
+            (output, e.name.clone(), e.overlay.clone())
+        };
+        // Encoded outside the lock; concurrent first requests may both encode one frame.
+        let jpeg: Arc<[u8]> = render(&output, &name, &overlay)?.into();
+        if let Some(e) = self.feeds.lock().get_mut(&id) {
+            if e.latest
+                .as_ref()
+                .is_some_and(|l| l.frame_seq == output.frame_seq)
+            {
+                e.encoded = Some((output.frame_seq, Arc::clone(&jpeg)));
+            }
         }
-        for t in &output.tracks {
-            draw_box(&mut rgb, w, h, &t.current.bbox, [240, 220, 0]);
+        Ok((output.frame_seq, jpeg))
+    }
+
+    /// The feed's overlay with the counts of its newest frame.
+    pub fn overlay_with_counts(&self, id: FeedId) -> Overlay {
+        let feeds = self.feeds.lock();
+        let Some(e) = feeds.get(&id) else {
+            return Overlay::default();
+        };
+        match &e.latest {
+            Some(o) => with_counts(&e.overlay, o),
+            None => e.overlay.clone(),
         }
-        let mut jpeg = Vec::new();
-        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 80)
-            .encode(&rgb, w, h, image::ExtendedColorType::Rgb8)
-            .map_err(|e| format!("jpeg encoding failed: {e}"))?;
-        Ok(jpeg)
+    }
+
+    /// Renders `output` (the frame an event fired on) with its feed's overlay and keeps
+    /// it in `store` under `event_id`; reuses the JPEG when it is the newest frame's.
+    #[allow(
+        dead_code,
+        reason = "called where events are published, once events are records (issue 14)"
+    )]
+    pub fn capture_event(
+        &self,
+        store: &EventSnapshots,
+        event_id: &str,
+        output: &OutputEnvelope,
+    ) -> Result<(), String> {
+        let (name, overlay, encoded) = {
+            let feeds = self.feeds.lock();
+            let e = feeds.get(&output.feed_id);
+            (
+                e.map(|e| e.name.clone()).unwrap_or_default(),
+                e.map(|e| e.overlay.clone()).unwrap_or_default(),
+                e.and_then(|e| e.encoded.clone())
+                    .filter(|(seq, _)| *seq == output.frame_seq),
+            )
+        };
+        let jpeg = match encoded {
+            Some((_, jpeg)) => jpeg,
+            None => render(output, &name, &overlay)?.into(),
+        };
+        store.insert(event_id, jpeg).map_err(|e| e.to_string())
     }
 }
 
-/// Draws a 2-pixel rectangle outline of a normalised box onto a tight RGB buffer.
-fn draw_box(rgb: &mut [u8], w: u32, h: u32, b: &BBox, color: [u8; 3]) {
-    let b = b.clamped();
-    let (w, h) = (w as usize, h as usize);
-    if w == 0 || h == 0 {
-        return;
+/// The zones and lines of a feed's `zones` stages, without counts.
+pub fn overlay_of(stages: &[nv_stages::StageConfig]) -> Overlay {
+    let mut o = Overlay::default();
+    let p = |[x, y]: [f32; 2]| Point2::new(x, y);
+    for s in stages {
+        if let nv_stages::StageConfig::Zones(z) = s {
+            o.zones.extend(z.zones.iter().map(|z| ZoneShape {
+                name: z.name.clone(),
+                points: z.points.iter().copied().map(p).collect(),
+                occupancy: None,
+            }));
+            o.lines.extend(z.lines.iter().map(|l| LineShape {
+                name: l.name.clone(),
+                from: p(l.from),
+                to: p(l.to),
+                crossings: None,
+            }));
+        }
     }
-    let px = |x: f32, n: usize| ((x * n as f32) as usize).min(n - 1);
-    let (x0, x1, y0, y1) = (
-        px(b.x_min, w),
-        px(b.x_max, w),
-        px(b.y_min, h),
-        px(b.y_max, h),
-    );
-    let mut put = |x: usize, y: usize| {
-        let i = (y * w + x) * 3;
-        if let Some(p) = rgb.get_mut(i..i + 3) {
-            p.copy_from_slice(&color);
-        }
+    o
+}
+
+/// Fills the counts the overlay lacks from the frame's zone artifact.
+fn with_counts(overlay: &Overlay, output: &OutputEnvelope) -> Overlay {
+    let mut o = overlay.clone();
+    let Some(z) = output.metadata.get::<nv_stages::ZoneEvents>() else {
+        return o;
     };
-    for t in 0..2 {
-        for x in x0..=x1 {
-            put(x, (y0 + t).min(h - 1));
-            put(x, y1.saturating_sub(t));
+    for shape in &mut o.zones {
+        if shape.occupancy.is_none() {
+            shape.occupancy = z
+                .occupancy
+                .iter()
+                .find(|(n, _)| **n == *shape.name)
+                .map(|(_, k)| *k as u64);
         }
-        for y in y0..=y1 {
-            put((x0 + t).min(w - 1), y);
-            put(x1.saturating_sub(t), y);
+    }
+    for shape in &mut o.lines {
+        if shape.crossings.is_none() {
+            shape.crossings = z
+                .line_totals
+                .iter()
+                .find(|(n, _, _)| **n == *shape.name)
+                .map(|(_, lr, rl)| (*lr, *rl));
         }
+    }
+    o
+}
+
+/// A class's display name: the model's name for it when the detector gave one.
+fn class_text(d: Option<&Detection>, class_id: u32) -> String {
+    #[cfg(feature = "model")]
+    if let Some(n) = d.and_then(|d| d.metadata.get::<nv_stages::model::ClassName>()) {
+        return n.0.to_string();
+    }
+    let _ = d;
+    format!("c{class_id}")
+}
+
+/// The boxes to draw: every track (`#id class confidence`), and the detections no track
+/// follows (`class confidence`).
+pub fn labelled_boxes(output: &OutputEnvelope) -> Vec<LabelledBox> {
+    let dets = &output.detections;
+    let by_id = |id| dets.iter().find(|d| d.id == id);
+    let mut boxes: Vec<LabelledBox> = dets
+        .iter()
+        .filter(|d| {
+            !output
+                .tracks
+                .iter()
+                .any(|t| t.current.detection_id == Some(d.id))
+        })
+        .map(|d| LabelledBox {
+            bbox: d.bbox,
+            color: annotate::DETECTION,
+            label: format!("{} {:.2}", class_text(Some(d), d.class_id), d.confidence),
+        })
+        .collect();
+    boxes.extend(output.tracks.iter().map(|t| {
+        let det = t.current.detection_id.and_then(by_id);
+        LabelledBox {
+            bbox: t.current.bbox,
+            color: annotate::TRACK,
+            label: format!(
+                "#{} {} {:.2}",
+                t.id.as_u64(),
+                class_text(det, t.class_id),
+                t.current.confidence
+            ),
+        }
+    }));
+    boxes
+}
+
+/// Draws the output's boxes, the overlay (with counts) and the captions on its frame and
+/// encodes it as JPEG of the frame's size.
+pub fn render(output: &OutputEnvelope, name: &str, overlay: &Overlay) -> Result<Vec<u8>, String> {
+    let frame = output.frame.as_ref().ok_or("output without frame")?;
+    let mut rgb = Vec::new();
+    convert_into(frame, PixelFormat::Rgb8, &mut rgb)
+        .map_err(|e| format!("cannot convert frame: {e}"))?;
+    let when = if output.wall_ts.is_known() {
+        annotate::utc_text(i64::try_from(output.wall_ts.as_micros()).unwrap_or(i64::MAX))
+    } else {
+        "time unknown".to_owned()
+    };
+    annotated_jpeg(
+        rgb,
+        (frame.width(), frame.height()),
+        &with_counts(overlay, output),
+        &labelled_boxes(output),
+        name,
+        &format!("{when} #{}", output.frame_seq),
+    )
+}
+
+/// Draws on a tight RGB8 image and encodes it as JPEG.
+pub fn annotated_jpeg(
+    mut rgb: Vec<u8>,
+    (w, h): (u32, u32),
+    overlay: &Overlay,
+    boxes: &[LabelledBox],
+    header: &str,
+    footer: &str,
+) -> Result<Vec<u8>, String> {
+    let mut canvas = Canvas::new(&mut rgb, w, h).ok_or("frame buffer of the wrong size")?;
+    annotate::annotate(&mut canvas, overlay, boxes, header, footer);
+    let mut jpeg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, JPEG_QUALITY)
+        .encode(&rgb, w, h, image::ExtendedColorType::Rgb8)
+        .map_err(|e| format!("jpeg encoding failed: {e}"))?;
+    Ok(jpeg)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "test code")]
+    use super::*;
+    use nv_core::geometry::BBox;
+
+    /// Close to `want` in every channel (JPEG is lossy, chroma is subsampled).
+    fn near(px: image::Rgb<u8>, want: [u8; 3]) -> bool {
+        px.0.iter().zip(want).all(|(a, b)| a.abs_diff(b) < 70)
+    }
+
+    #[test]
+    fn annotated_jpeg_shows_box_zone_and_line_at_their_places() {
+        let (w, h) = (1280u32, 720u32);
+        let overlay = Overlay {
+            zones: vec![ZoneShape {
+                name: "door".into(),
+                points: vec![
+                    Point2::new(0.1, 0.1),
+                    Point2::new(0.4, 0.1),
+                    Point2::new(0.4, 0.6),
+                    Point2::new(0.1, 0.6),
+                ],
+                occupancy: Some(2),
+            }],
+            lines: vec![LineShape {
+                name: "gate".into(),
+                from: Point2::new(0.9, 0.2),
+                to: Point2::new(0.9, 0.8),
+                crossings: Some((3, 1)),
+            }],
+        };
+        let boxes = [LabelledBox {
+            bbox: BBox::new(0.5, 0.5, 0.75, 0.9),
+            color: annotate::TRACK,
+            label: "#7 person 0.91".into(),
+        }];
+        let gray = vec![60u8; (w * h * 3) as usize];
+        let jpeg = annotated_jpeg(gray, (w, h), &overlay, &boxes, "cam", "now").unwrap();
+        let img = image::load_from_memory_with_format(&jpeg, image::ImageFormat::Jpeg)
+            .unwrap()
+            .to_rgb8();
+        assert_eq!(img.dimensions(), (w, h));
+        // Box: left edge from x = 640 (5 pixels wide at this size), y = 360 to 648.
+        assert!(near(*img.get_pixel(641, 500), annotate::TRACK));
+        assert!(near(*img.get_pixel(800, 500), [60; 3]));
+        // Zone: right edge centred on x = 512 between y = 72 and 432.
+        assert!(near(*img.get_pixel(512, 300), annotate::ZONE));
+        assert!(near(*img.get_pixel(480, 300), [60; 3]));
+        // Line: vertical at x = 1152 from y = 144 to 576.
+        assert!(near(*img.get_pixel(1152, 250), annotate::LINE));
+        assert!(near(*img.get_pixel(1100, 250), [60; 3]));
+    }
+
+    #[test]
+    fn overlay_comes_from_zone_stages() {
+        let stages: Vec<nv_stages::StageConfig> = toml::from_str::<toml::Table>(
+            r#"
+            [[s]]
+            kind = "zones"
+            zones = [{ name = "z", points = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0]] }]
+            lines = [{ name = "l", from = [0.5, 0.0], to = [0.5, 1.0] }]
+            "#,
+        )
+        .unwrap()["s"]
+            .clone()
+            .try_into()
+            .unwrap();
+        let o = overlay_of(&stages);
+        assert_eq!(o.zones.len(), 1);
+        assert_eq!(o.zones[0].points.len(), 3);
+        assert_eq!(o.lines[0].to, Point2::new(0.5, 1.0));
     }
 }

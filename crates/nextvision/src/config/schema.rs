@@ -86,6 +86,30 @@ pub struct ApiSection {
     /// draining (false).
     #[serde(default = "d_true")]
     pub ready_requires_feeds: bool,
+    /// Most concurrent MJPEG stream clients, all feeds together; more are answered 503.
+    #[serde(default = "d_stream_clients")]
+    pub max_stream_clients: usize,
+    /// Highest frame rate an MJPEG stream sends (a client may ask for less with `?fps=`).
+    #[serde(default = "d_stream_fps")]
+    pub stream_max_fps: f64,
+    /// Event snapshots kept (the oldest go first), and their total size in bytes.
+    #[serde(default = "d_event_snapshots")]
+    pub event_snapshots: usize,
+    #[serde(default = "d_event_snapshot_bytes")]
+    pub event_snapshot_bytes: usize,
+}
+
+fn d_stream_clients() -> usize {
+    8
+}
+fn d_stream_fps() -> f64 {
+    5.0
+}
+fn d_event_snapshots() -> usize {
+    256
+}
+fn d_event_snapshot_bytes() -> usize {
+    64 * 1024 * 1024
 }
 
 fn d_event_clients() -> usize {
@@ -104,6 +128,10 @@ impl Default for ApiSection {
             max_event_clients: d_event_clients(),
             event_history: d_event_history(),
             ready_requires_feeds: true,
+            max_stream_clients: d_stream_clients(),
+            stream_max_fps: d_stream_fps(),
+            event_snapshots: d_event_snapshots(),
+            event_snapshot_bytes: d_event_snapshot_bytes(),
         }
     }
 }
@@ -571,6 +599,38 @@ fn check_runtime(c: &mut Checker<'_>, rt: &RuntimeSection) {
 
 fn check_api(c: &mut Checker<'_>, api: &ApiSection) {
     let at = |k: &str| [key("api"), key(k)];
+    check_range(
+        c,
+        &at("max_stream_clients"),
+        "api.max_stream_clients",
+        api.max_stream_clients,
+        0,
+        1024,
+    );
+    let fps = api.stream_max_fps;
+    if !(fps.is_finite() && (0.1..=30.0).contains(&fps)) {
+        c.push_at(
+            &at("stream_max_fps"),
+            "api.stream_max_fps",
+            format!("`{fps}` must be within 0.1..=30"),
+        );
+    }
+    check_range(
+        c,
+        &at("event_snapshots"),
+        "api.event_snapshots",
+        api.event_snapshots,
+        0,
+        100_000,
+    );
+    check_range(
+        c,
+        &at("event_snapshot_bytes"),
+        "api.event_snapshot_bytes",
+        api.event_snapshot_bytes,
+        0,
+        4 << 30,
+    );
     if !c.unresolved(&api.listen) && api.listen.parse::<SocketAddr>().is_err() {
         c.push_at(
             &at("listen"),
