@@ -2,8 +2,9 @@
 # Installs what the build and tests need on a fresh Debian machine (idempotent): a C
 # toolchain and pkg-config, GStreamer 1.22 with the plugins the media tests use (x264enc
 # is in -ugly, avdec_h264 in -libav), the RTSP server library, and the brokers the sink
-# tests start on 127.0.0.1 (mosquitto, nats-server), and the CA certificates model fetches
-# over HTTPS verify PyPI with.
+# tests start on 127.0.0.1 (mosquitto, nats-server), the CA certificates model fetches
+# over HTTPS verify PyPI with, and the headless browser the console tests drive through
+# WebDriver (chromium, chromium-driver).
 set -euo pipefail
 packages=(
   pkg-config gcc g++ cmake ca-certificates
@@ -11,6 +12,7 @@ packages=(
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools libgstrtspserver-1.0-dev
   mosquitto nats-server
+  chromium chromium-driver
 )
 missing=()
 for p in "${packages[@]}"; do

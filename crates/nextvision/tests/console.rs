@@ -20,6 +20,7 @@ use nv_test_util::daemon::Daemon;
 use serde_json::{json, Value};
 
 const TOKEN: &str = "console-token-0123456789";
+const WRONG_TOKEN: &str = "not-the-token-at-all";
 const DEADLINE: Duration = Duration::from_secs(60);
 
 fn start(dir: &Path, max_stream_clients: usize) -> Daemon {
@@ -33,10 +34,16 @@ bearer_token = "{TOKEN}"
 max_stream_clients = {max_stream_clients}
 stream_max_fps = 10.0
 
+[[sinks]]
+name = "records"
+kind = "file"
+path = "{}"
+
 [[feeds]]
 name = "north"
 source = "synthetic:320x240@10"
 snapshot_fps = 5.0
+sinks = ["records"]
 [[feeds.stages]]
 kind = "blob-detector"
 [[feeds.stages]]
@@ -62,6 +69,7 @@ snapshot_fps = 5.0
 [[feeds.stages]]
 kind = "motion-detector"
 "#,
+        dir.join("records.jsonl").display(),
         clip.display()
     );
     let path = dir.join("nextvision.toml");
@@ -271,7 +279,9 @@ fn annotated_snapshots_mjpeg_and_event_snapshots_over_http() {
     assert_eq!(ct, "text/javascript; charset=utf-8");
     let (status, _, sinks) = get(&format!("{base}/api/v1/sinks"), true);
     assert_eq!(status, 200);
-    assert!(serde_json::from_slice::<Value>(&sinks).unwrap().is_array());
+    let sinks: Value = serde_json::from_slice(&sinks).unwrap();
+    assert_eq!(sinks[0]["name"], "records");
+    assert!(sinks[0]["delivered"].is_u64() && sinks[0]["failed"].is_u64());
 }
 
 /// chromedriver on a port the OS picks; killed on drop.
@@ -419,7 +429,7 @@ async fn console_in_headless_chromium() {
         .for_element(Locator::Css("#token"))
         .await
         .unwrap();
-    input.send_keys("not-the-token-at-all").await.unwrap();
+    input.send_keys(WRONG_TOKEN).await.unwrap();
     input.send_keys("\u{E007}").await.unwrap();
     until(
         &c,
@@ -641,8 +651,10 @@ async fn console_in_headless_chromium() {
     );
     for (url, auth) in &seen {
         assert!(!url.contains(TOKEN), "token in a URL: {url}");
-        if url.contains("/api/v1/feeds") && auth.is_some() {
-            assert_eq!(auth.as_deref(), Some(format!("Bearer {TOKEN}").as_str()));
+        if let Some(a) = auth {
+            // The refused token was tried first; nothing else is ever sent.
+            let sent = a.strip_prefix("Bearer ").unwrap();
+            assert!(sent == TOKEN || sent == WRONG_TOKEN, "{a}");
         }
     }
     assert!(seen

@@ -207,8 +207,6 @@ async function playStream(feedName, img, none, info) {
   const reader = resp.body.getReader();
   let buf = new Uint8Array(0);
   let url = null;
-  let frames = 0;
-  const started = performance.now();
   const find = (hay, needle, from) => {
     outer: for (let i = from; i + needle.length <= hay.length; i++) {
       for (let j = 0; j < needle.length; j++) if (hay[i + j] !== needle[j]) continue outer;
@@ -233,6 +231,7 @@ async function playStream(feedName, img, none, info) {
         if (!m) { buf = buf.subarray(end + 4); continue; }
         const len = Number(m[1]);
         if (buf.length < end + 4 + len) break;
+        const seq = /x-frame-seq:\s*(\d+)/i.exec(head);
         const jpeg = buf.slice(end + 4, end + 4 + len);
         buf = buf.subarray(end + 4 + len);
         const next = URL.createObjectURL(new Blob([jpeg], { type: 'image/jpeg' }));
@@ -240,8 +239,7 @@ async function playStream(feedName, img, none, info) {
         if (url) URL.revokeObjectURL(url);
         url = next;
         none.hidden = true;
-        frames += 1;
-        info.textContent = `live · ${(frames * 1000 / (performance.now() - started)).toFixed(1)} fps`;
+        info.textContent = `live · frame ${seq ? seq[1] : '?'}`;
       }
     }
   } catch (e) {
@@ -485,17 +483,29 @@ async function systemView() {
     try {
       const [d, sinks] = await Promise.all([apiJson('/api/v1/diagnostics'), apiJson('/api/v1/sinks')]);
       if (!s.alive) return;
-      const build = d.build || {};
+      // build.info is nested by label: {version: {commit: {features: 1}}}.
+      const labels = [];
+      for (let v = (d.build || {}).info; v && typeof v === 'object';) {
+        const k = Object.keys(v)[0];
+        if (k === undefined) break;
+        labels.push(k);
+        v = v[k];
+      }
+      const [version, commit, features] = labels;
+      const detached = Array.isArray(d.detached_threads) ? d.detached_threads : [];
       const proc = d.process || {};
       const kv = (pairs) => table(['', ''], pairs);
       body.replaceChildren(
         h('section', { class: 'panel', 'aria-label': 'Runtime' }, h('h3', {}, 'Runtime'), kv([
-          ['version', String(build.version || build.info || JSON.stringify(build))],
+          ['version', version ? `${version} (${commit || '?'}; features: ${features || 'none'})` : '–'],
           ['uptime', fmtSecs(d.uptime_secs)],
           ['feeds', `${d.feed_count} of ${d.max_feeds}`],
           ['output messages lost', d.output_messages_lost],
-          ['detached threads', d.detached_threads],
-          ...Object.entries(proc).map(([k, v]) => [k, typeof v === 'object' ? JSON.stringify(v) : v]),
+          ['detached threads', detached.length ? detached.join(', ') : 'none'],
+          ...Object.entries(proc).filter(([k]) => k !== 'start_time_seconds').map(([k, v]) => [
+            k.replace(/_/g, ' '),
+            k.endsWith('_bytes') ? `${(v / 1048576).toFixed(1)} MiB` : (typeof v === 'object' ? JSON.stringify(v) : v),
+          ]),
         ])),
         h('section', { class: 'panel', 'aria-label': 'Sinks' }, h('h3', {}, 'Sinks'),
           sinks.length === 0 ? h('p', { class: 'muted' }, 'No sink in use.')
