@@ -197,6 +197,47 @@ fn annotated_snapshots_mjpeg_and_event_snapshots_over_http() {
     );
     assert_eq!(get(&url, false).0, 401);
 
+    // A smaller image on request (width rounded up to a multiple of 80, drawn at size).
+    let (status, _, small) = get(&format!("{url}?width=150"), true);
+    assert_eq!(status, 200);
+    assert_eq!(decode(&small).dimensions(), (160, 120));
+    let (status, _, full) = get(&format!("{url}?width=5000"), true);
+    assert_eq!((status, decode(&full).dimensions()), (200, (320, 240)));
+
+    // Polling with the ETag: 304 without a body while the frame is the same (frames keep
+    // coming, so retry until two requests fall between frames).
+    let conditional = |etag: &str| {
+        let mut r = agent()
+            .get(&url)
+            .header("Authorization", &format!("Bearer {TOKEN}"))
+            .header("If-None-Match", etag)
+            .call()
+            .unwrap();
+        let tag = r
+            .headers()
+            .get("etag")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let body = r.body_mut().read_to_vec().unwrap();
+        (r.status().as_u16(), tag, body.len())
+    };
+    let (status, mut etag, _) = conditional("\"0-0\"");
+    assert_eq!(status, 200);
+    let mut not_modified = false;
+    for _ in 0..50 {
+        let (status, tag, len) = conditional(&etag);
+        if status == 304 {
+            assert_eq!((tag.as_str(), len), (etag.as_str(), 0));
+            not_modified = true;
+            break;
+        }
+        assert_eq!(status, 200);
+        etag = tag;
+    }
+    assert!(not_modified, "never a 304 in 50 tries");
+
     // The overlay route names what is drawn.
     let (_, _, o) = get(&format!("{base}/api/v1/feeds/north/overlay"), true);
     let o: Value = serde_json::from_slice(&o).unwrap();
@@ -263,7 +304,25 @@ fn annotated_snapshots_mjpeg_and_event_snapshots_over_http() {
         &format!("{base}/api/v1/feeds/clip/stream.mjpeg?fps=-1"),
         true,
     );
-    assert!(status == 400 || status == 503, "{status}");
+    assert_eq!(status, 400, "fps must be positive");
+
+    // A feed without frames (no snapshot_fps) has no stream: 404, no slot taken.
+    let mut added = agent()
+        .post(&format!("{base}/api/v1/feeds"))
+        .header("Authorization", &format!("Bearer {TOKEN}"))
+        .header("Content-Type", "application/json")
+        .send(r#"{"name":"dark","source":"synthetic:64x48@10","stages":[{"kind":"brightness"}]}"#)
+        .unwrap();
+    assert_eq!(
+        added.status().as_u16(),
+        201,
+        "{}",
+        added.body_mut().read_to_string().unwrap()
+    );
+    let (status, _, body) = get(&format!("{base}/api/v1/feeds/dark/stream.mjpeg"), true);
+    assert_eq!(status, 404);
+    let e: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(e["code"], "no_snapshot");
 
     // Event snapshots: unknown ids are a JSON 404.
     let (status, ct, body) = get(&format!("{base}/api/v1/events/nope/snapshot.jpg"), true);

@@ -15,7 +15,7 @@ const STAGE_KINDS = ['motion-detector', 'tracker', 'blob-detector', 'brightness'
 let scope = newScope();
 
 function newScope() {
-  return { alive: true, controllers: [], urls: [], timers: [] };
+  return { alive: true, controllers: new Set(), urls: new Set(), timers: new Set() };
 }
 
 function endScope() {
@@ -28,10 +28,22 @@ function endScope() {
 
 function later(fn, ms) {
   const s = scope;
-  const t = setTimeout(() => { if (s.alive) fn(); }, ms);
-  s.timers.push(t);
-  if (s.timers.length > 64) s.timers.splice(0, s.timers.length - 64);
+  const t = setTimeout(() => { s.timers.delete(t); if (s.alive) fn(); }, ms);
+  s.timers.add(t);
   return t;
+}
+
+// An object URL for `blob` that lives until `revoke` or the end of the view.
+function blobUrl(s, blob) {
+  const u = URL.createObjectURL(blob);
+  s.urls.add(u);
+  return u;
+}
+
+function revoke(s, u) {
+  if (!u) return;
+  URL.revokeObjectURL(u);
+  s.urls.delete(u);
 }
 
 function token() { return sessionStorage.getItem(TOKEN_KEY); }
@@ -46,7 +58,7 @@ class ApiError extends Error {
 }
 
 async function api(path, opts = {}) {
-  const headers = new Headers();
+  const headers = new Headers(opts.headers || {});
   const t = token();
   if (t) headers.set('Authorization', 'Bearer ' + t);
   let body;
@@ -54,17 +66,23 @@ async function api(path, opts = {}) {
     headers.set('Content-Type', 'application/json');
     body = JSON.stringify(opts.json);
   }
+  // Leaving the view aborts its requests; a stream's stays registered while it is read.
+  const s = scope;
   const controller = new AbortController();
-  scope.controllers.push(controller);
-  if (scope.controllers.length > 64) scope.controllers.splice(0, scope.controllers.length - 64);
-  const resp = await fetch(path, {
-    method: opts.method || 'GET', headers, body, cache: 'no-store', signal: controller.signal,
-  });
+  s.controllers.add(controller);
+  let resp;
+  try {
+    resp = await fetch(path, {
+      method: opts.method || 'GET', headers, body, cache: 'no-store', signal: controller.signal,
+    });
+  } finally {
+    if (!opts.stream) s.controllers.delete(controller);
+  }
   if (resp.status === 401) {
     showLogin('The daemon wants its API token.');
     throw new ApiError(401, 'unauthorized', 'missing or wrong token');
   }
-  if (!resp.ok) {
+  if (!resp.ok && resp.status !== 304) {
     let e = {};
     try { e = await resp.json(); } catch (_) { /* not JSON */ }
     throw new ApiError(resp.status, e.code || 'error', e.message || resp.statusText, e.details);
@@ -160,31 +178,45 @@ function lastError(feed) {
 
 // ---- images without tokens in URLs ----
 
-// Shows the feed's newest snapshot in `img`, again every `ms` while the view lives.
+// The width to ask for: what `img` shows in device pixels, rounded up to 160 so tiles of
+// slightly different sizes share the daemon's encoded image.
+function shownWidth(img) {
+  const px = Math.ceil((img.clientWidth || 320) * (window.devicePixelRatio || 1) / 160) * 160;
+  return Math.min(px, 3840);
+}
+
+// Shows the feed's newest snapshot in `img`, again every `ms` while the view lives; only
+// as wide as it is shown (the daemon draws and encodes a smaller image: less work).
 function refreshSnapshots(feedName, img, none, ms) {
   const s = scope;
   let url = null;
+  let etag = null;
   const step = async () => {
     if (!s.alive) return;
     if (document.hidden) { later(step, ms); return; }
+    let wait = ms;
     try {
-      const resp = await api(`/api/v1/feeds/${encodeURIComponent(feedName)}/snapshot.jpg`);
+      // The daemon answers 304 while the newest frame is the one shown.
+      const resp = await api(`/api/v1/feeds/${encodeURIComponent(feedName)}/snapshot.jpg?width=${shownWidth(img)}`,
+        { headers: etag ? { 'If-None-Match': etag } : {} });
+      if (resp.status === 304) { later(step, ms); return; }
+      etag = resp.headers.get('etag');
       const blob = await resp.blob();
       if (!s.alive) return;
-      const next = URL.createObjectURL(blob);
+      const next = blobUrl(s, blob);
       img.src = next;
       img.dataset.frameSeq = resp.headers.get('x-frame-seq') || '';
-      if (url) URL.revokeObjectURL(url);
+      revoke(s, url);
       url = next;
-      s.urls.push(next);
-      if (s.urls.length > 8) s.urls.splice(0, s.urls.length - 8);
       none.hidden = true;
     } catch (e) {
       if (e.name === 'AbortError') return;
       none.hidden = false;
       none.textContent = e.code === 'no_snapshot' ? 'No frame yet (the feed needs snapshot_fps)' : e.message;
+      // A feed without frames is asked again less often.
+      wait = Math.max(ms, 2000);
     }
-    later(step, ms);
+    later(step, wait);
   };
   step();
 }
@@ -195,11 +227,17 @@ async function playStream(feedName, img, none, info) {
   const s = scope;
   let resp;
   try {
-    resp = await api(`/api/v1/feeds/${encodeURIComponent(feedName)}/stream.mjpeg`);
+    resp = await api(`/api/v1/feeds/${encodeURIComponent(feedName)}/stream.mjpeg`, { stream: true });
   } catch (e) {
-    if (e.name !== 'AbortError') {
-      none.hidden = false;
-      none.textContent = `Live view unavailable: ${e.message}`;
+    if (e.name === 'AbortError' || e.status === 401) return;
+    none.hidden = false;
+    if (e.code === 'no_snapshot') {
+      // No frame yet (a feed just added, or one without snapshot_fps): ask again.
+      none.textContent = 'No frame yet (the feed needs snapshot_fps)';
+      later(() => playStream(feedName, img, none, info), 2000);
+    } else {
+      // Streams are capped (503): show refreshed snapshots instead.
+      none.textContent = `Live stream unavailable (${e.message}); showing snapshots`;
       refreshSnapshots(feedName, img, none, 1000);
     }
     return;
@@ -234,9 +272,9 @@ async function playStream(feedName, img, none, info) {
         const seq = /x-frame-seq:\s*(\d+)/i.exec(head);
         const jpeg = buf.slice(end + 4, end + 4 + len);
         buf = buf.subarray(end + 4 + len);
-        const next = URL.createObjectURL(new Blob([jpeg], { type: 'image/jpeg' }));
+        const next = blobUrl(s, new Blob([jpeg], { type: 'image/jpeg' }));
         img.src = next;
-        if (url) URL.revokeObjectURL(url);
+        revoke(s, url);
         url = next;
         none.hidden = true;
         info.textContent = `live · frame ${seq ? seq[1] : '?'}`;
@@ -245,7 +283,9 @@ async function playStream(feedName, img, none, info) {
   } catch (e) {
     if (e.name !== 'AbortError') info.textContent = `stream ended: ${e.message}`;
   } finally {
-    if (url) URL.revokeObjectURL(url);
+    revoke(s, url);
+    // Closes the connection (and frees the daemon's stream slot) when the view is left.
+    reader.cancel().catch(() => {});
   }
 }
 

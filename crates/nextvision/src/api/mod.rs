@@ -483,27 +483,43 @@ async fn metrics(State(s): State<AppState>) -> Response {
         .into_response()
 }
 
+#[derive(serde::Deserialize)]
+struct SnapshotQuery {
+    /// Largest width wanted (a smaller image, drawn at that size).
+    width: Option<u32>,
+}
+
+/// The newest annotated frame. Its `ETag` names the feed and frame, so a client polling
+/// with `If-None-Match` gets a bodiless 304 until a newer frame exists.
 async fn snapshot_jpeg(
     State(s): State<AppState>,
     Path(id): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<SnapshotQuery>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let id = find_feed(&s, &id)?.id();
-    let (seq, jpeg) = s
+    let (seq, width, jpeg) = s
         .snapshots
-        .jpeg(id)
+        .jpeg(id, q.width)
         .map_err(|e| ApiError::new(StatusCode::NOT_FOUND, "no_snapshot", e))?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, "image/jpeg".to_owned()),
-            (header::CACHE_CONTROL, "no-store".to_owned()),
-            (
-                header::HeaderName::from_static("x-frame-seq"),
-                seq.to_string(),
-            ),
-        ],
-        axum::body::Bytes::from_owner(jpeg),
-    )
-        .into_response())
+    let etag = format!("\"{}-{seq}-{width}\"", id.as_u64());
+    let unchanged = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
+    let head = [
+        (header::CONTENT_TYPE, "image/jpeg".to_owned()),
+        (header::CACHE_CONTROL, "no-cache".to_owned()),
+        (header::ETAG, etag),
+        (
+            header::HeaderName::from_static("x-frame-seq"),
+            seq.to_string(),
+        ),
+    ];
+    if unchanged {
+        return Ok((StatusCode::NOT_MODIFIED, head).into_response());
+    }
+    Ok((head, axum::body::Bytes::from_owner(jpeg)).into_response())
 }
 
 async fn event_snapshot(

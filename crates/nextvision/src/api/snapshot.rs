@@ -28,8 +28,9 @@ struct Entry {
     latest: Option<SharedOutput>,
     name: String,
     overlay: Overlay,
-    /// `(frame_seq, jpeg)` of the newest frame once encoded.
-    encoded: Option<(u64, Arc<[u8]>)>,
+    /// `(frame_seq, width, jpeg)` of the newest frame, per width asked for (few: widths
+    /// are rounded, and the list is cleared on every new frame).
+    encoded: Vec<(u64, u32, Arc<[u8]>)>,
     /// Counts recorded frames; MJPEG streams wait on it.
     frames: watch::Sender<u64>,
 }
@@ -40,7 +41,7 @@ impl Entry {
             latest: None,
             name: String::new(),
             overlay: Overlay::default(),
-            encoded: None,
+            encoded: Vec::new(),
             frames: watch::channel(0).0,
         }
     }
@@ -60,7 +61,7 @@ impl SnapshotStore {
         let mut feeds = self.feeds.lock();
         let e = feeds.entry(output.feed_id).or_insert_with(Entry::new);
         e.latest = Some(Arc::clone(output));
-        e.encoded = None;
+        e.encoded.clear();
         e.frames.send_modify(|n| *n += 1);
     }
 
@@ -71,7 +72,7 @@ impl SnapshotStore {
         let e = feeds.entry(id).or_insert_with(Entry::new);
         name.clone_into(&mut e.name);
         e.overlay = overlay;
-        e.encoded = None;
+        e.encoded.clear();
     }
 
     pub fn forget(&self, id: FeedId) {
@@ -95,9 +96,15 @@ impl SnapshotStore {
             .subscribe()
     }
 
-    /// The newest frame as annotated JPEG with its frame number.
-    pub fn jpeg(&self, id: FeedId) -> Result<(u64, Arc<[u8]>), String> {
-        let (output, name, overlay) = {
+    /// The newest frame as annotated JPEG with its frame number and width. `max_width`
+    /// asks for a smaller image (drawn at that size, so labels stay legible): it is
+    /// rounded up to a multiple of [`WIDTH_STEP`] and never exceeds the frame's width.
+    pub fn jpeg(
+        &self,
+        id: FeedId,
+        max_width: Option<u32>,
+    ) -> Result<(u64, u32, Arc<[u8]>), String> {
+        let (output, name, overlay, width) = {
             let feeds = self.feeds.lock();
             let Some((e, output)) = feeds
                 .get(&id)
@@ -105,24 +112,36 @@ impl SnapshotStore {
             else {
                 return Err("no frame yet (set snapshot_fps on the feed)".into());
             };
-            if let Some((seq, jpeg)) = &e.encoded {
-                if *seq == output.frame_seq {
-                    return Ok((*seq, Arc::clone(jpeg)));
-                }
+            let full = output.frame.as_ref().map_or(0, |f| f.width());
+            let width = max_width.map_or(full, |w| {
+                w.max(1)
+                    .div_ceil(WIDTH_STEP)
+                    .saturating_mul(WIDTH_STEP)
+                    .min(full)
+            });
+            if let Some((seq, _, jpeg)) = e
+                .encoded
+                .iter()
+                .find(|(seq, w, _)| *seq == output.frame_seq && *w == width)
+            {
+                return Ok((*seq, width, Arc::clone(jpeg)));
             }
-            (output, e.name.clone(), e.overlay.clone())
+            (output, e.name.clone(), e.overlay.clone(), width)
         };
         // Encoded outside the lock; concurrent first requests may both encode one frame.
-        let jpeg: Arc<[u8]> = render(&output, &name, &overlay)?.into();
+        let jpeg: Arc<[u8]> = render(&output, &name, &overlay, width)?.into();
         if let Some(e) = self.feeds.lock().get_mut(&id) {
             if e.latest
                 .as_ref()
                 .is_some_and(|l| l.frame_seq == output.frame_seq)
             {
-                e.encoded = Some((output.frame_seq, Arc::clone(&jpeg)));
+                if e.encoded.len() >= MAX_ENCODED_WIDTHS {
+                    e.encoded.remove(0);
+                }
+                e.encoded.push((output.frame_seq, width, Arc::clone(&jpeg)));
             }
         }
-        Ok((output.frame_seq, jpeg))
+        Ok((output.frame_seq, width, jpeg))
     }
 
     /// The feed's overlay with the counts of its newest frame.
@@ -155,13 +174,20 @@ impl SnapshotStore {
             (
                 e.map(|e| e.name.clone()).unwrap_or_default(),
                 e.map(|e| e.overlay.clone()).unwrap_or_default(),
-                e.and_then(|e| e.encoded.clone())
-                    .filter(|(seq, _)| *seq == output.frame_seq),
+                e.and_then(|e| {
+                    e.encoded
+                        .iter()
+                        .find(|(seq, w, _)| {
+                            *seq == output.frame_seq
+                                && output.frame.as_ref().is_some_and(|f| f.width() == *w)
+                        })
+                        .map(|(_, _, jpeg)| Arc::clone(jpeg))
+                }),
             )
         };
         let jpeg = match encoded {
-            Some((_, jpeg)) => jpeg,
-            None => render(output, &name, &overlay)?.into(),
+            Some(jpeg) => jpeg,
+            None => render(output, &name, &overlay, u32::MAX)?.into(),
         };
         store.insert(event_id, jpeg).map_err(|e| e.to_string())
     }
@@ -230,15 +256,15 @@ fn class_text(d: Option<&Detection>, class_id: u32) -> String {
 /// follows (`class confidence`).
 pub fn labelled_boxes(output: &OutputEnvelope) -> Vec<LabelledBox> {
     let dets = &output.detections;
-    let by_id = |id| dets.iter().find(|d| d.id == id);
+    let by_id: HashMap<_, &Detection> = dets.iter().map(|d| (d.id, d)).collect();
+    let followed: std::collections::HashSet<_> = output
+        .tracks
+        .iter()
+        .filter_map(|t| t.current.detection_id)
+        .collect();
     let mut boxes: Vec<LabelledBox> = dets
         .iter()
-        .filter(|d| {
-            !output
-                .tracks
-                .iter()
-                .any(|t| t.current.detection_id == Some(d.id))
-        })
+        .filter(|d| !followed.contains(&d.id))
         .map(|d| LabelledBox {
             bbox: d.bbox,
             color: annotate::DETECTION,
@@ -246,7 +272,10 @@ pub fn labelled_boxes(output: &OutputEnvelope) -> Vec<LabelledBox> {
         })
         .collect();
     boxes.extend(output.tracks.iter().map(|t| {
-        let det = t.current.detection_id.and_then(by_id);
+        let det = t
+            .current
+            .detection_id
+            .and_then(|id| by_id.get(&id).copied());
         LabelledBox {
             bbox: t.current.bbox,
             color: annotate::TRACK,
@@ -261,13 +290,24 @@ pub fn labelled_boxes(output: &OutputEnvelope) -> Vec<LabelledBox> {
     boxes
 }
 
-/// Draws the output's boxes, the overlay (with counts) and the captions on its frame and
-/// encodes it as JPEG of the frame's size.
-pub fn render(output: &OutputEnvelope, name: &str, overlay: &Overlay) -> Result<Vec<u8>, String> {
+/// Draws the output's boxes, the overlay (with counts) and the captions on its frame,
+/// shrunk to `width` when that is narrower, and encodes it as JPEG.
+pub fn render(
+    output: &OutputEnvelope,
+    name: &str,
+    overlay: &Overlay,
+    width: u32,
+) -> Result<Vec<u8>, String> {
     let frame = output.frame.as_ref().ok_or("output without frame")?;
     let mut rgb = Vec::new();
     convert_into(frame, PixelFormat::Rgb8, &mut rgb)
         .map_err(|e| format!("cannot convert frame: {e}"))?;
+    let (mut w, mut h) = (frame.width(), frame.height());
+    if width > 0 && width < w {
+        let th = (u64::from(h) * u64::from(width) / u64::from(w)).max(1) as u32;
+        rgb = shrink(&rgb, (w, h), (width, th));
+        (w, h) = (width, th);
+    }
     let when = if output.wall_ts.is_known() {
         annotate::utc_text(i64::try_from(output.wall_ts.as_micros()).unwrap_or(i64::MAX))
     } else {
@@ -275,12 +315,46 @@ pub fn render(output: &OutputEnvelope, name: &str, overlay: &Overlay) -> Result<
     };
     annotated_jpeg(
         rgb,
-        (frame.width(), frame.height()),
+        (w, h),
         &with_counts(overlay, output),
         &labelled_boxes(output),
         name,
         &format!("{when} #{}", output.frame_seq),
     )
+}
+
+/// Widths asked for are rounded up to a multiple of this, so clients of slightly
+/// different sizes share one encoded image.
+pub const WIDTH_STEP: u32 = 80;
+/// Encoded sizes kept per frame.
+const MAX_ENCODED_WIDTHS: usize = 4;
+
+/// Area-averaging downscale of a tight RGB8 image (each output pixel is the mean of the
+/// source pixels it covers): cheap, and without the aliasing of point sampling.
+fn shrink(rgb: &[u8], (w, h): (u32, u32), (tw, th): (u32, u32)) -> Vec<u8> {
+    let (w, h, tw, th) = (w as usize, h as usize, tw as usize, th as usize);
+    let mut out = vec![0u8; tw * th * 3];
+    for ty in 0..th {
+        let (y0, y1) = (ty * h / th, ((ty + 1) * h / th).max(ty * h / th + 1).min(h));
+        for tx in 0..tw {
+            let (x0, x1) = (tx * w / tw, ((tx + 1) * w / tw).max(tx * w / tw + 1).min(w));
+            let mut sum = [0u32; 3];
+            for y in y0..y1 {
+                let row = &rgb[(y * w + x0) * 3..(y * w + x1) * 3];
+                for px in row.chunks_exact(3) {
+                    sum[0] += u32::from(px[0]);
+                    sum[1] += u32::from(px[1]);
+                    sum[2] += u32::from(px[2]);
+                }
+            }
+            let n = ((y1 - y0) * (x1 - x0)) as u32;
+            let o = (ty * tw + tx) * 3;
+            for c in 0..3 {
+                out[o + c] = (sum[c] / n) as u8;
+            }
+        }
+    }
+    out
 }
 
 /// Draws on a tight RGB8 image and encodes it as JPEG.
@@ -353,6 +427,21 @@ mod tests {
         // Line: vertical at x = 1152 from y = 144 to 576.
         assert!(near(*img.get_pixel(1152, 250), annotate::LINE));
         assert!(near(*img.get_pixel(1100, 250), [60; 3]));
+    }
+
+    #[test]
+    fn shrinking_averages_the_covered_pixels() {
+        // 4x2: left half black, right half white -> 2x1: one black, one white pixel.
+        let mut rgb = vec![0u8; 4 * 2 * 3];
+        for y in 0..2 {
+            for x in 2..4 {
+                rgb[(y * 4 + x) * 3..(y * 4 + x) * 3 + 3].copy_from_slice(&[255; 3]);
+            }
+        }
+        assert_eq!(shrink(&rgb, (4, 2), (2, 1)), [0, 0, 0, 255, 255, 255]);
+        // 3 -> 2 columns: every source pixel lands in some output pixel.
+        let grey = shrink(&[90u8; 3 * 3], (3, 1), (2, 1));
+        assert_eq!(grey, [90; 6]);
     }
 
     #[test]

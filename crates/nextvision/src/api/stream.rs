@@ -5,7 +5,10 @@
 //! the client asks with `?fps=`), skipping frames it has no time for rather than queueing
 //! them, and at most `api.max_stream_clients` streams run at once (503 beyond). Each part
 //! reuses the snapshot store's JPEG of the frame, so clients add no encoding work. A
-//! stream is an async task on the API's runtime: no thread per client.
+//! stream is an async task on the API's runtime: no thread per client. A feed without a
+//! frame yet is answered 404 `no_snapshot`, like its snapshot; a stream whose feed sends
+//! no new frame repeats the newest every [`RESEND_AFTER`], so a client that went away is
+//! noticed and its slot freed.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -67,6 +70,8 @@ impl StreamClients {
 pub struct StreamQuery {
     /// Frames per second wanted; capped at `api.stream_max_fps`.
     fps: Option<f64>,
+    /// Largest width wanted, as for snapshots.
+    width: Option<u32>,
 }
 
 /// One multipart part holding a JPEG.
@@ -85,6 +90,7 @@ fn part(jpeg: &[u8], seq: u64) -> Bytes {
 struct Streamer {
     store: SnapshotStore,
     feed: FeedId,
+    width: Option<u32>,
     frames: tokio::sync::watch::Receiver<u64>,
     interval: Duration,
     next_at: Option<tokio::time::Instant>,
@@ -110,8 +116,8 @@ impl Streamer {
             }
             wait = true;
             self.frames.borrow_and_update();
-            match self.store.jpeg(self.feed) {
-                Ok((seq, jpeg)) => {
+            match self.store.jpeg(self.feed, self.width) {
+                Ok((seq, _, jpeg)) => {
                     self.next_at = Some(tokio::time::Instant::now() + self.interval);
                     return Some(part(&jpeg, seq));
                 }
@@ -143,6 +149,11 @@ pub async fn mjpeg(
             ))
         }
     };
+    // A stream starts only on a feed that has a frame: one that never gets any
+    // (no `snapshot_fps`) would hold a client slot without ever writing to the client.
+    if let Err(e) = s.snapshots.jpeg(feed, q.width) {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "no_snapshot", e));
+    }
     let Some(slot) = s.streams.try_slot() else {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -157,6 +168,7 @@ pub async fn mjpeg(
         frames: s.snapshots.frames(feed),
         store: s.snapshots.clone(),
         feed,
+        width: q.width,
         interval: Duration::from_secs_f64(1.0 / fps),
         next_at: None,
         _slot: slot,
