@@ -227,7 +227,7 @@ async function playStream(feedName, img, none, info) {
   const s = scope;
   let resp;
   try {
-    resp = await api(`/api/v1/feeds/${encodeURIComponent(feedName)}/stream.mjpeg`, { stream: true });
+    resp = await api(`/api/v1/feeds/${encodeURIComponent(feedName)}/stream.mjpeg?width=${shownWidth(img)}`, { stream: true });
   } catch (e) {
     if (e.name === 'AbortError' || e.status === 401) return;
     none.hidden = false;
