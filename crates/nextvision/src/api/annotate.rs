@@ -142,14 +142,17 @@ impl<'a> Canvas<'a> {
         self.fill_rect(x1 + 1 - t, y0, x1 + 1, y1 + 1, c);
     }
 
-    /// Text on a filled background whose top-left corner is at pixel `(x, y)`; clipped
-    /// to the image. Returns the background's size.
+    /// Text on a filled background whose top-left corner is at pixel `(x, y)`, moved left
+    /// and up as far as needed to fit in the image (clipped only when wider than it).
+    /// Returns the background's size.
     pub fn label(&mut self, x: i64, y: i64, text: &str, bg: Rgb, fg: Rgb) -> (i64, i64) {
         let s = self.scale as i64;
         let (w, h) = (
             (font::text_width(text) as i64 + 1) * s,
             font::LINE_H as i64 * s,
         );
+        let x = x.min(self.w as i64 - w).max(0);
+        let y = y.min(self.h as i64 - h).max(0);
         self.fill_rect(x, y, x + w, y + h, bg);
         for (i, ch) in text.chars().enumerate() {
             let rows = font::glyph(ch);
