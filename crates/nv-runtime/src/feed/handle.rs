@@ -108,14 +108,14 @@ impl FeedHandle {
                 .lock()
                 .as_ref()
                 .map_or(0, |q| q.len()),
-            source_capacity: self.shared.source_capacity,
+            source_capacity: self.shared.settings.queue_depth,
             sink_depth: self
                 .shared
                 .sink_queue
                 .lock()
                 .as_ref()
                 .map_or(0, |q| q.len()),
-            sink_capacity: self.shared.sink_capacity,
+            sink_capacity: self.shared.settings.sink_capacity,
         }
     }
 
