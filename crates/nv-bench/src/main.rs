@@ -8,6 +8,7 @@
 //! W5: 32 feeds unpaced, lossless: aggregate frames/s.
 //! ref1 / ref32: the reference system's own shape (see `shapes`).
 //! d2000 / d10000: density, 2,000 feeds at 5 fps and 10,000 feeds at 1 fps.
+//! A trailing `i` (ref1i, d2000i, ...) uses a sink that declares it never blocks.
 
 mod shapes;
 
@@ -26,7 +27,8 @@ use nv_runtime::{
 #[derive(Parser, Debug)]
 #[command(about = "NextVision runtime workloads")]
 struct Args {
-    /// Workloads to run (w1..w5, ref1, ref32, d2000, d10000).
+    /// Workloads to run (w1..w5, ref1, ref32, d2000, d10000; a trailing `i` on ref/d
+    /// makes the sink declare that it never blocks, so it runs on the feed worker).
     #[arg(default_values_t = ["w1".to_string(), "w2".to_string(), "w3".to_string(), "w4".to_string(), "w5".to_string()])]
     workloads: Vec<String>,
     /// Seconds per timed workload.
@@ -360,10 +362,14 @@ fn main() -> anyhow::Result<()> {
         shapes::reference_header();
     }
     for w in refs {
-        let n = w["ref".len()..]
+        let (digits, inline) = match w["ref".len()..].strip_suffix('i') {
+            Some(d) => (d, true),
+            None => (&w["ref".len()..], false),
+        };
+        let n = digits
             .parse::<u32>()
-            .with_context(|| format!("workload {w}: expected ref<feeds>"))?;
-        shapes::reference(n, args.seconds)?;
+            .with_context(|| format!("workload {w}: expected ref<feeds>[i]"))?;
+        shapes::reference(n, inline, args.seconds)?;
     }
     let dens: Vec<&String> = args
         .workloads
@@ -376,8 +382,10 @@ fn main() -> anyhow::Result<()> {
     }
     for w in dens {
         match w.as_str() {
-            "d2000" => shapes::density(2000, 5.0, args.seconds)?,
-            "d10000" => shapes::density(10_000, 1.0, args.seconds)?,
+            "d2000" => shapes::density(2000, 5.0, false, args.seconds)?,
+            "d2000i" => shapes::density(2000, 5.0, true, args.seconds)?,
+            "d10000" => shapes::density(10_000, 1.0, false, args.seconds)?,
+            "d10000i" => shapes::density(10_000, 1.0, true, args.seconds)?,
             other => anyhow::bail!("unknown workload {other}"),
         }
     }

@@ -22,12 +22,18 @@ use nv_runtime::{
 
 use crate::{cpu_seconds, proc_status, spec, NoOp};
 
-/// Counts what reached the sink.
-struct CountingSink(Arc<AtomicU64>);
+/// Counts what reached the sink; `inline` declares that it never blocks.
+struct CountingSink {
+    delivered: Arc<AtomicU64>,
+    inline: bool,
+}
 
 impl OutputSink for CountingSink {
     fn emit(&mut self, _output: SharedOutput) {
-        self.0.fetch_add(1, Ordering::Relaxed);
+        self.delivered.fetch_add(1, Ordering::Relaxed);
+    }
+    fn may_block(&self) -> bool {
+        !self.inline
     }
 }
 
@@ -35,6 +41,7 @@ fn feed_config(
     source: nv_runtime::SyntheticSpec,
     backpressure: Option<BackpressurePolicy>,
     delivered: &Arc<AtomicU64>,
+    inline: bool,
 ) -> anyhow::Result<FeedConfig> {
     let mut b = FeedConfig::builder()
         .source(SourceSpec::synthetic(source))
@@ -42,7 +49,10 @@ fn feed_config(
         .stage(NoOp("a"))
         .stage(NoOp("b"))
         .stage(NoOp("c"))
-        .output_sink(CountingSink(Arc::clone(delivered)));
+        .output_sink(CountingSink {
+            delivered: Arc::clone(delivered),
+            inline,
+        });
     if let Some(bp) = backpressure {
         b = b.backpressure(bp);
     }
@@ -105,8 +115,9 @@ fn latency(feeds: &[FeedHandle]) -> HistogramSnapshot {
     all
 }
 
-/// The reference shape with `n` feeds; prints one table row.
-pub fn reference(n: u32, seconds: u64) -> anyhow::Result<()> {
+/// The reference shape with `n` feeds; prints one table row. `inline`: the sink declares
+/// it never blocks (no sink thread).
+pub fn reference(n: u32, inline: bool, seconds: u64) -> anyhow::Result<()> {
     let delivered = Arc::new(AtomicU64::new(0));
     let rt = Runtime::builder()
         .max_feeds(n as usize)
@@ -118,6 +129,7 @@ pub fn reference(n: u32, seconds: u64) -> anyhow::Result<()> {
                 spec(640, 480, PixelFormat::Rgb8, None),
                 Some(BackpressurePolicy::block(4)),
                 &delivered,
+                inline,
             )?;
             rt.add_feed(c).context("add_feed")
         })
@@ -139,7 +151,9 @@ pub fn reference(n: u32, seconds: u64) -> anyhow::Result<()> {
     let frames = b.processed - a.processed;
     let fps = frames as f64 / wall;
     println!(
-        "| ref{n} Block(4), default sink queue | {n} | {fps:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {} of {} ({:.2}%) | {} | {threads} |",
+        "| ref{n}{} Block(4), {} | {n} | {fps:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {} of {} ({:.2}%) | {} | {threads} |",
+        if inline { "i" } else { "" },
+        if inline { "inline sink" } else { "default sink queue" },
         100.0 * cpu / wall,
         1e6 / fps.max(1e-9),
         1e6 * cpu / (frames.max(1) as f64),
@@ -163,7 +177,7 @@ pub fn density_header() {
 }
 
 /// `n` feeds at `fps`; prints one table row.
-pub fn density(n: u32, fps: f64, seconds: u64) -> anyhow::Result<()> {
+pub fn density(n: u32, fps: f64, inline: bool, seconds: u64) -> anyhow::Result<()> {
     let delivered = Arc::new(AtomicU64::new(0));
     let rt = Runtime::builder()
         .max_feeds(n as usize)
@@ -174,6 +188,7 @@ pub fn density(n: u32, fps: f64, seconds: u64) -> anyhow::Result<()> {
             spec(320, 240, PixelFormat::Gray8, Some(fps)),
             None,
             &delivered,
+            inline,
         )
     };
     // The first feed renders the shared synthetic cycle; RSS per feed is measured over the rest.
@@ -201,7 +216,8 @@ pub fn density(n: u32, fps: f64, seconds: u64) -> anyhow::Result<()> {
     rt.shutdown();
     let per_feed_kib = (rss1.saturating_sub(rss0)) as f64 / f64::from((n - 1).max(1));
     println!(
-        "| d{n} @{fps} fps 320x240 gray | {n} | {:.0} | {:.0} | {threads} | {:.1} KB | {} | {} | {} us | {} us |",
+        "| d{n}{} @{fps} fps 320x240 gray | {n} | {:.0} | {:.0} | {threads} | {:.1} KB | {} | {} | {} us | {} us |",
+        if inline { "i" } else { "" },
         (b.processed - a.processed) as f64 / wall,
         100.0 * cpu / wall,
         per_feed_kib * 1.024,

@@ -144,12 +144,21 @@ impl OutputEnvelope {
 /// Outputs are shared, never copied: the sink and every subscriber get the same `Arc`.
 pub type SharedOutput = Arc<OutputEnvelope>;
 
-/// Receives a feed's outputs on the feed's dedicated sink thread. May block (network,
-/// disk) without slowing perception: the sink queue absorbs or drops.
+/// Receives a feed's outputs, by default on the feed's dedicated sink thread. May block
+/// (network, disk) without slowing perception: the sink queue absorbs, blocks the feed
+/// (`Block`) or drops, as the feed is configured.
 pub trait OutputSink: Send + 'static {
     fn emit(&mut self, output: SharedOutput);
     /// Called once when the sink thread drains and exits (session end).
     fn flush(&mut self) {}
+    /// Whether `emit` may block or take long. A sink that answers `false` promises that
+    /// `emit` returns at once (a counter, a send into a bounded buffer that drops when
+    /// full): the feed worker then calls it directly after the stages, with no sink queue
+    /// and no thread hand-off per output. A sink that breaks the promise holds the feed
+    /// worker (and, past the runtime's join timeout, the feed's stop). Default `true`.
+    fn may_block(&self) -> bool {
+        true
+    }
 }
 
 impl<F: FnMut(SharedOutput) + Send + 'static> OutputSink for F {
@@ -168,4 +177,7 @@ pub struct NullSink;
 
 impl OutputSink for NullSink {
     fn emit(&mut self, _output: SharedOutput) {}
+    fn may_block(&self) -> bool {
+        false
+    }
 }

@@ -25,7 +25,7 @@ use crate::queue::{BoundedQueue, Pop};
 use crate::source::{FrameSink, Source, SourceContext, SourceEnd, SourceFactory, SourceStatus};
 use crate::sync::OneShot;
 use restart::{FailureKind, RestartBudget, RestartDecision};
-use sink::SinkWorker;
+use sink::Delivery;
 
 /// How a session ended.
 #[derive(Debug)]
@@ -224,8 +224,8 @@ impl Worker {
         if self.shared.stop_requested() {
             queue.wake();
         }
-        let mut sink_worker = match self.take_sink() {
-            Some(sink) => match SinkWorker::spawn(sink, &self.shared) {
+        let mut delivery = match self.take_sink() {
+            Some(sink) => match Delivery::start(sink, &self.shared) {
                 Ok(w) => Some(w),
                 Err(e) => {
                     tracing::error!(feed_id = %self.shared.id, error = %e, "could not start sink thread");
@@ -234,7 +234,8 @@ impl Worker {
             },
             None => None,
         };
-        *self.shared.sink_queue.lock() = sink_worker.as_ref().map(|w| Arc::clone(w.queue()));
+        *self.shared.sink_queue.lock() =
+            delivery.as_ref().and_then(Delivery::queue).map(Arc::clone);
 
         let mut source: Option<Box<dyn Source>> = None;
         let end = match self.factory.create(&self.source_ctx) {
@@ -251,7 +252,7 @@ impl Worker {
                     }
                 }
                 Ok(()) => {
-                    let end = self.process_loop(s.as_mut(), &queue, &frame_sink, &mut sink_worker);
+                    let end = self.process_loop(s.as_mut(), &queue, &frame_sink, &mut delivery);
                     source = Some(s);
                     end
                 }
@@ -274,12 +275,15 @@ impl Worker {
         frame_sink.flush_drop_events();
         *self.shared.source_queue.lock() = None;
         *self.shared.sink_queue.lock() = None;
-        if let Some(w) = sink_worker {
-            let (sink, late) =
-                w.shutdown(self.shared.settings.sink_shutdown_timeout, &self.detached);
+        if let Some(w) = delivery {
+            let (sink, late) = w.shutdown(
+                &self.shared,
+                self.shared.settings.sink_shutdown_timeout,
+                &self.detached,
+            );
             match sink {
                 Some(s) => self.sink = Some(s),
-                None => self.late_sink = Some(late),
+                None => self.late_sink = late,
             }
         }
         self.executor.stop_stages();
@@ -292,7 +296,7 @@ impl Worker {
         source: &mut dyn Source,
         queue: &BoundedQueue<FrameEnvelope>,
         frame_sink: &FrameSink,
-        sink: &mut Option<SinkWorker>,
+        sink: &mut Option<Delivery>,
     ) -> SessionEnd {
         let clock = self.shared.clock.clone();
         let mut next_tick: Option<MonotonicTs> = source.tick(clock.now()).next_tick;
@@ -371,7 +375,7 @@ impl Worker {
         &mut self,
         frame: FrameEnvelope,
         received_at: MonotonicTs,
-        sink: &mut Option<SinkWorker>,
+        sink: &mut Option<Delivery>,
     ) -> Option<SessionEnd> {
         let counters = &self.shared.counters;
         counters.frames_dequeued.fetch_add(1, Ordering::Relaxed);
@@ -393,7 +397,7 @@ impl Worker {
                     self.outputs.send(Arc::clone(&output));
                 }
                 match sink {
-                    Some(w) => w.send(output),
+                    Some(w) => w.send(&self.shared, output),
                     None => counters.add_drop(DropReason::SinkQueueFull, 1),
                 }
                 None

@@ -146,36 +146,99 @@ impl SinkWorker {
     }
 }
 
+/// How a session's outputs reach the user's sink.
+pub(crate) enum Delivery {
+    /// On the feed's sink thread, through the sink queue.
+    Thread(SinkWorker),
+    /// On the feed worker, right after the stages: the sink declared that `emit` never
+    /// blocks (`OutputSink::may_block` is false), so a hand-off would only add cost.
+    Inline(Box<dyn OutputSink>),
+}
+
+impl Delivery {
+    pub fn start(sink: Box<dyn OutputSink>, feed: &Arc<FeedShared>) -> Result<Self, RuntimeError> {
+        if sink.may_block() {
+            SinkWorker::spawn(sink, feed).map(Self::Thread)
+        } else {
+            Ok(Self::Inline(sink))
+        }
+    }
+
+    /// The sink queue, if outputs go through one.
+    pub fn queue(&self) -> Option<&Arc<BoundedQueue<SharedOutput>>> {
+        match self {
+            Self::Thread(w) => Some(w.queue()),
+            Self::Inline(_) => None,
+        }
+    }
+
+    pub fn send(&mut self, feed: &FeedShared, output: SharedOutput) {
+        match self {
+            Self::Thread(w) => w.send(output),
+            Self::Inline(sink) => {
+                feed.counters
+                    .outputs_to_sink
+                    .fetch_add(1, Ordering::Relaxed);
+                deliver(feed, sink, output);
+            }
+        }
+    }
+
+    /// Ends the session's delivery; see [`SinkWorker::shutdown`]. An inline sink is
+    /// flushed and handed back at once.
+    pub fn shutdown(
+        self,
+        feed: &FeedShared,
+        timeout: Duration,
+        detached: &DetachedThreads,
+    ) -> (Option<Box<dyn OutputSink>>, Option<LateSink>) {
+        match self {
+            Self::Thread(w) => {
+                let (sink, late) = w.shutdown(timeout, detached);
+                (sink, Some(late))
+            }
+            Self::Inline(mut sink) => {
+                flush(feed, &mut sink);
+                (Some(sink), None)
+            }
+        }
+    }
+}
+
+/// Hands one output to the sink; a panic loses that output only and is reported.
+fn deliver(feed: &FeedShared, sink: &mut Box<dyn OutputSink>, output: SharedOutput) {
+    feed.counters.receive_to_sink.record(
+        feed.clock
+            .now()
+            .saturating_duration_since(output.provenance.received_at),
+    );
+    if std::panic::catch_unwind(AssertUnwindSafe(move || sink.emit(output))).is_err() {
+        let feed_id = feed.id;
+        tracing::error!(%feed_id, "OutputSink::emit panicked; output dropped");
+        feed.health.send(HealthEvent::SinkPanic { feed_id });
+    }
+}
+
+fn flush(feed: &FeedShared, sink: &mut Box<dyn OutputSink>) {
+    if std::panic::catch_unwind(AssertUnwindSafe(move || sink.flush())).is_err() {
+        feed.health
+            .send(HealthEvent::SinkPanic { feed_id: feed.id });
+    }
+}
+
 fn run(
     feed: &FeedShared,
     mut sink: Box<dyn OutputSink>,
     queue: &BoundedQueue<SharedOutput>,
     returned: &OneShot<Box<dyn OutputSink>>,
 ) {
-    let (feed_id, health, counters, clock) = (feed.id, &feed.health, &feed.counters, &feed.clock);
     loop {
         match queue.pop(None) {
-            Pop::Item(output, _) => {
-                counters.receive_to_sink.record(
-                    clock
-                        .now()
-                        .saturating_duration_since(output.provenance.received_at),
-                );
-                let sink_ref = &mut sink;
-                if std::panic::catch_unwind(AssertUnwindSafe(move || sink_ref.emit(output)))
-                    .is_err()
-                {
-                    tracing::error!(%feed_id, "OutputSink::emit panicked; output dropped");
-                    health.send(HealthEvent::SinkPanic { feed_id });
-                }
-            }
+            Pop::Item(output, _) => deliver(feed, &mut sink, output),
             Pop::Closed => break,
             Pop::Woken | Pop::TimedOut => {}
         }
     }
-    let sink_ref = &mut sink;
-    if std::panic::catch_unwind(AssertUnwindSafe(move || sink_ref.flush())).is_err() {
-        health.send(HealthEvent::SinkPanic { feed_id });
-    }
+    flush(feed, &mut sink);
     returned.put(sink);
 }
