@@ -76,6 +76,8 @@ enum StepFailure {
 /// stage objects survive restarts (their `on_start` runs again).
 pub(crate) struct Executor {
     feed_id: FeedId,
+    /// Carried in every output (sinks address feeds by name).
+    feed_name: Arc<str>,
     stages: Vec<StageSlot>,
     view: ViewTracker,
     provider: Option<Arc<dyn ViewStateProvider>>,
@@ -207,6 +209,7 @@ impl Executor {
             .collect();
         Self {
             feed_id: p.feed.id,
+            feed_name: Arc::from(p.feed.name.as_str()),
             stages,
             view: p.view,
             provider: p.provider,
@@ -607,6 +610,8 @@ impl Executor {
         out.tracks = artifacts.tracks;
         out.signals = artifacts.signals;
         out.scene_features = artifacts.scene_features;
+        out.events = artifacts.events;
+        out.feed_name = Some(Arc::clone(&self.feed_name));
         out.metadata = artifacts.stage_artifacts;
         out.frame = frame_included.then_some(frame);
         out.admission = admission;

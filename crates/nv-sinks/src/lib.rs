@@ -62,6 +62,7 @@ mod buffer;
 pub mod config;
 mod delivery;
 mod error;
+pub mod event;
 pub mod file;
 pub mod health;
 pub mod http;
@@ -84,6 +85,7 @@ pub use config::{
 #[cfg(feature = "kafka")]
 pub use config::{KafkaAcks, KafkaCompression, KafkaSinkConfig};
 pub use error::SinkError;
+pub use event::{EventRecord, EVENT_SCHEMA_V1};
 pub use file::FileSink;
 pub use health::{health_record, HEALTH_SCHEMA_V1, HEALTH_SCHEMA_VERSION};
 pub use http::WebhookSink;

@@ -12,8 +12,9 @@ use nv_core::error::StageError;
 use nv_core::geometry::BBox;
 use nv_core::policy::RestartPolicy;
 use nv_perception::{
-    DerivedSignal, Detection, DetectionId, SceneFeature, SceneFeatureValue, SignalValue, Stage,
-    StageContext, StageId, StageOutput, Track, TrackId, TrackObservation, TrackState,
+    CrossingDirection, DerivedSignal, Detection, DetectionId, EventKind, EventObject,
+    PerceptionEvent, SceneFeature, SceneFeatureValue, SignalValue, Stage, StageContext, StageId,
+    StageOutput, Track, TrackId, TrackObservation, TrackState,
 };
 use nv_runtime::output::FrameInclusion;
 use nv_runtime::{CameraMode, FeedConfig, OutputSink, Runtime, SharedOutput, SourceSpec};
@@ -23,8 +24,47 @@ use nv_test_util::{tiny_synthetic, CollectingSink};
 
 pub const TIMEOUT: Duration = Duration::from_secs(30);
 
+/// One event of every kind, about track 7 (camera motion: about no object).
+pub fn every_event_kind(ts: nv_core::time::MonotonicTs, b: BBox) -> Vec<PerceptionEvent> {
+    let object = Some(EventObject {
+        track_id: TrackId::new(7),
+        class_id: 2,
+        confidence: 0.9,
+        bbox: b,
+    });
+    let dwell = Duration::from_millis(1500);
+    [
+        EventKind::ObjectAppeared,
+        EventKind::ZoneEnter { zone: "door".into() },
+        EventKind::ZoneDwell {
+            zone: "door".into(),
+            dwell,
+        },
+        EventKind::ZoneExit {
+            zone: "door".into(),
+            dwell,
+        },
+        EventKind::LineCrossed {
+            line: "gate".into(),
+            direction: CrossingDirection::LeftToRight,
+        },
+        EventKind::ObjectLost,
+    ]
+    .into_iter()
+    .map(|kind| PerceptionEvent::new(ts, kind, object))
+    .chain([PerceptionEvent::new(
+        ts,
+        EventKind::CameraMotion {
+            motion: "pan".into(),
+        },
+        None,
+    )])
+    .collect()
+}
+
 /// A stage that fills every part of the output: detections (one with an embedding), a
-/// track, signals of each kind (one non-finite) and a distribution scene feature.
+/// track, signals of each kind (one non-finite), a distribution scene feature and one
+/// event of each kind.
 #[derive(Debug)]
 pub struct RichStage;
 
@@ -53,7 +93,7 @@ impl Stage for RichStage {
             state,
             TrackObservation::new(ts, b, 0.9, state, Some(DetectionId::new(1))),
         );
-        Ok(StageOutput::build()
+        let mut out = StageOutput::build()
             .detections(dets)
             .tracks(vec![track])
             .signal(DerivedSignal::new("count", SignalValue::Scalar(2.0), ts))
@@ -78,7 +118,9 @@ impl Stage for RichStage {
                 confidence: Some(0.8),
                 ts,
             })
-            .finish())
+            .finish();
+        out.events = every_event_kind(ts, b);
+        Ok(out)
     }
 }
 

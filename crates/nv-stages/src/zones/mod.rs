@@ -32,22 +32,16 @@ use nv_core::error::ConfigError;
 use nv_core::geometry::{AffineTransform2D, Point2, Polygon};
 use nv_core::id::{StageId, TrackId};
 use nv_core::time::MonotonicTs;
+pub use nv_perception::CrossingDirection;
 use nv_perception::{
-    DerivedSignal, SignalValue, Stage, StageCapabilities, StageCategory, StageContext, StageError,
-    StageOutput, Track, TrackState,
+    DerivedSignal, EventKind, EventObject, PerceptionEvent, SignalValue, Stage, StageCapabilities,
+    StageCategory, StageContext, StageError, StageOutput, Track, TrackState,
 };
 use nv_view::ViewEpoch;
 
 pub use config::{LineSpec, ZoneConfig, ZoneSpec};
 pub use geometry::Anchor;
 use geometry::{crosses_segment, invert, side};
-
-/// Direction of a line crossing, relative to the line's `start -> end` direction.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum CrossingDirection {
-    LeftToRight,
-    RightToLeft,
-}
 
 /// What happened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,6 +69,25 @@ pub struct ZoneEvent {
     /// Name of the zone or line.
     pub name: Arc<str>,
     pub kind: ZoneEventKind,
+    /// The object as last seen (class, confidence, box in the current view).
+    pub object: EventObject,
+}
+
+impl ZoneEvent {
+    /// The event in the output schema's vocabulary.
+    pub fn to_perception_event(&self) -> PerceptionEvent {
+        let name = self.name.clone();
+        let kind = match self.kind {
+            ZoneEventKind::Enter => EventKind::ZoneEnter { zone: name },
+            ZoneEventKind::Exit { dwell } => EventKind::ZoneExit { zone: name, dwell },
+            ZoneEventKind::Dwell { dwell } => EventKind::ZoneDwell { zone: name, dwell },
+            ZoneEventKind::LineCrossed { direction } => EventKind::LineCrossed {
+                line: name,
+                direction,
+            },
+        };
+        PerceptionEvent::new(self.ts, kind, Some(self.object))
+    }
 }
 
 /// Typed artifact: this frame's events and occupancy, in configuration order.
@@ -118,6 +131,8 @@ struct TrackMemory {
     /// Per line: last position strictly off the line, with its side.
     off_line: Vec<Option<(Point2, bool)>>,
     seen: bool,
+    /// The object as last seen: what exit events of an ended track report.
+    object: Option<EventObject>,
 }
 
 /// The zone and line analytics stage. Reads `ctx.artifacts.tracks`: tentative tracks
@@ -134,6 +149,9 @@ pub struct ZoneAnalytics {
     /// Ordered so that end-of-track events come out in a stable order.
     memory: BTreeMap<TrackId, TrackMemory>,
     occupancy: Vec<usize>,
+    /// Set by a session start or a view change: the next frame first closes every visit
+    /// still open (exit events), so occupancy derived from events stays exact.
+    close_open_visits: bool,
 }
 
 impl ZoneAnalytics {
@@ -176,6 +194,7 @@ impl ZoneAnalytics {
             zones,
             lines,
             memory: BTreeMap::new(),
+            close_open_visits: false,
         })
     }
 
@@ -188,6 +207,13 @@ impl ZoneAnalytics {
     /// Forgets every track (no exit events are produced for them).
     pub fn reset(&mut self) {
         self.memory.clear();
+        self.close_open_visits = false;
+    }
+
+    /// Forgets every track; the next [`update`](Self::update) first reports an exit for
+    /// every visit still open (at that frame's time), then starts from an empty scene.
+    pub fn end_all_tracks(&mut self) {
+        self.close_open_visits = true;
     }
 
     /// Processes one frame's tracks. `to_reference` maps current-view coordinates into
@@ -203,6 +229,10 @@ impl ZoneAnalytics {
         for m in self.memory.values_mut() {
             m.seen = false;
         }
+        if std::mem::take(&mut self.close_open_visits) {
+            // Every open visit ends now and every position is forgotten.
+            self.retire_unseen(ts, &mut events);
+        }
         for track in tracks {
             // Tentative tracks may be noise; lost ones have ended (handled below).
             if matches!(track.state, TrackState::Tentative | TrackState::Lost) {
@@ -215,21 +245,29 @@ impl ZoneAnalytics {
                 inside: vec![None; nz],
                 off_line: vec![None; nl],
                 seen: false,
+                object: None,
             });
             mem.seen = true;
+            let object = EventObject {
+                track_id: track.id,
+                class_id: track.class_id,
+                confidence: track.current.confidence,
+                bbox: track.current.bbox,
+            };
+            mem.object = Some(object);
             for (zi, zone) in self.zones.iter().enumerate() {
                 let now_inside = zone.polygon.contains(p);
                 match (mem.inside[zi], now_inside) {
                     (None, true) => {
                         mem.inside[zi] = Some((ts, false));
-                        events.push(event(ts, track.id, &zone.name, ZoneEventKind::Enter));
+                        events.push(event(ts, object, &zone.name, ZoneEventKind::Enter));
                     }
                     (Some((since, _)), false) => {
                         mem.inside[zi] = None;
                         let dwell = ts.saturating_duration_since(since);
                         events.push(event(
                             ts,
-                            track.id,
+                            object,
                             &zone.name,
                             ZoneEventKind::Exit { dwell },
                         ));
@@ -240,7 +278,7 @@ impl ZoneAnalytics {
                             mem.inside[zi] = Some((since, true));
                             events.push(event(
                                 ts,
-                                track.id,
+                                object,
                                 &zone.name,
                                 ZoneEventKind::Dwell { dwell },
                             ));
@@ -268,7 +306,7 @@ impl ZoneAnalytics {
                         };
                         events.push(event(
                             ts,
-                            track.id,
+                            object,
                             &line.name,
                             ZoneEventKind::LineCrossed { direction },
                         ));
@@ -278,24 +316,7 @@ impl ZoneAnalytics {
             }
         }
         // Tracks that ended (or were not reported) leave every zone they were in.
-        let zones = &self.zones;
-        self.memory.retain(|&id, mem| {
-            if mem.seen {
-                return true;
-            }
-            for (zi, inside) in mem.inside.iter().enumerate() {
-                if let Some((since, _)) = inside {
-                    let dwell = ts.saturating_duration_since(*since);
-                    events.push(event(
-                        ts,
-                        id,
-                        &zones[zi].name,
-                        ZoneEventKind::Exit { dwell },
-                    ));
-                }
-            }
-            false
-        });
+        self.retire_unseen(ts, &mut events);
         ZoneEvents {
             events,
             occupancy: self
@@ -310,6 +331,28 @@ impl ZoneAnalytics {
                 .map(|l| (l.name.clone(), l.totals.0, l.totals.1))
                 .collect(),
         }
+    }
+
+    /// Ends every visit of the tracks not seen this frame and forgets them.
+    fn retire_unseen(&mut self, ts: MonotonicTs, events: &mut Vec<ZoneEvent>) {
+        let zones = &self.zones;
+        self.memory.retain(|_, mem| {
+            if mem.seen {
+                return true;
+            }
+            for (zi, inside) in mem.inside.iter().enumerate() {
+                if let (Some((since, _)), Some(object)) = (inside, mem.object) {
+                    let dwell = ts.saturating_duration_since(*since);
+                    events.push(event(
+                        ts,
+                        object,
+                        &zones[zi].name,
+                        ZoneEventKind::Exit { dwell },
+                    ));
+                }
+            }
+            false
+        });
     }
 
     fn signals(&self, ts: MonotonicTs, out: &ZoneEvents) -> Vec<DerivedSignal> {
@@ -353,12 +396,13 @@ impl ZoneAnalytics {
     }
 }
 
-fn event(ts: MonotonicTs, track_id: TrackId, name: &Arc<str>, kind: ZoneEventKind) -> ZoneEvent {
+fn event(ts: MonotonicTs, object: EventObject, name: &Arc<str>, kind: ZoneEventKind) -> ZoneEvent {
     ZoneEvent {
         ts,
-        track_id,
+        track_id: object.track_id,
         name: name.clone(),
         kind,
+        object,
     }
 }
 
@@ -383,18 +427,24 @@ impl Stage for ZoneAnalytics {
         let events = self.update(ts, &ctx.artifacts.tracks, to_reference.as_ref());
         let signals = self.signals(ts, &events);
         let mut out = StageOutput::with_signals(signals);
+        out.events = events
+            .events
+            .iter()
+            .map(ZoneEvent::to_perception_event)
+            .collect();
         out.artifacts.insert(events);
         Ok(out)
     }
 
     fn on_start(&mut self) -> Result<(), StageError> {
-        self.reset();
+        // Visits left open by a previous session end at the first frame of this one.
+        self.end_all_tracks();
         Ok(())
     }
 
     fn on_view_epoch_change(&mut self, _new_epoch: ViewEpoch) -> Result<(), StageError> {
         // Positions from the previous view do not relate to the zones any more.
-        self.reset();
+        self.end_all_tracks();
         Ok(())
     }
 
