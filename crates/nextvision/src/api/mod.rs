@@ -179,6 +179,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/feeds/{id}/pause", post(pause_feed))
         .route("/api/v1/feeds/{id}/resume", post(resume_feed))
         .route("/api/v1/feeds/{id}/snapshot.jpg", get(snapshot_jpeg))
+        .route("/api/v1/feeds/{id}/analytics", get(get_analytics))
         .route("/api/v1/diagnostics", get(diagnostics))
         .route("/api/v1/events", get(events));
     if state.config.metrics.prometheus {
@@ -315,6 +316,14 @@ async fn get_feed(
 ) -> Result<Json<Value>, ApiError> {
     let feed = find_feed(&s, &id)?;
     Ok(Json(json::feed(&feed.diagnostics())))
+}
+
+async fn get_analytics(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let feed = find_feed(&s, &id)?;
+    Ok(Json(json::analytics(&feed.diagnostics())))
 }
 
 async fn add_feed(

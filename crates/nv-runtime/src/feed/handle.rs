@@ -55,6 +55,8 @@ pub struct FeedDiagnostics {
     pub state: FeedState,
     /// The most recent error, with its cause chain, times and repeat count.
     pub last_error: Option<LastError>,
+    /// Events by kind, zone occupancy and line crossings.
+    pub analytics: super::analytics::FeedAnalytics,
 }
 
 /// A cloneable handle to one feed.
@@ -206,6 +208,7 @@ impl FeedHandle {
             stop_reason: self.stop_reason(),
             state: self.state(),
             last_error: self.last_error(),
+            analytics: s.analytics.snapshot(),
         }
     }
 }
