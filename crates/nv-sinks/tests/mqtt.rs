@@ -316,3 +316,102 @@ fn restart_case(outage: Outage) {
     );
     assert!(s.reconnects >= 1, "{s:?}");
 }
+
+/// The Frigate-style layout by feed name: events on `<prefix>/events`, retained occupancy
+/// per zone and class and the feed's state, retained daemon availability.
+#[test]
+fn frigate_layout_publishes_events_occupancy_and_state() {
+    use nv_runtime::{CameraMode, FeedConfig, Runtime, SourceSpec};
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::mosquitto(dir.path());
+    let live = Subscriber::start(broker.port, "nv-test-frigate-live", &["site/#"], false);
+    let config: SinkConfig = toml::from_str(&format!(
+        "type = \"mqtt\"\nhost = \"127.0.0.1\"\nport = {}\nclient_id = \"nv-frigate\"\nprefix = \"site\"\nrecords = [\"events\"]\n",
+        broker.port
+    ))
+    .unwrap();
+    config.validate().unwrap();
+    let stats = SinkStats::new();
+    // As in the daemon: one shared instance that outlives the feeds writing into it.
+    let shared = nv_sinks::SharedSink::new(
+        "mqtt",
+        config.build_with_stats(stats.clone()).unwrap(),
+        stats.clone(),
+    );
+    let rt = Runtime::builder().build().unwrap();
+    // Each of the 10 frames: a new track of class 3 enters `door` and crosses `gate`.
+    rt.add_feed(
+        FeedConfig::builder()
+            .name("yard".into())
+            .source(SourceSpec::synthetic(nv_test_util::tiny_synthetic(Some(10))))
+            .camera_mode(CameraMode::Fixed)
+            .stage(nv_test_util::EventStage("events"))
+            .output_sink(shared.handle())
+            .lossless()
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    // Per frame: 2 event records, 1 occupancy and 1 state message.
+    wait_stats(&stats, "all delivered", |s| s.delivered == 40);
+    live.wait("every message", |i| i.msgs.len() >= 41);
+    let schema: serde_json::Value = serde_json::from_str(nv_sinks::EVENT_SCHEMA_V1).unwrap();
+    let validator = jsonschema::draft202012::new(&schema).unwrap();
+    let events = live.on("site/events");
+    assert_eq!(events.len(), 20);
+    for m in &events {
+        let v: serde_json::Value = serde_json::from_slice(&m.payload).unwrap();
+        assert!(validator.is_valid(&v), "{v:#}");
+        assert_eq!(v["feed"], "yard");
+    }
+    let kinds: Vec<String> = events
+        .iter()
+        .map(|m| {
+            let v: serde_json::Value = serde_json::from_slice(&m.payload).unwrap();
+            v["kind"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(kinds[..2], ["zone_enter", "line_crossed"]);
+    let occupancy: Vec<String> = live
+        .on("site/yard/door/3")
+        .iter()
+        .map(|m| String::from_utf8(m.payload.clone()).unwrap())
+        .collect();
+    assert_eq!(occupancy, (1..=10).map(|n| n.to_string()).collect::<Vec<_>>());
+    // No frame records were selected.
+    assert!(live.on("site/yard/frames").is_empty());
+
+    // A late subscriber gets the retained state: occupancy, counts, availability.
+    let late = Subscriber::start(
+        broker.port,
+        "nv-test-frigate-late",
+        &["site/yard/#", "site/available"],
+        false,
+    );
+    late.wait("retained", |i| i.msgs.len() >= 3);
+    let retained = late.on("site/");
+    assert!(retained.iter().all(|m| m.retain));
+    let last = |topic: &str| {
+        retained
+            .iter()
+            .rev()
+            .find(|m| m.topic == topic)
+            .map(|m| m.payload.clone())
+            .unwrap_or_else(|| panic!("no {topic}"))
+    };
+    assert_eq!(last("site/yard/door/3"), b"10");
+    assert_eq!(last("site/available"), b"online");
+    let state: serde_json::Value = serde_json::from_slice(&last("site/yard/state")).unwrap();
+    assert_eq!(state["feed"], "yard");
+    assert_eq!(state["zones"]["door"]["3"], 10);
+    assert_eq!(state["lines"]["gate"]["right_to_left"]["3"], 10);
+    // The feed has ended and the daemon-wide sink is still online; it goes offline when
+    // the daemon drops it.
+    rt.shutdown();
+    drop(shared);
+    live.wait("offline", |i| {
+        i.msgs
+            .iter()
+            .any(|m| m.topic == "site/available" && m.payload == b"offline")
+    });
+}
