@@ -370,3 +370,86 @@ kind = "brightness"
     }
     d.stop();
 }
+
+/// `process --config FILE --feed NAME --events-only`: the configured zones and lines on a
+/// file; event lines only; the summary counts detections, tracks and events by kind, zone
+/// and line.
+#[test]
+fn process_with_a_config_prints_events_and_the_summary() {
+    let dir = tmp_dir("process");
+    let clip = scenario().encode_mp4(&dir, "analytics").unwrap();
+    let config = format!(
+        r#"
+[[feeds]]
+name = "yard"
+source = "{clip}"
+[[feeds.stages]]
+kind = "motion-detector"
+[[feeds.stages]]
+kind = "tracker"
+[[feeds.stages]]
+kind = "zones"
+zones = [{{ name = "bench", points = [[0.05, 0.5], [0.35, 0.5], [0.35, 0.95], [0.05, 0.95]] }}]
+lines = [{{ name = "gate", from = [0.5, 1.0], to = [0.5, 0.0] }}]
+anchor = "center"
+dwell_threshold_secs = {DWELL_SECS}
+
+[[feeds]]
+name = "other"
+source = "synthetic:64x48@5"
+[[feeds.stages]]
+kind = "brightness"
+"#,
+        clip = clip.display(),
+    );
+    let path = dir.join("nextvision.toml");
+    std::fs::write(&path, config).unwrap();
+    let out = dir.join("events.jsonl");
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_nextvision"))
+        .arg("process")
+        .arg("--config")
+        .arg(&path)
+        .args(["--feed", "yard", "--events-only", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    let lines: Vec<Value> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    validate(&lines);
+    let events: Vec<EventRecord> = lines
+        .iter()
+        .map(|l| serde_json::from_value(l.clone()).unwrap())
+        .collect();
+    let spatial: Vec<_> = summary(&events)
+        .into_iter()
+        .filter(|e| e.0 != "object_appeared" && e.0 != "object_lost")
+        .map(|e| (e.0, e.1, e.4))
+        .collect();
+    assert_eq!(
+        spatial,
+        [
+            ("line_crossed", 1, 47),
+            ("line_crossed", 2, 56),
+            ("zone_enter", 2, 68),
+            ("zone_dwell", 2, 97),
+            ("zone_enter", 3, 112),
+            ("zone_exit", 2, 137),
+            ("zone_dwell", 3, 141),
+        ]
+        .map(|(k, t, f)| (k.to_owned(), Some(t), f)),
+    );
+    assert!(events.iter().all(|e| e.feed.as_deref() == Some("yard")));
+    for expected in [
+        "tracks: 3  events: 12",
+        "events by kind: line_crossed 2, object_appeared 3, object_lost 2, zone_dwell 2, zone_enter 2, zone_exit 1",
+        "zone bench: 2 entered, 1 exited, 2 dwelled, 1 inside at the end",
+        "line gate: 1 left_to_right, 1 right_to_left",
+    ] {
+        assert!(stderr.contains(expected), "`{expected}` missing:\n{stderr}");
+    }
+}
