@@ -71,7 +71,8 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         .context("sink monitor")?;
     // Subscribed before the feeds start, so no feed can end unseen.
     let ended_sub = runtime.health_subscribe();
-    let feeds = crate::assemble::add_feeds(&runtime, &config, &sinks)?;
+    let zone_editors = Arc::new(crate::zone_edit::ZoneEditors::default());
+    let feeds = crate::assemble::add_feeds(&runtime, &config, &sinks, &zone_editors)?;
     let exit_when_done = !args.keep_running
         && !config.feeds.is_empty()
         && config.feeds.iter().all(|f| f.source.ends_at_eos());
@@ -102,6 +103,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         sinks: Arc::clone(&sinks),
         add_lock: Arc::default(),
         events,
+        zone_editors,
     };
     let tokio_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -453,3 +453,92 @@ kind = "brightness"
         assert!(stderr.contains(expected), "`{expected}` missing:\n{stderr}");
     }
 }
+
+fn send(method: &str, url: &str, body: &str) -> (u16, Value) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(10)))
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut resp = match method {
+        "PUT" => agent
+            .put(url)
+            .header("Content-Type", "application/json")
+            .send(body)
+            .unwrap(),
+        _ => agent.get(url).call().unwrap(),
+    };
+    let status = resp.status().as_u16();
+    let text = resp.body_mut().read_to_string().unwrap();
+    (status, serde_json::from_str(&text).unwrap())
+}
+
+/// Zones and lines replaced through the API while the feed runs: validated whole, applied
+/// at a frame boundary, recorded as a `feed_config_changed` health event.
+#[test]
+fn zones_are_edited_at_run_time_through_the_api() {
+    let dir = tmp_dir("edit");
+    let config = r#"
+[api]
+listen = "127.0.0.1:0"
+
+[[feeds]]
+name = "cam"
+source = "synthetic:160x120@30"
+[[feeds.stages]]
+kind = "blob-detector"
+[[feeds.stages]]
+kind = "tracker"
+[[feeds.stages]]
+kind = "zones"
+zones = [{ name = "door", points = [[0.0, 0.0], [0.5, 0.0], [0.5, 0.5]] }]
+"#;
+    let path = dir.join("nextvision.toml");
+    std::fs::write(&path, config).unwrap();
+    let d = Daemon::run(Path::new(env!("CARGO_BIN_EXE_nextvision")), &path, &[]);
+    let url = format!("{}/api/v1/feeds/cam/zones", d.base());
+    let (status, current) = send("GET", &url, "");
+    assert_eq!(status, 200);
+    assert_eq!(current["zones"][0]["name"], "door");
+    assert_eq!(current["lines"], serde_json::json!([]));
+
+    // Every problem at once, by field; nothing changes.
+    let bad = r#"{"zones": [{"name": "a", "points": [[0.0, 0.0], [1.5, 0.0], [0.5, 0.5]]},
+                             {"name": "a", "points": [[0.0, 0.0], [0.2, 0.0], [0.2, 0.2]]}],
+                  "lines": [{"name": "l", "from": [0.5, 0.5], "to": [0.5, 0.5]}]}"#;
+    let (status, err) = send("PUT", &url, bad);
+    assert_eq!(status, 400, "{err}");
+    assert_eq!(err["code"], "invalid_config");
+    let details = err["details"].to_string();
+    for field in ["zones[0].points[1]", "zones[1].name", "lines[0]"] {
+        assert!(details.contains(field), "{field} missing: {details}");
+    }
+    let (status, err) = send("PUT", &url, r#"{"zones": [], "colour": "red"}"#);
+    assert_eq!(status, 400, "{err}");
+    assert!(err["details"].to_string().contains("colour"), "{err}");
+    assert_eq!(send("GET", &url, "").1["zones"][0]["name"], "door");
+
+    let good = r#"{"zones": [{"name": "bench", "points": [[0.1, 0.5], [0.4, 0.5], [0.4, 0.9], [0.1, 0.9]]}],
+                   "lines": [{"name": "gate", "from": [0.5, 1.0], "to": [0.5, 0.0]}],
+                   "anchor": "center", "dwell_threshold_secs": 2.0}"#;
+    let (status, applied) = send("PUT", &url, good);
+    assert_eq!(status, 200, "{applied}");
+    assert_eq!(applied["applied"], true, "{applied}");
+    assert_eq!(applied["edit"], 1);
+    let (_, now) = send("GET", &url, "");
+    assert_eq!(now["zones"][0]["name"], "bench");
+    assert_eq!(now["lines"][0]["name"], "gate");
+    assert_eq!(now["anchor"], "center");
+    assert_eq!(now["dwell_threshold_secs"], 2.0);
+    // Recorded as a health event (counted in /metrics by the daemon's health counter,
+    // which runs on its own thread: wait for it).
+    nv_test_util::wait_until("feed_config_changed counted", || {
+        get(&format!("{}/metrics", d.base())).lines().any(|l| {
+            l == r#"nv_health_events_total{event="feed_config_changed",feed_id="1"} 1"#
+        })
+    });
+    // A feed without a zones stage says so.
+    let (status, err) = send("GET", &format!("{}/api/v1/feeds/nope/zones", d.base()), "");
+    assert_eq!((status, err["code"].as_str()), (404, Some("feed_not_found")));
+    d.stop();
+}

@@ -140,6 +140,15 @@ impl FeedHandle {
         self.shared.decode_status.lock().clone()
     }
 
+    /// Reports a change of the feed's configuration made while it runs (a `FeedConfigChanged`
+    /// health event; `detail` says what changed, for a person).
+    pub fn report_config_changed(&self, detail: String) {
+        self.shared.health.send(HealthEvent::FeedConfigChanged {
+            feed_id: self.shared.id,
+            detail,
+        });
+    }
+
     /// Stops processing until [`resume`](Self::resume); queued frames stay queued.
     pub fn pause(&self) -> Result<(), RuntimeError> {
         let feed_id = self.shared.id;

@@ -21,6 +21,7 @@
 //! they were drawn on; when the epoch changes, per-track state is dropped.
 
 mod config;
+mod edit;
 mod geometry;
 
 use std::borrow::Cow;
@@ -40,6 +41,7 @@ use nv_perception::{
 use nv_view::ViewEpoch;
 
 pub use config::{LineSpec, ZoneConfig, ZoneSpec};
+pub use edit::ZoneEditor;
 pub use geometry::Anchor;
 use geometry::{crosses_segment, invert, side};
 
@@ -152,6 +154,8 @@ pub struct ZoneAnalytics {
     /// Set by a session start or a view change: the next frame first closes every visit
     /// still open (exit events), so occupancy derived from events stays exact.
     close_open_visits: bool,
+    /// Where run-time edits of the zones and lines arrive.
+    editor: ZoneEditor,
 }
 
 impl ZoneAnalytics {
@@ -159,8 +163,57 @@ impl ZoneAnalytics {
 
     pub fn new(config: ZoneConfig) -> Result<Self, ConfigError> {
         config.validate()?;
-        let zones: Vec<Zone> = config
-            .zones
+        let editor = ZoneEditor::new(config.clone());
+        let (zones, lines) = Self::geometry(config.zones, config.lines);
+        Ok(Self {
+            stage_id: Self::DEFAULT_ID,
+            anchor: config.anchor,
+            dwell_threshold: config.dwell_threshold,
+            follow_view_transform: config.follow_view_transform,
+            occupancy: vec![0; zones.len()],
+            zones,
+            lines,
+            memory: BTreeMap::new(),
+            close_open_visits: false,
+            editor,
+        })
+    }
+
+    /// A handle that replaces the zones and lines while the stage runs (see
+    /// [`ZoneEditor`]).
+    pub fn editor(&self) -> ZoneEditor {
+        self.editor.clone()
+    }
+
+    /// Applies an edit at a frame boundary: every open visit ends now (exit events at
+    /// `ts`), then the new zones and lines count from this frame on. A line that keeps
+    /// its name keeps its totals.
+    fn apply(&mut self, ts: MonotonicTs, config: ZoneConfig, events: &mut Vec<ZoneEvent>) {
+        for m in self.memory.values_mut() {
+            m.seen = false;
+        }
+        self.retire_unseen(ts, events);
+        let old_totals: Vec<(Arc<str>, (u64, u64))> = self
+            .lines
+            .iter()
+            .map(|l| (l.name.clone(), l.totals))
+            .collect();
+        let (zones, mut lines) = Self::geometry(config.zones, config.lines);
+        for l in &mut lines {
+            if let Some((_, t)) = old_totals.iter().find(|(n, _)| *n == l.name) {
+                l.totals = *t;
+            }
+        }
+        self.occupancy = vec![0; zones.len()];
+        self.zones = zones;
+        self.lines = lines;
+        self.anchor = config.anchor;
+        self.dwell_threshold = config.dwell_threshold;
+        self.follow_view_transform = config.follow_view_transform;
+    }
+
+    fn geometry(zones: Vec<ZoneSpec>, lines: Vec<LineSpec>) -> (Vec<Zone>, Vec<Line>) {
+        let zones: Vec<Zone> = zones
             .into_iter()
             .map(|z| Zone {
                 enter: format!("zone.{}.enter", z.name),
@@ -171,8 +224,7 @@ impl ZoneAnalytics {
                 polygon: z.polygon,
             })
             .collect();
-        let lines = config
-            .lines
+        let lines = lines
             .into_iter()
             .map(|l| Line {
                 forward: format!("line.{}.left_to_right", l.name),
@@ -185,17 +237,7 @@ impl ZoneAnalytics {
                 totals: (0, 0),
             })
             .collect();
-        Ok(Self {
-            stage_id: Self::DEFAULT_ID,
-            anchor: config.anchor,
-            dwell_threshold: config.dwell_threshold,
-            follow_view_transform: config.follow_view_transform,
-            occupancy: vec![0; zones.len()],
-            zones,
-            lines,
-            memory: BTreeMap::new(),
-            close_open_visits: false,
-        })
+        (zones, lines)
     }
 
     #[must_use]
@@ -225,6 +267,9 @@ impl ZoneAnalytics {
         to_reference: Option<&AffineTransform2D>,
     ) -> ZoneEvents {
         let mut events = Vec::new();
+        if let Some(config) = self.editor.take_pending() {
+            self.apply(ts, config, &mut events);
+        }
         self.occupancy.iter_mut().for_each(|o| *o = 0);
         for m in self.memory.values_mut() {
             m.seen = false;
