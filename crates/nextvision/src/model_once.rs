@@ -88,7 +88,8 @@ kind = "tracker"
         &config,
         &sinks,
         &crate::zone_edit::ZoneEditors::default(),
-    ).unwrap();
+    )
+    .unwrap();
     assert_eq!(feeds.len(), 1);
     for _ in 0..3 {
         let out = outputs

@@ -360,10 +360,7 @@ fn print_analytics(diag: &nv_runtime::FeedDiagnostics, counts: &Counts) {
 }
 
 /// Feed `feed` (or the only feed) of configuration file `path`, validated.
-fn feed_of(
-    path: &std::path::Path,
-    feed: Option<&str>,
-) -> anyhow::Result<crate::config::FeedSpec> {
+fn feed_of(path: &std::path::Path, feed: Option<&str>) -> anyhow::Result<crate::config::FeedSpec> {
     let config = crate::config::load(path, crate::config::EnvMode::Resolve)?;
     let names = || {
         config

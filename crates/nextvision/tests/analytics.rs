@@ -21,9 +21,7 @@ use nv_perception::{
 };
 use nv_runtime::{CameraMode, FeedConfig, Runtime, SourceSpec};
 use nv_sinks::{EventRecord, EVENT_SCHEMA_V1};
-use nv_stages::{
-    Anchor, LineSpec, Tracker, TrackerConfig, ZoneAnalytics, ZoneConfig, ZoneSpec,
-};
+use nv_stages::{Anchor, LineSpec, Tracker, TrackerConfig, ZoneAnalytics, ZoneConfig, ZoneSpec};
 use nv_test_util::clip::{Scenario, ScriptedObject};
 use nv_test_util::daemon::Daemon;
 use nv_test_util::CollectingSink;
@@ -40,7 +38,11 @@ const DWELL_SECS: f64 = 0.95;
 /// track is confirmed on its second frame; a 0.95 s dwell threshold is 29 frames.
 fn scenario() -> Scenario {
     let path = |f: &dyn Fn(usize) -> Option<(f32, f32)>| (0..FRAMES).map(f).collect::<Vec<_>>();
-    let obj1 = path(&|f| (15..100).contains(&f).then(|| (22.0 + 4.0 * (f - 15) as f32, 40.0)));
+    let obj1 = path(&|f| {
+        (15..100)
+            .contains(&f)
+            .then(|| (22.0 + 4.0 * (f - 15) as f32, 40.0))
+    });
     let obj2 = path(&|f| {
         let x = match f {
             0..=19 => return None,
@@ -63,7 +65,11 @@ fn scenario() -> Scenario {
         width: 320,
         height: 240,
         frames: FRAMES,
-        objects: vec![object(1, 220, obj1), object(2, 200, obj2), object(3, 235, obj3)],
+        objects: vec![
+            object(1, 220, obj1),
+            object(2, 200, obj2),
+            object(3, 235, obj3),
+        ],
         occluders: Vec::new(),
     }
 }
@@ -336,7 +342,12 @@ kind = "brightness"
             ("zone_exit", 2, "bench", None),
             ("zone_dwell", 3, "bench", None),
         ]
-        .map(|(k, t, p, d)| (k.to_owned(), Some(t), Some(p.to_owned()), d.map(str::to_owned))),
+        .map(|(k, t, p, d)| (
+            k.to_owned(),
+            Some(t),
+            Some(p.to_owned()),
+            d.map(str::to_owned)
+        )),
         "{got:?}"
     );
     let frames: Vec<u64> = got
@@ -355,7 +366,10 @@ kind = "brightness"
     let lines = analytics["lines"].as_array().unwrap();
     assert_eq!(lines.len(), 2, "{analytics:#}");
     for l in lines {
-        assert_eq!((l["line"].as_str(), l["crossings"].as_u64()), (Some("gate"), Some(1)));
+        assert_eq!(
+            (l["line"].as_str(), l["crossings"].as_u64()),
+            (Some("gate"), Some(1))
+        );
     }
     assert_eq!(analytics["zones"][0]["zone"], "bench");
     assert_eq!(analytics["zones"][0]["occupancy"], 1);
@@ -366,7 +380,10 @@ kind = "brightness"
         r#"nv_feed_line_crossings_total{feed_id="1",feed="yard",line="gate",direction="left_to_right",class="0"} 1"#,
         r#"nv_feed_zone_occupancy{feed_id="1",feed="yard",zone="bench",class="0"} 1"#,
     ] {
-        assert!(metrics.lines().any(|l| l == line), "{line} missing:\n{metrics}");
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "{line} missing:\n{metrics}"
+        );
     }
     d.stop();
 }
@@ -533,12 +550,15 @@ zones = [{ name = "door", points = [[0.0, 0.0], [0.5, 0.0], [0.5, 0.5]] }]
     // Recorded as a health event (counted in /metrics by the daemon's health counter,
     // which runs on its own thread: wait for it).
     nv_test_util::wait_until("feed_config_changed counted", || {
-        get(&format!("{}/metrics", d.base())).lines().any(|l| {
-            l == r#"nv_health_events_total{event="feed_config_changed",feed_id="1"} 1"#
-        })
+        get(&format!("{}/metrics", d.base()))
+            .lines()
+            .any(|l| l == r#"nv_health_events_total{event="feed_config_changed",feed_id="1"} 1"#)
     });
     // A feed without a zones stage says so.
     let (status, err) = send("GET", &format!("{}/api/v1/feeds/nope/zones", d.base()), "");
-    assert_eq!((status, err["code"].as_str()), (404, Some("feed_not_found")));
+    assert_eq!(
+        (status, err["code"].as_str()),
+        (404, Some("feed_not_found"))
+    );
     d.stop();
 }

@@ -73,9 +73,9 @@ impl EventKind {
     /// The zone the event is about, if any.
     pub fn zone(&self) -> Option<&Arc<str>> {
         match self {
-            Self::ZoneEnter { zone } | Self::ZoneExit { zone, .. } | Self::ZoneDwell { zone, .. } => {
-                Some(zone)
-            }
+            Self::ZoneEnter { zone }
+            | Self::ZoneExit { zone, .. }
+            | Self::ZoneDwell { zone, .. } => Some(zone),
             _ => None,
         }
     }

@@ -72,7 +72,8 @@ impl EventRecord {
             (None, None, None, None, None);
         match &e.kind {
             EventKind::ZoneEnter { zone: z } => zone = Some(z.to_string()),
-            EventKind::ZoneExit { zone: z, dwell: d } | EventKind::ZoneDwell { zone: z, dwell: d } => {
+            EventKind::ZoneExit { zone: z, dwell: d }
+            | EventKind::ZoneDwell { zone: z, dwell: d } => {
                 zone = Some(z.to_string());
                 dwell = Some(micros(*d) / 1000);
             }

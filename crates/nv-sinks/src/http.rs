@@ -99,10 +99,8 @@ impl WebhookSink {
 impl OutputSink for WebhookSink {
     fn emit(&mut self, output: SharedOutput) {
         let feed = output.feed_id;
-        self.delivery.emit_records(&output, self.records, |r| Encoded {
-            feed,
-            json: r.json,
-        });
+        self.delivery
+            .emit_records(&output, self.records, |r| Encoded { feed, json: r.json });
     }
 
     fn flush(&mut self) {

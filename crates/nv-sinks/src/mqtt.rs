@@ -28,9 +28,9 @@ use crate::buffer::Attributed;
 use crate::config::{MqttQos, MqttSinkConfig};
 use crate::delivery::{Delivery, Limits, Outcome, Ticket};
 use crate::error::SinkError;
-use crate::stats::SinkStats;
 use crate::records::RecordKind;
 use crate::stats::Fate;
+use crate::stats::SinkStats;
 use crate::template::{expand, EVENT_EVENTS, EVENT_OUTPUTS};
 
 const ONLINE: &str = "online";
@@ -192,30 +192,35 @@ impl OutputSink for MqttSink {
         let topic = &self.topic;
         let feed = output.feed_id;
         let mut buffered = match &self.layout {
-            None => self.link.delivery.emit_records(&output, self.records, |r| Pending {
-                feed,
-                topic: expand(
-                    topic,
-                    feed.as_u64(),
-                    match r.kind {
-                        RecordKind::Frame => EVENT_OUTPUTS,
-                        RecordKind::Event => EVENT_EVENTS,
-                    },
-                ),
-                payload: r.json,
-                retain: false,
-            }),
-            Some((prefix, _)) => {
-                let feed_level = crate::frigate::feed_level(&output);
-                self.link.delivery.emit_records(&output, self.records, |r| Pending {
+            None => self
+                .link
+                .delivery
+                .emit_records(&output, self.records, |r| Pending {
                     feed,
-                    topic: match r.kind {
-                        RecordKind::Frame => format!("{prefix}/{feed_level}/frames"),
-                        RecordKind::Event => format!("{prefix}/events"),
-                    },
+                    topic: expand(
+                        topic,
+                        feed.as_u64(),
+                        match r.kind {
+                            RecordKind::Frame => EVENT_OUTPUTS,
+                            RecordKind::Event => EVENT_EVENTS,
+                        },
+                    ),
                     payload: r.json,
                     retain: false,
-                })
+                }),
+            Some((prefix, _)) => {
+                let feed_level = crate::frigate::feed_level(&output);
+                self.link
+                    .delivery
+                    .emit_records(&output, self.records, |r| Pending {
+                        feed,
+                        topic: match r.kind {
+                            RecordKind::Frame => format!("{prefix}/{feed_level}/frames"),
+                            RecordKind::Event => format!("{prefix}/events"),
+                        },
+                        payload: r.json,
+                        retain: false,
+                    })
             }
         };
         if let Some((prefix, layout)) = &mut self.layout {
@@ -271,15 +276,12 @@ impl Link {
         let mut taken = self.delivery.take(usize::MAX).into_iter();
         let mut handed = self.handed.lock();
         while let Some((ticket, p)) = taken.next() {
-            if let Err(e) =
-                self.client
-                    .try_publish(
-                        p.topic.as_str(),
-                        self.qos,
-                        self.retain || p.retain,
-                        p.payload.clone(),
-                    )
-            {
+            if let Err(e) = self.client.try_publish(
+                p.topic.as_str(),
+                self.qos,
+                self.retain || p.retain,
+                p.payload.clone(),
+            ) {
                 tracing::debug!(error = %e, "mqtt sink: client queue full");
                 let unsent: Vec<Ticket> = std::iter::once(ticket)
                     .chain(taken.map(|(t, _)| t))

@@ -343,7 +343,9 @@ fn frigate_layout_publishes_events_occupancy_and_state() {
     rt.add_feed(
         FeedConfig::builder()
             .name("yard".into())
-            .source(SourceSpec::synthetic(nv_test_util::tiny_synthetic(Some(10))))
+            .source(SourceSpec::synthetic(nv_test_util::tiny_synthetic(Some(
+                10,
+            ))))
             .camera_mode(CameraMode::Fixed)
             .stage(nv_test_util::EventStage("events"))
             .output_sink(shared.handle())
@@ -377,7 +379,10 @@ fn frigate_layout_publishes_events_occupancy_and_state() {
         .iter()
         .map(|m| String::from_utf8(m.payload.clone()).unwrap())
         .collect();
-    assert_eq!(occupancy, (1..=10).map(|n| n.to_string()).collect::<Vec<_>>());
+    assert_eq!(
+        occupancy,
+        (1..=10).map(|n| n.to_string()).collect::<Vec<_>>()
+    );
     // No frame records were selected.
     assert!(live.on("site/yard/frames").is_empty());
 

@@ -149,7 +149,11 @@ fn event_records_validate_and_carry_the_event() {
     }
     let crossed = &events[4];
     assert_eq!(
-        (crossed.track_id, crossed.line.as_deref(), crossed.direction.as_deref()),
+        (
+            crossed.track_id,
+            crossed.line.as_deref(),
+            crossed.direction.as_deref()
+        ),
         (Some(7), Some("gate"), Some("left_to_right"))
     );
     assert_eq!(events[2].dwell_millis, Some(1500));

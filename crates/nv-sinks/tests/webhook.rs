@@ -272,5 +272,8 @@ fn events_only_webhook_receives_every_event_and_no_frame() {
         .collect();
     assert_eq!(seen.accepted, want);
     let s = stats.snapshot();
-    assert_eq!((s.received, s.delivered, s.failed, s.retries), (35, 35, 0, 1));
+    assert_eq!(
+        (s.received, s.delivered, s.failed, s.retries),
+        (35, 35, 0, 1)
+    );
 }

@@ -351,7 +351,13 @@ impl Stage for EventStage {
         });
         let mut out = StageOutput::empty();
         out.events = vec![
-            PerceptionEvent::new(ts, EventKind::ZoneEnter { zone: "door".into() }, object),
+            PerceptionEvent::new(
+                ts,
+                EventKind::ZoneEnter {
+                    zone: "door".into(),
+                },
+                object,
+            ),
             PerceptionEvent::new(
                 ts,
                 EventKind::LineCrossed {

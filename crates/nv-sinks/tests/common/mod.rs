@@ -35,7 +35,9 @@ pub fn every_event_kind(ts: nv_core::time::MonotonicTs, b: BBox) -> Vec<Percepti
     let dwell = Duration::from_millis(1500);
     [
         EventKind::ObjectAppeared,
-        EventKind::ZoneEnter { zone: "door".into() },
+        EventKind::ZoneEnter {
+            zone: "door".into(),
+        },
         EventKind::ZoneDwell {
             zone: "door".into(),
             dwell,

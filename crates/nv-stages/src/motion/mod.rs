@@ -35,8 +35,8 @@ use nv_core::source::PixelFormat;
 use nv_frame::convert::convert_into;
 use nv_frame::{FrameEnvelope, PlaneView};
 use nv_perception::{
-    DerivedSignal, Detection, DetectionSet, EventKind, PerceptionEvent, SignalValue, Stage, StageCapabilities, StageCategory,
-    StageContext, StageControl, StageError, StageOutput,
+    DerivedSignal, Detection, DetectionSet, EventKind, PerceptionEvent, SignalValue, Stage,
+    StageCapabilities, StageCategory, StageContext, StageControl, StageError, StageOutput,
 };
 use nv_view::ViewEpoch;
 

@@ -383,8 +383,11 @@ impl Tracker {
 
         self.events.clear();
         for object in self.dropped.drain(..) {
-            self.events
-                .push(PerceptionEvent::new(ts, EventKind::ObjectLost, Some(object)));
+            self.events.push(PerceptionEvent::new(
+                ts,
+                EventKind::ObjectLost,
+                Some(object),
+            ));
         }
         for t in &mut self.tracks {
             let kind = match t.state {

@@ -629,10 +629,20 @@ fn appeared_and_lost_events_are_emitted_once() {
     let mut t = tracker();
     let mut log = Log::new();
     for f in 0..10 {
-        run(&mut t, &mut log, f, vec![det(0, 0.1 + 0.01 * f as f32, 0.4, 0.1, 0.1, 0.9)]);
+        run(
+            &mut t,
+            &mut log,
+            f,
+            vec![det(0, 0.1 + 0.01 * f as f32, 0.4, 0.1, 0.1, 0.9)],
+        );
     }
     // A one-frame blip: tentative, then discarded.
-    run(&mut t, &mut log, 10, vec![det(1, 0.8, 0.8, 0.05, 0.05, 0.9)]);
+    run(
+        &mut t,
+        &mut log,
+        10,
+        vec![det(1, 0.8, 0.8, 0.05, 0.05, 0.9)],
+    );
     for f in 11..200 {
         run(&mut t, &mut log, f, vec![]);
         if t.live_track_count() == 0 {
@@ -651,6 +661,9 @@ fn appeared_and_lost_events_are_emitted_once() {
     run(&mut t, &mut log, 303, vec![]);
     assert_eq!(
         log,
-        [(301, "object_appeared", Some(3)), (303, "object_lost", Some(3))]
+        [
+            (301, "object_appeared", Some(3)),
+            (303, "object_lost", Some(3))
+        ]
     );
 }

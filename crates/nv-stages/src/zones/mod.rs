@@ -310,12 +310,7 @@ impl ZoneAnalytics {
                     (Some((since, _)), false) => {
                         mem.inside[zi] = None;
                         let dwell = ts.saturating_duration_since(since);
-                        events.push(event(
-                            ts,
-                            object,
-                            &zone.name,
-                            ZoneEventKind::Exit { dwell },
-                        ));
+                        events.push(event(ts, object, &zone.name, ZoneEventKind::Exit { dwell }));
                     }
                     (Some((since, false)), true) => {
                         let dwell = ts.saturating_duration_since(since);
