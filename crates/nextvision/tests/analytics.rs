@@ -10,7 +10,7 @@
     reason = "test code: a failed unwrap is a failed test"
 )]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -121,10 +121,12 @@ impl Stage for TruthDetector {
     }
 }
 
-fn tmp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("nv-analytics-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A directory removed when the test ends (the clip's raw frames are 18 MB).
+fn tmp_dir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("nv-analytics-{name}-"))
+        .tempdir()
+        .unwrap()
 }
 
 /// `(kind, track, zone or line, direction, frame)` of each event, in order.
@@ -168,7 +170,7 @@ fn validate(events: &[Value]) {
 fn scripted_geometry_gives_the_exact_events_and_counters() {
     let dir = tmp_dir("scripted");
     let scenario = Arc::new(scenario());
-    let clip = scenario.encode_mp4(&dir, "analytics").unwrap();
+    let clip = scenario.encode_mp4(dir.path(), "analytics").unwrap();
     let rt = Runtime::builder()
         .source_factory(Arc::new(nv_media::GstSourceFactory::new()))
         .build()
@@ -264,8 +266,8 @@ fn get(url: &str) -> String {
 fn motion_tracker_zones_in_the_daemon() {
     let dir = tmp_dir("daemon");
     let scenario = scenario();
-    let clip = scenario.encode_mp4(&dir, "analytics").unwrap();
-    let out = dir.join("out.jsonl");
+    let clip = scenario.encode_mp4(dir.path(), "analytics").unwrap();
+    let out = dir.path().join("out.jsonl");
     let config = format!(
         r#"
 [api]
@@ -301,7 +303,7 @@ kind = "brightness"
         out = out.display(),
         clip = clip.display(),
     );
-    let path = dir.join("nextvision.toml");
+    let path = dir.path().join("nextvision.toml");
     std::fs::write(&path, config).unwrap();
     let d = Daemon::run(Path::new(env!("CARGO_BIN_EXE_nextvision")), &path, &[]);
     let base = d.base().to_owned();
@@ -394,7 +396,7 @@ kind = "brightness"
 #[test]
 fn process_with_a_config_prints_events_and_the_summary() {
     let dir = tmp_dir("process");
-    let clip = scenario().encode_mp4(&dir, "analytics").unwrap();
+    let clip = scenario().encode_mp4(dir.path(), "analytics").unwrap();
     let config = format!(
         r#"
 [[feeds]]
@@ -419,9 +421,9 @@ kind = "brightness"
 "#,
         clip = clip.display(),
     );
-    let path = dir.join("nextvision.toml");
+    let path = dir.path().join("nextvision.toml");
     std::fs::write(&path, config).unwrap();
-    let out = dir.join("events.jsonl");
+    let out = dir.path().join("events.jsonl");
     let run = std::process::Command::new(env!("CARGO_BIN_EXE_nextvision"))
         .arg("process")
         .arg("--config")
@@ -510,7 +512,7 @@ kind = "tracker"
 kind = "zones"
 zones = [{ name = "door", points = [[0.0, 0.0], [0.5, 0.0], [0.5, 0.5]] }]
 "#;
-    let path = dir.join("nextvision.toml");
+    let path = dir.path().join("nextvision.toml");
     std::fs::write(&path, config).unwrap();
     let d = Daemon::run(Path::new(env!("CARGO_BIN_EXE_nextvision")), &path, &[]);
     let url = format!("{}/api/v1/feeds/cam/zones", d.base());

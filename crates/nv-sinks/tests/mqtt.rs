@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{key_of, wait_stats, TIMEOUT};
-use nv_runtime::OutputSink;
+use nv_io::OutputSink;
 use nv_sinks::{MqttSink, MqttSinkConfig, SinkConfig, SinkStats};
 use nv_test_util::broker::{Broker, Outage};
 use parking_lot::{Condvar, Mutex};
@@ -321,7 +321,8 @@ fn restart_case(outage: Outage) {
 /// per zone and class and the feed's state, retained daemon availability.
 #[test]
 fn frigate_layout_publishes_events_occupancy_and_state() {
-    use nv_runtime::{CameraMode, FeedConfig, Runtime, SourceSpec};
+    use nv_core::geometry::BBox;
+    use nv_perception::{CrossingDirection, EventKind, EventObject, PerceptionEvent, TrackId};
     let dir = tempfile::tempdir().unwrap();
     let broker = Broker::mosquitto(dir.path());
     let live = Subscriber::start(broker.port, "nv-test-frigate-live", &["site/#"], false);
@@ -338,22 +339,38 @@ fn frigate_layout_publishes_events_occupancy_and_state() {
         config.build_with_stats(stats.clone()).unwrap(),
         stats.clone(),
     );
-    let rt = Runtime::builder().build().unwrap();
-    // Each of the 10 frames: a new track of class 3 enters `door` and crosses `gate`.
-    rt.add_feed(
-        FeedConfig::builder()
-            .name("yard".into())
-            .source(SourceSpec::synthetic(nv_test_util::tiny_synthetic(Some(
-                10,
-            ))))
-            .camera_mode(CameraMode::Fixed)
-            .stage(nv_test_util::EventStage("events"))
-            .output_sink(shared.handle())
-            .lossless()
-            .build()
-            .unwrap(),
-    )
-    .unwrap();
+    // Each of 10 frames of feed `yard`: a new track of class 3 enters `door` and crosses
+    // `gate` right to left.
+    let mut handle = shared.handle();
+    for seq in 0..10u64 {
+        let mut o = (*common::rich_output(seq)).clone();
+        o.feed_name = Some("yard".into());
+        let object = Some(EventObject {
+            track_id: TrackId::new(seq + 1),
+            class_id: 3,
+            confidence: 0.8,
+            bbox: BBox::new(0.1, 0.1, 0.2, 0.2),
+        });
+        o.events = vec![
+            PerceptionEvent::new(
+                o.ts,
+                EventKind::ZoneEnter {
+                    zone: "door".into(),
+                },
+                object,
+            ),
+            PerceptionEvent::new(
+                o.ts,
+                EventKind::LineCrossed {
+                    line: "gate".into(),
+                    direction: CrossingDirection::RightToLeft,
+                },
+                object,
+            ),
+        ];
+        handle.emit(Arc::new(o));
+    }
+    drop(handle);
     // Per frame: 2 event records, 1 occupancy and 1 state message.
     wait_stats(&stats, "all delivered", |s| s.delivered == 40);
     live.wait("every message", |i| i.msgs.len() >= 41);
@@ -410,9 +427,8 @@ fn frigate_layout_publishes_events_occupancy_and_state() {
     assert_eq!(state["feed"], "yard");
     assert_eq!(state["zones"]["door"]["3"], 10);
     assert_eq!(state["lines"]["gate"]["right_to_left"]["3"], 10);
-    // The feed has ended and the daemon-wide sink is still online; it goes offline when
-    // the daemon drops it.
-    rt.shutdown();
+    // Nothing is emitted any more and the daemon-wide sink is still online; it goes
+    // offline when the daemon drops it.
     drop(shared);
     live.wait("offline", |i| {
         i.msgs

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{wait_stats, TIMEOUT};
-use nv_runtime::OutputSink;
-use nv_sinks::{Records, Secret, SinkStats, WebhookSink, WebhookSinkConfig};
+use nv_io::OutputSink;
+use nv_sinks::{OutputRecord, Records, Secret, SinkStats, WebhookSink, WebhookSinkConfig};
 use nv_test_util::port::RefusedPort;
 use parking_lot::{Condvar, Mutex};
 
@@ -258,17 +258,23 @@ fn events_only_webhook_receives_every_event_and_no_frame() {
     let mut c = config(&server.url);
     c.records = Records::EVENTS;
     let stats = SinkStats::new();
-    let sink = WebhookSink::start(c, stats.clone()).unwrap();
-    // 5 frames, 7 events each (one of every kind, see `common::RichStage`).
-    let rt = nv_runtime::Runtime::builder().build().unwrap();
-    rt.add_feed(common::feed_config(5, Box::new(sink))).unwrap();
+    let mut sink = WebhookSink::start(c, stats.clone()).unwrap();
+    // 5 frames, 7 events each (one of every kind, see `common::rich_output`).
+    let outputs = common::outputs(5);
+    for o in &outputs {
+        sink.emit(o.clone());
+    }
     wait_stats(&stats, "all delivered", |s| s.delivered == 35);
-    rt.shutdown();
+    drop(sink);
     let seen = server.seen.lock();
     assert_eq!(seen.records.len(), 35);
     assert!(seen.records.iter().all(|r| r["record"] == "event"));
-    let want: Vec<String> = (0..5)
-        .flat_map(|seq| (0..7).map(move |i| format!("1:0:0:{seq}:{i}")))
+    let want: Vec<String> = outputs
+        .iter()
+        .flat_map(|o| {
+            let key = OutputRecord::from_output(o).idempotency_key;
+            (0..7).map(move |i| format!("{key}:{i}"))
+        })
         .collect();
     assert_eq!(seen.accepted, want);
     let s = stats.snapshot();
