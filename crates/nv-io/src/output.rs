@@ -8,7 +8,7 @@ use nv_core::id::{FeedId, StageId};
 use nv_core::metadata::TypedMetadata;
 use nv_core::time::{MonotonicTs, WallTs};
 use nv_frame::FrameEnvelope;
-use nv_perception::{DerivedSignal, DetectionSet, SceneFeature, Track};
+use nv_perception::{DerivedSignal, DetectionSet, PerceptionEvent, SceneFeature, Track};
 use nv_view::{
     ContextValidity, EpochDecision, MotionSource, TransitionPhase, ViewEpoch, ViewVersion,
 };
@@ -98,6 +98,9 @@ pub struct AdmissionSummary {
 #[non_exhaustive]
 pub struct OutputEnvelope {
     pub feed_id: FeedId,
+    /// The feed's configured name, when it has one (outputs of named feeds carry it so
+    /// sinks can address feeds by name).
+    pub feed_name: Option<Arc<str>>,
     pub frame_seq: u64,
     /// Media timestamp of the frame.
     pub ts: MonotonicTs,
@@ -106,6 +109,8 @@ pub struct OutputEnvelope {
     pub tracks: Vec<Track>,
     pub signals: Vec<DerivedSignal>,
     pub scene_features: Vec<SceneFeature>,
+    /// Every stage's events for this frame, in stage order (each produced once).
+    pub events: Vec<PerceptionEvent>,
     /// Merged typed artifacts of every stage.
     pub metadata: TypedMetadata,
     pub provenance: Provenance,
@@ -126,6 +131,7 @@ impl OutputEnvelope {
     ) -> Self {
         Self {
             feed_id,
+            feed_name: None,
             frame_seq,
             ts,
             wall_ts,
@@ -133,6 +139,7 @@ impl OutputEnvelope {
             tracks: Vec::new(),
             signals: Vec::new(),
             scene_features: Vec::new(),
+            events: Vec::new(),
             metadata: TypedMetadata::default(),
             provenance,
             frame: None,

@@ -34,7 +34,8 @@ pub mod source {
 
 pub use batch::{BatchConfig, BatchFairness, BatchHandle, BatchMetrics};
 pub use feed::{
-    FeedConfig, FeedConfigBuilder, FeedDiagnostics, FeedHandle, QueueTelemetry, StageDiagnostics,
+    FeedAnalytics, FeedConfig, FeedConfigBuilder, FeedDiagnostics, FeedHandle, QueueTelemetry,
+    StageDiagnostics, ZoneCounts,
 };
 pub use output::{
     FrameInclusion, NullSink, OutputEnvelope, OutputSink, Provenance, SharedOutput, SinkFactory,

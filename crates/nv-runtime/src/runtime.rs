@@ -479,6 +479,7 @@ impl Inner {
             status,
             health_throttle: config.health_throttle,
             coalescers: Arc::clone(&self.coalescers),
+            analytics: Arc::default(),
         });
         let executor = Executor::new(ExecutorParams {
             feed: Arc::clone(&shared),

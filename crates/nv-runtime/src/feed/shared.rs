@@ -116,6 +116,8 @@ pub(crate) struct FeedShared {
     pub health_throttle: Duration,
     /// Where the feed's coalesced events register to be flushed on their deadline.
     pub coalescers: Arc<crate::coalesce::Coalescers>,
+    /// Counted from the feed's events (written by the worker).
+    pub analytics: Arc<super::analytics::AnalyticsCounters>,
 }
 
 impl std::fmt::Debug for FeedShared {
