@@ -112,11 +112,34 @@ pub fn feed_config(
 }
 
 /// Builds a feed's stages: the one time they are constructed (a model detector loads its
-/// model here, not during validation).
-pub fn stages(spec: &FeedSpec) -> anyhow::Result<Vec<Box<dyn Stage>>> {
-    registry::build_stages(&spec.stages)
-        .map_err(anyhow::Error::msg)
-        .with_context(|| format!("feed {}: stages", spec.section.name))
+/// model here, not during validation). A `zones` stage registers its editor in `editors`
+/// under the feed's name (run-time edits through the API).
+pub fn stages(
+    spec: &FeedSpec,
+    editors: &crate::zone_edit::ZoneEditors,
+) -> anyhow::Result<Vec<Box<dyn Stage>>> {
+    let name = &spec.section.name;
+    let mut out = Vec::with_capacity(spec.stages.len());
+    for s in &spec.stages {
+        let stage = match s {
+            nv_stages::StageConfig::Zones(c) => {
+                s.validate()
+                    .with_context(|| format!("feed {name}: stage zones"))?;
+                let z = nv_stages::ZoneAnalytics::new(c.to_config())
+                    .with_context(|| format!("feed {name}: stage zones"))?;
+                editors.register(name, z.editor());
+                Box::new(z) as Box<dyn Stage>
+            }
+            other => registry::build_stages(std::slice::from_ref(other))
+                .map_err(anyhow::Error::msg)
+                .with_context(|| format!("feed {name}: stages"))?
+                .into_iter()
+                .next()
+                .context("stage not built")?,
+        };
+        out.push(stage);
+    }
+    Ok(out)
 }
 
 /// A runtime with the configured limits and every available source factory.
@@ -142,11 +165,12 @@ pub fn add_feeds(
     runtime: &Runtime,
     config: &Config,
     sinks: &SinkSet,
+    editors: &crate::zone_edit::ZoneEditors,
 ) -> anyhow::Result<Vec<nv_runtime::FeedHandle>> {
     let mut handles = Vec::new();
     for spec in &config.feeds {
         let (sink, factory) = sinks.feed_sink(spec)?;
-        let fc = feed_config(spec, stages(spec)?, sink, Some(factory))
+        let fc = feed_config(spec, stages(spec, editors)?, sink, Some(factory))
             .with_context(|| format!("feed {}", spec.section.name))?;
         let handle = runtime
             .add_feed(fc)

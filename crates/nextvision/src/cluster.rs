@@ -211,7 +211,9 @@ fn start_feed(
     };
     let sink = wrap(sink);
     let factory: nv_runtime::SinkFactory = Box::new(move || wrap(factory()));
-    let stages = crate::assemble::stages(&spec)?;
+    // Zones of cluster-run feeds are edited through the bucket's spec, not the API (whose
+    // editors are the file's feeds').
+    let stages = crate::assemble::stages(&spec, &crate::zone_edit::ZoneEditors::default())?;
     let fc = crate::assemble::feed_config(&spec, stages, sink, Some(factory))?;
     Ok(runtime.add_feed(fc)?.id())
 }

@@ -112,6 +112,30 @@ pub fn check_api_body(text: &str) {
     }
 }
 
+/// What `PUT /api/v1/feeds/{id}/zones` runs on a body: JSON parsing, then the zone checks.
+/// Any input gives a configuration the zone stage accepts, within the caps, or a list of
+/// problems; never a panic.
+pub fn check_zones_body(text: &str) {
+    let text = cut(text);
+    let Ok(json) = serde_json::from_str::<serde_json::Value>(text) else {
+        return;
+    };
+    match crate::zone_edit::parse(json) {
+        Ok(config) => {
+            assert!(config.validate().is_ok(), "{text}");
+            assert!(
+                config.zones.len() + config.lines.len() <= crate::zone_edit::MAX_SHAPES,
+                "{text}"
+            );
+            let editor = nv_stages::ZoneAnalytics::new(config.clone())
+                .map(|z| z.editor())
+                .unwrap_or_else(|e| panic!("accepted but not buildable: {e}\n{text}"));
+            assert!(editor.submit(config).is_ok(), "{text}");
+        }
+        Err(problems) => assert!(!problems.is_empty(), "{text}"),
+    }
+}
+
 fn cut(text: &str) -> &str {
     if text.len() <= MAX_INPUT_BYTES {
         return text;

@@ -177,6 +177,17 @@ fn fuzz_source_url() {
 
 #[test]
 #[ignore = "fuzz driver: run by scripts/fuzz.sh"]
+fn fuzz_zone_edit_bodies() {
+    let seeds = [
+        r#"{"zones":[{"name":"bench","points":[[0.1,0.5],[0.4,0.5],[0.4,0.9],[0.1,0.9]]}],"lines":[{"name":"gate","from":[0.5,1.0],"to":[0.5,0.0]}],"anchor":"center","dwell_threshold_secs":2.0}"#,
+        r#"{"zones":[],"lines":[{"name":"l","from":[0.0,0.0],"to":[1.0,1.0]}]}"#,
+        r#"{"zones":[{"name":"a","points":[[0.0,0.0],[1.5,0.0],[0.5,0.5]]},{"name":"a","points":[]}],"dwell_threshold_secs":-1}"#,
+    ];
+    drive("zones", &seeds, crate::fuzz::check_zones_body);
+}
+
+#[test]
+#[ignore = "fuzz driver: run by scripts/fuzz.sh"]
 fn fuzz_api_feed_bodies() {
     let seeds = [
         r#"{"name":"gamma","source":"synthetic:64x48@10","stages":[{"kind":"brightness"}]}"#,

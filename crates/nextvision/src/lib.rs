@@ -26,6 +26,7 @@ mod run;
 mod service;
 mod sink_monitor;
 mod sinks;
+mod zone_edit;
 
 /// Version, commit and cargo features of this build (`nv_build_info` on /metrics).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

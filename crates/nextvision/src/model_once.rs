@@ -83,7 +83,13 @@ kind = "tracker"
     let runtime = crate::assemble::runtime(&config).unwrap();
     let mut outputs = runtime.output_subscribe();
     let sinks = crate::sinks::SinkSet::new(&config);
-    let feeds = crate::assemble::add_feeds(&runtime, &config, &sinks).unwrap();
+    let feeds = crate::assemble::add_feeds(
+        &runtime,
+        &config,
+        &sinks,
+        &crate::zone_edit::ZoneEditors::default(),
+    )
+    .unwrap();
     assert_eq!(feeds.len(), 1);
     for _ in 0..3 {
         let out = outputs

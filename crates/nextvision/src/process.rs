@@ -18,8 +18,10 @@ use crate::config::parse_source;
 
 #[derive(clap::Args, Debug)]
 pub struct ProcessArgs {
-    /// A video file, an `rtsp://`/`http(s)://` URL, `test:PATTERN` or `synthetic:WxH@FPS`.
-    input: String,
+    /// A video file, an `rtsp://`/`http(s)://` URL, `test:PATTERN` or `synthetic:WxH@FPS`
+    /// (default with `--config`: the feed's own source).
+    #[arg(required_unless_present = "config")]
+    input: Option<String>,
     /// Where to write JSON lines (default: stdout).
     #[arg(long, short)]
     out: Option<PathBuf>,
@@ -39,6 +41,43 @@ pub struct ProcessArgs {
     /// Give up when no frame arrived within this many seconds.
     #[arg(long, default_value_t = 10.0)]
     startup_timeout_secs: f64,
+    /// Write event records only (zone, line, object, camera events), no frame records.
+    #[arg(long)]
+    events_only: bool,
+}
+
+/// Counts what the summary reports that the runtime does not: detections, and distinct
+/// tracks (capped, so an endless live input cannot grow it without bound).
+struct Counting {
+    inner: Box<dyn OutputSink>,
+    counts: Arc<parking_lot::Mutex<Counts>>,
+}
+
+#[derive(Debug, Default)]
+struct Counts {
+    detections: u64,
+    tracks: std::collections::HashSet<u64>,
+}
+
+/// Distinct track ids the summary remembers.
+const MAX_TRACKS_COUNTED: usize = 1_000_000;
+
+impl OutputSink for Counting {
+    fn emit(&mut self, output: nv_runtime::SharedOutput) {
+        {
+            let mut c = self.counts.lock();
+            c.detections += output.detections.len() as u64;
+            for t in &output.tracks {
+                if c.tracks.len() < MAX_TRACKS_COUNTED {
+                    c.tracks.insert(t.id.as_u64());
+                }
+            }
+        }
+        self.inner.emit(output);
+    }
+    fn flush(&mut self) {
+        self.inner.flush();
+    }
 }
 
 /// Exit codes of `process` (documented in the README).
@@ -92,39 +131,59 @@ fn watch_signals() -> Arc<AtomicBool> {
 }
 
 pub fn run(args: &ProcessArgs) -> anyhow::Result<ExitCode> {
-    let source = match parse_source(&args.input, false, false, false) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("nextvision: permanent input error (invalid_source): {e}");
-            return Ok(ExitCode::from(exit::PERMANENT_INPUT_ERROR));
-        }
+    let configured = match &args.config {
+        Some(path) => match feed_of(path, args.feed.as_deref()) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                eprintln!("nextvision: {e:#}");
+                return Ok(ExitCode::from(exit::FAILED));
+            }
+        },
+        None => None,
+    };
+    let source = match (&args.input, &configured) {
+        (Some(input), _) => match parse_source(input, false, false, false) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("nextvision: permanent input error (invalid_source): {e}");
+                return Ok(ExitCode::from(exit::PERMANENT_INPUT_ERROR));
+            }
+        },
+        (None, Some(spec)) => spec.source.clone(),
+        (None, None) => anyhow::bail!("no input: give INPUT or --config"),
+    };
+    let records = if args.events_only {
+        nv_sinks::Records::EVENTS
+    } else {
+        nv_sinks::Records::FRAMES
     };
     let stats = SinkStats::new();
     let sink: Box<dyn OutputSink> = match &args.out {
         Some(p) => {
             // A fresh file each run, as `--out` promises (the sink itself appends).
             std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?;
+            let mut config = FileSinkConfig::new(p);
+            config.records = records;
             Box::new(
-                FileSink::open(FileSinkConfig::new(p), stats.clone())
+                FileSink::open(config, stats.clone())
                     .with_context(|| format!("opening {}", p.display()))?,
             )
         }
-        None => Box::new(StdoutSink::new(stats.clone())),
+        None => Box::new(StdoutSink::new(stats.clone()).with_records(records)),
     };
-    let configs = match &args.config {
-        Some(path) => match stages_of_feed(path, args.feed.as_deref()) {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("nextvision: {e:#}");
-                return Ok(ExitCode::from(exit::FAILED));
-            }
-        },
-        None => stages_by_kind(&args.stages)?,
+    let counts = Arc::new(parking_lot::Mutex::new(Counts::default()));
+    let sink: Box<dyn OutputSink> = Box::new(Counting {
+        inner: sink,
+        counts: Arc::clone(&counts),
+    });
+    let (name, configs) = match configured {
+        Some(spec) => (spec.section.name.clone(), spec.stages),
+        None => ("process".to_owned(), stages_by_kind(&args.stages)?),
     };
     let runtime = crate::media::register(nv_runtime::Runtime::builder()).build()?;
     let mut health = runtime.health_subscribe();
     let mut b = FeedConfig::builder()
-        .name("process".into())
+        .name(name)
         .source(source)
         .camera_mode(CameraMode::Fixed)
         .boxed_output_sink(sink)
@@ -227,6 +286,7 @@ pub fn run(args: &ProcessArgs) -> anyhow::Result<ExitCode> {
         diag.receive_to_output.quantile(0.5).as_micros(),
         diag.receive_to_output.quantile(0.99).as_micros(),
     );
+    print_analytics(&diag, &counts.lock());
     eprintln!("state: {}", diag.state);
     if let Some(e) = &diag.last_error {
         eprintln!(
@@ -256,11 +316,51 @@ fn stages_by_kind(kinds: &[String]) -> anyhow::Result<Vec<nv_stages::StageConfig
     Ok(configs)
 }
 
-/// The validated stages of feed `feed` (or the only feed) of configuration file `path`.
-fn stages_of_feed(
-    path: &std::path::Path,
-    feed: Option<&str>,
-) -> anyhow::Result<Vec<nv_stages::StageConfig>> {
+/// Detections, tracks, and events by kind, zone and line.
+fn print_analytics(diag: &nv_runtime::FeedDiagnostics, counts: &Counts) {
+    let a = &diag.analytics;
+    let tracks = if counts.tracks.len() >= MAX_TRACKS_COUNTED {
+        format!("{MAX_TRACKS_COUNTED} or more")
+    } else {
+        counts.tracks.len().to_string()
+    };
+    let events: u64 = a.events.values().sum();
+    eprintln!(
+        "detections: {}  tracks: {tracks}  events: {events}",
+        counts.detections
+    );
+    if !a.events.is_empty() {
+        let by_kind: Vec<String> = a.events.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        eprintln!("events by kind: {}", by_kind.join(", "));
+    }
+    let mut zones: std::collections::BTreeMap<&str, (u64, u64, u64, u64)> = Default::default();
+    for ((zone, _), c) in &a.zones {
+        let z = zones.entry(zone).or_default();
+        z.0 += c.entries;
+        z.1 += c.exits;
+        z.2 += c.dwells;
+        z.3 += c.occupancy;
+    }
+    for (zone, (entries, exits, dwells, inside)) in zones {
+        eprintln!(
+            "zone {zone}: {entries} entered, {exits} exited, {dwells} dwelled, {inside} inside at the end"
+        );
+    }
+    let mut lines: std::collections::BTreeMap<&str, (u64, u64)> = Default::default();
+    for ((line, direction, _), n) in &a.lines {
+        let l = lines.entry(line).or_default();
+        match direction {
+            nv_perception::CrossingDirection::LeftToRight => l.0 += n,
+            nv_perception::CrossingDirection::RightToLeft => l.1 += n,
+        }
+    }
+    for (line, (ltr, rtl)) in lines {
+        eprintln!("line {line}: {ltr} left_to_right, {rtl} right_to_left");
+    }
+}
+
+/// Feed `feed` (or the only feed) of configuration file `path`, validated.
+fn feed_of(path: &std::path::Path, feed: Option<&str>) -> anyhow::Result<crate::config::FeedSpec> {
     let config = crate::config::load(path, crate::config::EnvMode::Resolve)?;
     let names = || {
         config
@@ -292,7 +392,7 @@ fn stages_of_feed(
             ),
         },
     };
-    Ok(spec.stages.clone())
+    Ok(spec.clone())
 }
 
 /// Exit code and a one-line verdict that names the cause.

@@ -71,6 +71,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         .context("sink monitor")?;
     // Subscribed before the feeds start, so no feed can end unseen.
     let ended_sub = runtime.health_subscribe();
+    let zone_editors = Arc::new(crate::zone_edit::ZoneEditors::default());
     // In cluster mode the fleet's bucket says which feeds run here; otherwise the file.
     let (feeds, cluster) = match &config.cluster {
         Some(cl) => {
@@ -83,7 +84,10 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             )?;
             (Vec::new(), Some(agent))
         }
-        None => (crate::assemble::add_feeds(&runtime, &config, &sinks)?, None),
+        None => (
+            crate::assemble::add_feeds(&runtime, &config, &sinks, &zone_editors)?,
+            None,
+        ),
     };
     // The zones and lines drawn on each feed's snapshots (feeds a cluster assigns later
     // are drawn without them).
@@ -132,6 +136,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             config.api.event_snapshots,
             config.api.event_snapshot_bytes,
         ),
+        zone_editors,
     };
     let tokio_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -244,6 +244,27 @@ fn annotated_snapshots_mjpeg_and_event_snapshots_over_http() {
     assert_eq!(o["zones"][0]["name"], "dock");
     assert_eq!(o["lines"][0]["from"], json!([0.75, 0.2]));
 
+    // A run-time zone edit changes what is drawn.
+    let mut put = agent()
+        .put(&format!("{base}/api/v1/feeds/north/zones"))
+        .header("Authorization", &format!("Bearer {TOKEN}"))
+        .header("Content-Type", "application/json")
+        .send(
+            r#"{"zones":[{"name":"dock","points":[[0.1,0.1],[0.5,0.1],[0.5,0.6],[0.1,0.6]]}],
+                "lines":[{"name":"exit","from":[0.2,0.8],"to":[0.9,0.8]}]}"#,
+        )
+        .unwrap();
+    assert_eq!(
+        put.status().as_u16(),
+        200,
+        "{}",
+        put.body_mut().read_to_string().unwrap()
+    );
+    let (_, _, o) = get(&format!("{base}/api/v1/feeds/north/overlay"), true);
+    let o: Value = serde_json::from_slice(&o).unwrap();
+    assert_eq!(o["lines"][0]["name"], "exit");
+    assert_eq!(o["lines"][0]["to"], json!([0.9, 0.8]));
+
     // MJPEG: parts are JPEGs of the frame size, newer each time.
     let mut resp = agent()
         .get(&format!("{base}/api/v1/feeds/south/stream.mjpeg"))

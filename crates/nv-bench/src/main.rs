@@ -6,6 +6,11 @@
 //! W4: 32 feeds at 30 fps sharing one batch processor (cost = fixed + per item, a busy
 //!     loop), versus the same cost paid per frame in a per-feed stage.
 //! W5: 32 feeds unpaced, lossless: aggregate frames/s.
+//! ref1 / ref32: the reference system's own shape (see `shapes`).
+//! d2000 / d10000: density, 2,000 feeds at 5 fps and 10,000 feeds at 1 fps.
+//! A trailing `i` (ref1i, d2000i, ...) uses a sink that declares it never blocks.
+
+mod shapes;
 
 use std::time::{Duration, Instant};
 
@@ -22,7 +27,8 @@ use nv_runtime::{
 #[derive(Parser, Debug)]
 #[command(about = "NextVision runtime workloads")]
 struct Args {
-    /// Workloads to run (w1, w2, w3, w5).
+    /// Workloads to run (w1..w5, ref1, ref32, d2000, d10000; a trailing `i` on ref/d
+    /// makes the sink declare that it never blocks, so it runs on the feed worker).
     #[arg(default_values_t = ["w1".to_string(), "w2".to_string(), "w3".to_string(), "w4".to_string(), "w5".to_string()])]
     workloads: Vec<String>,
     /// Seconds per timed workload.
@@ -121,7 +127,7 @@ fn w4(seconds: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
-struct NoOp(&'static str);
+pub(crate) struct NoOp(pub(crate) &'static str);
 
 impl Stage for NoOp {
     fn id(&self) -> StageId {
@@ -132,7 +138,12 @@ impl Stage for NoOp {
     }
 }
 
-fn spec(width: u32, height: u32, format: PixelFormat, fps: Option<f64>) -> SyntheticSpec {
+pub(crate) fn spec(
+    width: u32,
+    height: u32,
+    format: PixelFormat,
+    fps: Option<f64>,
+) -> SyntheticSpec {
     SyntheticSpec {
         width,
         height,
@@ -160,7 +171,7 @@ fn feed(spec: SyntheticSpec, backpressure: BackpressurePolicy) -> anyhow::Result
 }
 
 /// Process CPU time (user + system) from /proc, in seconds.
-fn cpu_seconds() -> f64 {
+pub(crate) fn cpu_seconds() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
     let fields: Vec<&str> = after.split_whitespace().collect();
@@ -174,7 +185,7 @@ fn cpu_seconds() -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
-fn proc_status(key: &str) -> String {
+pub(crate) fn proc_status(key: &str) -> String {
     std::fs::read_to_string("/proc/self/status")
         .unwrap_or_default()
         .lines()
@@ -254,10 +265,16 @@ fn run_feeds(
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    println!("| workload | feeds | frames/s | CPU % | us/frame (wall) | us/frame (CPU) | p50 recv->sink | p99 recv->sink | drops | threads | peak RSS |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    if args
+        .workloads
+        .iter()
+        .any(|w| matches!(w.as_str(), "w1" | "w2" | "w3" | "w5"))
+    {
+        println!("| workload | feeds | frames/s | CPU % | us/frame (wall) | us/frame (CPU) | p50 recv->sink | p99 recv->sink | drops | threads | peak RSS |");
+        println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    }
     for w in &args.workloads {
-        if w == "w4" {
+        if w == "w4" || w.starts_with("ref") || w.starts_with('d') {
             continue;
         }
         let (label, n, result) = match w.as_str() {
@@ -334,6 +351,43 @@ fn main() -> anyhow::Result<()> {
     }
     if args.workloads.iter().any(|w| w == "w4") {
         w4(args.seconds)?;
+    }
+    let refs: Vec<&String> = args
+        .workloads
+        .iter()
+        .filter(|w| w.starts_with("ref"))
+        .collect();
+    if !refs.is_empty() {
+        println!();
+        shapes::reference_header();
+    }
+    for w in refs {
+        let (digits, inline) = match w["ref".len()..].strip_suffix('i') {
+            Some(d) => (d, true),
+            None => (&w["ref".len()..], false),
+        };
+        let n = digits
+            .parse::<u32>()
+            .with_context(|| format!("workload {w}: expected ref<feeds>[i]"))?;
+        shapes::reference(n, inline, args.seconds)?;
+    }
+    let dens: Vec<&String> = args
+        .workloads
+        .iter()
+        .filter(|w| w.starts_with('d'))
+        .collect();
+    if !dens.is_empty() {
+        println!();
+        shapes::density_header();
+    }
+    for w in dens {
+        match w.as_str() {
+            "d2000" => shapes::density(2000, 5.0, false, args.seconds)?,
+            "d2000i" => shapes::density(2000, 5.0, true, args.seconds)?,
+            "d10000" => shapes::density(10_000, 1.0, false, args.seconds)?,
+            "d10000i" => shapes::density(10_000, 1.0, true, args.seconds)?,
+            other => anyhow::bail!("unknown workload {other}"),
+        }
     }
     Ok(())
 }

@@ -8,7 +8,7 @@ use nv_core::id::{FeedId, StageId};
 use nv_core::metadata::TypedMetadata;
 use nv_core::time::{MonotonicTs, WallTs};
 use nv_frame::FrameEnvelope;
-use nv_perception::{DerivedSignal, DetectionSet, SceneFeature, Track};
+use nv_perception::{DerivedSignal, DetectionSet, PerceptionEvent, SceneFeature, Track};
 use nv_view::{
     ContextValidity, EpochDecision, MotionSource, TransitionPhase, ViewEpoch, ViewVersion,
 };
@@ -98,6 +98,9 @@ pub struct AdmissionSummary {
 #[non_exhaustive]
 pub struct OutputEnvelope {
     pub feed_id: FeedId,
+    /// The feed's configured name, when it has one (outputs of named feeds carry it so
+    /// sinks can address feeds by name).
+    pub feed_name: Option<Arc<str>>,
     pub frame_seq: u64,
     /// Media timestamp of the frame.
     pub ts: MonotonicTs,
@@ -106,6 +109,8 @@ pub struct OutputEnvelope {
     pub tracks: Vec<Track>,
     pub signals: Vec<DerivedSignal>,
     pub scene_features: Vec<SceneFeature>,
+    /// Every stage's events for this frame, in stage order (each produced once).
+    pub events: Vec<PerceptionEvent>,
     /// Merged typed artifacts of every stage.
     pub metadata: TypedMetadata,
     pub provenance: Provenance,
@@ -126,6 +131,7 @@ impl OutputEnvelope {
     ) -> Self {
         Self {
             feed_id,
+            feed_name: None,
             frame_seq,
             ts,
             wall_ts,
@@ -133,6 +139,7 @@ impl OutputEnvelope {
             tracks: Vec::new(),
             signals: Vec::new(),
             scene_features: Vec::new(),
+            events: Vec::new(),
             metadata: TypedMetadata::default(),
             provenance,
             frame: None,
@@ -144,12 +151,21 @@ impl OutputEnvelope {
 /// Outputs are shared, never copied: the sink and every subscriber get the same `Arc`.
 pub type SharedOutput = Arc<OutputEnvelope>;
 
-/// Receives a feed's outputs on the feed's dedicated sink thread. May block (network,
-/// disk) without slowing perception: the sink queue absorbs or drops.
+/// Receives a feed's outputs, by default on the feed's dedicated sink thread. May block
+/// (network, disk) without slowing perception: the sink queue absorbs, blocks the feed
+/// (`Block`) or drops, as the feed is configured.
 pub trait OutputSink: Send + 'static {
     fn emit(&mut self, output: SharedOutput);
     /// Called once when the sink thread drains and exits (session end).
     fn flush(&mut self) {}
+    /// Whether `emit` may block or take long. A sink that answers `false` promises that
+    /// `emit` returns at once (a counter, a send into a bounded buffer that drops when
+    /// full): the feed worker then calls it directly after the stages, with no sink queue
+    /// and no thread hand-off per output. A sink that breaks the promise holds the feed
+    /// worker (and, past the runtime's join timeout, the feed's stop). Default `true`.
+    fn may_block(&self) -> bool {
+        true
+    }
 }
 
 impl<F: FnMut(SharedOutput) + Send + 'static> OutputSink for F {
@@ -168,4 +184,7 @@ pub struct NullSink;
 
 impl OutputSink for NullSink {
     fn emit(&mut self, _output: SharedOutput) {}
+    fn may_block(&self) -> bool {
+        false
+    }
 }

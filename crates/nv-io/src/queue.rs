@@ -201,10 +201,10 @@ impl<T: Send + 'static> BoundedQueue<T> {
                 return Pop::Woken;
             }
             if let Some((item, pushed_at)) = st.items.pop_front() {
-                let wake_producer = st.producers_parked > 0;
+                let wake_producers = self.producers_due(&st);
                 drop(st);
-                if wake_producer {
-                    self.not_full.notify_one();
+                if wake_producers {
+                    self.not_full.notify_all();
                 }
                 return Pop::Item(item, pushed_at);
             }
@@ -235,12 +235,21 @@ impl<T: Send + 'static> BoundedQueue<T> {
     pub fn try_pop(&self) -> Option<(T, MonotonicTs)> {
         let mut st = self.state.lock();
         let item = st.items.pop_front();
-        let wake_producer = item.is_some() && st.producers_parked > 0;
+        let wake_producers = item.is_some() && self.producers_due(&st);
         drop(st);
-        if wake_producer {
-            self.not_full.notify_one();
+        if wake_producers {
+            self.not_full.notify_all();
         }
         item
+    }
+
+    /// Producers blocked on a full queue are woken once it has drained to half its
+    /// capacity, not after every pop: a saturated `Block` pipeline then switches threads
+    /// once per `capacity / 2` items instead of once per item, and the producer refills
+    /// in a burst. No deadlock: a consumer parks only on an empty queue, which is below
+    /// the mark, and `close`/`drain` wake everyone.
+    fn producers_due(&self, st: &State<T>) -> bool {
+        st.producers_parked > 0 && st.items.len() <= self.capacity / 2
     }
 
     /// Makes a parked (or the next) `pop` return [`Pop::Woken`], ahead of queued items.
@@ -343,6 +352,30 @@ mod tests {
         }
         q.close();
         assert!(t.join().unwrap());
+    }
+
+    #[test]
+    fn a_blocked_producer_is_woken_at_half_capacity() {
+        let q = queue(4);
+        for i in 0..4 {
+            q.push(i, Overflow::Block);
+        }
+        let producer = Arc::clone(&q);
+        let t = std::thread::Builder::new()
+            .name("producer".into())
+            .spawn(move || matches!(producer.push(4, Overflow::Block), Push::Accepted))
+            .unwrap();
+        while q.state.lock().producers_parked == 0 {
+            std::thread::yield_now();
+        }
+        assert!(matches!(q.pop(None), Pop::Item(0, _)));
+        // Three left, above the mark: the producer is not woken for one free slot.
+        assert_eq!(q.state.lock().producers_parked, 1);
+        assert!(matches!(q.pop(None), Pop::Item(1, _)));
+        // Two left: woken, it completes its push.
+        assert!(t.join().unwrap());
+        let rest: Vec<u32> = std::iter::from_fn(|| q.try_pop().map(|(i, _)| i)).collect();
+        assert_eq!(rest, [2, 3, 4]);
     }
 
     #[test]

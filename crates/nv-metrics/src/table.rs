@@ -497,6 +497,36 @@ pub static METRICS: &[super::MetricDef] = &[
     row("nv_feed_queue_hold_seconds", Histogram, Seconds,
         "Time frames waited in the source queue.", &[],
         Read::Feed(|f, p| p.histogram(&f.queue_hold))),
+    // Analytics, counted from events (see `nv_runtime::FeedAnalytics`).
+    row("nv_feed_events_total", Counter, One,
+        "Events produced, by kind (zone_enter, line_crossed, object_appeared, ...).", &["kind"],
+        Read::Feed(|f, p| {
+            for (kind, n) in &f.analytics.events {
+                p.labelled(&[kind], *n as f64);
+            }
+        })),
+    row("nv_feed_zone_occupancy", Gauge, One, "Tracks inside a zone now, by class id.",
+        &["zone", "class"],
+        Read::Feed(|f, p| {
+            for ((zone, class), c) in &f.analytics.zones {
+                p.labelled(&[zone, &class.to_string()], c.occupancy as f64);
+            }
+        })),
+    row("nv_feed_zone_entries_total", Counter, One, "Zone entries, by class id.",
+        &["zone", "class"],
+        Read::Feed(|f, p| {
+            for ((zone, class), c) in &f.analytics.zones {
+                p.labelled(&[zone, &class.to_string()], c.entries as f64);
+            }
+        })),
+    row("nv_feed_line_crossings_total", Counter, One,
+        "Line crossings, by direction (left_to_right, right_to_left) and class id.",
+        &["line", "direction", "class"],
+        Read::Feed(|f, p| {
+            for ((line, direction, class), n) in &f.analytics.lines {
+                p.labelled(&[line, direction.as_str(), &class.to_string()], *n as f64);
+            }
+        })),
     // Stages.
     row("nv_stage_latency_seconds", Histogram, Seconds,
         "Time spent in each stage (batch point included).", &[],

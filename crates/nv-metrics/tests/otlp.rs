@@ -15,7 +15,7 @@ use nv_metrics::{
     spawn_health_counter, BuildInfo, OtlpExporter, Scope, LATENCY_BUCKETS_SECONDS, METRICS,
 };
 use nv_runtime::{CameraMode, FeedConfig, Runtime, SourceSpec};
-use nv_test_util::{tiny_synthetic, CollectingSink, NoOpStage};
+use nv_test_util::{tiny_synthetic, CollectingSink, EventStage};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, KeyValue};
 use opentelemetry_proto::tonic::metrics::v1::{metric, number_data_point, Metric};
@@ -89,7 +89,7 @@ fn posts_every_metric_as_otlp_protobuf() {
                 .name("cam".into())
                 .source(SourceSpec::synthetic(tiny_synthetic(Some(12))))
                 .camera_mode(CameraMode::Fixed)
-                .stage(NoOpStage("s"))
+                .stage(EventStage("s"))
                 .output_sink(sink.clone())
                 .lossless()
                 .build()
@@ -149,6 +149,26 @@ fn posts_every_metric_as_otlp_protobuf() {
     assert_eq!(dp.value, Some(number_data_point::Value::AsDouble(12.0)));
     assert_eq!(attr(&dp.attributes, "feed"), Some("cam"));
     assert_eq!(attr(&dp.attributes, "feed_id"), Some("1"));
+
+    // Analytics counted from the events: 12 frames, one entry and one crossing each.
+    let crossings = find(metrics, "nv.feed.line_crossings");
+    let Some(metric::Data::Sum(sum)) = &crossings.data else {
+        panic!("not a sum: {crossings:?}");
+    };
+    let dp = &sum.data_points[0];
+    assert_eq!(dp.value, Some(number_data_point::Value::AsDouble(12.0)));
+    assert_eq!(attr(&dp.attributes, "line"), Some("gate"));
+    assert_eq!(attr(&dp.attributes, "direction"), Some("right_to_left"));
+    assert_eq!(attr(&dp.attributes, "class"), Some("3"));
+    let occupancy = find(metrics, "nv.feed.zone_occupancy");
+    let Some(metric::Data::Gauge(g)) = &occupancy.data else {
+        panic!("not a gauge: {occupancy:?}");
+    };
+    assert_eq!(
+        g.data_points[0].value,
+        Some(number_data_point::Value::AsDouble(12.0))
+    );
+    assert_eq!(attr(&g.data_points[0].attributes, "zone"), Some("door"));
 
     let build = find(metrics, "nv.build.info");
     let Some(metric::Data::Gauge(g)) = &build.data else {

@@ -16,7 +16,7 @@ use nv_metrics::{
 };
 use nv_perception::{BatchEntry, BatchProcessor};
 use nv_runtime::{BatchConfig, CameraMode, FeedConfig, Runtime, SourceSpec, StageId};
-use nv_test_util::{tiny_synthetic, CollectingSink, ScriptedStage, Step};
+use nv_test_util::{tiny_synthetic, CollectingSink, EventStage, ScriptedStage, Step};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value;
 use opentelemetry_proto::tonic::metrics::v1::{metric, number_data_point};
@@ -210,6 +210,7 @@ fn prometheus_otlp_and_json_carry_every_metric_with_the_same_values() {
                 .source(SourceSpec::synthetic(tiny_synthetic(Some(20))))
                 .camera_mode(CameraMode::Fixed)
                 .stage(ScriptedStage::new("flaky").then(Step::Ok).then(Step::Err))
+                .stage(EventStage("events"))
                 .batch(batch)
                 .output_sink(sink.clone())
                 .lossless()

@@ -3,6 +3,7 @@
 use nv_core::metadata::TypedMetadata;
 
 use crate::detection::DetectionSet;
+use crate::event::PerceptionEvent;
 use crate::signal::{DerivedSignal, SceneFeature};
 use crate::track::Track;
 
@@ -29,6 +30,8 @@ pub struct StageOutput {
     pub signals: Vec<DerivedSignal>,
     /// Appended.
     pub scene_features: Vec<SceneFeature>,
+    /// Appended: the discrete events this stage observed on this frame.
+    pub events: Vec<PerceptionEvent>,
     /// Merged; last writer wins per type.
     pub artifacts: TypedMetadata,
     pub control: StageControl,
@@ -113,6 +116,10 @@ impl StageOutputBuilder {
         self.out.scene_features.push(f);
         self
     }
+    pub fn event(mut self, e: PerceptionEvent) -> Self {
+        self.out.events.push(e);
+        self
+    }
     pub fn artifact<T: Clone + Send + Sync + 'static>(mut self, v: T) -> Self {
         self.out.artifacts.insert(v);
         self
@@ -135,6 +142,8 @@ pub struct PerceptionArtifacts {
     pub tracks_authoritative: bool,
     pub signals: Vec<DerivedSignal>,
     pub scene_features: Vec<SceneFeature>,
+    /// Every stage's events, in stage order.
+    pub events: Vec<PerceptionEvent>,
     pub stage_artifacts: TypedMetadata,
 }
 
@@ -154,6 +163,7 @@ impl PerceptionArtifacts {
         }
         self.signals.extend(out.signals);
         self.scene_features.extend(out.scene_features);
+        self.events.extend(out.events);
         if !out.artifacts.is_empty() {
             self.stage_artifacts.merge(out.artifacts);
         }

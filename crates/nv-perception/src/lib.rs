@@ -3,6 +3,7 @@
 mod artifacts;
 mod batch;
 mod detection;
+mod event;
 mod pipeline;
 mod signal;
 mod stage;
@@ -12,6 +13,7 @@ mod track;
 pub use artifacts::{PerceptionArtifacts, StageControl, StageOutput, StageOutputBuilder};
 pub use batch::{BatchEntry, BatchProcessor};
 pub use detection::{Detection, DetectionBuilder, DetectionSet};
+pub use event::{CrossingDirection, EventKind, EventObject, PerceptionEvent};
 pub use pipeline::{
     validate_capabilities, validate_stages, StagePipeline, ValidationMode, ValidationWarning,
 };

@@ -76,6 +76,9 @@ enum StepFailure {
 /// stage objects survive restarts (their `on_start` runs again).
 pub(crate) struct Executor {
     feed_id: FeedId,
+    /// Carried in every output (sinks address feeds by name).
+    feed_name: Arc<str>,
+    analytics: Arc<crate::feed::analytics::AnalyticsCounters>,
     stages: Vec<StageSlot>,
     view: ViewTracker,
     provider: Option<Arc<dyn ViewStateProvider>>,
@@ -207,6 +210,8 @@ impl Executor {
             .collect();
         Self {
             feed_id: p.feed.id,
+            feed_name: Arc::from(p.feed.name.as_str()),
+            analytics: Arc::clone(&p.feed.analytics),
             stages,
             view: p.view,
             provider: p.provider,
@@ -607,6 +612,9 @@ impl Executor {
         out.tracks = artifacts.tracks;
         out.signals = artifacts.signals;
         out.scene_features = artifacts.scene_features;
+        self.analytics.record(&artifacts.events);
+        out.events = artifacts.events;
+        out.feed_name = Some(Arc::clone(&self.feed_name));
         out.metadata = artifacts.stage_artifacts;
         out.frame = frame_included.then_some(frame);
         out.admission = admission;

@@ -1,7 +1,8 @@
 //! NextVision runtime: feeds, workers, bounded queues, sinks, provenance, diagnostics.
 //!
 //! Threads per feed: one worker (`nv-feed-{id}`: source ticks, stages, output) and one
-//! sink thread per session (`nv-sink-{id}`). Sources bring their own producer threads;
+//! sink thread per session (`nv-sink-{id}`), unless the sink declares that it never
+//! blocks (`OutputSink::may_block`), in which case the worker calls it directly. Sources bring their own producer threads;
 //! the built-in synthetic source shares one timer thread across all paced feeds. Every
 //! queue is bounded, every drop is counted under a [`DropReason`](nv_core::DropReason),
 //! and every wait is on a condvar with a deadline read from the injected clock.
@@ -33,7 +34,8 @@ pub mod source {
 
 pub use batch::{BatchConfig, BatchFairness, BatchHandle, BatchMetrics};
 pub use feed::{
-    FeedConfig, FeedConfigBuilder, FeedDiagnostics, FeedHandle, QueueTelemetry, StageDiagnostics,
+    FeedAnalytics, FeedConfig, FeedConfigBuilder, FeedDiagnostics, FeedHandle, QueueTelemetry,
+    StageDiagnostics, ZoneCounts,
 };
 pub use output::{
     FrameInclusion, NullSink, OutputEnvelope, OutputSink, Provenance, SharedOutput, SinkFactory,

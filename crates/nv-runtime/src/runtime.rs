@@ -23,11 +23,11 @@ use crate::broadcast;
 use crate::coalesce::Coalescers;
 use crate::detached::DetachedThreads;
 use crate::executor::{Executor, ExecutorParams};
-use crate::feed::shared::{Control, FeedShared, StageBusy, StageCounters};
+use crate::feed::shared::{Control, FeedSettings, FeedShared, StageBusy, StageCounters};
 use crate::feed::{FeedConfig, FeedDiagnostics, FeedHandle};
 use crate::output::SharedOutput;
 use crate::source::synthetic::SyntheticFactory;
-use crate::source::{SharedSourceFactory, SourceContext, SourceFactory};
+use crate::source::{FeedIo, SharedSourceFactory, SourceContext, SourceFactory, SourceObserver};
 use crate::subscription::{HealthSubscription, LagState, OutputSubscription};
 use crate::sync::Waiter;
 use crate::watchdog::{Watchdog, Watched};
@@ -430,34 +430,56 @@ impl Inner {
             .collect();
         let now = self.clock.now();
         let busy = Arc::new(StageBusy::default());
+        let name = config.name.clone().unwrap_or_else(|| id.to_string());
+        let status = Arc::new(crate::feed::status::FeedStatus::new(
+            id,
+            name.clone(),
+            config.source.redacted(),
+            self.clock.clone(),
+        ));
+        let io = Arc::new(FeedIo {
+            feed_id: id,
+            overflow: config.backpressure.overflow,
+            counters: Arc::clone(&counters),
+            health: self.health.clone(),
+            clock: self.clock.clone(),
+            next_seq: AtomicU64::new(0),
+            last_ts: AtomicU64::new(0),
+            throttle_window: config.health_throttle,
+            coalescers: Arc::clone(&self.coalescers),
+            max_fps: config.max_fps,
+            observer: Arc::clone(&status) as Arc<dyn SourceObserver>,
+        });
         let shared = Arc::new(FeedShared {
             id,
-            name: config.name.clone().unwrap_or_else(|| id.to_string()),
+            name,
             source_redacted: config.source.redacted(),
             clock: self.clock.clone(),
             health: self.health.clone(),
-            counters: Arc::clone(&counters),
+            counters,
             control: Waiter::new(Control::default(), self.clock.clone()),
             stages: steps.iter().map(|(s, c)| (s.id(), Arc::clone(c))).collect(),
             source_queue: Mutex::new(None),
             sink_queue: Mutex::new(None),
-            source_capacity: config.backpressure.queue_depth(),
-            sink_capacity: config.sink_queue_capacity,
+            settings: FeedSettings {
+                queue_depth: config.backpressure.queue_depth(),
+                sink_capacity: config.sink_queue_capacity,
+                sink_overflow: config.sink_overflow,
+                sink_shutdown_timeout: config.sink_shutdown_timeout,
+                stage_stall_timeout: config.stage_stall_timeout,
+                restart_delay: config.restart.restart_delay,
+            },
+            io,
             created_at: now,
             session_started_at: AtomicU64::new(now.as_nanos()),
             decode_status: Mutex::new(None),
             stop_reason: Mutex::new(None),
             stopped_emitted: AtomicBool::new(false),
             busy: Arc::clone(&busy),
-            stage_stall_timeout: config.stage_stall_timeout,
-            status: Arc::new(crate::feed::status::FeedStatus::new(
-                id,
-                config.name.clone().unwrap_or_else(|| id.to_string()),
-                config.source.redacted(),
-                self.clock.clone(),
-            )),
+            status,
             health_throttle: config.health_throttle,
             coalescers: Arc::clone(&self.coalescers),
+            analytics: Arc::default(),
         });
         let executor = Executor::new(ExecutorParams {
             feed: Arc::clone(&shared),

@@ -6,11 +6,13 @@
 
 mod common;
 
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use common::{feed, manual_runtime, runtime, wait_until};
 use nv_runtime::{
-    BackpressurePolicy, DropReason, HealthEvent, Overflow, SourceSpec, SyntheticSpec,
+    BackpressurePolicy, DropReason, HealthEvent, OutputSink, Overflow, SharedOutput, SourceSpec,
+    SyntheticSpec,
 };
 use nv_test_util::{
     collect_events_until, tiny_synthetic, BlockingStage, CollectingSink, GateSink, NoOpStage,
@@ -124,6 +126,96 @@ fn lossless_mode_yields_one_output_per_frame() {
     assert_eq!(h.metrics().dropped(DropReason::SinkQueueFull), 0);
 }
 
+/// A sink held shut by the test that records the seq of every output it is given.
+#[derive(Clone, Default)]
+struct GatedRecorder {
+    inner: Arc<(Mutex<Gated>, Condvar)>,
+}
+
+#[derive(Default)]
+struct Gated {
+    open: bool,
+    entered: bool,
+    seqs: Vec<u64>,
+}
+
+impl GatedRecorder {
+    fn wait_entered(&self) {
+        let (lock, cond) = &*self.inner;
+        let g = lock.lock().unwrap();
+        let (g, timeout) = cond
+            .wait_timeout_while(g, nv_test_util::TEST_TIMEOUT, |g| !g.entered)
+            .unwrap();
+        assert!(!timeout.timed_out() && g.entered, "sink never entered emit");
+    }
+    fn open(&self) {
+        self.inner.0.lock().unwrap().open = true;
+        self.inner.1.notify_all();
+    }
+    fn seqs(&self) -> Vec<u64> {
+        self.inner.0.lock().unwrap().seqs.clone()
+    }
+}
+
+impl OutputSink for GatedRecorder {
+    fn emit(&mut self, output: SharedOutput) {
+        let (lock, cond) = &*self.inner;
+        let mut g = lock.lock().unwrap();
+        g.entered = true;
+        cond.notify_all();
+        while !g.open {
+            g = cond.wait(g).unwrap();
+        }
+        g.seqs.push(output.frame_seq);
+    }
+}
+
+#[test]
+fn block_is_lossless_end_to_end_by_default() {
+    // `Block` at the frame queue and nothing said about the sink queue: a stuck sink
+    // holds the worker, the worker holds the source, and no output is lost.
+    let rt = runtime();
+    let sink = GatedRecorder::default();
+    let n = 200u64;
+    let cap = 3usize;
+    let h = rt
+        .add_feed(
+            feed(Some(n))
+                .backpressure(BackpressurePolicy::block(DEPTH))
+                .stage(NoOpStage("s"))
+                .output_sink(sink.clone())
+                .sink_queue_capacity(cap)
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+    sink.wait_entered();
+    // Held: one output inside `emit`, `cap` in the sink queue, one in the worker's
+    // blocked push; `DEPTH` frames in the frame queue and one in the producer's push.
+    let processed = 1 + cap as u64 + 1;
+    let received = processed + DEPTH as u64 + 1;
+    wait_until("back-pressure reached the source", || {
+        let m = h.metrics();
+        m.frames_processed == processed && m.frames_received == received
+    });
+    let m = h.metrics();
+    assert_eq!(m.outputs_to_sink, 1 + cap as u64);
+    assert_eq!(m.dropped(DropReason::SinkQueueFull), 0);
+    assert_eq!(m.frames_dropped(), 0);
+    sink.open();
+    wait_until("feed finished", || !h.is_alive());
+    assert_eq!(
+        sink.seqs(),
+        (0..n).collect::<Vec<_>>(),
+        "each seq once, in order"
+    );
+    let m = h.metrics();
+    assert_eq!(m.frames_received, n);
+    assert_eq!(m.outputs_to_sink, n);
+    assert_eq!(m.dropped(DropReason::SinkQueueFull), 0);
+    assert_eq!(m.frames_dropped(), 0);
+}
+
 #[test]
 fn slow_sink_drops_for_the_sink_only_and_never_blocks_stages() {
     let rt = runtime();
@@ -137,6 +229,9 @@ fn slow_sink_drops_for_the_sink_only_and_never_blocks_stages() {
                 .stage(NoOpStage("s"))
                 .output_sink(sink.clone())
                 .sink_queue_capacity(cap)
+                // The explicit opt-in to the seed's drop-at-sink behaviour under a
+                // blocking frame queue (the default would block the stages).
+                .sink_overflow(Overflow::DropNewest)
                 .build()
                 .unwrap(),
         )

@@ -12,7 +12,6 @@ use nv_io::{OutputSink, SharedOutput};
 
 use crate::config::{FileSinkConfig, FsyncPolicy};
 use crate::error::SinkError;
-use crate::schema::OutputRecord;
 use crate::stats::{Fate, SinkStats};
 
 /// Writes one record per line to a file, rotating it by size and/or age. Writes happen on
@@ -218,18 +217,17 @@ fn sync_dir(dir: &Path) {
 
 impl OutputSink for FileSink {
     fn emit(&mut self, output: SharedOutput) {
-        let Some((_, line)) = OutputRecord::encode_for_sink(&output, &self.stats, "file", true)
-        else {
-            return;
-        };
-        match self.write_line(&line) {
-            Ok(()) => self.stats.count(Fate::Delivered, output.feed_id),
-            Err(e) => {
-                // Drop the writer so the next record reopens the file (disk full, file
-                // removed under us).
-                self.writer = None;
-                self.stats.count(Fate::Failed, output.feed_id);
-                tracing::warn!(path = %self.config.path.display(), error = %e, "file sink: write failed");
+        let records = self.config.records;
+        for record in crate::records::encode(&output, records, &self.stats, "file", true) {
+            match self.write_line(&record.json) {
+                Ok(()) => self.stats.count(Fate::Delivered, output.feed_id),
+                Err(e) => {
+                    // Drop the writer so the next record reopens the file (disk full, file
+                    // removed under us).
+                    self.writer = None;
+                    self.stats.count(Fate::Failed, output.feed_id);
+                    tracing::warn!(path = %self.config.path.display(), error = %e, "file sink: write failed");
+                }
             }
         }
     }

@@ -40,6 +40,7 @@ impl Attributed for Encoded {
 #[derive(Debug)]
 pub struct WebhookSink {
     delivery: Delivery<Encoded>,
+    records: crate::records::Records,
     flush_timeout: Duration,
     worker: Option<JoinHandle<()>>,
 }
@@ -74,6 +75,7 @@ impl WebhookSink {
             ),
         };
         let flush_timeout = Duration::from_millis(config.flush_timeout_ms);
+        let records = config.records;
         let transport = Http {
             redacted_url: redact_url(&config.url),
             config,
@@ -83,6 +85,7 @@ impl WebhookSink {
         delivery.connection_up();
         Ok(Self {
             delivery,
+            records,
             flush_timeout,
             worker: Some(worker),
         })
@@ -97,7 +100,7 @@ impl OutputSink for WebhookSink {
     fn emit(&mut self, output: SharedOutput) {
         let feed = output.feed_id;
         self.delivery
-            .emit(&output, |_, json| Encoded { feed, json });
+            .emit_records(&output, self.records, |r| Encoded { feed, json: r.json });
     }
 
     fn flush(&mut self) {

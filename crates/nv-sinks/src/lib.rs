@@ -62,13 +62,16 @@ mod buffer;
 pub mod config;
 mod delivery;
 mod error;
+pub mod event;
 pub mod file;
+mod frigate;
 pub mod health;
 pub mod http;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod mqtt;
 pub mod nats;
+pub mod records;
 mod rt;
 pub mod schema;
 mod secret;
@@ -84,6 +87,7 @@ pub use config::{
 #[cfg(feature = "kafka")]
 pub use config::{KafkaAcks, KafkaCompression, KafkaSinkConfig};
 pub use error::SinkError;
+pub use event::{EventRecord, EVENT_SCHEMA_V1};
 pub use file::FileSink;
 pub use health::{health_record, HEALTH_SCHEMA_V1, HEALTH_SCHEMA_VERSION};
 pub use http::WebhookSink;
@@ -91,6 +95,7 @@ pub use http::WebhookSink;
 pub use kafka::KafkaSink;
 pub use mqtt::MqttSink;
 pub use nats::NatsSink;
+pub use records::Records;
 pub use schema::{OutputRecord, SCHEMA_VERSION};
 pub use secret::Secret;
 pub use shared::{SharedSink, SharedSinkHandle};

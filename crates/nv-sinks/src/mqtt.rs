@@ -28,8 +28,10 @@ use crate::buffer::Attributed;
 use crate::config::{MqttQos, MqttSinkConfig};
 use crate::delivery::{Delivery, Limits, Outcome, Ticket};
 use crate::error::SinkError;
+use crate::records::RecordKind;
+use crate::stats::Fate;
 use crate::stats::SinkStats;
-use crate::template::{expand, EVENT_OUTPUTS};
+use crate::template::{expand, EVENT_EVENTS, EVENT_OUTPUTS};
 
 const ONLINE: &str = "online";
 const OFFLINE: &str = "offline";
@@ -39,6 +41,8 @@ struct Pending {
     feed: FeedId,
     topic: String,
     payload: Vec<u8>,
+    /// Retained regardless of the sink's `retain` (Frigate-layout occupancy and state).
+    retain: bool,
 }
 
 impl Attributed for Pending {
@@ -82,6 +86,9 @@ pub struct MqttSink {
     availability_topic: String,
     flush_timeout: Duration,
     topic: String,
+    records: crate::records::Records,
+    /// The Frigate-style layout's prefix and state, when configured.
+    layout: Option<(String, crate::frigate::Layout)>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -103,7 +110,10 @@ impl MqttSink {
                 CLIENT_IDS.fetch_add(1, Ordering::Relaxed)
             )
         });
-        let availability_topic = config.availability_topic.replace("{client_id}", &client_id);
+        let availability_topic = match &config.prefix {
+            Some(prefix) => format!("{prefix}/available"),
+            None => config.availability_topic.replace("{client_id}", &client_id),
+        };
         let mut opts = MqttOptions::new(&client_id, &config.host, config.port);
         opts.set_clean_session(true)
             .set_keep_alive(config.keep_alive())
@@ -159,6 +169,10 @@ impl MqttSink {
             availability_topic,
             flush_timeout: Duration::from_millis(config.flush_timeout_ms),
             topic: config.topic,
+            records: config.records,
+            layout: config
+                .prefix
+                .map(|p| (p, crate::frigate::Layout::default())),
             thread: Some(thread),
         })
     }
@@ -176,11 +190,51 @@ impl MqttSink {
 impl OutputSink for MqttSink {
     fn emit(&mut self, output: SharedOutput) {
         let topic = &self.topic;
-        let buffered = self.link.delivery.emit(&output, |record, payload| Pending {
-            feed: output.feed_id,
-            topic: expand(topic, record.feed_id, EVENT_OUTPUTS),
-            payload,
-        });
+        let feed = output.feed_id;
+        let mut buffered = match &self.layout {
+            None => self
+                .link
+                .delivery
+                .emit_records(&output, self.records, |r| Pending {
+                    feed,
+                    topic: expand(
+                        topic,
+                        feed.as_u64(),
+                        match r.kind {
+                            RecordKind::Frame => EVENT_OUTPUTS,
+                            RecordKind::Event => EVENT_EVENTS,
+                        },
+                    ),
+                    payload: r.json,
+                    retain: false,
+                }),
+            Some((prefix, _)) => {
+                let feed_level = crate::frigate::feed_level(&output);
+                self.link
+                    .delivery
+                    .emit_records(&output, self.records, |r| Pending {
+                        feed,
+                        topic: match r.kind {
+                            RecordKind::Frame => format!("{prefix}/{feed_level}/frames"),
+                            RecordKind::Event => format!("{prefix}/events"),
+                        },
+                        payload: r.json,
+                        retain: false,
+                    })
+            }
+        };
+        if let Some((prefix, layout)) = &mut self.layout {
+            for d in layout.derive(prefix, &output) {
+                self.link.delivery.stats().count(Fate::Received, feed);
+                self.link.delivery.push(Pending {
+                    feed,
+                    topic: d.topic,
+                    payload: d.payload,
+                    retain: d.retain,
+                });
+                buffered = true;
+            }
+        }
         if buffered {
             self.link.wake.notify_one();
         }
@@ -222,10 +276,12 @@ impl Link {
         let mut taken = self.delivery.take(usize::MAX).into_iter();
         let mut handed = self.handed.lock();
         while let Some((ticket, p)) = taken.next() {
-            if let Err(e) =
-                self.client
-                    .try_publish(p.topic.as_str(), self.qos, self.retain, p.payload.clone())
-            {
+            if let Err(e) = self.client.try_publish(
+                p.topic.as_str(),
+                self.qos,
+                self.retain || p.retain,
+                p.payload.clone(),
+            ) {
                 tracing::debug!(error = %e, "mqtt sink: client queue full");
                 let unsent: Vec<Ticket> = std::iter::once(ticket)
                     .chain(taken.map(|(t, _)| t))

@@ -18,6 +18,7 @@ use nv_view::{ContextValidity, EpochDecision, MotionSource};
 use serde::{Deserialize, Serialize};
 
 use crate::error::SinkError;
+use crate::event::EventRecord;
 
 /// Version of the record layout; written into every record as `schema_version`.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -26,6 +27,9 @@ pub const SCHEMA_VERSION: u32 = 1;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct OutputRecord {
     pub schema_version: u32,
+    /// The feed's name (`null` for an unnamed feed). Added in 1.1.
+    #[serde(default)]
+    pub feed: Option<String>,
     /// `"{feed}:{epoch}:{session}:{seq}"`: unique per output of a runtime; a consumer
     /// that sees a key twice can drop the second copy.
     pub idempotency_key: String,
@@ -44,6 +48,9 @@ pub struct OutputRecord {
     pub tracks: Vec<TrackRecord>,
     pub signals: Vec<SignalRecord>,
     pub scene_features: Vec<SceneFeatureRecord>,
+    /// The frame's events, each produced once (added in 1.1; empty from older runtimes).
+    #[serde(default)]
+    pub events: Vec<EventRecord>,
     pub admission: AdmissionRecord,
     /// Description of the frame carried with the output, if any (never the pixels).
     pub frame: Option<FrameRecord>,
@@ -210,6 +217,7 @@ impl OutputRecord {
         let feed = output.feed_id.as_u64();
         Self {
             schema_version: SCHEMA_VERSION,
+            feed: output.feed_name.as_deref().map(str::to_owned),
             idempotency_key: idempotency_key(feed, epoch, p.session, output.frame_seq),
             feed_id: feed,
             frame_seq: output.frame_seq,
@@ -224,6 +232,7 @@ impl OutputRecord {
             tracks: output.tracks.iter().map(track).collect(),
             signals: output.signals.iter().map(signal).collect(),
             scene_features: output.scene_features.iter().map(scene_feature).collect(),
+            events: EventRecord::all(output),
             admission: AdmissionRecord {
                 admitted: output.admission.admitted,
                 rejected: output.admission.rejected,
@@ -292,13 +301,13 @@ pub fn idempotency_key(feed: u64, epoch: u64, session: u32, seq: u64) -> String 
     format!("{feed}:{epoch}:{session}:{seq}")
 }
 
-fn micros(d: Duration) -> u64 {
+pub(crate) fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
 /// Finite or 0: geometry and confidences come from validated types, this only keeps a
 /// stray NaN from turning into `null` where the schema promises a number.
-fn finite32(x: f32) -> f32 {
+pub(crate) fn finite32(x: f32) -> f32 {
     if x.is_finite() {
         x
     } else {
@@ -310,7 +319,7 @@ fn opt64(x: f64) -> Option<f64> {
     x.is_finite().then_some(x)
 }
 
-fn bbox(b: &BBox) -> BBoxRecord {
+pub(crate) fn bbox(b: &BBox) -> BBoxRecord {
     BBoxRecord {
         x_min: finite32(b.x_min),
         y_min: finite32(b.y_min),

@@ -4,7 +4,7 @@ use std::io::Write;
 
 use nv_io::{OutputSink, SharedOutput};
 
-use crate::schema::OutputRecord;
+use crate::records::Records;
 use crate::stats::{Fate, SinkStats};
 
 /// Writes one record per line to standard output (locked per record, so lines from
@@ -12,12 +12,22 @@ use crate::stats::{Fate, SinkStats};
 #[derive(Debug, Default)]
 pub struct StdoutSink {
     stats: SinkStats,
+    records: Records,
 }
 
 impl StdoutSink {
     pub fn new(stats: SinkStats) -> Self {
         stats.set_connected(true);
-        Self { stats }
+        Self {
+            stats,
+            records: Records::default(),
+        }
+    }
+    /// Writes the record kinds `records` selects (default: frames).
+    #[must_use]
+    pub fn with_records(mut self, records: Records) -> Self {
+        self.records = records;
+        self
     }
     pub fn stats(&self) -> &SinkStats {
         &self.stats
@@ -26,20 +36,26 @@ impl StdoutSink {
 
 impl OutputSink for StdoutSink {
     fn emit(&mut self, output: SharedOutput) {
-        let Some((_, line)) = OutputRecord::encode_for_sink(&output, &self.stats, "stdout", true)
-        else {
+        let records = crate::records::encode(&output, self.records, &self.stats, "stdout", true);
+        if records.is_empty() {
             return;
-        };
+        }
         let res = {
             let mut out = std::io::stdout().lock();
-            out.write_all(&line).and_then(|()| out.flush())
+            records
+                .iter()
+                .try_for_each(|r| out.write_all(&r.json))
+                .and_then(|()| out.flush())
         };
-        match res {
-            Ok(()) => self.stats.count(Fate::Delivered, output.feed_id),
+        let fate = match res {
+            Ok(()) => Fate::Delivered,
             Err(e) => {
-                self.stats.count(Fate::Failed, output.feed_id);
                 tracing::warn!(error = %e, "stdout sink: write failed");
+                Fate::Failed
             }
+        };
+        for _ in &records {
+            self.stats.count(fate, output.feed_id);
         }
     }
 }

@@ -6,6 +6,9 @@ pub(crate) const PLACEHOLDERS: &[&str] = &["{feed}", "{event}"];
 /// The event name of per-frame output records.
 pub(crate) const EVENT_OUTPUTS: &str = "outputs";
 
+/// The event name of event records.
+pub(crate) const EVENT_EVENTS: &str = "events";
+
 /// Expands `{feed}` (the numeric feed id) and `{event}`.
 pub(crate) fn expand(template: &str, feed: u64, event: &str) -> String {
     template

@@ -316,3 +316,123 @@ fn restart_case(outage: Outage) {
     );
     assert!(s.reconnects >= 1, "{s:?}");
 }
+
+/// The Frigate-style layout by feed name: events on `<prefix>/events`, retained occupancy
+/// per zone and class and the feed's state, retained daemon availability.
+#[test]
+fn frigate_layout_publishes_events_occupancy_and_state() {
+    use nv_core::geometry::BBox;
+    use nv_perception::{CrossingDirection, EventKind, EventObject, PerceptionEvent, TrackId};
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::mosquitto(dir.path());
+    let live = Subscriber::start(broker.port, "nv-test-frigate-live", &["site/#"], false);
+    let config: SinkConfig = toml::from_str(&format!(
+        "type = \"mqtt\"\nhost = \"127.0.0.1\"\nport = {}\nclient_id = \"nv-frigate\"\nprefix = \"site\"\nrecords = [\"events\"]\n",
+        broker.port
+    ))
+    .unwrap();
+    config.validate().unwrap();
+    let stats = SinkStats::new();
+    // As in the daemon: one shared instance that outlives the feeds writing into it.
+    let shared = nv_sinks::SharedSink::new(
+        "mqtt",
+        config.build_with_stats(stats.clone()).unwrap(),
+        stats.clone(),
+    );
+    // Each of 10 frames of feed `yard`: a new track of class 3 enters `door` and crosses
+    // `gate` right to left.
+    let mut handle = shared.handle();
+    for seq in 0..10u64 {
+        let mut o = (*common::rich_output(seq)).clone();
+        o.feed_name = Some("yard".into());
+        let object = Some(EventObject {
+            track_id: TrackId::new(seq + 1),
+            class_id: 3,
+            confidence: 0.8,
+            bbox: BBox::new(0.1, 0.1, 0.2, 0.2),
+        });
+        o.events = vec![
+            PerceptionEvent::new(
+                o.ts,
+                EventKind::ZoneEnter {
+                    zone: "door".into(),
+                },
+                object,
+            ),
+            PerceptionEvent::new(
+                o.ts,
+                EventKind::LineCrossed {
+                    line: "gate".into(),
+                    direction: CrossingDirection::RightToLeft,
+                },
+                object,
+            ),
+        ];
+        handle.emit(Arc::new(o));
+    }
+    drop(handle);
+    // Per frame: 2 event records, 1 occupancy and 1 state message.
+    wait_stats(&stats, "all delivered", |s| s.delivered == 40);
+    live.wait("every message", |i| i.msgs.len() >= 41);
+    let schema: serde_json::Value = serde_json::from_str(nv_sinks::EVENT_SCHEMA_V1).unwrap();
+    let validator = jsonschema::draft202012::new(&schema).unwrap();
+    let events = live.on("site/events");
+    assert_eq!(events.len(), 20);
+    for m in &events {
+        let v: serde_json::Value = serde_json::from_slice(&m.payload).unwrap();
+        assert!(validator.is_valid(&v), "{v:#}");
+        assert_eq!(v["feed"], "yard");
+    }
+    let kinds: Vec<String> = events
+        .iter()
+        .map(|m| {
+            let v: serde_json::Value = serde_json::from_slice(&m.payload).unwrap();
+            v["kind"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(kinds[..2], ["zone_enter", "line_crossed"]);
+    let occupancy: Vec<String> = live
+        .on("site/yard/door/3")
+        .iter()
+        .map(|m| String::from_utf8(m.payload.clone()).unwrap())
+        .collect();
+    assert_eq!(
+        occupancy,
+        (1..=10).map(|n| n.to_string()).collect::<Vec<_>>()
+    );
+    // No frame records were selected.
+    assert!(live.on("site/yard/frames").is_empty());
+
+    // A late subscriber gets the retained state: occupancy, counts, availability.
+    let late = Subscriber::start(
+        broker.port,
+        "nv-test-frigate-late",
+        &["site/yard/#", "site/available"],
+        false,
+    );
+    late.wait("retained", |i| i.msgs.len() >= 3);
+    let retained = late.on("site/");
+    assert!(retained.iter().all(|m| m.retain));
+    let last = |topic: &str| {
+        retained
+            .iter()
+            .rev()
+            .find(|m| m.topic == topic)
+            .map(|m| m.payload.clone())
+            .unwrap_or_else(|| panic!("no {topic}"))
+    };
+    assert_eq!(last("site/yard/door/3"), b"10");
+    assert_eq!(last("site/available"), b"online");
+    let state: serde_json::Value = serde_json::from_slice(&last("site/yard/state")).unwrap();
+    assert_eq!(state["feed"], "yard");
+    assert_eq!(state["zones"]["door"]["3"], 10);
+    assert_eq!(state["lines"]["gate"]["right_to_left"]["3"], 10);
+    // Nothing is emitted any more and the daemon-wide sink is still online; it goes
+    // offline when the daemon drops it.
+    drop(shared);
+    live.wait("offline", |i| {
+        i.msgs
+            .iter()
+            .any(|m| m.topic == "site/available" && m.payload == b"offline")
+    });
+}

@@ -8,7 +8,7 @@
 mod common;
 
 use nv_sinks::schema::ValueRecord;
-use nv_sinks::{OutputRecord, OUTPUT_SCHEMA_V1, SCHEMA_VERSION};
+use nv_sinks::{EventRecord, OutputRecord, EVENT_SCHEMA_V1, OUTPUT_SCHEMA_V1, SCHEMA_VERSION};
 use serde_json::Value;
 
 #[test]
@@ -101,4 +101,72 @@ fn schema_md_example_is_a_valid_record() {
     assert!(errors.is_empty(), "{errors:#?}");
     let record: OutputRecord = serde_json::from_value(example).unwrap();
     assert_eq!(record.idempotency_key, "1:0:0:42");
+}
+
+fn errors(validator: &jsonschema::Validator, json: &Value) -> Vec<String> {
+    validator
+        .iter_errors(json)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect()
+}
+
+#[test]
+fn event_records_validate_and_carry_the_event() {
+    let schema: Value = serde_json::from_str(EVENT_SCHEMA_V1).unwrap();
+    let validator = jsonschema::draft202012::new(&schema).unwrap();
+    // One contract: the standalone schema's event is the output schema's event.
+    let output: Value = serde_json::from_str(OUTPUT_SCHEMA_V1).unwrap();
+    for def in ["event", "u64", "u32", "nullable_u64", "bbox"] {
+        assert_eq!(schema["$defs"][def], output["$defs"][def], "{def}");
+    }
+    let outputs = common::outputs(2);
+    let out = &outputs[1];
+    let events = EventRecord::all(out);
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "object_appeared",
+            "zone_enter",
+            "zone_dwell",
+            "zone_exit",
+            "line_crossed",
+            "object_lost",
+            "camera_motion"
+        ]
+    );
+    for (i, e) in events.iter().enumerate() {
+        let json: Value = serde_json::from_slice(&e.to_json().unwrap()).unwrap();
+        let errs = errors(&validator, &json);
+        assert!(errs.is_empty(), "event {i} invalid: {errs:#?}\n{json:#}");
+        let key = OutputRecord::from_output(out).idempotency_key;
+        assert_eq!(e.event_id, format!("{key}:{i}"));
+        assert_eq!(e.idempotency_key, e.event_id);
+        assert_eq!(e.frame_seq, out.frame_seq);
+        assert_eq!(e.feed.as_deref(), out.feed_name.as_deref());
+        let back: EventRecord = serde_json::from_value(json).unwrap();
+        assert_eq!(&back, e);
+    }
+    let crossed = &events[4];
+    assert_eq!(
+        (
+            crossed.track_id,
+            crossed.line.as_deref(),
+            crossed.direction.as_deref()
+        ),
+        (Some(7), Some("gate"), Some("left_to_right"))
+    );
+    assert_eq!(events[2].dwell_millis, Some(1500));
+    assert_eq!(events[2].zone.as_deref(), Some("door"));
+    assert_eq!(
+        (events[6].track_id, events[6].motion.as_deref()),
+        (None, Some("pan"))
+    );
+    // Inside the frame record, the same records.
+    assert_eq!(OutputRecord::from_output(out).events, events);
+    // Strict: a float track id or an unknown direction is caught.
+    let mut bad: Value = serde_json::from_slice(&events[4].to_json().unwrap()).unwrap();
+    bad["track_id"] = serde_json::json!(7.5);
+    bad["direction"] = serde_json::json!("up");
+    assert_eq!(validator.iter_errors(&bad).count(), 2);
 }

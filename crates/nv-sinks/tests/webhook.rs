@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::{wait_stats, TIMEOUT};
 use nv_io::OutputSink;
-use nv_sinks::{OutputRecord, Secret, SinkStats, WebhookSink, WebhookSinkConfig};
+use nv_sinks::{OutputRecord, Records, Secret, SinkStats, WebhookSink, WebhookSinkConfig};
 use nv_test_util::port::RefusedPort;
 use parking_lot::{Condvar, Mutex};
 
@@ -23,6 +23,8 @@ struct Seen {
     /// Keys of accepted (2xx) requests, in arrival order.
     accepted: Vec<String>,
     api_keys: Vec<String>,
+    /// Accepted records, as JSON.
+    records: Vec<serde_json::Value>,
 }
 
 #[derive(Debug)]
@@ -103,9 +105,14 @@ impl Server {
                 200
             };
             if status == 200 {
-                let records: Vec<OutputRecord> = serde_json::from_slice(&body).unwrap();
-                seen.accepted
-                    .extend(records.into_iter().map(|r| r.idempotency_key));
+                // Frame and event records both carry `idempotency_key`.
+                let records: Vec<serde_json::Value> = serde_json::from_slice(&body).unwrap();
+                seen.accepted.extend(
+                    records
+                        .iter()
+                        .map(|r| r["idempotency_key"].as_str().unwrap().to_owned()),
+                );
+                seen.records.extend(records);
                 seen.api_keys.push(api_key);
             }
             self.changed.notify_all();
@@ -238,4 +245,41 @@ fn unreachable_endpoint_never_blocks_emit_and_drop_is_bounded() {
     assert_eq!(s.delivered, 0);
     assert_eq!(s.failed + s.dropped_by_buffer, 50, "{s:?}");
     assert_eq!(s.buffered, 0);
+}
+
+/// `records = ["events"]`: the hook receives event records only, each once, in order.
+#[test]
+fn events_only_webhook_receives_every_event_and_no_frame() {
+    let server = Server::start(Script {
+        fail_first: 1,
+        gated: false,
+        always: None,
+    });
+    let mut c = config(&server.url);
+    c.records = Records::EVENTS;
+    let stats = SinkStats::new();
+    let mut sink = WebhookSink::start(c, stats.clone()).unwrap();
+    // 5 frames, 7 events each (one of every kind, see `common::rich_output`).
+    let outputs = common::outputs(5);
+    for o in &outputs {
+        sink.emit(o.clone());
+    }
+    wait_stats(&stats, "all delivered", |s| s.delivered == 35);
+    drop(sink);
+    let seen = server.seen.lock();
+    assert_eq!(seen.records.len(), 35);
+    assert!(seen.records.iter().all(|r| r["record"] == "event"));
+    let want: Vec<String> = outputs
+        .iter()
+        .flat_map(|o| {
+            let key = OutputRecord::from_output(o).idempotency_key;
+            (0..7).map(move |i| format!("{key}:{i}"))
+        })
+        .collect();
+    assert_eq!(seen.accepted, want);
+    let s = stats.snapshot();
+    assert_eq!(
+        (s.received, s.delivered, s.failed, s.retries),
+        (35, 35, 0, 1)
+    );
 }

@@ -31,8 +31,8 @@ pub use config::{validate_pipeline, StageBuildError, StageConfig, STAGE_KINDS};
 pub use motion::{GlobalMotion, MotionConfig, MotionDetector};
 pub use tracker::{EpochPolicy, Tracker, TrackerConfig};
 pub use zones::{
-    Anchor, CrossingDirection, LineSpec, ZoneAnalytics, ZoneConfig, ZoneEvent, ZoneEventKind,
-    ZoneEvents, ZoneSpec,
+    Anchor, CrossingDirection, LineSpec, ZoneAnalytics, ZoneConfig, ZoneEditor, ZoneEvent,
+    ZoneEventKind, ZoneEvents, ZoneSpec,
 };
 
 #[cfg(feature = "model")]

@@ -331,6 +331,46 @@ impl Stage for NoOpStage {
     }
 }
 
+/// Every frame, a new track (id = frame seq + 1, class 3) enters zone `door` and crosses
+/// line `gate` right to left: a feed of `n` frames counts `n` of each.
+#[derive(Debug, Clone, Copy)]
+pub struct EventStage(pub &'static str);
+
+impl Stage for EventStage {
+    fn id(&self) -> StageId {
+        StageId::new(self.0)
+    }
+    fn process(&mut self, ctx: &StageContext<'_>) -> Result<StageOutput, StageError> {
+        use nv_perception::{CrossingDirection, EventKind, EventObject, PerceptionEvent};
+        let ts = ctx.frame.ts();
+        let object = Some(EventObject {
+            track_id: nv_core::id::TrackId::new(ctx.frame.seq() + 1),
+            class_id: 3,
+            confidence: 0.8,
+            bbox: nv_core::geometry::BBox::new(0.1, 0.1, 0.2, 0.2),
+        });
+        let mut out = StageOutput::empty();
+        out.events = vec![
+            PerceptionEvent::new(
+                ts,
+                EventKind::ZoneEnter {
+                    zone: "door".into(),
+                },
+                object,
+            ),
+            PerceptionEvent::new(
+                ts,
+                EventKind::LineCrossed {
+                    line: "gate".into(),
+                    direction: CrossingDirection::RightToLeft,
+                },
+                object,
+            ),
+        ];
+        Ok(out)
+    }
+}
+
 /// Waits for a condition on state that has no event of its own (counters, liveness),
 /// yielding between checks; panics after [`TEST_TIMEOUT`].
 pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {

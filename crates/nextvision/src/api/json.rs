@@ -83,3 +83,28 @@ pub fn runtime(snap: &Snapshot<'_>) -> Value {
         })).collect::<Vec<_>>(),
     })
 }
+
+/// `GET /api/v1/feeds/{name}/analytics`: counts from the feed's events.
+pub fn analytics(d: &FeedDiagnostics) -> Value {
+    let a = &d.analytics;
+    json!({
+        "feed_id": d.feed_id.as_u64(),
+        "feed": d.name,
+        "events": a.events,
+        "zones": a.zones.iter().map(|((zone, class), c)| json!({
+            "zone": &**zone,
+            "class_id": class,
+            "occupancy": c.occupancy,
+            "entries": c.entries,
+            "exits": c.exits,
+            "dwells": c.dwells,
+        })).collect::<Vec<_>>(),
+        "lines": a.lines.iter().map(|((line, direction, class), n)| json!({
+            "line": &**line,
+            "direction": direction.as_str(),
+            "class_id": class,
+            "crossings": n,
+        })).collect::<Vec<_>>(),
+        "series_dropped": a.series_dropped,
+    })
+}

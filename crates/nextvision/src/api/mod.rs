@@ -51,6 +51,8 @@ pub struct AppState {
     /// Running MJPEG streams, against `api.max_stream_clients`.
     pub streams: Arc<StreamClients>,
     pub event_snapshots: Arc<event_snapshots::EventSnapshots>,
+    /// Run-time zone and line edits, by feed name.
+    pub zone_editors: Arc<crate::zone_edit::ZoneEditors>,
 }
 
 /// An API error: HTTP status, stable code, human message (never credentials).
@@ -191,6 +193,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/events/{id}/snapshot.jpg", get(event_snapshot))
         .route("/api/v1/feeds/{id}/overlay", get(feed_overlay))
         .route("/api/v1/sinks", get(list_sinks))
+        .route("/api/v1/feeds/{id}/analytics", get(get_analytics))
+        .route("/api/v1/feeds/{id}/zones", get(get_zones).put(put_zones))
         .route("/api/v1/diagnostics", get(diagnostics))
         .route("/api/v1/events", get(events));
     if state.config.metrics.prometheus {
@@ -330,6 +334,88 @@ async fn get_feed(
     Ok(Json(json::feed(&feed.diagnostics())))
 }
 
+async fn get_analytics(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let feed = find_feed(&s, &id)?;
+    Ok(Json(json::analytics(&feed.diagnostics())))
+}
+
+fn zone_editor(
+    s: &AppState,
+    feed: &nv_runtime::FeedHandle,
+) -> Result<nv_stages::ZoneEditor, ApiError> {
+    s.zone_editors.get(feed.name()).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_zones_stage",
+            format!("feed `{}` has no zones stage", feed.name()),
+        )
+    })
+}
+
+async fn get_zones(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let feed = find_feed(&s, &id)?;
+    let editor = zone_editor(&s, &feed)?;
+    Ok(Json(crate::zone_edit::to_json(&editor.current())))
+}
+
+/// Replaces the feed's zones and lines; answers once the stage applied the edit at a
+/// frame boundary (`applied: true`) or after 2 s (`applied: false`: the feed is paused,
+/// stopped or slow; the edit applies at its next frame).
+async fn put_zones(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let feed = find_feed(&s, &id)?;
+    let editor = zone_editor(&s, &feed)?;
+    let value: Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.to_string()))?;
+    let config = crate::zone_edit::parse(value).map_err(|problems| {
+        let mut e = ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_config",
+            "the zones have problems",
+        );
+        e.details = Some(json!(problems));
+        e
+    })?;
+    let detail = crate::zone_edit::describe(&config);
+    let edit = editor.submit(config).map_err(|e| {
+        let mut err = ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_config",
+            "the zones have problems",
+        );
+        err.details = Some(json!(e
+            .problems
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()));
+        err
+    })?;
+    feed.report_config_changed(detail);
+    let waiter = editor.clone();
+    let applied = tokio::task::spawn_blocking(move || {
+        waiter.wait_applied(edit, std::time::Duration::from_secs(2))
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    let current = editor.current();
+    // Snapshots and streams draw the zones and lines now in force.
+    s.snapshots
+        .set_overlay(feed.id(), feed.name(), snapshot::overlay_of_zones(&current));
+    let mut v = crate::zone_edit::to_json(&current);
+    v["applied"] = json!(applied);
+    v["edit"] = json!(edit);
+    Ok(Json(v))
+}
+
 async fn add_feed(
     State(s): State<AppState>,
     body: axum::body::Bytes,
@@ -359,7 +445,7 @@ async fn add_feed(
         .sinks
         .feed_sink(&spec)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_config", e.to_string()))?;
-    let stages = crate::assemble::stages(&spec)
+    let stages = crate::assemble::stages(&spec, &s.zone_editors)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_config", format!("{e:#}")))?;
     let config = crate::assemble::feed_config(&spec, stages, sink, Some(factory))
         .map_err(|e| ApiError::from(NvError::from(e)))?;
@@ -373,7 +459,8 @@ async fn remove_feed(
     State(s): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let id = find_feed(&s, &id)?.id();
+    let feed = find_feed(&s, &id)?;
+    let (id, name) = (feed.id(), feed.name().to_owned());
     let runtime = s.runtime.clone();
     // Removal joins the worker (bounded): keep it off the async threads.
     tokio::task::spawn_blocking(move || runtime.remove_feed(id))
@@ -383,6 +470,7 @@ async fn remove_feed(
         })??;
     s.snapshots.forget(id);
     s.health.forget_feed(id.as_u64());
+    s.zone_editors.forget(&name);
     forget_removed_feeds(&s);
     Ok(StatusCode::NO_CONTENT)
 }

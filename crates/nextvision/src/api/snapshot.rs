@@ -215,6 +215,31 @@ pub fn overlay_of(stages: &[nv_stages::StageConfig]) -> Overlay {
     o
 }
 
+/// The zones and lines of a zone configuration (after a run-time edit), without counts.
+pub fn overlay_of_zones(c: &nv_stages::ZoneConfig) -> Overlay {
+    Overlay {
+        zones: c
+            .zones
+            .iter()
+            .map(|z| ZoneShape {
+                name: z.name.clone(),
+                points: z.polygon.vertices.clone(),
+                occupancy: None,
+            })
+            .collect(),
+        lines: c
+            .lines
+            .iter()
+            .map(|l| LineShape {
+                name: l.name.clone(),
+                from: l.start,
+                to: l.end,
+                crossings: None,
+            })
+            .collect(),
+    }
+}
+
 /// Fills the counts the overlay lacks from the frame's zone artifact.
 fn with_counts(overlay: &Overlay, output: &OutputEnvelope) -> Overlay {
     let mut o = overlay.clone();

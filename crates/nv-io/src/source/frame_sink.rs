@@ -38,19 +38,21 @@ pub enum PushOutcome {
     SampledOut,
 }
 
-/// What the engine hands a session's [`FrameSink`]: the queue frames go into and the
-/// per-feed state that outlives the session.
-pub struct FrameSinkParts {
+/// A feed's side of its sources, built once per feed and shared by every session's
+/// [`FrameSink`]: the ids, policy, counters, clock and health stream a producer needs, and
+/// the state that outlives sessions (frame seq and media time continue across reconnects
+/// and restarts).
+pub struct FeedIo {
     pub feed_id: FeedId,
-    pub queue: Arc<BoundedQueue<FrameEnvelope>>,
+    /// What the feed's frame queue does when full.
     pub overflow: Overflow,
     pub counters: Arc<FeedCounters>,
     pub health: broadcast::Sender<HealthEvent>,
     pub clock: SharedClock,
-    /// Per-feed, survives sessions: frame seq stays monotonic across reconnects/restarts.
-    pub next_seq: Arc<AtomicU64>,
-    /// Per-feed, survives sessions: last media timestamp handed out.
-    pub last_ts: Arc<AtomicU64>,
+    /// Next frame seq; monotonic for the feed's lifetime.
+    pub next_seq: AtomicU64,
+    /// Highest media timestamp handed out (nanos).
+    pub last_ts: AtomicU64,
     /// Window of the coalesced `BackpressureDrop` events.
     pub throttle_window: Duration,
     /// Where the coalesced `BackpressureDrop` events register to leave on their deadline.
@@ -61,9 +63,9 @@ pub struct FrameSinkParts {
     pub observer: Arc<dyn SourceObserver>,
 }
 
-impl std::fmt::Debug for FrameSinkParts {
+impl std::fmt::Debug for FeedIo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FrameSinkParts")
+        f.debug_struct("FeedIo")
             .field("feed_id", &self.feed_id)
             .field("overflow", &self.overflow)
             .field("max_fps", &self.max_fps)
@@ -82,14 +84,8 @@ pub trait SourceObserver: Send + Sync {
 }
 
 struct SinkShared {
-    feed_id: FeedId,
+    io: Arc<FeedIo>,
     queue: Arc<BoundedQueue<FrameEnvelope>>,
-    overflow: Overflow,
-    counters: Arc<FeedCounters>,
-    health: broadcast::Sender<HealthEvent>,
-    clock: SharedClock,
-    next_seq: Arc<AtomicU64>,
-    last_ts: Arc<AtomicU64>,
     end: Mutex<Option<SourceEnd>>,
     /// Coalesced `BackpressureDrop`; carries the latest drop reason.
     drops: Coalesced<Option<DropReason>>,
@@ -97,8 +93,6 @@ struct SinkShared {
     min_interval_nanos: u64,
     /// Media time of the last frame let through the cap (`u64::MAX` = none yet).
     last_accepted_ts: AtomicU64,
-    /// The feed's state and last error.
-    status: Arc<dyn SourceObserver>,
 }
 
 /// Cloneable handle for a source's producer threads.
@@ -110,61 +104,58 @@ pub struct FrameSink {
 impl std::fmt::Debug for FrameSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FrameSink")
-            .field("feed_id", &self.inner.feed_id)
+            .field("feed_id", &self.inner.io.feed_id)
             .finish_non_exhaustive()
     }
 }
 
 impl FrameSink {
-    /// Opens a session's sink (the engine does this once per session).
-    pub fn new(parts: FrameSinkParts) -> Self {
-        let min_interval_nanos = parts.max_fps.map_or(0, |fps| (0.95e9 / fps) as u64);
+    /// Opens a session's sink over the session's frame queue (the engine does this once
+    /// per session).
+    pub fn new(io: Arc<FeedIo>, queue: Arc<BoundedQueue<FrameEnvelope>>) -> Self {
+        let min_interval_nanos = io.max_fps.map_or(0, |fps| (0.95e9 / fps) as u64);
+        let drops = {
+            let feed_id = io.feed_id;
+            let usual = match io.overflow {
+                Overflow::DropNewest => DropReason::QueueFullRejectedNewest,
+                _ => DropReason::QueueFullEvictedOldest,
+            };
+            Coalesced::new(
+                &io.coalescers,
+                io.throttle_window,
+                io.health.clone(),
+                io.clock.clone(),
+                move |frames_dropped, reason: Option<DropReason>| HealthEvent::BackpressureDrop {
+                    feed_id,
+                    reason: reason.unwrap_or(usual),
+                    frames_dropped,
+                },
+            )
+        };
         Self {
             inner: Arc::new(SinkShared {
-                feed_id: parts.feed_id,
-                queue: parts.queue,
-                overflow: parts.overflow,
-                counters: parts.counters,
-                health: parts.health.clone(),
-                clock: parts.clock.clone(),
-                next_seq: parts.next_seq,
-                last_ts: parts.last_ts,
+                io,
+                queue,
                 end: Mutex::new(None),
-                drops: {
-                    let feed_id = parts.feed_id;
-                    let usual = match parts.overflow {
-                        Overflow::DropNewest => DropReason::QueueFullRejectedNewest,
-                        _ => DropReason::QueueFullEvictedOldest,
-                    };
-                    Coalesced::new(
-                        &parts.coalescers,
-                        parts.throttle_window,
-                        parts.health.clone(),
-                        parts.clock.clone(),
-                        move |frames_dropped, reason: Option<DropReason>| {
-                            HealthEvent::BackpressureDrop {
-                                feed_id,
-                                reason: reason.unwrap_or(usual),
-                                frames_dropped,
-                            }
-                        },
-                    )
-                },
+                drops,
                 min_interval_nanos,
                 last_accepted_ts: AtomicU64::new(u64::MAX),
-                status: parts.observer,
             }),
         }
     }
 
     /// How the feed's queue treats a full queue (a producer under `Block` may be held).
     pub fn overflow(&self) -> Overflow {
-        self.inner.overflow
+        self.inner.io.overflow
     }
 
     /// Frames this feed has received over its whole life (all sessions).
     pub fn frames_received(&self) -> u64 {
-        self.inner.counters.frames_received.load(Ordering::Relaxed)
+        self.inner
+            .io
+            .counters
+            .frames_received
+            .load(Ordering::Relaxed)
     }
 
     /// How the session ended, once a producer called [`end`](Self::end).
@@ -173,22 +164,22 @@ impl FrameSink {
     }
 
     pub fn feed_id(&self) -> FeedId {
-        self.inner.feed_id
+        self.inner.io.feed_id
     }
 
     pub fn clock(&self) -> &SharedClock {
-        &self.inner.clock
+        &self.inner.io.clock
     }
 
     /// Next frame sequence number for this feed (monotonic for the feed's lifetime).
     pub fn next_seq(&self) -> u64 {
-        self.inner.next_seq.fetch_add(1, Ordering::Relaxed)
+        self.inner.io.next_seq.fetch_add(1, Ordering::Relaxed)
     }
 
     /// The highest media timestamp handed out so far on this feed (across sessions), so a
     /// reconnected source can continue time instead of restarting it.
     pub fn last_ts(&self) -> MonotonicTs {
-        MonotonicTs::from_nanos(self.inner.last_ts.load(Ordering::Relaxed))
+        MonotonicTs::from_nanos(self.inner.io.last_ts.load(Ordering::Relaxed))
     }
 
     /// Delivers a frame. Counts it, applies the feed's backpressure policy (blocking the
@@ -196,6 +187,7 @@ impl FrameSink {
     pub fn push(&self, frame: FrameEnvelope) -> PushOutcome {
         let inner = &self.inner;
         inner
+            .io
             .counters
             .frames_received
             .fetch_add(1, Ordering::Relaxed);
@@ -210,9 +202,10 @@ impl FrameSink {
             inner.last_accepted_ts.store(ts, Ordering::Relaxed);
         }
         inner
+            .io
             .last_ts
             .fetch_max(frame.ts().as_nanos(), Ordering::Relaxed);
-        match inner.queue.push(frame, inner.overflow) {
+        match inner.queue.push(frame, inner.io.overflow) {
             Push::Accepted => PushOutcome::Accepted,
             Push::Evicted(_old) => {
                 self.record_drop(DropReason::QueueFullEvictedOldest);
@@ -223,7 +216,7 @@ impl FrameSink {
                 PushOutcome::Rejected
             }
             Push::Closed(_frame) => {
-                inner.counters.add_drop(DropReason::FeedStopping, 1);
+                inner.io.counters.add_drop(DropReason::FeedStopping, 1);
                 PushOutcome::Closed
             }
         }
@@ -231,7 +224,7 @@ impl FrameSink {
 
     fn record_drop(&self, reason: DropReason) {
         let inner = &self.inner;
-        inner.counters.add_drop(reason, 1);
+        inner.io.counters.add_drop(reason, 1);
         inner.drops.record(1, |r| *r = Some(reason));
     }
 
@@ -243,6 +236,7 @@ impl FrameSink {
     /// Counts a frame skipped by a frame-rate cap (sampling, not a drop).
     pub fn record_sampled_out(&self) {
         self.inner
+            .io
             .counters
             .frames_sampled_out
             .fetch_add(1, Ordering::Relaxed);
@@ -251,14 +245,14 @@ impl FrameSink {
     /// Publishes a health event on the runtime's stream (source events also move the
     /// feed's state: reconnecting, stalled, connected).
     pub fn health(&self, event: HealthEvent) {
-        self.inner.status.observe(&event);
-        self.inner.health.send(event);
+        self.inner.io.observer.observe(&event);
+        self.inner.io.health.send(event);
     }
 
     /// Records a failure the source recovers from by itself (it retries) in the feed's
     /// last error. A failure that ends the session is recorded by [`fail`](Self::fail).
     pub fn record_error(&self, err: &MediaError) {
-        self.inner.status.record_media_error(err);
+        self.inner.io.observer.record_media_error(err);
     }
 
     /// Ends the session: frames already queued are still processed first.
@@ -279,7 +273,7 @@ impl FrameSink {
     /// [`MediaError::GaveUp`] counts as the occurrence of its cause).
     pub fn fail(&self, err: MediaError) {
         if self.inner.end.lock().is_none() {
-            self.inner.status.record_media_error(&err);
+            self.inner.io.observer.record_media_error(&err);
         }
         self.end(SourceEnd::Failed(err));
     }

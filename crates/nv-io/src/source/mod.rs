@@ -19,7 +19,7 @@ use nv_core::source::{
 };
 use nv_core::time::MonotonicTs;
 
-pub use frame_sink::{FrameSink, FrameSinkParts, PushOutcome, SourceEnd, SourceObserver};
+pub use frame_sink::{FeedIo, FrameSink, PushOutcome, SourceEnd, SourceObserver};
 
 /// Pixel format a feed wants from its source.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]

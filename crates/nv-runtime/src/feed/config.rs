@@ -47,8 +47,9 @@ pub struct FeedConfig {
     pub(crate) sink_factory: Option<SinkFactory>,
     pub(crate) backpressure: BackpressurePolicy,
     pub(crate) sink_queue_capacity: usize,
-    /// `DropNewest` unless lossless: a full sink queue drops the new output for the sink
-    /// only (subscribers still get it) and reports it.
+    /// `Block` when the source queue blocks (lossless end to end), else `DropNewest`: a
+    /// full sink queue drops the new output for the sink only (subscribers still get it)
+    /// and reports it.
     pub(crate) sink_overflow: Overflow,
     pub(crate) sink_shutdown_timeout: Duration,
     pub(crate) restart: RestartPolicy,
@@ -147,12 +148,27 @@ impl FeedConfigBuilder {
     );
     setter!(source: SourceSpec);
     setter!(camera_mode: CameraMode);
-    setter!(backpressure: BackpressurePolicy);
+    setter!(
+        /// What the feed's frame queue does when the stages fall behind (default
+        /// `drop_oldest(4)`). `Block` means lossless end to end: unless
+        /// [`sink_overflow`](Self::sink_overflow) says otherwise, a slow sink then holds
+        /// the worker, which holds the source, and no output is dropped at the sink queue.
+        backpressure: BackpressurePolicy
+    );
     setter!(
         /// Outputs buffered for the sink thread (default 16).
         sink_queue_capacity: usize
     );
-    setter!(sink_overflow: Overflow);
+    setter!(
+        /// What a full sink queue does. Default: `Block` when the frame queue blocks
+        /// (see [`backpressure`](Self::backpressure)), else `DropNewest`. Set
+        /// `DropNewest` (or `DropOldest`) explicitly with a blocking frame queue to get
+        /// the seed's behaviour: the source and stages never lose a frame, but a sink that
+        /// falls behind loses outputs (counted as `SinkQueueFull`, reported as
+        /// `SinkBackpressure`; subscribers still get every output) instead of slowing the
+        /// feed down.
+        sink_overflow: Overflow
+    );
     setter!(
         /// How long a session end waits for the sink to drain before detaching it (5 s).
         sink_shutdown_timeout: Duration
@@ -251,7 +267,9 @@ impl FeedConfigBuilder {
     }
 
     /// Offline processing: the source blocks when the feed is behind and the sink queue
-    /// blocks instead of dropping, so every frame yields exactly one output.
+    /// blocks instead of dropping, so every frame yields exactly one output. The same as
+    /// `backpressure(BackpressurePolicy::block(depth))` with the current (or default)
+    /// depth; it also overrides an earlier [`sink_overflow`](Self::sink_overflow).
     pub fn lossless(mut self) -> Self {
         let depth = self.backpressure.map_or(4, BackpressurePolicy::queue_depth);
         self.backpressure = Some(BackpressurePolicy::block(depth));
@@ -439,7 +457,11 @@ impl FeedConfigBuilder {
             sink_factory: self.sink_factory,
             backpressure,
             sink_queue_capacity: self.sink_queue_capacity.unwrap_or(16),
-            sink_overflow: self.sink_overflow.unwrap_or(Overflow::DropNewest),
+            sink_overflow: self.sink_overflow.unwrap_or(if backpressure.is_lossless() {
+                Overflow::Block
+            } else {
+                Overflow::DropNewest
+            }),
             sink_shutdown_timeout: self.sink_shutdown_timeout.unwrap_or(Duration::from_secs(5)),
             restart,
             reconnect,

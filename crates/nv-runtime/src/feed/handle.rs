@@ -55,6 +55,8 @@ pub struct FeedDiagnostics {
     pub state: FeedState,
     /// The most recent error, with its cause chain, times and repeat count.
     pub last_error: Option<LastError>,
+    /// Events by kind, zone occupancy and line crossings.
+    pub analytics: super::analytics::FeedAnalytics,
 }
 
 /// A cloneable handle to one feed.
@@ -108,14 +110,14 @@ impl FeedHandle {
                 .lock()
                 .as_ref()
                 .map_or(0, |q| q.len()),
-            source_capacity: self.shared.source_capacity,
+            source_capacity: self.shared.settings.queue_depth,
             sink_depth: self
                 .shared
                 .sink_queue
                 .lock()
                 .as_ref()
                 .map_or(0, |q| q.len()),
-            sink_capacity: self.shared.sink_capacity,
+            sink_capacity: self.shared.settings.sink_capacity,
         }
     }
 
@@ -136,6 +138,15 @@ impl FeedHandle {
 
     pub fn decode_status(&self) -> Option<DecodeStatus> {
         self.shared.decode_status.lock().clone()
+    }
+
+    /// Reports a change of the feed's configuration made while it runs (a `FeedConfigChanged`
+    /// health event; `detail` says what changed, for a person).
+    pub fn report_config_changed(&self, detail: String) {
+        self.shared.health.send(HealthEvent::FeedConfigChanged {
+            feed_id: self.shared.id,
+            detail,
+        });
     }
 
     /// Stops processing until [`resume`](Self::resume); queued frames stay queued.
@@ -206,6 +217,7 @@ impl FeedHandle {
             stop_reason: self.stop_reason(),
             state: self.state(),
             last_error: self.last_error(),
+            analytics: s.analytics.snapshot(),
         }
     }
 }

@@ -1,7 +1,9 @@
-//! State shared between a feed's worker thread, its handle and the runtime.
+//! The per-feed context shared by a feed's worker and sink threads, its handle and the
+//! runtime.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use nv_core::clock::SharedClock;
 use nv_core::health::{HealthEvent, StopReason};
@@ -15,7 +17,8 @@ use super::status::FeedStatus;
 use crate::broadcast;
 use crate::output::SharedOutput;
 use crate::queue::BoundedQueue;
-use crate::source::DecodeStatus;
+use crate::queue::Overflow;
+use crate::source::{DecodeStatus, FeedIo};
 use crate::sync::Waiter;
 use nv_io::FeedCounters;
 
@@ -69,6 +72,23 @@ impl StageCounters {
     }
 }
 
+/// Queue and sink settings taken from the feed's config once.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct FeedSettings {
+    /// Frame queue depth (its overflow is in [`FeedIo::overflow`]).
+    pub queue_depth: usize,
+    pub sink_capacity: usize,
+    pub sink_overflow: Overflow,
+    /// How long a session end waits for the sink to drain; also how often a blocking sink
+    /// that holds the feed is reported (`SinkStalled`).
+    pub sink_shutdown_timeout: Duration,
+    pub stage_stall_timeout: Duration,
+    pub restart_delay: Duration,
+}
+
+/// The per-feed context: everything a feed's worker, sink, handle, executor and the
+/// watchdog share, built once in `add_feed` (the config's fields are read there and
+/// nowhere else). `io` is the part the feed's sources see.
 pub(crate) struct FeedShared {
     pub id: FeedId,
     pub name: String,
@@ -80,8 +100,9 @@ pub(crate) struct FeedShared {
     pub stages: Vec<(StageId, Arc<StageCounters>)>,
     pub source_queue: Mutex<Option<Arc<BoundedQueue<FrameEnvelope>>>>,
     pub sink_queue: Mutex<Option<Arc<BoundedQueue<SharedOutput>>>>,
-    pub source_capacity: usize,
-    pub sink_capacity: usize,
+    pub settings: FeedSettings,
+    /// The sources' side: counters, clock, health stream, frame seq and media time.
+    pub io: Arc<FeedIo>,
     pub created_at: MonotonicTs,
     pub session_started_at: AtomicU64,
     pub decode_status: Mutex<Option<DecodeStatus>>,
@@ -89,13 +110,14 @@ pub(crate) struct FeedShared {
     /// Set by whoever emits the feed's one `FeedStopped` event.
     pub stopped_emitted: AtomicBool,
     pub busy: Arc<StageBusy>,
-    pub stage_stall_timeout: std::time::Duration,
     /// State and last error (one source of truth).
     pub status: Arc<FeedStatus>,
     /// Window of the feed's coalesced health events.
-    pub health_throttle: std::time::Duration,
+    pub health_throttle: Duration,
     /// Where the feed's coalesced events register to be flushed on their deadline.
     pub coalescers: Arc<crate::coalesce::Coalescers>,
+    /// Counted from the feed's events (written by the worker).
+    pub analytics: Arc<super::analytics::AnalyticsCounters>,
 }
 
 impl std::fmt::Debug for FeedShared {
@@ -164,7 +186,7 @@ impl FeedShared {
             return;
         }
         let running = now.saturating_duration_since(MonotonicTs::from_nanos(since));
-        if running < self.stage_stall_timeout {
+        if running < self.settings.stage_stall_timeout {
             return;
         }
         self.busy.reported_nanos.store(since, Ordering::Relaxed);

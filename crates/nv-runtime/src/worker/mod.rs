@@ -3,7 +3,7 @@
 mod restart;
 pub(crate) mod sink;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -21,14 +21,11 @@ use crate::executor::{Executor, FrameOutcome};
 use crate::feed::config::FeedConfig;
 use crate::feed::shared::FeedShared;
 use crate::output::{OutputSink, SharedOutput, SinkFactory};
-use crate::queue::{BoundedQueue, Overflow, Pop};
-use crate::source::{
-    FrameSink, FrameSinkParts, Source, SourceContext, SourceEnd, SourceFactory, SourceObserver,
-    SourceStatus,
-};
+use crate::queue::{BoundedQueue, Pop};
+use crate::source::{FrameSink, Source, SourceContext, SourceEnd, SourceFactory, SourceStatus};
 use crate::sync::OneShot;
 use restart::{FailureKind, RestartBudget, RestartDecision};
-use sink::{SinkParams, SinkWorker};
+use sink::Delivery;
 
 /// How a session ended.
 #[derive(Debug)]
@@ -64,31 +61,17 @@ struct Worker {
     outputs: broadcast::Sender<SharedOutput>,
     detached: DetachedThreads,
     source_ctx: SourceContext,
-    overflow: Overflow,
-    queue_depth: usize,
     sink: Option<Box<dyn OutputSink>>,
     /// Where a wedged sink thread returns its sink if it ever finishes.
     late_sink: Option<OneShot<Box<dyn OutputSink>>>,
     sink_factory: Option<SinkFactory>,
-    sink_params: SinkParams,
-    sink_shutdown_timeout: std::time::Duration,
     budget: RestartBudget,
-    restart_delay: std::time::Duration,
-    next_seq: Arc<AtomicU64>,
-    last_ts: Arc<AtomicU64>,
 }
 
 pub(crate) fn spawn(p: WorkerParams) -> Result<JoinHandle<()>, RuntimeError> {
     let name = format!("nv-feed-{}", p.shared.id.as_u64());
     let cfg = p.config;
-    let overflow = cfg.backpressure.overflow;
     let worker = Worker {
-        sink_params: SinkParams {
-            feed: Arc::clone(&p.shared),
-            capacity: cfg.sink_queue_capacity,
-            overflow: cfg.sink_overflow,
-            stall_report: cfg.sink_shutdown_timeout,
-        },
         shared: p.shared,
         spec: cfg.source,
         executor: p.executor,
@@ -96,16 +79,10 @@ pub(crate) fn spawn(p: WorkerParams) -> Result<JoinHandle<()>, RuntimeError> {
         outputs: p.outputs,
         detached: p.detached,
         source_ctx: p.source_ctx,
-        overflow,
-        queue_depth: cfg.backpressure.queue_depth(),
         sink: Some(cfg.sink),
         late_sink: None,
         sink_factory: cfg.sink_factory,
-        sink_shutdown_timeout: cfg.sink_shutdown_timeout,
         budget: RestartBudget::new(cfg.restart),
-        restart_delay: cfg.restart.restart_delay,
-        next_seq: Arc::new(AtomicU64::new(0)),
-        last_ts: Arc::new(AtomicU64::new(0)),
     };
     std::thread::Builder::new()
         .name(name.clone())
@@ -189,19 +166,20 @@ impl Worker {
                 RestartDecision::Restart { restart_count } => {
                     // Anchor the delay before announcing it, so an observer reacting to
                     // the event cannot move time underneath the computation.
-                    let resume_at = self.shared.clock.now() + self.restart_delay;
+                    let restart_delay = self.shared.settings.restart_delay;
+                    let resume_at = self.shared.clock.now() + restart_delay;
                     self.shared
                         .counters
                         .restarts
                         .store(restart_count, Ordering::Relaxed);
                     self.shared.status.set(FeedState::Reconnecting {
                         attempt: restart_count,
-                        next_try_at: wall_after(self.shared.clock.wall_now(), self.restart_delay),
+                        next_try_at: wall_after(self.shared.clock.wall_now(), restart_delay),
                     });
                     self.shared.health.send(HealthEvent::FeedRestarting {
                         feed_id: self.shared.id,
                         restart_count,
-                        delay_ms: u64::try_from(self.restart_delay.as_millis()).unwrap_or(u64::MAX),
+                        delay_ms: u64::try_from(restart_delay.as_millis()).unwrap_or(u64::MAX),
                     });
                     if self.wait_restart_delay(resume_at) {
                         return StopReason::UserRequested;
@@ -239,28 +217,15 @@ impl Worker {
             return SessionEnd::StageStartFailed(id, cause_chain(&e));
         }
         self.shared.status.set(FeedState::Connecting);
-        let queue = BoundedQueue::new(self.queue_depth, self.shared.clock.clone());
+        let queue = BoundedQueue::new(self.shared.settings.queue_depth, self.shared.clock.clone());
         *self.shared.source_queue.lock() = Some(Arc::clone(&queue));
-        let frame_sink = FrameSink::new(FrameSinkParts {
-            feed_id: self.shared.id,
-            queue: Arc::clone(&queue),
-            overflow: self.overflow,
-            counters: Arc::clone(&self.shared.counters),
-            health: self.shared.health.clone(),
-            clock: self.shared.clock.clone(),
-            next_seq: Arc::clone(&self.next_seq),
-            last_ts: Arc::clone(&self.last_ts),
-            throttle_window: self.shared.health_throttle,
-            coalescers: Arc::clone(&self.shared.coalescers),
-            max_fps: self.source_ctx.max_fps,
-            observer: Arc::clone(&self.shared.status) as Arc<dyn SourceObserver>,
-        });
+        let frame_sink = FrameSink::new(Arc::clone(&self.shared.io), Arc::clone(&queue));
         // A stop requested before the queue was published must still be seen.
         if self.shared.stop_requested() {
             queue.wake();
         }
-        let mut sink_worker = match self.take_sink() {
-            Some(sink) => match SinkWorker::spawn(sink, self.sink_params.clone()) {
+        let mut delivery = match self.take_sink() {
+            Some(sink) => match Delivery::start(sink, &self.shared) {
                 Ok(w) => Some(w),
                 Err(e) => {
                     tracing::error!(feed_id = %self.shared.id, error = %e, "could not start sink thread");
@@ -269,7 +234,8 @@ impl Worker {
             },
             None => None,
         };
-        *self.shared.sink_queue.lock() = sink_worker.as_ref().map(|w| Arc::clone(w.queue()));
+        *self.shared.sink_queue.lock() =
+            delivery.as_ref().and_then(Delivery::queue).map(Arc::clone);
 
         let mut source: Option<Box<dyn Source>> = None;
         let end = match self.factory.create(&self.source_ctx) {
@@ -286,7 +252,7 @@ impl Worker {
                     }
                 }
                 Ok(()) => {
-                    let end = self.process_loop(s.as_mut(), &queue, &frame_sink, &mut sink_worker);
+                    let end = self.process_loop(s.as_mut(), &queue, &frame_sink, &mut delivery);
                     source = Some(s);
                     end
                 }
@@ -309,11 +275,15 @@ impl Worker {
         frame_sink.flush_drop_events();
         *self.shared.source_queue.lock() = None;
         *self.shared.sink_queue.lock() = None;
-        if let Some(w) = sink_worker {
-            let (sink, late) = w.shutdown(self.sink_shutdown_timeout, &self.detached);
+        if let Some(w) = delivery {
+            let (sink, late) = w.shutdown(
+                &self.shared,
+                self.shared.settings.sink_shutdown_timeout,
+                &self.detached,
+            );
             match sink {
                 Some(s) => self.sink = Some(s),
-                None => self.late_sink = Some(late),
+                None => self.late_sink = late,
             }
         }
         self.executor.stop_stages();
@@ -326,7 +296,7 @@ impl Worker {
         source: &mut dyn Source,
         queue: &BoundedQueue<FrameEnvelope>,
         frame_sink: &FrameSink,
-        sink: &mut Option<SinkWorker>,
+        sink: &mut Option<Delivery>,
     ) -> SessionEnd {
         let clock = self.shared.clock.clone();
         let mut next_tick: Option<MonotonicTs> = source.tick(clock.now()).next_tick;
@@ -405,7 +375,7 @@ impl Worker {
         &mut self,
         frame: FrameEnvelope,
         received_at: MonotonicTs,
-        sink: &mut Option<SinkWorker>,
+        sink: &mut Option<Delivery>,
     ) -> Option<SessionEnd> {
         let counters = &self.shared.counters;
         counters.frames_dequeued.fetch_add(1, Ordering::Relaxed);
@@ -427,7 +397,7 @@ impl Worker {
                     self.outputs.send(Arc::clone(&output));
                 }
                 match sink {
-                    Some(w) => w.send(output),
+                    Some(w) => w.send(&self.shared, output),
                     None => counters.add_drop(DropReason::SinkQueueFull, 1),
                 }
                 None

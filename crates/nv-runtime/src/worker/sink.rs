@@ -7,92 +7,63 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use nv_core::clock::SharedClock;
 use nv_core::error::RuntimeError;
 use nv_core::health::{DropReason, HealthEvent};
-use nv_core::id::FeedId;
 
-use crate::broadcast;
 use crate::coalesce::Coalesced;
 use crate::detached::DetachedThreads;
+use crate::feed::shared::FeedShared;
 use crate::output::{OutputSink, SharedOutput};
 use crate::queue::{BoundedQueue, Overflow, Pop, Push};
 use crate::sync::OneShot;
-use nv_io::FeedCounters;
 
 /// Where a detached sink thread hands its sink back if it ever finishes.
 pub(crate) type LateSink = OneShot<Box<dyn OutputSink>>;
 
 /// A running sink thread for one session.
 pub(crate) struct SinkWorker {
-    feed_id: FeedId,
+    feed: Arc<FeedShared>,
     queue: Arc<BoundedQueue<SharedOutput>>,
-    overflow: Overflow,
     returned: OneShot<Box<dyn OutputSink>>,
     thread: Option<JoinHandle<()>>,
     backpressure: Coalesced<()>,
-    stall_report: Duration,
-    health: broadcast::Sender<HealthEvent>,
-    counters: Arc<FeedCounters>,
-    clock: SharedClock,
-}
-
-#[derive(Clone)]
-pub(crate) struct SinkParams {
-    /// The feed's context: id, clock, health sender, counters, coalescing window.
-    pub feed: Arc<crate::feed::shared::FeedShared>,
-    pub capacity: usize,
-    pub overflow: Overflow,
-    /// A blocking sink that holds the feed this long is reported (`SinkStalled`).
-    pub stall_report: Duration,
 }
 
 impl SinkWorker {
-    pub fn spawn(sink: Box<dyn OutputSink>, p: SinkParams) -> Result<Self, RuntimeError> {
-        let queue = BoundedQueue::new(p.capacity, p.feed.clock.clone());
-        let returned = OneShot::new(p.feed.clock.clone());
-        let name = format!("nv-sink-{}", p.feed.id.as_u64());
+    pub fn spawn(sink: Box<dyn OutputSink>, feed: &Arc<FeedShared>) -> Result<Self, RuntimeError> {
+        let queue = BoundedQueue::new(feed.settings.sink_capacity, feed.clock.clone());
+        let returned = OneShot::new(feed.clock.clone());
+        let name = format!("nv-sink-{}", feed.id.as_u64());
         let thread = {
-            let (queue, returned, health, counters, clock) = (
-                Arc::clone(&queue),
-                returned.clone(),
-                p.feed.health.clone(),
-                Arc::clone(&p.feed.counters),
-                p.feed.clock.clone(),
-            );
-            let feed_id = p.feed.id;
+            let (queue, returned, feed) = (Arc::clone(&queue), returned.clone(), Arc::clone(feed));
             std::thread::Builder::new()
                 .name(name.clone())
                 .stack_size(256 * 1024)
-                .spawn(move || run(feed_id, sink, &queue, &returned, &health, &counters, &clock))
+                .spawn(move || run(&feed, sink, &queue, &returned))
                 .map_err(|e| RuntimeError::ThreadSpawnFailed {
                     name,
                     source: Arc::new(e),
                 })?
         };
+        let backpressure = {
+            let feed_id = feed.id;
+            Coalesced::new(
+                &feed.coalescers,
+                feed.health_throttle,
+                feed.health.clone(),
+                feed.clock.clone(),
+                move |outputs_dropped, ()| HealthEvent::SinkBackpressure {
+                    feed_id,
+                    outputs_dropped,
+                },
+            )
+        };
         Ok(Self {
-            feed_id: p.feed.id,
+            feed: Arc::clone(feed),
             queue,
-            overflow: p.overflow,
             returned,
             thread: Some(thread),
-            backpressure: {
-                let feed_id = p.feed.id;
-                Coalesced::new(
-                    &p.feed.coalescers,
-                    p.feed.health_throttle,
-                    p.feed.health.clone(),
-                    p.feed.clock.clone(),
-                    move |outputs_dropped, ()| HealthEvent::SinkBackpressure {
-                        feed_id,
-                        outputs_dropped,
-                    },
-                )
-            },
-            stall_report: p.stall_report,
-            health: p.feed.health.clone(),
-            counters: Arc::clone(&p.feed.counters),
-            clock: p.feed.clock.clone(),
+            backpressure,
         })
     }
 
@@ -103,19 +74,21 @@ impl SinkWorker {
     /// Hands an output to the sink thread; under `DropNewest` a full queue drops it (for
     /// the sink only) and reports it, throttled.
     pub fn send(&mut self, output: SharedOutput) {
+        let feed = &*self.feed;
+        let overflow = feed.settings.sink_overflow;
+        let stall_report = feed.settings.sink_shutdown_timeout;
         let mut output = output;
         let mut stalls: u32 = 0;
         let result = loop {
             // A blocking (lossless) sink that makes the feed wait is reported every
             // `stall_report` while it lasts; stopping the feed closes the queue and ends it.
-            let deadline =
-                (self.overflow == Overflow::Block).then(|| self.clock.now() + self.stall_report);
-            match self.queue.push_until(output, self.overflow, deadline) {
+            let deadline = (overflow == Overflow::Block).then(|| feed.clock.now() + stall_report);
+            match self.queue.push_until(output, overflow, deadline) {
                 Push::TimedOut(back) => {
                     stalls = stalls.saturating_add(1);
-                    let blocked_for = self.stall_report * stalls;
-                    self.health.send(HealthEvent::SinkStalled {
-                        feed_id: self.feed_id,
+                    let blocked_for = stall_report * stalls;
+                    feed.health.send(HealthEvent::SinkStalled {
+                        feed_id: feed.id,
                         blocked_for_ms: u64::try_from(blocked_for.as_millis()).unwrap_or(u64::MAX),
                     });
                     output = back;
@@ -123,21 +96,18 @@ impl SinkWorker {
                 other => break other,
             }
         };
+        let counters = &feed.counters;
         match result {
             Push::Accepted => {
-                self.counters
-                    .outputs_to_sink
-                    .fetch_add(1, Ordering::Relaxed);
+                counters.outputs_to_sink.fetch_add(1, Ordering::Relaxed);
             }
-            Push::Closed(_) => self.counters.add_drop(DropReason::FeedStopping, 1),
+            Push::Closed(_) => counters.add_drop(DropReason::FeedStopping, 1),
             Push::Evicted(_) | Push::Rejected(_) | Push::TimedOut(_) => {
                 if matches!(result, Push::Evicted(_)) {
                     // Under `DropOldest` the new output went in and a queued one was lost.
-                    self.counters
-                        .outputs_to_sink
-                        .fetch_add(1, Ordering::Relaxed);
+                    counters.outputs_to_sink.fetch_add(1, Ordering::Relaxed);
                 }
-                self.counters.add_drop(DropReason::SinkQueueFull, 1);
+                counters.add_drop(DropReason::SinkQueueFull, 1);
                 self.backpressure.record(1, |()| {});
             }
         }
@@ -154,21 +124,21 @@ impl SinkWorker {
     ) -> (Option<Box<dyn OutputSink>>, LateSink) {
         self.backpressure.flush();
         self.queue.close();
-        let deadline = self.clock.now() + timeout;
+        let deadline = self.feed.clock.now() + timeout;
         let sink = self.returned.take_until(deadline);
         let thread = self.thread.take();
         match (&sink, thread) {
             (Some(_), Some(t)) => {
                 if t.join().is_err() {
-                    tracing::error!(feed_id = %self.feed_id, "sink thread panicked after returning its sink");
+                    tracing::error!(feed_id = %self.feed.id, "sink thread panicked after returning its sink");
                 }
             }
             (None, Some(t)) => {
-                tracing::warn!(feed_id = %self.feed_id, timeout_ms = timeout.as_millis(), "sink did not drain in time; detaching its thread");
-                self.health.send(HealthEvent::SinkTimeout {
-                    feed_id: self.feed_id,
+                tracing::warn!(feed_id = %self.feed.id, timeout_ms = timeout.as_millis(), "sink did not drain in time; detaching its thread");
+                self.feed.health.send(HealthEvent::SinkTimeout {
+                    feed_id: self.feed.id,
                 });
-                detached.add(format!("nv-sink-{}", self.feed_id.as_u64()), t);
+                detached.add(format!("nv-sink-{}", self.feed.id.as_u64()), t);
             }
             (_, None) => {}
         }
@@ -176,38 +146,99 @@ impl SinkWorker {
     }
 }
 
+/// How a session's outputs reach the user's sink.
+pub(crate) enum Delivery {
+    /// On the feed's sink thread, through the sink queue.
+    Thread(SinkWorker),
+    /// On the feed worker, right after the stages: the sink declared that `emit` never
+    /// blocks (`OutputSink::may_block` is false), so a hand-off would only add cost.
+    Inline(Box<dyn OutputSink>),
+}
+
+impl Delivery {
+    pub fn start(sink: Box<dyn OutputSink>, feed: &Arc<FeedShared>) -> Result<Self, RuntimeError> {
+        if sink.may_block() {
+            SinkWorker::spawn(sink, feed).map(Self::Thread)
+        } else {
+            Ok(Self::Inline(sink))
+        }
+    }
+
+    /// The sink queue, if outputs go through one.
+    pub fn queue(&self) -> Option<&Arc<BoundedQueue<SharedOutput>>> {
+        match self {
+            Self::Thread(w) => Some(w.queue()),
+            Self::Inline(_) => None,
+        }
+    }
+
+    pub fn send(&mut self, feed: &FeedShared, output: SharedOutput) {
+        match self {
+            Self::Thread(w) => w.send(output),
+            Self::Inline(sink) => {
+                feed.counters
+                    .outputs_to_sink
+                    .fetch_add(1, Ordering::Relaxed);
+                deliver(feed, sink, output);
+            }
+        }
+    }
+
+    /// Ends the session's delivery; see [`SinkWorker::shutdown`]. An inline sink is
+    /// flushed and handed back at once.
+    pub fn shutdown(
+        self,
+        feed: &FeedShared,
+        timeout: Duration,
+        detached: &DetachedThreads,
+    ) -> (Option<Box<dyn OutputSink>>, Option<LateSink>) {
+        match self {
+            Self::Thread(w) => {
+                let (sink, late) = w.shutdown(timeout, detached);
+                (sink, Some(late))
+            }
+            Self::Inline(mut sink) => {
+                flush(feed, &mut sink);
+                (Some(sink), None)
+            }
+        }
+    }
+}
+
+/// Hands one output to the sink; a panic loses that output only and is reported.
+fn deliver(feed: &FeedShared, sink: &mut Box<dyn OutputSink>, output: SharedOutput) {
+    feed.counters.receive_to_sink.record(
+        feed.clock
+            .now()
+            .saturating_duration_since(output.provenance.received_at),
+    );
+    if std::panic::catch_unwind(AssertUnwindSafe(move || sink.emit(output))).is_err() {
+        let feed_id = feed.id;
+        tracing::error!(%feed_id, "OutputSink::emit panicked; output dropped");
+        feed.health.send(HealthEvent::SinkPanic { feed_id });
+    }
+}
+
+fn flush(feed: &FeedShared, sink: &mut Box<dyn OutputSink>) {
+    if std::panic::catch_unwind(AssertUnwindSafe(move || sink.flush())).is_err() {
+        feed.health
+            .send(HealthEvent::SinkPanic { feed_id: feed.id });
+    }
+}
+
 fn run(
-    feed_id: FeedId,
+    feed: &FeedShared,
     mut sink: Box<dyn OutputSink>,
     queue: &BoundedQueue<SharedOutput>,
     returned: &OneShot<Box<dyn OutputSink>>,
-    health: &broadcast::Sender<HealthEvent>,
-    counters: &FeedCounters,
-    clock: &SharedClock,
 ) {
     loop {
         match queue.pop(None) {
-            Pop::Item(output, _) => {
-                counters.receive_to_sink.record(
-                    clock
-                        .now()
-                        .saturating_duration_since(output.provenance.received_at),
-                );
-                let sink_ref = &mut sink;
-                if std::panic::catch_unwind(AssertUnwindSafe(move || sink_ref.emit(output)))
-                    .is_err()
-                {
-                    tracing::error!(%feed_id, "OutputSink::emit panicked; output dropped");
-                    health.send(HealthEvent::SinkPanic { feed_id });
-                }
-            }
+            Pop::Item(output, _) => deliver(feed, &mut sink, output),
             Pop::Closed => break,
             Pop::Woken | Pop::TimedOut => {}
         }
     }
-    let sink_ref = &mut sink;
-    if std::panic::catch_unwind(AssertUnwindSafe(move || sink_ref.flush())).is_err() {
-        health.send(HealthEvent::SinkPanic { feed_id });
-    }
+    flush(feed, &mut sink);
     returned.put(sink);
 }

@@ -6,6 +6,8 @@ use nv_core::error::{ConfigError, ConfigProblem};
 use nv_io::OutputSink;
 use serde::Deserialize;
 
+use crate::records::Records;
+
 use super::Problems;
 use crate::error::SinkError;
 use crate::file::FileSink;
@@ -50,6 +52,9 @@ pub struct FileSinkConfig {
     /// Write buffer; memory use is bounded by this plus one record.
     #[serde(default = "default_buffer_bytes")]
     pub buffer_bytes: u64,
+    /// Record kinds written: `["frames"]` (default), `["events"]` or both.
+    #[serde(default)]
+    pub records: Records,
 }
 
 fn default_buffer_bytes() -> u64 {
@@ -65,6 +70,7 @@ impl FileSinkConfig {
             max_files: None,
             fsync: FsyncPolicy::default(),
             buffer_bytes: default_buffer_bytes(),
+            records: Records::default(),
         }
     }
 
@@ -123,7 +129,11 @@ impl FileSinkConfig {
 /// `type = "stdout"`: one JSON record per line on standard output.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct StdoutSinkConfig {}
+pub struct StdoutSinkConfig {
+    /// Record kinds written: `["frames"]` (default), `["events"]` or both.
+    #[serde(default)]
+    pub records: Records,
+}
 
 impl StdoutSinkConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -134,7 +144,7 @@ impl StdoutSinkConfig {
     }
     pub fn build_with_stats(&self, stats: SinkStats) -> Result<Box<dyn OutputSink>, SinkError> {
         self.validate()?;
-        Ok(Box::new(StdoutSink::new(stats)))
+        Ok(Box::new(StdoutSink::new(stats).with_records(self.records)))
     }
 }
 

@@ -86,6 +86,16 @@ pub struct MqttSinkConfig {
     /// Largest accepted record, in bytes.
     #[serde(default = "default_max_packet_bytes")]
     pub max_packet_bytes: u32,
+    /// Record kinds published: `["frames"]` (default), `["events"]` or both. With
+    /// `topic`, events go to `{event}` = `events`.
+    #[serde(default)]
+    pub records: crate::records::Records,
+    /// The Frigate-style layout by feed name under this prefix (`topic` and
+    /// `availability_topic` are then unused): `<prefix>/events`, `<prefix>/<feed>/frames`,
+    /// retained `<prefix>/<feed>/<zone>/<class>` occupancy and `<prefix>/<feed>/state`,
+    /// retained `<prefix>/available` for the daemon. See `SCHEMA.md`.
+    #[serde(default)]
+    pub prefix: Option<String>,
 }
 
 fn default_port() -> u16 {
@@ -128,6 +138,8 @@ impl MqttSinkConfig {
             reconnect_max_ms: default_retry_max_ms(),
             flush_timeout_ms: default_flush_timeout_ms(),
             max_packet_bytes: default_max_packet_bytes(),
+            records: crate::records::Records::default(),
+            prefix: None,
         }
     }
 
@@ -161,6 +173,16 @@ impl MqttSinkConfig {
             }
         }
         p.non_empty("availability_topic", &self.availability_topic);
+        if let Some(prefix) = &self.prefix {
+            p.non_empty("prefix", prefix);
+            if prefix.contains(['+', '#']) || prefix.starts_with('/') || prefix.ends_with('/') {
+                p.push(ConfigProblem::invalid(
+                    "prefix",
+                    prefix,
+                    "must not contain + or # nor start or end with /",
+                ));
+            }
+        }
         p.at_least("keep_alive_secs", self.keep_alive_secs, 5);
         p.at_least("buffer_records", u64::from(self.buffer_records), 1);
         p.at_least("max_in_flight", u64::from(self.max_in_flight), 1);

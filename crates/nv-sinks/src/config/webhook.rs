@@ -48,6 +48,10 @@ pub struct WebhookSinkConfig {
     /// How long a flush (session end) or drop waits for the buffer to drain.
     #[serde(default = "default_flush_timeout_ms")]
     pub flush_timeout_ms: u64,
+    /// Record kinds posted: `["frames"]` (default), `["events"]` (an events-only hook)
+    /// or both.
+    #[serde(default)]
+    pub records: crate::records::Records,
 }
 
 fn default_batch_max_records() -> u32 {
@@ -87,6 +91,7 @@ impl WebhookSinkConfig {
             retry_max_ms: default_retry_max_ms(),
             max_retries: None,
             flush_timeout_ms: default_flush_timeout_ms(),
+            records: crate::records::Records::default(),
         }
     }
 

@@ -194,6 +194,23 @@ impl<R: Attributed + Send + Sync + 'static> Delivery<R> {
         true
     }
 
+    /// Like [`emit`](Self::emit) for the record kinds `records` selects: each frame or
+    /// event record is counted and buffered on its own. True when a record was buffered.
+    pub fn emit_records(
+        &self,
+        output: &OutputEnvelope,
+        records: crate::records::Records,
+        mut make: impl FnMut(crate::records::Encoded) -> R,
+    ) -> bool {
+        let encoded =
+            crate::records::encode(output, records, &self.inner.stats, self.inner.kind, false);
+        let any = !encoded.is_empty();
+        for e in encoded {
+            self.push(make(e));
+        }
+        any
+    }
+
     /// Hands up to `max` records over (oldest first) if the transport may send and the
     /// in-flight window has room; never blocks.
     pub fn take(&self, max: usize) -> Vec<(Ticket, Arc<R>)> {

@@ -17,8 +17,9 @@ use nv_frame::{FrameEnvelope, HostBytes, PixelFormat};
 use nv_io::output::{Provenance, StageProvenance, StageResult, ViewProvenance};
 use nv_io::{OutputEnvelope, OutputSink, SharedOutput};
 use nv_perception::{
-    DerivedSignal, Detection, DetectionId, DetectionSet, SceneFeature, SceneFeatureValue,
-    SignalValue, Track, TrackId, TrackObservation, TrackState,
+    CrossingDirection, DerivedSignal, Detection, DetectionId, DetectionSet, EventKind, EventObject,
+    PerceptionEvent, SceneFeature, SceneFeatureValue, SignalValue, Track, TrackId,
+    TrackObservation, TrackState,
 };
 use nv_sinks::{OutputRecord, SinkStats, SinkStatsSnapshot};
 use nv_test_util::broker::{Broker, Outage};
@@ -26,9 +27,50 @@ use nv_view::ViewState;
 
 pub const TIMEOUT: Duration = Duration::from_secs(30);
 
+/// One event of every kind, about track 7 (camera motion: about no object).
+pub fn every_event_kind(ts: MonotonicTs, b: BBox) -> Vec<PerceptionEvent> {
+    let object = Some(EventObject {
+        track_id: TrackId::new(7),
+        class_id: 2,
+        confidence: 0.9,
+        bbox: b,
+    });
+    let dwell = Duration::from_millis(1500);
+    [
+        EventKind::ObjectAppeared,
+        EventKind::ZoneEnter {
+            zone: "door".into(),
+        },
+        EventKind::ZoneDwell {
+            zone: "door".into(),
+            dwell,
+        },
+        EventKind::ZoneExit {
+            zone: "door".into(),
+            dwell,
+        },
+        EventKind::LineCrossed {
+            line: "gate".into(),
+            direction: CrossingDirection::LeftToRight,
+        },
+        EventKind::ObjectLost,
+    ]
+    .into_iter()
+    .map(|kind| PerceptionEvent::new(ts, kind, object))
+    .chain([PerceptionEvent::new(
+        ts,
+        EventKind::CameraMotion {
+            motion: "pan".into(),
+        },
+        None,
+    )])
+    .collect()
+}
+
 /// Output `seq` of feed 1, filling every part of the record: detections (one with an
 /// embedding), a track, signals of each kind (one non-finite), a distribution scene
-/// feature, stage and view provenance; every 2nd output carries its (tiny) frame. Sinks
+/// feature, one event of each kind, stage and view provenance; every 2nd output carries
+/// its (tiny) frame. Sinks
 /// are tested on outputs built here, not by running the engine: the engine's own tests
 /// and the daemon's end-to-end tests cover the two together.
 pub fn rich_output(seq: u64) -> SharedOutput {
@@ -95,6 +137,7 @@ pub fn rich_output_of(feed: FeedId, seq: u64) -> SharedOutput {
         confidence: Some(0.8),
         ts,
     }];
+    out.events = every_event_kind(ts, b);
     if seq % 2 == 0 {
         let frame = FrameEnvelope::builder(feed, seq, ts, 4, 2, PixelFormat::Gray8)
             .wall_ts(wall)

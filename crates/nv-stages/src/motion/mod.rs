@@ -35,8 +35,8 @@ use nv_core::source::PixelFormat;
 use nv_frame::convert::convert_into;
 use nv_frame::{FrameEnvelope, PlaneView};
 use nv_perception::{
-    DerivedSignal, Detection, DetectionSet, SignalValue, Stage, StageCapabilities, StageCategory,
-    StageContext, StageControl, StageError, StageOutput,
+    DerivedSignal, Detection, DetectionSet, EventKind, PerceptionEvent, SignalValue, Stage,
+    StageCapabilities, StageCategory, StageContext, StageControl, StageError, StageOutput,
 };
 use nv_view::ViewEpoch;
 
@@ -87,6 +87,9 @@ pub struct MotionDetector {
     hist: Vec<u32>,
     global: GlobalMotionEstimator,
     global_motion: GlobalMotion,
+    /// The state the last `camera_motion` event reported (kept across resets, so a
+    /// motion cut short by a restart still ends with a `none` event).
+    reported_motion: GlobalMotion,
 }
 
 impl MotionDetector {
@@ -126,6 +129,7 @@ impl MotionDetector {
             hist: Vec::new(),
             global: GlobalMotionEstimator::default(),
             global_motion: GlobalMotion::None,
+            reported_motion: GlobalMotion::None,
         })
     }
 
@@ -387,13 +391,25 @@ impl Stage for MotionDetector {
         } else {
             StageControl::Continue
         };
-        Ok(StageOutput::build()
+        let mut out = StageOutput::build()
             .detections(detections)
             .signal(signal)
             .signal(global)
             .signal(shift)
             .control(control)
-            .finish())
+            .finish();
+        if self.global_motion != self.reported_motion {
+            // One event per change of what the whole picture does, not one per frame.
+            self.reported_motion = self.global_motion;
+            out.events.push(PerceptionEvent::new(
+                ts,
+                EventKind::CameraMotion {
+                    motion: self.global_motion.as_str().into(),
+                },
+                None,
+            ));
+        }
+        Ok(out)
     }
 
     fn on_start(&mut self) -> Result<(), StageError> {

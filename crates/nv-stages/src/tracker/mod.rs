@@ -26,8 +26,8 @@ use nv_core::geometry::BBox;
 use nv_core::id::{DetectionId, StageId, TrackId};
 use nv_core::time::MonotonicTs;
 use nv_perception::{
-    Detection, DetectionSet, Stage, StageCapabilities, StageCategory, StageContext, StageError,
-    StageOutput, Track, TrackObservation, TrackState,
+    Detection, DetectionSet, EventKind, EventObject, PerceptionEvent, Stage, StageCapabilities,
+    StageCategory, StageContext, StageError, StageOutput, Track, TrackObservation, TrackState,
 };
 use nv_view::ViewEpoch;
 
@@ -59,6 +59,8 @@ struct ActiveTrack {
     /// Removed at the end of this frame without being reported (a tentative track
     /// that missed).
     discard: bool,
+    /// An `object_appeared` event was emitted (the track was established once).
+    announced: bool,
 }
 
 impl ActiveTrack {
@@ -258,6 +260,10 @@ pub struct Tracker {
     det_boxes: Vec<BBox>,
     det_classes: Vec<u32>,
     pairs: Vec<(usize, usize)>,
+    /// This frame's `object_appeared` / `object_lost` events (see [`Tracker::events`]).
+    events: Vec<PerceptionEvent>,
+    /// Announced tracks dropped by a reset: reported lost on the next frame.
+    dropped: Vec<EventObject>,
 }
 
 impl Tracker {
@@ -285,6 +291,8 @@ impl Tracker {
             det_boxes: Vec::new(),
             det_classes: Vec::new(),
             pairs: Vec::new(),
+            events: Vec::new(),
+            dropped: Vec::new(),
         })
     }
 
@@ -304,9 +312,27 @@ impl Tracker {
         self.tracks.len()
     }
 
-    /// Drops every track. IDs are not reused afterwards.
+    /// Drops every track. IDs are not reused afterwards. Tracks that were announced
+    /// (`object_appeared`) are reported lost on the next frame.
     pub fn reset(&mut self) {
+        self.dropped.extend(
+            self.tracks
+                .iter()
+                .filter(|t| t.announced && t.state != TrackState::Lost)
+                .map(|t| EventObject {
+                    track_id: t.id,
+                    class_id: t.class_id,
+                    confidence: t.confidence,
+                    bbox: t.last_obs.clamped(),
+                }),
+        );
         self.tracks.clear();
+    }
+
+    /// The `object_appeared` (first time a track is confirmed) and `object_lost` (an
+    /// appeared track ended) events of the last [`update`](Self::update).
+    pub fn events(&self) -> &[PerceptionEvent] {
+        &self.events
     }
 
     /// Advances the tracker by one frame. This is what [`Stage::process`] calls; it is
@@ -355,6 +381,38 @@ impl Tracker {
             }
         }
 
+        self.events.clear();
+        for object in self.dropped.drain(..) {
+            self.events.push(PerceptionEvent::new(
+                ts,
+                EventKind::ObjectLost,
+                Some(object),
+            ));
+        }
+        for t in &mut self.tracks {
+            let kind = match t.state {
+                TrackState::Lost if t.announced => EventKind::ObjectLost,
+                TrackState::Confirmed | TrackState::Coasted if !t.announced => {
+                    t.announced = true;
+                    EventKind::ObjectAppeared
+                }
+                _ => continue,
+            };
+            let bbox = if t.state == TrackState::Lost {
+                t.last_obs
+            } else {
+                t.filter.bbox()
+            };
+            let object = EventObject {
+                track_id: t.id,
+                class_id: t.class_id,
+                confidence: t.confidence,
+                bbox: bbox.clamped(),
+            };
+            self.events
+                .push(PerceptionEvent::new(ts, kind, Some(object)));
+        }
+
         // Sized up front: the output list is the only allocation of a steady-state frame.
         let mut out = Vec::with_capacity(self.tracks.len());
         out.extend(
@@ -398,6 +456,7 @@ impl Tracker {
             misses: 0,
             detection: Some(det.id),
             discard: false,
+            announced: false,
         });
     }
 
@@ -559,7 +618,9 @@ impl Stage for Tracker {
 
     fn process(&mut self, ctx: &StageContext<'_>) -> Result<StageOutput, StageError> {
         let tracks = self.update(ctx.frame.ts(), &ctx.artifacts.detections);
-        Ok(StageOutput::with_tracks(tracks))
+        let mut out = StageOutput::with_tracks(tracks);
+        out.events = std::mem::take(&mut self.events);
+        Ok(out)
     }
 
     fn on_start(&mut self) -> Result<(), StageError> {

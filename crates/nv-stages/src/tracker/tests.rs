@@ -613,3 +613,57 @@ fn a_track_seen_twice_coasts_two_frames_per_hit_a_long_track_max_age() {
     assert_eq!(coasted_frames(5), 10);
     assert_eq!(coasted_frames(20), 30);
 }
+
+/// `object_appeared` once when a track is first confirmed, `object_lost` once when it
+/// ends; a tentative track that never confirms produces neither; a reset reports the
+/// dropped tracks lost on the next frame.
+#[test]
+fn appeared_and_lost_events_are_emitted_once() {
+    type Log = Vec<(u64, &'static str, Option<u64>)>;
+    fn run(t: &mut Tracker, log: &mut Log, f: u64, dets: Vec<Detection>) {
+        t.update(ts(f), &dets.into());
+        for e in t.events() {
+            log.push((f, e.kind.as_str(), e.track_id().map(|i| i.as_u64())));
+        }
+    }
+    let mut t = tracker();
+    let mut log = Log::new();
+    for f in 0..10 {
+        run(
+            &mut t,
+            &mut log,
+            f,
+            vec![det(0, 0.1 + 0.01 * f as f32, 0.4, 0.1, 0.1, 0.9)],
+        );
+    }
+    // A one-frame blip: tentative, then discarded.
+    run(
+        &mut t,
+        &mut log,
+        10,
+        vec![det(1, 0.8, 0.8, 0.05, 0.05, 0.9)],
+    );
+    for f in 11..200 {
+        run(&mut t, &mut log, f, vec![]);
+        if t.live_track_count() == 0 {
+            break;
+        }
+    }
+    assert_eq!(log.len(), 2, "{log:?}");
+    assert_eq!(log[0], (1, "object_appeared", Some(1)));
+    assert_eq!(&log[1].1, &"object_lost");
+    assert_eq!(log[1].2, Some(1));
+    log.clear();
+    for f in 300..303 {
+        run(&mut t, &mut log, f, vec![det(0, 0.5, 0.5, 0.1, 0.1, 0.9)]);
+    }
+    t.reset();
+    run(&mut t, &mut log, 303, vec![]);
+    assert_eq!(
+        log,
+        [
+            (301, "object_appeared", Some(3)),
+            (303, "object_lost", Some(3))
+        ]
+    );
+}

@@ -21,6 +21,7 @@
 //! they were drawn on; when the epoch changes, per-track state is dropped.
 
 mod config;
+mod edit;
 mod geometry;
 
 use std::borrow::Cow;
@@ -32,22 +33,17 @@ use nv_core::error::ConfigError;
 use nv_core::geometry::{AffineTransform2D, Point2, Polygon};
 use nv_core::id::{StageId, TrackId};
 use nv_core::time::MonotonicTs;
+pub use nv_perception::CrossingDirection;
 use nv_perception::{
-    DerivedSignal, SignalValue, Stage, StageCapabilities, StageCategory, StageContext, StageError,
-    StageOutput, Track, TrackState,
+    DerivedSignal, EventKind, EventObject, PerceptionEvent, SignalValue, Stage, StageCapabilities,
+    StageCategory, StageContext, StageError, StageOutput, Track, TrackState,
 };
 use nv_view::ViewEpoch;
 
 pub use config::{LineSpec, ZoneConfig, ZoneSpec};
+pub use edit::ZoneEditor;
 pub use geometry::Anchor;
 use geometry::{crosses_segment, invert, side};
-
-/// Direction of a line crossing, relative to the line's `start -> end` direction.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum CrossingDirection {
-    LeftToRight,
-    RightToLeft,
-}
 
 /// What happened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,6 +71,25 @@ pub struct ZoneEvent {
     /// Name of the zone or line.
     pub name: Arc<str>,
     pub kind: ZoneEventKind,
+    /// The object as last seen (class, confidence, box in the current view).
+    pub object: EventObject,
+}
+
+impl ZoneEvent {
+    /// The event in the output schema's vocabulary.
+    pub fn to_perception_event(&self) -> PerceptionEvent {
+        let name = self.name.clone();
+        let kind = match self.kind {
+            ZoneEventKind::Enter => EventKind::ZoneEnter { zone: name },
+            ZoneEventKind::Exit { dwell } => EventKind::ZoneExit { zone: name, dwell },
+            ZoneEventKind::Dwell { dwell } => EventKind::ZoneDwell { zone: name, dwell },
+            ZoneEventKind::LineCrossed { direction } => EventKind::LineCrossed {
+                line: name,
+                direction,
+            },
+        };
+        PerceptionEvent::new(self.ts, kind, Some(self.object))
+    }
 }
 
 /// Typed artifact: this frame's events and occupancy, in configuration order.
@@ -118,6 +133,8 @@ struct TrackMemory {
     /// Per line: last position strictly off the line, with its side.
     off_line: Vec<Option<(Point2, bool)>>,
     seen: bool,
+    /// The object as last seen: what exit events of an ended track report.
+    object: Option<EventObject>,
 }
 
 /// The zone and line analytics stage. Reads `ctx.artifacts.tracks`: tentative tracks
@@ -134,6 +151,11 @@ pub struct ZoneAnalytics {
     /// Ordered so that end-of-track events come out in a stable order.
     memory: BTreeMap<TrackId, TrackMemory>,
     occupancy: Vec<usize>,
+    /// Set by a session start or a view change: the next frame first closes every visit
+    /// still open (exit events), so occupancy derived from events stays exact.
+    close_open_visits: bool,
+    /// Where run-time edits of the zones and lines arrive.
+    editor: ZoneEditor,
 }
 
 impl ZoneAnalytics {
@@ -141,8 +163,57 @@ impl ZoneAnalytics {
 
     pub fn new(config: ZoneConfig) -> Result<Self, ConfigError> {
         config.validate()?;
-        let zones: Vec<Zone> = config
-            .zones
+        let editor = ZoneEditor::new(config.clone());
+        let (zones, lines) = Self::geometry(config.zones, config.lines);
+        Ok(Self {
+            stage_id: Self::DEFAULT_ID,
+            anchor: config.anchor,
+            dwell_threshold: config.dwell_threshold,
+            follow_view_transform: config.follow_view_transform,
+            occupancy: vec![0; zones.len()],
+            zones,
+            lines,
+            memory: BTreeMap::new(),
+            close_open_visits: false,
+            editor,
+        })
+    }
+
+    /// A handle that replaces the zones and lines while the stage runs (see
+    /// [`ZoneEditor`]).
+    pub fn editor(&self) -> ZoneEditor {
+        self.editor.clone()
+    }
+
+    /// Applies an edit at a frame boundary: every open visit ends now (exit events at
+    /// `ts`), then the new zones and lines count from this frame on. A line that keeps
+    /// its name keeps its totals.
+    fn apply(&mut self, ts: MonotonicTs, config: ZoneConfig, events: &mut Vec<ZoneEvent>) {
+        for m in self.memory.values_mut() {
+            m.seen = false;
+        }
+        self.retire_unseen(ts, events);
+        let old_totals: Vec<(Arc<str>, (u64, u64))> = self
+            .lines
+            .iter()
+            .map(|l| (l.name.clone(), l.totals))
+            .collect();
+        let (zones, mut lines) = Self::geometry(config.zones, config.lines);
+        for l in &mut lines {
+            if let Some((_, t)) = old_totals.iter().find(|(n, _)| *n == l.name) {
+                l.totals = *t;
+            }
+        }
+        self.occupancy = vec![0; zones.len()];
+        self.zones = zones;
+        self.lines = lines;
+        self.anchor = config.anchor;
+        self.dwell_threshold = config.dwell_threshold;
+        self.follow_view_transform = config.follow_view_transform;
+    }
+
+    fn geometry(zones: Vec<ZoneSpec>, lines: Vec<LineSpec>) -> (Vec<Zone>, Vec<Line>) {
+        let zones: Vec<Zone> = zones
             .into_iter()
             .map(|z| Zone {
                 enter: format!("zone.{}.enter", z.name),
@@ -153,8 +224,7 @@ impl ZoneAnalytics {
                 polygon: z.polygon,
             })
             .collect();
-        let lines = config
-            .lines
+        let lines = lines
             .into_iter()
             .map(|l| Line {
                 forward: format!("line.{}.left_to_right", l.name),
@@ -167,16 +237,7 @@ impl ZoneAnalytics {
                 totals: (0, 0),
             })
             .collect();
-        Ok(Self {
-            stage_id: Self::DEFAULT_ID,
-            anchor: config.anchor,
-            dwell_threshold: config.dwell_threshold,
-            follow_view_transform: config.follow_view_transform,
-            occupancy: vec![0; zones.len()],
-            zones,
-            lines,
-            memory: BTreeMap::new(),
-        })
+        (zones, lines)
     }
 
     #[must_use]
@@ -188,6 +249,13 @@ impl ZoneAnalytics {
     /// Forgets every track (no exit events are produced for them).
     pub fn reset(&mut self) {
         self.memory.clear();
+        self.close_open_visits = false;
+    }
+
+    /// Forgets every track; the next [`update`](Self::update) first reports an exit for
+    /// every visit still open (at that frame's time), then starts from an empty scene.
+    pub fn end_all_tracks(&mut self) {
+        self.close_open_visits = true;
     }
 
     /// Processes one frame's tracks. `to_reference` maps current-view coordinates into
@@ -199,9 +267,16 @@ impl ZoneAnalytics {
         to_reference: Option<&AffineTransform2D>,
     ) -> ZoneEvents {
         let mut events = Vec::new();
+        if let Some(config) = self.editor.take_pending() {
+            self.apply(ts, config, &mut events);
+        }
         self.occupancy.iter_mut().for_each(|o| *o = 0);
         for m in self.memory.values_mut() {
             m.seen = false;
+        }
+        if std::mem::take(&mut self.close_open_visits) {
+            // Every open visit ends now and every position is forgotten.
+            self.retire_unseen(ts, &mut events);
         }
         for track in tracks {
             // Tentative tracks may be noise; lost ones have ended (handled below).
@@ -215,24 +290,27 @@ impl ZoneAnalytics {
                 inside: vec![None; nz],
                 off_line: vec![None; nl],
                 seen: false,
+                object: None,
             });
             mem.seen = true;
+            let object = EventObject {
+                track_id: track.id,
+                class_id: track.class_id,
+                confidence: track.current.confidence,
+                bbox: track.current.bbox,
+            };
+            mem.object = Some(object);
             for (zi, zone) in self.zones.iter().enumerate() {
                 let now_inside = zone.polygon.contains(p);
                 match (mem.inside[zi], now_inside) {
                     (None, true) => {
                         mem.inside[zi] = Some((ts, false));
-                        events.push(event(ts, track.id, &zone.name, ZoneEventKind::Enter));
+                        events.push(event(ts, object, &zone.name, ZoneEventKind::Enter));
                     }
                     (Some((since, _)), false) => {
                         mem.inside[zi] = None;
                         let dwell = ts.saturating_duration_since(since);
-                        events.push(event(
-                            ts,
-                            track.id,
-                            &zone.name,
-                            ZoneEventKind::Exit { dwell },
-                        ));
+                        events.push(event(ts, object, &zone.name, ZoneEventKind::Exit { dwell }));
                     }
                     (Some((since, false)), true) => {
                         let dwell = ts.saturating_duration_since(since);
@@ -240,7 +318,7 @@ impl ZoneAnalytics {
                             mem.inside[zi] = Some((since, true));
                             events.push(event(
                                 ts,
-                                track.id,
+                                object,
                                 &zone.name,
                                 ZoneEventKind::Dwell { dwell },
                             ));
@@ -268,7 +346,7 @@ impl ZoneAnalytics {
                         };
                         events.push(event(
                             ts,
-                            track.id,
+                            object,
                             &line.name,
                             ZoneEventKind::LineCrossed { direction },
                         ));
@@ -278,24 +356,7 @@ impl ZoneAnalytics {
             }
         }
         // Tracks that ended (or were not reported) leave every zone they were in.
-        let zones = &self.zones;
-        self.memory.retain(|&id, mem| {
-            if mem.seen {
-                return true;
-            }
-            for (zi, inside) in mem.inside.iter().enumerate() {
-                if let Some((since, _)) = inside {
-                    let dwell = ts.saturating_duration_since(*since);
-                    events.push(event(
-                        ts,
-                        id,
-                        &zones[zi].name,
-                        ZoneEventKind::Exit { dwell },
-                    ));
-                }
-            }
-            false
-        });
+        self.retire_unseen(ts, &mut events);
         ZoneEvents {
             events,
             occupancy: self
@@ -310,6 +371,28 @@ impl ZoneAnalytics {
                 .map(|l| (l.name.clone(), l.totals.0, l.totals.1))
                 .collect(),
         }
+    }
+
+    /// Ends every visit of the tracks not seen this frame and forgets them.
+    fn retire_unseen(&mut self, ts: MonotonicTs, events: &mut Vec<ZoneEvent>) {
+        let zones = &self.zones;
+        self.memory.retain(|_, mem| {
+            if mem.seen {
+                return true;
+            }
+            for (zi, inside) in mem.inside.iter().enumerate() {
+                if let (Some((since, _)), Some(object)) = (inside, mem.object) {
+                    let dwell = ts.saturating_duration_since(*since);
+                    events.push(event(
+                        ts,
+                        object,
+                        &zones[zi].name,
+                        ZoneEventKind::Exit { dwell },
+                    ));
+                }
+            }
+            false
+        });
     }
 
     fn signals(&self, ts: MonotonicTs, out: &ZoneEvents) -> Vec<DerivedSignal> {
@@ -353,12 +436,13 @@ impl ZoneAnalytics {
     }
 }
 
-fn event(ts: MonotonicTs, track_id: TrackId, name: &Arc<str>, kind: ZoneEventKind) -> ZoneEvent {
+fn event(ts: MonotonicTs, object: EventObject, name: &Arc<str>, kind: ZoneEventKind) -> ZoneEvent {
     ZoneEvent {
         ts,
-        track_id,
+        track_id: object.track_id,
         name: name.clone(),
         kind,
+        object,
     }
 }
 
@@ -383,18 +467,24 @@ impl Stage for ZoneAnalytics {
         let events = self.update(ts, &ctx.artifacts.tracks, to_reference.as_ref());
         let signals = self.signals(ts, &events);
         let mut out = StageOutput::with_signals(signals);
+        out.events = events
+            .events
+            .iter()
+            .map(ZoneEvent::to_perception_event)
+            .collect();
         out.artifacts.insert(events);
         Ok(out)
     }
 
     fn on_start(&mut self) -> Result<(), StageError> {
-        self.reset();
+        // Visits left open by a previous session end at the first frame of this one.
+        self.end_all_tracks();
         Ok(())
     }
 
     fn on_view_epoch_change(&mut self, _new_epoch: ViewEpoch) -> Result<(), StageError> {
         // Positions from the previous view do not relate to the zones any more.
-        self.reset();
+        self.end_all_tracks();
         Ok(())
     }
 

@@ -330,8 +330,58 @@ fn epoch_change_forgets_tracks() {
     let mut z = analytics(vec![square("a", 0.0, 0.0, 0.5, 0.5)], vec![]);
     z.update(ts(0), &[track_at(1, 0.2, 0.2)], None);
     z.on_view_epoch_change(ViewEpoch::INITIAL.next()).unwrap();
-    // Same track still inside after the reset: a fresh enter, no exit for the old view.
+    // Same track still inside after the reset: the visit of the old view ends (so that
+    // occupancy counted from events stays exact), then a fresh one starts.
     let ev = z.update(ts(1), &[track_at(1, 0.2, 0.2)], None);
-    assert_eq!(ev.events.len(), 1);
-    assert_eq!(ev.events[0].kind, ZoneEventKind::Enter);
+    let kinds: Vec<_> = ev.events.iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            ZoneEventKind::Exit {
+                dwell: ts(1).saturating_duration_since(ts(0))
+            },
+            ZoneEventKind::Enter
+        ]
+    );
+    assert_eq!(ev.occupancy[0].1, 1);
+}
+
+#[test]
+fn run_time_edit_applies_at_the_next_frame_and_closes_open_visits() {
+    let mut z = analytics(
+        vec![square("a", 0.0, 0.0, 0.5, 0.5)],
+        vec![LineSpec {
+            name: "l".into(),
+            start: Point2::new(0.7, 0.0),
+            end: Point2::new(0.7, 1.0),
+        }],
+    );
+    let editor = z.editor();
+    z.update(ts(0), &[track_at(1, 0.2, 0.2)], None);
+    // An invalid edit is refused whole and changes nothing.
+    let mut bad = editor.current();
+    bad.zones.push(square("a", 0.5, 0.5, 0.9, 0.9));
+    assert!(editor.submit(bad).is_err());
+    // Replace zone `a` by zone `b` around the same spot; keep line `l`.
+    let mut next = editor.current();
+    next.zones = vec![square("b", 0.1, 0.1, 0.3, 0.3)];
+    let n = editor.submit(next).unwrap();
+    assert!(!editor.wait_applied(n, Duration::ZERO));
+    let ev = z.update(ts(1), &[track_at(1, 0.2, 0.2)], None);
+    assert!(editor.wait_applied(n, Duration::ZERO));
+    let got: Vec<_> = ev.events.iter().map(|e| (&*e.name, e.kind)).collect();
+    assert_eq!(
+        got,
+        [
+            (
+                "a",
+                ZoneEventKind::Exit {
+                    dwell: ts(1).saturating_duration_since(ts(0))
+                }
+            ),
+            ("b", ZoneEventKind::Enter)
+        ]
+    );
+    assert_eq!(ev.occupancy, [("b".into(), 1)]);
+    assert_eq!(editor.current().zones[0].name, "b");
 }
