@@ -236,6 +236,9 @@ impl OutputSink for FencedSink {
     fn flush(&mut self) {
         self.inner.flush();
     }
+    fn may_block(&self) -> bool {
+        self.inner.may_block()
+    }
 }
 
 /// `nextvision cluster ...`

@@ -63,9 +63,17 @@ zones = [{{ name = "left", points = [[0.0, 0.0], [0.5, 0.0], [0.5, 1.0], [0.0, 1
         "{}",
         records[0]
     );
+    // One run: every key starts with the same 16-hex run id, then feed 1, epoch 0, session 0.
+    let run = records[0]["idempotency_key"]
+        .as_str()
+        .and_then(|k| k.split(':').next())
+        .unwrap()
+        .to_owned();
+    assert_eq!(run.len(), 16, "{run}");
+    let prefix = format!("{run}:1:0:0:");
     assert!(records.iter().all(|r| r["idempotency_key"]
         .as_str()
-        .is_some_and(|k| k.starts_with("1:0:0:"))));
+        .is_some_and(|k| k.starts_with(&prefix))));
     let seqs: Vec<u64> = records
         .iter()
         .map(|r| r["frame_seq"].as_u64().unwrap())

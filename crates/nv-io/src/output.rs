@@ -69,6 +69,10 @@ pub struct Provenance {
     pub frame_age: Option<Duration>,
     /// Restart session that produced this output (0 = first).
     pub session: u32,
+    /// The runtime instance that produced this output, random per instance. Feed ids and
+    /// sessions start over in every run, so idempotency keys include it: a restarted daemon
+    /// or another node of a cluster never repeats a key for a different output.
+    pub run_id: u64,
     pub frame_included: bool,
 }
 

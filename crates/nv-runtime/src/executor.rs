@@ -97,6 +97,7 @@ pub(crate) struct Executor {
     /// Carries the peak frame age (ms) since the previous event.
     lag: Coalesced<u64>,
     session: u32,
+    run_id: u64,
     busy: Arc<crate::feed::shared::StageBusy>,
 }
 
@@ -247,6 +248,7 @@ impl Executor {
                 frames_lagged,
             }),
             session: 0,
+            run_id: p.feed.settings.run_id,
             busy: Arc::clone(&p.feed.busy),
         }
     }
@@ -599,6 +601,7 @@ impl Executor {
             completed_at,
             frame_age,
             session: self.session,
+            run_id: self.run_id,
             frame_included,
         };
         let mut out = OutputEnvelope::new(

@@ -208,6 +208,7 @@ impl RuntimeBuilder {
                     watchdog: Mutex::new(Some(watchdog)),
                     coalescers,
                     watched,
+                    run_id: new_run_id(),
                 }),
             },
         })
@@ -239,6 +240,8 @@ struct Inner {
     watchdog: Mutex<Option<Watchdog>>,
     /// Coalesced health events of every feed; the watchdog thread flushes them on time.
     coalescers: Arc<Coalescers>,
+    /// This runtime instance, stamped on every output (`Provenance::run_id`).
+    run_id: u64,
 }
 
 /// Runtime-wide diagnostics.
@@ -468,6 +471,7 @@ impl Inner {
                 sink_shutdown_timeout: config.sink_shutdown_timeout,
                 stage_stall_timeout: config.stage_stall_timeout,
                 restart_delay: config.restart.restart_delay,
+                run_id: self.run_id,
             },
             io,
             created_at: now,
@@ -702,4 +706,19 @@ impl Inner {
 struct BatchEntryReg {
     handle: BatchHandle,
     thread: Option<JoinHandle<()>>,
+}
+
+/// A random identifier for this runtime instance: the std hasher's per-process random keys
+/// over the process id and the start time, so two runs (a restarted daemon, two nodes, two
+/// runtimes in one process) practically never share one.
+fn new_run_id() -> u64 {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    static INSTANCES: AtomicU64 = AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    h.write_u64(INSTANCES.fetch_add(1, Ordering::Relaxed));
+    if let Ok(since) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        h.write_u128(since.as_nanos());
+    }
+    h.finish()
 }

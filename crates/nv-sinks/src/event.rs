@@ -21,7 +21,7 @@ pub struct EventRecord {
     pub schema_version: u32,
     /// Always `"event"`.
     pub record: String,
-    /// `"{feed}:{epoch}:{session}:{seq}:{n}"`: the frame's idempotency key and the
+    /// `"{run}:{feed}:{epoch}:{session}:{seq}:{n}"`: the frame's idempotency key and the
     /// event's index within the frame. Stable: the same event always has the same id, so
     /// it is both the event's id (snapshots are kept under it) and its idempotency key.
     pub event_id: String,
@@ -64,10 +64,7 @@ impl EventRecord {
         let p = &output.provenance;
         let feed = output.feed_id.as_u64();
         let epoch = p.view.epoch.as_u64();
-        let id = format!(
-            "{}:{index}",
-            idempotency_key(feed, epoch, p.session, output.frame_seq)
-        );
+        let id = format!("{}:{index}", idempotency_key(output));
         let (mut zone, mut line, mut direction, mut dwell, mut motion) =
             (None, None, None, None, None);
         match &e.kind {

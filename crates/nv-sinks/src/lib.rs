@@ -9,7 +9,7 @@
 //! and the accounting are one core (`delivery`) that every network sink runs on; a
 //! transport only connects, sends and reports acknowledgements. Records are [`OutputRecord`]s (schema version
 //! [`SCHEMA_VERSION`], documented in `SCHEMA.md` and `schema/output-v1.schema.json`),
-//! each with an idempotency key `"{feed}:{epoch}:{session}:{seq}"` that consumers use to
+//! each with an idempotency key `"{run}:{feed}:{epoch}:{session}:{seq}"` that consumers use to
 //! drop the duplicates that at-least-once transports may deliver.
 //!
 //! Configuration ([`SinkConfig`] and the per-sink `*Config` structs) is plain serde data

@@ -218,7 +218,7 @@ impl OutputRecord {
         Self {
             schema_version: SCHEMA_VERSION,
             feed: output.feed_name.as_deref().map(str::to_owned),
-            idempotency_key: idempotency_key(feed, epoch, p.session, output.frame_seq),
+            idempotency_key: idempotency_key(output),
             feed_id: feed,
             frame_seq: output.frame_seq,
             view_epoch: epoch,
@@ -296,9 +296,20 @@ impl OutputRecord {
     }
 }
 
-/// `"{feed}:{epoch}:{session}:{seq}"`.
-pub fn idempotency_key(feed: u64, epoch: u64, session: u32, seq: u64) -> String {
-    format!("{feed}:{epoch}:{session}:{seq}")
+/// `"{run}:{feed}:{epoch}:{session}:{seq}"`, `run` as 16 hex digits: feed ids and
+/// sessions start over in every run, so without the run a restarted daemon (or another
+/// cluster node) would repeat keys, and a deduplicating consumer (JetStream's `Nats-Msg-Id`
+/// window) would drop its new outputs as copies.
+pub fn idempotency_key(output: &OutputEnvelope) -> String {
+    let p = &output.provenance;
+    format!(
+        "{:016x}:{}:{}:{}:{}",
+        p.run_id,
+        output.feed_id.as_u64(),
+        p.view.epoch.as_u64(),
+        p.session,
+        output.frame_seq
+    )
 }
 
 pub(crate) fn micros(d: Duration) -> u64 {

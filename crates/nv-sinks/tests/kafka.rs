@@ -122,7 +122,8 @@ fn keys_per_feed(msgs: &[Consumed]) -> BTreeMap<String, Vec<String>> {
             Some(&m.value_key),
             "{m:?}"
         );
-        assert!(m.value_key.starts_with(&format!("{}:", m.key)), "{m:?}");
+        // "{run}:{feed}:...": the message key is the record's feed.
+        assert_eq!(m.value_key.split(':').nth(1), Some(m.key.as_str()), "{m:?}");
         per_feed
             .entry(m.key.clone())
             .or_default()

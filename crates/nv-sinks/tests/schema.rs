@@ -100,7 +100,7 @@ fn schema_md_example_is_a_valid_record() {
         .collect();
     assert!(errors.is_empty(), "{errors:#?}");
     let record: OutputRecord = serde_json::from_value(example).unwrap();
-    assert_eq!(record.idempotency_key, "1:0:0:42");
+    assert_eq!(record.idempotency_key, "3f2a9c0d5e6b7a81:1:0:0:42");
 }
 
 fn errors(validator: &jsonschema::Validator, json: &Value) -> Vec<String> {

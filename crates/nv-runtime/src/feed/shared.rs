@@ -84,6 +84,8 @@ pub(crate) struct FeedSettings {
     pub sink_shutdown_timeout: Duration,
     pub stage_stall_timeout: Duration,
     pub restart_delay: Duration,
+    /// The runtime instance's id, stamped on every output.
+    pub run_id: u64,
 }
 
 /// The per-feed context: everything a feed's worker, sink, handle, executor and the

@@ -109,6 +109,7 @@ pub fn rich_output_of(feed: FeedId, seq: u64) -> SharedOutput {
         completed_at: MonotonicTs::from_nanos(ts.as_nanos() + 300_000),
         frame_age: None,
         session: 1,
+        run_id: 0x5eed,
         frame_included: seq % 2 == 0,
     };
     let mut out = OutputEnvelope::new(feed, seq, ts, wall, provenance);
