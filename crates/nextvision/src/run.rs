@@ -54,6 +54,36 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let (health, health_thread) =
         nv_metrics::spawn_health_counter(runtime.health_subscribe()).context("metrics thread")?;
     let snapshots = SnapshotStore::default();
+    let event_snapshots = crate::api::event_snapshots::EventSnapshots::new(
+        config.api.event_snapshots,
+        config.api.event_snapshot_bytes,
+    );
+    // Event pictures are rendered on their own thread, fed through a short bounded queue:
+    // a burst of events never delays the live snapshots, and at most a few frames wait
+    // (frames may belong to a decoder's small buffer pool). A full queue skips the
+    // picture; the event record itself is unaffected.
+    let (event_frames, event_frames_rx) =
+        std::sync::mpsc::sync_channel::<nv_runtime::SharedOutput>(4);
+    let event_thread = {
+        let store = snapshots.clone();
+        let events = Arc::clone(&event_snapshots);
+        std::thread::Builder::new()
+            .name("nv-api-event-snaps".into())
+            .spawn(move || {
+                while let Ok(o) = event_frames_rx.recv() {
+                    let ids: Vec<String> = o
+                        .events
+                        .iter()
+                        .enumerate()
+                        .map(|(n, e)| nv_sinks::EventRecord::from_event(&o, n, e).event_id)
+                        .collect();
+                    if let Err(why) = store.capture_event(&events, &ids, &o) {
+                        tracing::debug!("event snapshot: {why}");
+                    }
+                }
+            })
+            .context("event snapshot thread")?
+    };
     let snapshot_thread = {
         let mut outputs = runtime.output_subscribe();
         let store = snapshots.clone();
@@ -62,6 +92,10 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             .spawn(move || {
                 while let Some(o) = outputs.recv() {
                     store.record(&o);
+                    // The engine carries the frame of every output with events.
+                    if o.frame.is_some() && !o.events.is_empty() {
+                        let _skipped_when_full = event_frames.try_send(o);
+                    }
                 }
             })
             .context("snapshot thread")?
@@ -132,10 +166,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         add_lock: Arc::default(),
         events,
         streams: crate::api::StreamClients::new(config.api.max_stream_clients),
-        event_snapshots: crate::api::event_snapshots::EventSnapshots::new(
-            config.api.event_snapshots,
-            config.api.event_snapshot_bytes,
-        ),
+        event_snapshots,
         zone_editors,
     };
     let tokio_rt = tokio::runtime::Builder::new_multi_thread()
@@ -222,6 +253,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         drop(sinks);
         if health_thread.join().is_err()
             || snapshot_thread.join().is_err()
+            || event_thread.join().is_err()
             || events_thread.join().is_err()
         {
             tracing::warn!("a helper thread panicked");

@@ -265,7 +265,9 @@ fn annotated_snapshots_mjpeg_and_event_snapshots_over_http() {
     assert_eq!(o["lines"][0]["name"], "exit");
     assert_eq!(o["lines"][0]["to"], json!([0.9, 0.8]));
 
-    // MJPEG: parts are JPEGs of the frame size, newer each time.
+    // MJPEG: parts are JPEGs of the frame size, newer each time (once south has a frame).
+    let south = format!("{base}/api/v1/feeds/south/snapshot.jpg");
+    wait_for("south's first snapshot", || get(&south, true).0 == 200);
     let mut resp = agent()
         .get(&format!("{base}/api/v1/feeds/south/stream.mjpeg"))
         .header("Authorization", &format!("Bearer {TOKEN}"))
@@ -350,6 +352,28 @@ fn annotated_snapshots_mjpeg_and_event_snapshots_over_http() {
     assert_eq!((status, ct.as_str()), (404, "application/json"));
     let e: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(e["code"], "snapshot_not_found");
+
+    // North's tracker and zones fire events; each keeps the frame it fired on, served by
+    // its event id (from the records file). A burst may skip pictures, so any of the
+    // latest events will do.
+    let records = dir.path().join("records.jsonl");
+    let mut picture = None;
+    wait_for("an event snapshot", || {
+        let text = std::fs::read_to_string(&records).unwrap_or_default();
+        let ids: Vec<String> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .flat_map(|r| r["events"].as_array().cloned().unwrap_or_default())
+            .filter_map(|e| e["event_id"].as_str().map(str::to_owned))
+            .collect();
+        picture = ids.iter().rev().take(20).find_map(|id| {
+            let (status, ct, body) = get(&format!("{base}/api/v1/events/{id}/snapshot.jpg"), true);
+            (status == 200 && ct == "image/jpeg").then_some(body)
+        });
+        picture.is_some()
+    });
+    let img = decode(&picture.unwrap());
+    assert_eq!((img.width(), img.height()), (320, 240));
 
     // The console page needs no token and loads nothing from elsewhere.
     let (status, ct, page) = get(&format!("{base}/"), false);

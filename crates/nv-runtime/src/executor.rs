@@ -592,7 +592,9 @@ impl Executor {
             self.lag
                 .record_at(1, completed_at, |peak| *peak = (*peak).max(age_ms));
         }
-        let frame_included = self.inclusion.include(frame.ts());
+        // Outputs with events always carry their frame (a zero-copy reference), so an
+        // event's picture can be kept (the daemon's event snapshots).
+        let frame_included = self.inclusion.include(frame.ts()) || !artifacts.events.is_empty();
         let provenance = Provenance {
             stages,
             view,

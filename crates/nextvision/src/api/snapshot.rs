@@ -158,14 +158,10 @@ impl SnapshotStore {
 
     /// Renders `output` (the frame an event fired on) with its feed's overlay and keeps
     /// it in `store` under `event_id`; reuses the JPEG when it is the newest frame's.
-    #[allow(
-        dead_code,
-        reason = "called where events are published, once events are records (issue 14)"
-    )]
     pub fn capture_event(
         &self,
         store: &EventSnapshots,
-        event_id: &str,
+        event_ids: &[String],
         output: &OutputEnvelope,
     ) -> Result<(), String> {
         let (name, overlay, encoded) = {
@@ -189,7 +185,12 @@ impl SnapshotStore {
             Some(jpeg) => jpeg,
             None => render(output, &name, &overlay, u32::MAX)?.into(),
         };
-        store.insert(event_id, jpeg).map_err(|e| e.to_string())
+        for id in event_ids {
+            store
+                .insert(id, Arc::clone(&jpeg))
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
     }
 }
 
