@@ -155,7 +155,13 @@ impl ModelStore {
         )?;
         let dir = path.parent().unwrap_or(&self.root);
         std::fs::create_dir_all(dir).map_err(|e| CatalogError::io("create", dir, e))?;
-        let part = path.with_extension("part");
+        // A part file of this process and call alone: two fetches of one entry at once
+        // (two tests, two daemons on one cache) each write their own, and the second
+        // rename replaces the first's identical file instead of failing on a part file
+        // the first already renamed away.
+        static FETCHES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let call = FETCHES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let part = path.with_extension(format!("part.{}.{call}", std::process::id()));
         let write = || -> std::io::Result<()> {
             let mut f = std::fs::File::create(&part)?;
             f.write_all(&data)?;

