@@ -47,7 +47,8 @@ fn record_contents_follow_the_output() {
         assert_eq!(
             r.idempotency_key,
             format!(
-                "{}:{}:{}:{}",
+                "{:016x}:{}:{}:{}:{}",
+                out.provenance.run_id,
                 out.feed_id.as_u64(),
                 out.provenance.view.epoch.as_u64(),
                 out.provenance.session,
