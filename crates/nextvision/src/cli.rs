@@ -73,6 +73,11 @@ enum Command {
         #[command(subcommand)]
         command: models::ModelsCommand,
     },
+    /// Cluster mode: `status FILE` prints the fleet's nodes, feeds and leases.
+    Cluster {
+        #[command(subcommand)]
+        command: crate::cluster::ClusterCommand,
+    },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
     Completions(docs::CompletionsArgs),
     /// Print the manual page (roff) to stdout, or write one page per command with --out-dir.
@@ -92,6 +97,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(&args),
         Command::Process(args) => process::run(&args),
         Command::Models { command } => models::run(&command),
+        Command::Cluster { command } => crate::cluster::run_command(&command),
         Command::Completions(args) => {
             docs::completions(&args, <Cli as clap::CommandFactory>::command())
         }

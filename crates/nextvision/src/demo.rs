@@ -84,7 +84,8 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<std::process::ExitCode> {
         }
         while let Ok(event) = health.try_recv() {
             if !matches!(event, HealthEvent::FrameLag { .. }) {
-                println!("  health: {event:?}");
+                let (severity, message, _) = nv_sinks::health::describe(&event);
+                println!("  health: {} {message}", severity.as_str());
             }
         }
         if Instant::now() >= next_report {

@@ -5,6 +5,7 @@
 mod api;
 mod assemble;
 pub mod cli;
+mod cluster;
 mod config;
 mod demo;
 #[cfg(feature = "model")]

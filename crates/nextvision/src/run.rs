@@ -71,8 +71,22 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         .context("sink monitor")?;
     // Subscribed before the feeds start, so no feed can end unseen.
     let ended_sub = runtime.health_subscribe();
-    let feeds = crate::assemble::add_feeds(&runtime, &config, &sinks)?;
+    // In cluster mode the fleet's bucket says which feeds run here; otherwise the file.
+    let (feeds, cluster) = match &config.cluster {
+        Some(cl) => {
+            let agent = crate::cluster::Agent::start(
+                &args.file,
+                Arc::clone(&config),
+                cl,
+                runtime.handle(),
+                Arc::clone(&sinks),
+            )?;
+            (Vec::new(), Some(agent))
+        }
+        None => (crate::assemble::add_feeds(&runtime, &config, &sinks)?, None),
+    };
     let exit_when_done = !args.keep_running
+        && cluster.is_none()
         && !config.feeds.is_empty()
         && config.feeds.iter().all(|f| f.source.ends_at_eos());
     let finite_feeds: Vec<nv_runtime::FeedHandle> = feeds.clone();
@@ -152,7 +166,13 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         }
         crate::service::stopping("draining feeds");
         eprintln!("nextvision: stopping (send the signal again to exit at once)");
-        let stopper = tokio::task::spawn_blocking(move || runtime_handle.shutdown());
+        let stopper = tokio::task::spawn_blocking(move || {
+            // Hand the feeds over first: stop them here, then release their leases.
+            if let Some(agent) = cluster {
+                agent.drain();
+            }
+            runtime_handle.shutdown();
+        });
         tokio::select! {
             _ = stopper => {}
             () = tokio::time::sleep(drain) => {

@@ -8,7 +8,7 @@
     reason = "test code: a failed unwrap is a failed test"
 )]
 
-#[path = "../../nv-media/tests/support/rtsp_server.rs"]
+#[path = "../../nv-integration/tests/support/rtsp_server.rs"]
 mod rtsp_server;
 
 use std::io::{BufRead, BufReader, Read, Write};

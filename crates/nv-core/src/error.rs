@@ -366,7 +366,7 @@ pub enum RuntimeError {
         #[source]
         source: StageError,
     },
-    #[error("batch processor {processor_id} did not start within {timeout:?}")]
+    #[error("batch processor {processor_id} did not start within {} s", timeout.as_secs_f64())]
     BatchStartTimedOut {
         processor_id: StageId,
         timeout: std::time::Duration,

@@ -79,7 +79,7 @@ impl Bridge {
             .ok_or_else(|| BridgeError("sample without caps".into()))?;
         let info = self.info(caps)?;
         let format = pixel_format(info.format())
-            .ok_or_else(|| BridgeError(format!("unexpected format {:?}", info.format())))?;
+            .ok_or_else(|| BridgeError(format!("unexpected format {}", info.format().to_str())))?;
         let buffer = sample
             .buffer_owned()
             .ok_or_else(|| BridgeError("sample without buffer".into()))?;

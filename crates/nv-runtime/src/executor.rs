@@ -617,6 +617,7 @@ impl Executor {
 fn view_reason(view: &nv_view::ViewSnapshot) -> String {
     match view.validity() {
         nv_view::ContextValidity::Degraded { reason } => reason.as_str().to_owned(),
-        other => format!("{other:?}"),
+        nv_view::ContextValidity::Valid => "valid".to_owned(),
+        _ => "invalid".to_owned(),
     }
 }

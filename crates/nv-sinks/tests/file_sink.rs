@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use nv_core::clock::ManualClock;
-use nv_runtime::OutputSink;
+use nv_io::OutputSink;
 use nv_sinks::{FileSink, FileSinkConfig, FsyncPolicy, OutputRecord, SinkConfig, SinkStats};
 
 fn read_keys(path: &Path) -> Vec<String> {

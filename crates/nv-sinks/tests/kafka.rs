@@ -12,7 +12,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use common::{key_of, wait_stats, TIMEOUT};
-use nv_runtime::{OutputSink, Runtime};
+use nv_core::id::FeedId;
+use nv_io::OutputSink;
 use nv_sinks::kafka::{HEADER_IDEMPOTENCY_KEY, HEADER_SCHEMA_VERSION};
 use nv_sinks::{KafkaSink, KafkaSinkConfig, OutputRecord, SinkConfig, SinkStats};
 use nv_test_util::port::RefusedPort;
@@ -184,23 +185,26 @@ fn two_feeds_share_a_topic_each_in_order_in_one_partition_despite_produce_errors
     let stats = SinkStats::new();
     let n = 25u64;
 
-    let rt = Runtime::builder().build().unwrap();
-    let mut sub = rt.output_subscribe();
-    for _ in 0..2 {
-        let sink = config.build_with_stats(stats.clone()).unwrap();
-        rt.add_feed(common::feed_config(n, sink)).unwrap();
-    }
+    // Two feeds, each with its own sink instance sharing one stats, emitted interleaved.
+    let mut sinks: Vec<_> = (0..2)
+        .map(|_| config.build_with_stats(stats.clone()).unwrap())
+        .collect();
     let mut emitted: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for _ in 0..2 * n {
-        let out = sub.recv_timeout(TIMEOUT).expect("output");
-        let r = OutputRecord::from_output(&out);
-        emitted
-            .entry(r.feed_id.to_string())
-            .or_default()
-            .push(r.idempotency_key);
+    for seq in 0..n {
+        for (i, sink) in sinks.iter_mut().enumerate() {
+            let out = common::rich_output_of(FeedId::new(i as u64 + 1), seq);
+            let r = OutputRecord::from_output(&out);
+            emitted
+                .entry(r.feed_id.to_string())
+                .or_default()
+                .push(r.idempotency_key);
+            sink.emit(out);
+        }
     }
     wait_stats(&stats, "all delivered", |s| s.delivered == 2 * n);
-    rt.shutdown();
+    for mut sink in sinks {
+        sink.flush();
+    }
 
     let msgs = consume(&mock, topic, 4, 50);
     assert_eq!(keys_per_feed(&msgs), emitted);
@@ -213,7 +217,7 @@ fn two_feeds_share_a_topic_each_in_order_in_one_partition_despite_produce_errors
 }
 
 /// Emits each output and asserts the call returned promptly.
-fn emit_quickly(sink: &mut dyn OutputSink, outputs: &[nv_runtime::SharedOutput]) {
+fn emit_quickly(sink: &mut dyn OutputSink, outputs: &[nv_io::SharedOutput]) {
     for o in outputs {
         let t = Instant::now();
         sink.emit(o.clone());

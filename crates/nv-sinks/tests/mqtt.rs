@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{key_of, wait_stats, TIMEOUT};
-use nv_runtime::OutputSink;
+use nv_io::OutputSink;
 use nv_sinks::{MqttSink, MqttSinkConfig, SinkConfig, SinkStats};
 use nv_test_util::broker::{Broker, Outage};
 use parking_lot::{Condvar, Mutex};

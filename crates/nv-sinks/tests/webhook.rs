@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{wait_stats, TIMEOUT};
-use nv_runtime::OutputSink;
+use nv_io::OutputSink;
 use nv_sinks::{OutputRecord, Secret, SinkStats, WebhookSink, WebhookSinkConfig};
 use nv_test_util::port::RefusedPort;
 use parking_lot::{Condvar, Mutex};

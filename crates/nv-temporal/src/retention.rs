@@ -37,7 +37,7 @@ impl RetentionPolicy {
         if self.max_track_age.is_zero() {
             problems.push(ConfigProblem::invalid(
                 "retention.max_track_age",
-                format_args!("{:?}", self.max_track_age),
+                format_args!("{} s", self.max_track_age.as_secs_f64()),
                 "must be greater than zero",
             ));
         }

@@ -194,14 +194,12 @@ impl Broker {
                 PortChoice::NatsPortsFile => read_nats_port(&ports_file),
                 PortChoice::OsThenRetry => Some(port),
             };
-            // Our child is alive and something answers on the port: on the first start
-            // that could still be another process that took the port, so make sure the
-            // child did not exit right after (it would, failing to bind) and that its log
-            // says it listens there.
-            if let Some(p) = candidate.filter(|p| TcpStream::connect(("127.0.0.1", *p)).is_ok()) {
-                if child.try_wait().expect("polling the broker").is_none()
-                    && self.listening_logged(p, log_start)
-                {
+            // The broker's own word first (its log or ports file), then one connection to
+            // confirm. Connecting before that would reach whoever else holds the port: a
+            // listener that never accepts fills its backlog, and a connect to a full
+            // backlog blocks for minutes of SYN retries, so connects are also bounded.
+            if let Some(p) = candidate.filter(|p| self.listening_logged(*p, log_start)) {
+                if answers(p) && child.try_wait().expect("polling the broker").is_none() {
                     break p;
                 }
             }
@@ -284,6 +282,15 @@ impl Outage {
             Self::Kill => broker.kill(),
         }
     }
+}
+
+/// How long one confirming connection to a broker may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Whether something accepts a TCP connection on 127.0.0.1:`port` within [`CONNECT_TIMEOUT`].
+fn answers(port: u16) -> bool {
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT).is_ok()
 }
 
 /// A port the OS handed out a moment ago (released again, so the broker can bind it; the

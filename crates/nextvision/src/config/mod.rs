@@ -2,6 +2,7 @@
 //! sinks and feeds. Loading validates the whole file and reports every problem with its
 //! line, offline (no camera is contacted).
 
+mod cluster;
 mod env;
 mod locate;
 mod schema;
@@ -11,6 +12,7 @@ use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+pub use cluster::ClusterSection;
 pub(crate) use locate::Seg;
 pub(crate) use schema::{check_feed, FeedContext};
 pub use schema::{Config, FeedSpec, RestartOn, SinkSection};

@@ -343,10 +343,12 @@ pub struct Config {
     pub metrics: MetricsSection,
     pub sinks: Vec<SinkSection>,
     pub feeds: Vec<FeedSpec>,
+    /// `[cluster]`: feeds come from the fleet's key-value bucket, not from this file alone.
+    pub cluster: Option<super::cluster::ClusterSection>,
 }
 
 /// Top-level keys of the document.
-const SECTIONS: &[&str] = &["runtime", "api", "metrics", "sinks", "feeds"];
+const SECTIONS: &[&str] = &["runtime", "api", "metrics", "sinks", "feeds", "cluster"];
 
 fn key(k: &str) -> Seg {
     Seg::key(k)
@@ -481,6 +483,14 @@ pub(super) fn parse(text: &str, env: EnvMode) -> Result<Config, Vec<Problem>> {
         if let (Some(m), _) = c.typed::<MetricsSection>(v, &[key("metrics")], "metrics") {
             check_metrics(&mut c, &m);
             config.metrics = m;
+        }
+    }
+    if let Some(v) = doc.get("cluster") {
+        if let (Some(cl), _) =
+            c.typed::<super::cluster::ClusterSection>(v, &[key("cluster")], "cluster")
+        {
+            super::cluster::check(&mut c, &cl);
+            config.cluster = Some(cl);
         }
     }
     if let Some(v) = doc.get("sinks") {

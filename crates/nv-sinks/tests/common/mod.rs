@@ -1,4 +1,4 @@
-//! Shared setup for the sink integration tests: real runtime outputs, real brokers.
+//! Shared setup for the sink integration tests: outputs that fill every record field, real brokers.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -8,120 +8,120 @@
 
 use std::time::{Duration, Instant};
 
-use nv_core::error::StageError;
+use std::sync::Arc;
+
 use nv_core::geometry::BBox;
-use nv_core::policy::RestartPolicy;
+use nv_core::id::{FeedId, StageId};
+use nv_core::time::{MonotonicTs, WallTs};
+use nv_frame::{FrameEnvelope, HostBytes, PixelFormat};
+use nv_io::output::{Provenance, StageProvenance, StageResult, ViewProvenance};
+use nv_io::{OutputEnvelope, OutputSink, SharedOutput};
 use nv_perception::{
-    DerivedSignal, Detection, DetectionId, SceneFeature, SceneFeatureValue, SignalValue, Stage,
-    StageContext, StageId, StageOutput, Track, TrackId, TrackObservation, TrackState,
+    DerivedSignal, Detection, DetectionId, DetectionSet, SceneFeature, SceneFeatureValue,
+    SignalValue, Track, TrackId, TrackObservation, TrackState,
 };
-use nv_runtime::output::FrameInclusion;
-use nv_runtime::{CameraMode, FeedConfig, OutputSink, Runtime, SharedOutput, SourceSpec};
 use nv_sinks::{OutputRecord, SinkStats, SinkStatsSnapshot};
 use nv_test_util::broker::{Broker, Outage};
-use nv_test_util::{tiny_synthetic, CollectingSink};
+use nv_view::ViewState;
 
 pub const TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A stage that fills every part of the output: detections (one with an embedding), a
-/// track, signals of each kind (one non-finite) and a distribution scene feature.
-#[derive(Debug)]
-pub struct RichStage;
-
-impl Stage for RichStage {
-    fn id(&self) -> StageId {
-        StageId::new("rich")
-    }
-    fn process(&mut self, ctx: &StageContext<'_>) -> Result<StageOutput, StageError> {
-        let ts = ctx.frame.ts();
-        let seq = ctx.frame.seq();
-        let b = BBox::from_xywh(0.1, 0.2, 0.3, 0.4);
-        let dets = vec![
-            Detection::builder(DetectionId::new(1), 2, 0.9, b)
-                .embedding(vec![0.5, -0.25])
-                .build(),
-            Detection::builder(DetectionId::new(2), 0, 0.4, BBox::new(0.5, 0.5, 0.6, 0.7)).build(),
-        ];
-        let state = if seq % 2 == 0 {
-            TrackState::Confirmed
-        } else {
-            TrackState::Coasted
-        };
-        let track = Track::new(
-            TrackId::new(7),
-            2,
-            state,
-            TrackObservation::new(ts, b, 0.9, state, Some(DetectionId::new(1))),
-        );
-        Ok(StageOutput::build()
-            .detections(dets)
-            .tracks(vec![track])
-            .signal(DerivedSignal::new("count", SignalValue::Scalar(2.0), ts))
-            .signal(DerivedSignal::new("nan", SignalValue::Scalar(f64::NAN), ts))
-            .signal(DerivedSignal::new(
-                "vec",
-                SignalValue::Vector(vec![1.0, f64::INFINITY]),
-                ts,
-            ))
-            .signal(DerivedSignal::new("flag", SignalValue::Boolean(true), ts))
-            .signal(DerivedSignal::new(
-                "zone",
-                SignalValue::Categorical("door".into()),
-                ts,
-            ))
-            .scene_feature(SceneFeature {
-                name: "weather".into(),
-                value: SceneFeatureValue::Distribution(vec![
-                    ("sun".into(), 0.7),
-                    ("rain".into(), 0.3),
-                ]),
-                confidence: Some(0.8),
-                ts,
-            })
-            .finish())
-    }
+/// Output `seq` of feed 1, filling every part of the record: detections (one with an
+/// embedding), a track, signals of each kind (one non-finite), a distribution scene
+/// feature, stage and view provenance; every 2nd output carries its (tiny) frame. Sinks
+/// are tested on outputs built here, not by running the engine: the engine's own tests
+/// and the daemon's end-to-end tests cover the two together.
+pub fn rich_output(seq: u64) -> SharedOutput {
+    rich_output_of(FeedId::new(1), seq)
 }
 
-pub fn feed_config(frames: u64, sink: Box<dyn OutputSink>) -> FeedConfig {
-    FeedConfig::builder()
-        .source(SourceSpec::synthetic(tiny_synthetic(Some(frames))))
-        .camera_mode(CameraMode::Fixed)
-        .stage(RichStage)
-        .frame_inclusion(FrameInclusion::sampled(2))
-        .restart(RestartPolicy::never())
-        .boxed_output_sink(sink)
-        .lossless()
-        .build()
-        .unwrap()
+/// [`rich_output`] of another feed.
+pub fn rich_output_of(feed: FeedId, seq: u64) -> SharedOutput {
+    let ts = MonotonicTs::from_nanos(seq * 40_000_000);
+    let wall = WallTs::from_micros(1_700_000_000_000_000 + seq * 40_000);
+    let b = BBox::from_xywh(0.1, 0.2, 0.3, 0.4);
+    let state = if seq % 2 == 0 {
+        TrackState::Confirmed
+    } else {
+        TrackState::Coasted
+    };
+    let view = ViewState::fixed_initial();
+    let provenance = Provenance {
+        stages: vec![StageProvenance {
+            stage_id: StageId::new("rich"),
+            started_at: ts,
+            finished_at: MonotonicTs::from_nanos(ts.as_nanos() + 250_000),
+            result: StageResult::Ok,
+        }],
+        view: ViewProvenance {
+            epoch: view.epoch,
+            version: view.version,
+            validity: view.validity,
+            stability_score: view.stability_score,
+            motion_source: view.motion_source,
+            transition: view.transition,
+            decision: None,
+        },
+        received_at: ts,
+        dequeued_at: ts,
+        completed_at: MonotonicTs::from_nanos(ts.as_nanos() + 300_000),
+        frame_age: None,
+        session: 1,
+        frame_included: seq % 2 == 0,
+    };
+    let mut out = OutputEnvelope::new(feed, seq, ts, wall, provenance);
+    out.detections = DetectionSet::from(vec![
+        Detection::builder(DetectionId::new(1), 2, 0.9, b)
+            .embedding(vec![0.5, -0.25])
+            .build(),
+        Detection::builder(DetectionId::new(2), 0, 0.4, BBox::new(0.5, 0.5, 0.6, 0.7)).build(),
+    ]);
+    out.tracks = vec![Track::new(
+        TrackId::new(7),
+        2,
+        state,
+        TrackObservation::new(ts, b, 0.9, state, Some(DetectionId::new(1))),
+    )];
+    out.signals = vec![
+        DerivedSignal::new("count", SignalValue::Scalar(2.0), ts),
+        DerivedSignal::new("nan", SignalValue::Scalar(f64::NAN), ts),
+        DerivedSignal::new("vec", SignalValue::Vector(vec![1.0, f64::INFINITY]), ts),
+        DerivedSignal::new("flag", SignalValue::Boolean(true), ts),
+        DerivedSignal::new("zone", SignalValue::Categorical("door".into()), ts),
+    ];
+    out.scene_features = vec![SceneFeature {
+        name: "weather".into(),
+        value: SceneFeatureValue::Distribution(vec![("sun".into(), 0.7), ("rain".into(), 0.3)]),
+        confidence: Some(0.8),
+        ts,
+    }];
+    if seq % 2 == 0 {
+        let frame = FrameEnvelope::builder(feed, seq, ts, 4, 2, PixelFormat::Gray8)
+            .wall_ts(wall)
+            .host(HostBytes::from_vec(vec![0; 8]))
+            .expect("an 4x2 gray frame");
+        out.frame = Some(frame);
+    }
+    Arc::new(out)
 }
 
-/// `n` real outputs of one feed (synthetic source, [`RichStage`], every 2nd frame
-/// carried), in order.
+/// `n` outputs of one feed ([`rich_output`] for seq 0..n), in order.
 pub fn outputs(n: u64) -> Vec<SharedOutput> {
-    let rt = Runtime::builder().build().unwrap();
-    let sink = CollectingSink::new();
-    rt.add_feed(feed_config(n, Box::new(sink.clone()))).unwrap();
-    let out = sink.wait_for(usize::try_from(n).unwrap());
-    rt.shutdown();
-    assert_eq!(out.len() as u64, n);
-    out
+    (0..n).map(rich_output).collect()
 }
 
-/// Runs one lossless feed of `n` frames through `sink` on a real runtime, waits until
-/// `stats` counts all `n` delivered, then shuts the runtime down (dropping the sink).
-/// Returns the outputs' idempotency keys in feed order.
-pub fn run_feed(n: u64, sink: Box<dyn OutputSink>, stats: &SinkStats) -> Vec<String> {
-    let rt = Runtime::builder().build().unwrap();
-    let mut sub = rt.output_subscribe();
-    rt.add_feed(feed_config(n, sink)).unwrap();
-    let mut keys = Vec::new();
-    while keys.len() < usize::try_from(n).unwrap() {
-        let out = sub.recv_timeout(TIMEOUT).expect("output");
-        keys.push(OutputRecord::from_output(&out).idempotency_key);
+/// Emits `n` outputs through `sink` in order, waits until `stats` counts all `n`
+/// delivered, then drops the sink (as a feed's end does). Returns the outputs'
+/// idempotency keys in order.
+pub fn run_feed(n: u64, mut sink: Box<dyn OutputSink>, stats: &SinkStats) -> Vec<String> {
+    let outputs = outputs(n);
+    for o in &outputs {
+        sink.emit(o.clone());
     }
     wait_stats(stats, "all delivered", |s| s.delivered == n);
-    rt.shutdown();
-    keys
+    sink.flush();
+    drop(sink);
+    keys(&outputs)
 }
 
 /// Emits one output at a time, each after the previous one was delivered.

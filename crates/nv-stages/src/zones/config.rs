@@ -93,7 +93,10 @@ impl ZoneConfig {
             if !finite(&l.start) || !finite(&l.end) || l.start == l.end {
                 problems.push(ConfigProblem::invalid(
                     field,
-                    format_args!("{:?} -> {:?}", l.start, l.end),
+                    format_args!(
+                        "({}, {}) -> ({}, {})",
+                        l.start.x, l.start.y, l.end.x, l.end.y
+                    ),
                     "needs two distinct finite points",
                 ));
             }

@@ -1,0 +1,292 @@
+//! Cluster mode in the daemon: a named thread drives this node's [`Member`] every tick
+//! and turns its actions into feeds added to or removed from the runtime.
+//!
+//! The feed specs live in the fleet's key-value bucket as the JSON form of a `[[feeds]]`
+//! table (what `POST /api/v1/feeds` takes); this file's own `[[feeds]]` are added to the
+//! bucket at start when absent. Every feed's sink is wrapped in a [`FencedSink`]: once
+//! the lease's local deadline passes, outputs are dropped and counted instead of
+//! published, even if the node was paused and its next tick has not run yet.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use nv_cluster::kv::{KvClock, RealClock};
+use nv_cluster::{Action, Bucket, Fence, Kv, KvError, Member, MemberConfig, NatsKv, NatsKvConfig};
+use nv_runtime::{FeedId, OutputSink, RuntimeHandle, SharedOutput};
+
+use crate::config::{ClusterSection, Config};
+use crate::sinks::SinkSet;
+
+/// The running agent; dropping it does not release leases (see [`Agent::drain`]).
+pub struct Agent {
+    stop: mpsc::SyncSender<()>,
+    thread: Option<JoinHandle<Member>>,
+    runtime: RuntimeHandle,
+    running: Arc<parking_lot::Mutex<BTreeMap<String, FeedId>>>,
+    /// Outputs dropped because their feed's lease could no longer be proven.
+    fenced_outputs: Arc<AtomicU64>,
+}
+
+pub fn store_config(cl: &ClusterSection) -> NatsKvConfig {
+    let ttl = nv_core::limits::saturating_secs(cl.lease_ttl_secs);
+    NatsKvConfig {
+        urls: cl.nats_urls.clone(),
+        creds_file: cl.creds_file.clone(),
+        bucket_prefix: cl.bucket_prefix.clone(),
+        replicas: cl.replicas,
+        node_ttl: ttl,
+        lease_ttl: ttl,
+        request_timeout: Duration::from_secs(5),
+    }
+}
+
+impl Agent {
+    /// Connects, seeds the bucket with this file's feeds (those not there yet) and starts
+    /// ticking.
+    pub fn start(
+        file: &std::path::Path,
+        config: Arc<Config>,
+        cl: &ClusterSection,
+        runtime: RuntimeHandle,
+        sinks: Arc<SinkSet>,
+    ) -> anyhow::Result<Self> {
+        let kv = Arc::new(NatsKv::connect(&store_config(cl)).context("cluster store")?);
+        seed_feeds(kv.as_ref(), file)?;
+        let ttl = nv_core::limits::saturating_secs(cl.lease_ttl_secs);
+        let mut member_cfg = MemberConfig::new(cl.node.clone(), ttl);
+        member_cfg.weight = cl.weight;
+        let tick = member_cfg.tick_interval;
+        let kv_dyn: Arc<dyn Kv> = kv;
+        let clock: Arc<dyn KvClock> = Arc::new(RealClock);
+        let mut member = Member::new(kv_dyn, clock, member_cfg);
+        let running: Arc<parking_lot::Mutex<BTreeMap<String, FeedId>>> = Arc::default();
+        let fenced_outputs: Arc<AtomicU64> = Arc::default();
+        let (stop, stopped) = mpsc::sync_channel(1);
+        let thread = {
+            let runtime = runtime.clone();
+            let running = Arc::clone(&running);
+            let fenced = Arc::clone(&fenced_outputs);
+            std::thread::Builder::new()
+                .name("nv-cluster".into())
+                .spawn(move || loop {
+                    let actions = member.tick();
+                    apply(&actions, &config, &runtime, &sinks, &running, &fenced);
+                    match stopped.recv_timeout(tick) {
+                        Err(RecvTimeoutError::Timeout) => {}
+                        Ok(()) | Err(RecvTimeoutError::Disconnected) => return member,
+                    }
+                })
+                .context("cluster thread")?
+        };
+        tracing::info!(node = %cl.node, "cluster: joined");
+        Ok(Self {
+            stop,
+            thread: Some(thread),
+            runtime,
+            running,
+            fenced_outputs,
+        })
+    }
+
+    /// Graceful leave: stop ticking, stop every feed this node runs (their last outputs
+    /// flushed by the runtime), then release the leases so other nodes take over at once.
+    pub fn drain(mut self) {
+        let _stopping = self.stop.try_send(());
+        let Some(member) = self.thread.take().and_then(|t| t.join().ok()) else {
+            return;
+        };
+        let mut member = member;
+        let names: Vec<(String, FeedId)> = std::mem::take(&mut *self.running.lock())
+            .into_iter()
+            .collect();
+        for (name, id) in names {
+            if let Err(e) = self.runtime.remove_feed(id) {
+                tracing::warn!(feed = %name, "cluster drain: {e}");
+            }
+        }
+        let released = member.drain().len();
+        let fenced = self.fenced_outputs.load(Ordering::Relaxed);
+        tracing::info!(released, fenced_outputs = fenced, "cluster: left");
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _stopping = self.stop.try_send(());
+        if let Some(t) = self.thread.take() {
+            let _member = t.join();
+        }
+    }
+}
+
+/// Puts every `[[feeds]]` table of the file into the bucket (as JSON, the API's form)
+/// unless a spec is already there: the bucket is the fleet's source of truth, and a node
+/// restarting with an old file does not overwrite edits made since. `${VAR}` references
+/// travel unresolved and are resolved by the node that runs the feed.
+fn seed_feeds(kv: &dyn Kv, file: &std::path::Path) -> anyhow::Result<()> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let doc: toml::Table = toml::from_str(&text).context("configuration")?;
+    let Some(toml::Value::Array(feeds)) = doc.get("feeds") else {
+        return Ok(());
+    };
+    for feed in feeds {
+        let Some(name) = feed.get("name").and_then(toml::Value::as_str) else {
+            continue;
+        };
+        let json = serde_json::to_vec(feed).context("feed spec")?;
+        match kv.create(Bucket::Feeds, name, &json) {
+            Ok(_) | Err(KvError::Exists { .. }) => {}
+            Err(e) => return Err(e).with_context(|| format!("cluster: seeding feed {name}")),
+        }
+    }
+    Ok(())
+}
+
+fn apply(
+    actions: &[Action],
+    config: &Config,
+    runtime: &RuntimeHandle,
+    sinks: &SinkSet,
+    running: &parking_lot::Mutex<BTreeMap<String, FeedId>>,
+    fenced: &Arc<AtomicU64>,
+) {
+    for action in actions {
+        match action {
+            Action::Stop { feed, cause } => {
+                if let Some(id) = running.lock().remove(feed) {
+                    tracing::info!(feed = %feed, cause = cause.as_str(), "cluster: stopping feed");
+                    if let Err(e) = runtime.remove_feed(id) {
+                        tracing::warn!(feed = %feed, "cluster: stopping feed: {e}");
+                    }
+                }
+            }
+            Action::Start { feed, spec, fence } => {
+                match start_feed(feed, spec, fence, config, runtime, sinks, fenced) {
+                    Ok(id) => {
+                        tracing::info!(feed = %feed, fence = fence.token(), "cluster: started feed");
+                        running.lock().insert(feed.clone(), id);
+                    }
+                    Err(e) => tracing::warn!(feed = %feed, "cluster: cannot start feed: {e:#}"),
+                }
+            }
+        }
+    }
+}
+
+fn start_feed(
+    name: &str,
+    spec: &[u8],
+    fence: &Arc<Fence>,
+    config: &Config,
+    runtime: &RuntimeHandle,
+    sinks: &SinkSet,
+    fenced: &Arc<AtomicU64>,
+) -> anyhow::Result<FeedId> {
+    let value: serde_json::Value = serde_json::from_slice(spec).context("feed spec is not JSON")?;
+    let taken = |n: &str| runtime.feeds().iter().any(|f| f.name() == n);
+    let spec = crate::assemble::feed_from_json(config, value, &taken)
+        .map_err(|problems| anyhow::anyhow!("{}", problems.join("; ")))?;
+    anyhow::ensure!(
+        spec.section.name == name,
+        "the spec under key {name} names feed {}",
+        spec.section.name
+    );
+    let (sink, factory) = sinks.feed_sink(&spec)?;
+    let wrap = {
+        let fence = Arc::clone(fence);
+        let dropped = Arc::clone(fenced);
+        move |inner: Box<dyn OutputSink>| -> Box<dyn OutputSink> {
+            Box::new(FencedSink {
+                inner,
+                fence: Arc::clone(&fence),
+                dropped: Arc::clone(&dropped),
+            })
+        }
+    };
+    let sink = wrap(sink);
+    let factory: nv_runtime::SinkFactory = Box::new(move || wrap(factory()));
+    let stages = crate::assemble::stages(&spec)?;
+    let fc = crate::assemble::feed_config(&spec, stages, sink, Some(factory))?;
+    Ok(runtime.add_feed(fc)?.id())
+}
+
+/// Publishes only while the feed's lease is provably held.
+struct FencedSink {
+    inner: Box<dyn OutputSink>,
+    fence: Arc<Fence>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl OutputSink for FencedSink {
+    fn emit(&mut self, output: SharedOutput) {
+        if self.fence.is_valid(Instant::now()) {
+            self.inner.emit(output);
+        } else {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    fn flush(&mut self) {
+        self.inner.flush();
+    }
+}
+
+/// `nextvision cluster ...`
+#[derive(clap::Subcommand, Debug)]
+pub enum ClusterCommand {
+    /// Print the fleet's nodes, feeds with their owners, and leases (read-only).
+    Status {
+        /// A configuration file with a `[cluster]` section.
+        file: std::path::PathBuf,
+    },
+}
+
+pub fn run_command(command: &ClusterCommand) -> anyhow::Result<std::process::ExitCode> {
+    let ClusterCommand::Status { file } = command;
+    let config = crate::config::load(file, crate::config::EnvMode::Resolve)?;
+    let cl = config
+        .cluster
+        .as_ref()
+        .with_context(|| format!("{} has no [cluster] section", file.display()))?;
+    let kv = NatsKv::connect(&store_config(cl)).context("cluster store")?;
+    let view = nv_cluster::ClusterView::read(&kv).context("reading the cluster")?;
+    let mut out = String::new();
+    out.push_str(&format!("nodes ({}):\n", view.all_nodes.len()));
+    for n in &view.all_nodes {
+        let held = view
+            .leases
+            .values()
+            .filter(|(l, _)| l.node == n.node)
+            .count();
+        out.push_str(&format!(
+            "  {:<24} weight {:<6} feeds {:<5} {}\n",
+            n.node,
+            n.weight,
+            held,
+            if n.accepting { "accepting" } else { "draining" }
+        ));
+    }
+    out.push_str(&format!("feeds ({}):\n", view.feeds.len()));
+    for feed in view.feeds.keys() {
+        let (owner, fence) = view.leases.get(feed).map_or(("-", 0), |(l, rev)| {
+            // Until its first renewal a lease names no fence: it is the revision.
+            (l.node.as_str(), if l.fence == 0 { *rev } else { l.fence })
+        });
+        let should = view.owner(feed).unwrap_or("-");
+        out.push_str(&format!(
+            "  {feed:<24} owner {owner:<20} fence {fence:<8} assigned {should}{}\n",
+            if owner != should && owner != "-" {
+                " (moving)"
+            } else {
+                ""
+            }
+        ));
+    }
+    print!("{out}");
+    Ok(std::process::ExitCode::SUCCESS)
+}

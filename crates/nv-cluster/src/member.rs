@@ -1,0 +1,438 @@
+//! One node's part in the cluster: heartbeat, take the feeds it should own, renew their
+//! leases, hand over the ones another node should own, and stop anything whose lease it
+//! can no longer prove.
+//!
+//! A [`Member`] is driven by [`Member::tick`] (the daemon calls it every
+//! [`MemberConfig::tick_interval`]); it never starts or stops feeds itself, it returns
+//! [`Action`]s. Every started feed comes with a [`Fence`]: the output path checks it
+//! before publishing, so a node that was paused past its lease (SIGSTOP, a partition)
+//! stops publishing at its local deadline even before its next tick runs.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::assign::{self, Candidate};
+use crate::kv::{Bucket, Kv, KvClock, KvError};
+
+/// Cluster timing and identity of this node.
+#[derive(Clone, Debug)]
+pub struct MemberConfig {
+    /// Unique among the nodes; a KV key (letters, digits, `-`, `_`).
+    pub node: String,
+    /// Relative capacity (> 0).
+    pub weight: f64,
+    /// A lease not renewed for this long expires in the store (the leases bucket's TTL).
+    pub lease_ttl: Duration,
+    /// A node not heard from for this long is gone (the nodes bucket's TTL).
+    pub node_ttl: Duration,
+    /// How long before the store would expire a lease this node treats it as lost: covers
+    /// clock-rate differences and the time between a check and a publish.
+    pub fence_margin: Duration,
+    /// How often [`Member::tick`] is meant to run (a third of the lease TTL by default).
+    pub tick_interval: Duration,
+    /// A starting node takes no feed for this long (the node TTL by default): by then it
+    /// has seen every live node's heartbeat, so a cluster starting together does not let
+    /// its first node take everything and then hand most of it over.
+    pub settle: Duration,
+}
+
+impl MemberConfig {
+    /// Defaults for `node` with a lease TTL of `lease_ttl`: node TTL and settle time =
+    /// lease TTL, fence margin = a fifth of it, ticks at a third of it.
+    pub fn new(node: impl Into<String>, lease_ttl: Duration) -> Self {
+        Self {
+            node: node.into(),
+            weight: 1.0,
+            lease_ttl,
+            node_ttl: lease_ttl,
+            fence_margin: lease_ttl / 5,
+            tick_interval: lease_ttl / 3,
+            settle: lease_ttl,
+        }
+    }
+}
+
+/// What a node writes about itself every heartbeat.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct NodeRecord {
+    pub node: String,
+    pub weight: f64,
+    /// False while the node drains: others take its feeds, it takes none.
+    pub accepting: bool,
+}
+
+/// What a lease key holds.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LeaseRecord {
+    pub node: String,
+    /// The lease's first revision: stamped on every output of this ownership. Revisions
+    /// only grow in a bucket, so a later owner always stamps a larger fence.
+    pub fence: u64,
+}
+
+/// The local proof of a lease: valid until a deadline on this node's monotonic clock.
+#[derive(Debug)]
+pub struct Fence {
+    token: u64,
+    base: Instant,
+    valid_until_nanos: AtomicU64,
+}
+
+impl Fence {
+    fn new(token: u64, base: Instant, valid_until: Instant) -> Self {
+        let f = Self {
+            token,
+            base,
+            valid_until_nanos: AtomicU64::new(0),
+        };
+        f.extend(valid_until);
+        f
+    }
+    fn extend(&self, valid_until: Instant) {
+        let nanos = valid_until.saturating_duration_since(self.base).as_nanos();
+        self.valid_until_nanos
+            .store(u64::try_from(nanos).unwrap_or(u64::MAX), Ordering::Release);
+    }
+    fn revoke(&self) {
+        self.valid_until_nanos.store(0, Ordering::Release);
+    }
+    /// The fencing token to stamp on outputs (the lease's first revision).
+    pub fn token(&self) -> u64 {
+        self.token
+    }
+    /// Whether an output may still be published at `now`.
+    pub fn is_valid(&self, now: Instant) -> bool {
+        let at =
+            u64::try_from(now.saturating_duration_since(self.base).as_nanos()).unwrap_or(u64::MAX);
+        at < self.valid_until_nanos.load(Ordering::Acquire)
+    }
+}
+
+/// Why a feed stops on this node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopCause {
+    /// Another live node should own it: released after this stop (graceful handover).
+    HandedOver,
+    /// The feed was removed from the desired set.
+    Removed,
+    /// The lease could not be renewed before its local deadline.
+    Fenced,
+    /// The store says someone else holds the lease (or it expired and was taken).
+    LostLease,
+    /// The feed's spec changed; it starts again with the new spec.
+    SpecChanged,
+    /// This node drains (shutdown).
+    Draining,
+}
+
+impl StopCause {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::HandedOver => "handed_over",
+            Self::Removed => "removed",
+            Self::Fenced => "fenced",
+            Self::LostLease => "lost_lease",
+            Self::SpecChanged => "spec_changed",
+            Self::Draining => "draining",
+        }
+    }
+}
+
+/// What the daemon must do after a tick.
+#[derive(Debug)]
+pub enum Action {
+    Start {
+        feed: String,
+        spec: Vec<u8>,
+        fence: Arc<Fence>,
+    },
+    Stop {
+        feed: String,
+        cause: StopCause,
+    },
+}
+
+#[derive(Debug)]
+struct Held {
+    revision: u64,
+    spec_revision: u64,
+    fence: Arc<Fence>,
+}
+
+/// This node's view and holdings.
+pub struct Member {
+    kv: Arc<dyn Kv>,
+    clock: Arc<dyn KvClock>,
+    cfg: MemberConfig,
+    base: Instant,
+    held: BTreeMap<String, Held>,
+    accepting: bool,
+}
+
+impl std::fmt::Debug for Member {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Member")
+            .field("cfg", &self.cfg)
+            .field("held", &self.held)
+            .field("accepting", &self.accepting)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Member {
+    pub fn new(kv: Arc<dyn Kv>, clock: Arc<dyn KvClock>, cfg: MemberConfig) -> Self {
+        let base = clock.now();
+        Self {
+            kv,
+            clock,
+            cfg,
+            base,
+            held: BTreeMap::new(),
+            accepting: true,
+        }
+    }
+
+    pub fn config(&self) -> &MemberConfig {
+        &self.cfg
+    }
+
+    /// The feeds this node holds, with their fencing tokens.
+    pub fn held(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.held.iter().map(|(f, h)| (f.as_str(), h.fence.token()))
+    }
+
+    /// The fences of the feeds this node holds (each output path keeps its own `Arc`).
+    pub fn fences(&self) -> impl Iterator<Item = (&str, &Fence)> {
+        self.held
+            .iter()
+            .map(|(f, h)| (f.as_str(), h.fence.as_ref()))
+    }
+
+    /// One round: fence, heartbeat, read the cluster, renew / hand over / take leases.
+    /// Store failures never fail the tick: a lease that cannot be renewed in time is
+    /// fenced by its local deadline.
+    pub fn tick(&mut self) -> Vec<Action> {
+        let mut actions = Vec::new();
+        self.fence_expired(&mut actions);
+        let me = NodeRecord {
+            node: self.cfg.node.clone(),
+            weight: self.cfg.weight,
+            accepting: self.accepting,
+        };
+        if self
+            .kv
+            .put(Bucket::Nodes, &self.cfg.node, &to_json(&me))
+            .is_err()
+        {
+            return actions;
+        }
+        let Ok(view) = ClusterView::read(self.kv.as_ref()) else {
+            return actions;
+        };
+        self.renew_or_release(&view, &mut actions);
+        if self.accepting && self.clock.now() >= self.base + self.cfg.settle {
+            self.take(&view, &mut actions);
+        }
+        actions
+    }
+
+    /// Stops taking feeds, releases every lease (after the daemon flushed the feeds'
+    /// last outputs: call this once they are stopped) and leaves the node list.
+    pub fn drain(&mut self) -> Vec<Action> {
+        self.accepting = false;
+        let mut actions = Vec::new();
+        for (feed, h) in std::mem::take(&mut self.held) {
+            h.fence.revoke();
+            let _released = self.kv.delete(Bucket::Leases, &feed, h.revision);
+            actions.push(Action::Stop {
+                feed,
+                cause: StopCause::Draining,
+            });
+        }
+        if let Ok(Some(e)) = self.kv.get(Bucket::Nodes, &self.cfg.node) {
+            let _left = self.kv.delete(Bucket::Nodes, &self.cfg.node, e.revision);
+        }
+        actions
+    }
+
+    fn fence_expired(&mut self, actions: &mut Vec<Action>) {
+        let now = self.clock.now();
+        let expired: Vec<String> = self
+            .held
+            .iter()
+            .filter(|(_, h)| !h.fence.is_valid(now))
+            .map(|(f, _)| f.clone())
+            .collect();
+        for feed in expired {
+            self.stop(feed, StopCause::Fenced, actions);
+        }
+    }
+
+    fn stop(&mut self, feed: String, cause: StopCause, actions: &mut Vec<Action>) {
+        if let Some(h) = self.held.remove(&feed) {
+            h.fence.revoke();
+        }
+        actions.push(Action::Stop { feed, cause });
+    }
+
+    fn renew_or_release(&mut self, view: &ClusterView, actions: &mut Vec<Action>) {
+        let feeds: Vec<String> = self.held.keys().cloned().collect();
+        for feed in feeds {
+            let Some(h) = self.held.get(&feed) else {
+                continue;
+            };
+            let (revision, spec_revision) = (h.revision, h.spec_revision);
+            let Some(spec) = view.feeds.get(&feed) else {
+                let _released = self.kv.delete(Bucket::Leases, &feed, revision);
+                self.stop(feed, StopCause::Removed, actions);
+                continue;
+            };
+            if view.leases.get(&feed).map(|l| l.1) != Some(revision) {
+                self.stop(feed, StopCause::LostLease, actions);
+                continue;
+            }
+            let owner = view.owner(&feed);
+            if owner.is_some_and(|o| o != self.cfg.node) {
+                // Stop first, release second: the new owner can only start once this
+                // node no longer publishes.
+                self.stop(feed.clone(), StopCause::HandedOver, actions);
+                let _released = self.kv.delete(Bucket::Leases, &feed, revision);
+                continue;
+            }
+            let sent = self.clock.now();
+            let record = LeaseRecord {
+                node: self.cfg.node.clone(),
+                fence: self.held[&feed].fence.token(),
+            };
+            match self
+                .kv
+                .update(Bucket::Leases, &feed, &to_json(&record), revision)
+            {
+                Ok(new) => {
+                    let deadline = self.deadline(sent);
+                    if let Some(h) = self.held.get_mut(&feed) {
+                        h.revision = new;
+                        h.fence.extend(deadline);
+                    }
+                }
+                Err(KvError::WrongRevision { .. } | KvError::Exists { .. }) => {
+                    self.stop(feed.clone(), StopCause::LostLease, actions);
+                    continue;
+                }
+                // Unreachable store: keep running until the local deadline fences it.
+                Err(KvError::Unavailable { .. }) => {}
+            }
+            if spec.1 != spec_revision {
+                let fence = self.held[&feed].fence.clone();
+                if let Some(h) = self.held.get_mut(&feed) {
+                    h.spec_revision = spec.1;
+                }
+                actions.push(Action::Stop {
+                    feed: feed.clone(),
+                    cause: StopCause::SpecChanged,
+                });
+                actions.push(Action::Start {
+                    feed,
+                    spec: spec.0.clone(),
+                    fence,
+                });
+            }
+        }
+    }
+
+    fn take(&mut self, view: &ClusterView, actions: &mut Vec<Action>) {
+        for (feed, (spec, spec_revision)) in &view.feeds {
+            if self.held.contains_key(feed)
+                || view.leases.contains_key(feed)
+                || view.owner(feed) != Some(self.cfg.node.as_str())
+            {
+                continue;
+            }
+            let sent = self.clock.now();
+            // The fence is the revision this create gets; the record names it after the
+            // fact, on the first renewal.
+            let record = LeaseRecord {
+                node: self.cfg.node.clone(),
+                fence: 0,
+            };
+            let Ok(revision) = self.kv.create(Bucket::Leases, feed, &to_json(&record)) else {
+                continue;
+            };
+            let fence = Arc::new(Fence::new(revision, self.base, self.deadline(sent)));
+            self.held.insert(
+                feed.clone(),
+                Held {
+                    revision,
+                    spec_revision: *spec_revision,
+                    fence: fence.clone(),
+                },
+            );
+            actions.push(Action::Start {
+                feed: feed.clone(),
+                spec: spec.clone(),
+                fence,
+            });
+        }
+    }
+
+    /// A lease written by a request sent at `sent` expires in the store no earlier than
+    /// `sent + ttl` (the store stamps it on arrival); this node gives it up earlier.
+    fn deadline(&self, sent: Instant) -> Instant {
+        sent + self.cfg.lease_ttl.saturating_sub(self.cfg.fence_margin)
+    }
+}
+
+/// One consistent-enough read of the three buckets (each key is checked again by
+/// compare-and-set when it matters).
+#[derive(Debug, Default)]
+pub struct ClusterView {
+    /// feed -> (spec, revision)
+    pub feeds: BTreeMap<String, (Vec<u8>, u64)>,
+    /// live, accepting nodes
+    pub nodes: Vec<Candidate>,
+    /// every node that heartbeats, accepting or not
+    pub all_nodes: Vec<NodeRecord>,
+    /// feed -> (lease, revision)
+    pub leases: BTreeMap<String, (LeaseRecord, u64)>,
+}
+
+impl ClusterView {
+    pub fn read(kv: &dyn Kv) -> Result<Self, KvError> {
+        let mut view = Self::default();
+        for e in kv.list(Bucket::Feeds)? {
+            view.feeds.insert(e.key, (e.value, e.revision));
+        }
+        for e in kv.list(Bucket::Nodes)? {
+            if let Ok(n) = serde_json::from_slice::<NodeRecord>(&e.value) {
+                if n.accepting {
+                    view.nodes.push(Candidate {
+                        name: n.node.clone(),
+                        weight: n.weight,
+                    });
+                }
+                view.all_nodes.push(n);
+            }
+        }
+        for e in kv.list(Bucket::Leases)? {
+            if let Ok(l) = serde_json::from_slice::<LeaseRecord>(&e.value) {
+                view.leases.insert(e.key, (l, e.revision));
+            }
+        }
+        Ok(view)
+    }
+
+    /// The node that should own `feed` now.
+    pub fn owner(&self, feed: &str) -> Option<&str> {
+        assign::owner(feed, &self.nodes).map(|c| c.name.as_str())
+    }
+}
+
+fn to_json<T: Serialize>(v: &T) -> Vec<u8> {
+    // Serialising these plain records cannot fail; an empty value would read as invalid
+    // and be ignored by every node.
+    serde_json::to_vec(v).unwrap_or_default()
+}

@@ -1,0 +1,309 @@
+//! [`Kv`] on NATS JetStream key-value buckets (`<prefix>-feeds`, `-nodes`, `-leases`).
+//!
+//! The buckets keep one value per key (history 1); the nodes and leases buckets expire
+//! entries by `max_age`, which is what makes a silent node's leases free up on the
+//! server's clock, not on any node's. Calls block the caller on a private one-thread
+//! runtime, each bounded by [`NatsKvConfig::request_timeout`].
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_nats::jetstream::kv::{self, Operation, Store};
+use futures_util::StreamExt as _;
+
+use crate::kv::{Bucket, Entry, Kv, KvError};
+
+/// Where and how to reach the store.
+#[derive(Clone, Debug)]
+pub struct NatsKvConfig {
+    /// `nats://host:port` URLs of the cluster's servers.
+    pub urls: Vec<String>,
+    /// A `.creds` file (JWT + nkey seed), if the servers require one.
+    pub creds_file: Option<PathBuf>,
+    /// Bucket name prefix (letters, digits, `-`, `_`).
+    pub bucket_prefix: String,
+    /// JetStream replicas per bucket (3 on a three-server cluster).
+    pub replicas: usize,
+    pub node_ttl: Duration,
+    pub lease_ttl: Duration,
+    pub request_timeout: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NatsKvError {
+    #[error("cluster I/O runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    #[error("cannot connect to NATS at {urls}: {detail}")]
+    Connect { urls: String, detail: String },
+    #[error("cannot open key-value bucket {bucket}: {detail}")]
+    Bucket { bucket: String, detail: String },
+}
+
+/// The JetStream-backed store.
+pub struct NatsKv {
+    runtime: tokio::runtime::Runtime,
+    stores: BTreeMap<Bucket, Store>,
+    timeout: Duration,
+    ops: AtomicU64,
+}
+
+impl std::fmt::Debug for NatsKv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NatsKv")
+            .field("buckets", &self.stores.keys().collect::<Vec<_>>())
+            .field("ops", &self.ops)
+            .finish_non_exhaustive()
+    }
+}
+
+impl NatsKv {
+    /// Connects and opens (creating when missing) the three buckets.
+    pub fn connect(cfg: &NatsKvConfig) -> Result<Self, NatsKvError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("nv-cluster-io")
+            .enable_all()
+            .build()
+            .map_err(NatsKvError::Runtime)?;
+        let urls = cfg.urls.join(",");
+        let stores = runtime.block_on(async {
+            let mut opts = async_nats::ConnectOptions::new()
+                .connection_timeout(cfg.request_timeout)
+                .retry_on_initial_connect();
+            if let Some(path) = &cfg.creds_file {
+                opts = opts
+                    .credentials_file(path)
+                    .await
+                    .map_err(|e| NatsKvError::Connect {
+                        urls: urls.clone(),
+                        detail: format!("credentials file {}: {e}", path.display()),
+                    })?;
+            }
+            let connect = opts.connect(cfg.urls.clone());
+            let client = tokio::time::timeout(cfg.request_timeout * 5, connect)
+                .await
+                .map_err(|_| NatsKvError::Connect {
+                    urls: urls.clone(),
+                    detail: "timed out".into(),
+                })?
+                .map_err(|e| NatsKvError::Connect {
+                    urls: urls.clone(),
+                    detail: e.to_string(),
+                })?;
+            let mut js = async_nats::jetstream::new(client);
+            js.set_timeout(cfg.request_timeout);
+            let mut stores = BTreeMap::new();
+            for bucket in Bucket::ALL {
+                let name = format!("{}-{}", cfg.bucket_prefix, bucket.suffix());
+                let max_age = match bucket {
+                    Bucket::Feeds => Duration::ZERO,
+                    Bucket::Nodes => cfg.node_ttl,
+                    Bucket::Leases => cfg.lease_ttl,
+                };
+                let store = match js.get_key_value(&name).await {
+                    Ok(s) => s,
+                    Err(_) => {
+                        create_bucket_stream(&js, &name, max_age, cfg.replicas).await?;
+                        js.get_key_value(&name)
+                            .await
+                            .map_err(|e| NatsKvError::Bucket {
+                                bucket: name.clone(),
+                                detail: e.to_string(),
+                            })?
+                    }
+                };
+                stores.insert(bucket, store);
+            }
+            Ok::<_, NatsKvError>(stores)
+        })?;
+        Ok(Self {
+            runtime,
+            stores,
+            timeout: cfg.request_timeout,
+            ops: AtomicU64::new(0),
+        })
+    }
+
+    fn run<T, E: std::fmt::Display>(
+        &self,
+        fut: impl std::future::Future<Output = Result<T, E>>,
+    ) -> Result<T, KvError> {
+        self.ops.fetch_add(1, Ordering::Relaxed);
+        self.runtime
+            .block_on(async { tokio::time::timeout(self.timeout, fut).await })
+            .map_err(|_| KvError::Unavailable {
+                detail: "request timed out".into(),
+            })?
+            .map_err(|e| KvError::Unavailable {
+                detail: e.to_string(),
+            })
+    }
+
+    fn store(&self, bucket: Bucket) -> Result<&Store, KvError> {
+        self.stores
+            .get(&bucket)
+            .ok_or_else(|| KvError::Unavailable {
+                detail: format!("bucket {} not open", bucket.suffix()),
+            })
+    }
+}
+
+/// Creates the stream behind a key-value bucket with the KV conventions (`KV_<bucket>`,
+/// subjects `$KV.<bucket>.>`, one message per subject, rollups, direct gets). Done here
+/// rather than with `create_key_value` because that first queries the account info, whose
+/// shape nats-server 2.9 (Debian bookworm's) answers in a form the client cannot parse.
+async fn create_bucket_stream(
+    js: &async_nats::jetstream::Context,
+    bucket: &str,
+    max_age: Duration,
+    replicas: usize,
+) -> Result<(), NatsKvError> {
+    use async_nats::jetstream::stream;
+    let config = stream::Config {
+        name: format!("KV_{bucket}"),
+        subjects: vec![format!("$KV.{bucket}.>")],
+        max_messages_per_subject: 1,
+        max_age,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        num_replicas: replicas.max(1),
+        discard: stream::DiscardPolicy::New,
+        storage: stream::StorageType::File,
+        ..Default::default()
+    };
+    js.get_or_create_stream(config)
+        .await
+        .map(|_| ())
+        .map_err(|e| NatsKvError::Bucket {
+            bucket: bucket.to_owned(),
+            detail: e.to_string(),
+        })
+}
+
+impl Kv for NatsKv {
+    fn get(&self, bucket: Bucket, key: &str) -> Result<Option<Entry>, KvError> {
+        let store = self.store(bucket)?;
+        let entry = self.run(store.entry(key))?;
+        Ok(entry
+            .filter(|e| e.operation == Operation::Put)
+            .map(|e| Entry {
+                key: key.to_owned(),
+                value: e.value.to_vec(),
+                revision: e.revision,
+            }))
+    }
+
+    fn put(&self, bucket: Bucket, key: &str, value: &[u8]) -> Result<u64, KvError> {
+        let store = self.store(bucket)?;
+        self.run(store.put(key, value.to_vec().into()))
+    }
+
+    fn create(&self, bucket: Bucket, key: &str, value: &[u8]) -> Result<u64, KvError> {
+        let store = self.store(bucket)?;
+        self.ops.fetch_add(1, Ordering::Relaxed);
+        let res = self.runtime.block_on(async {
+            tokio::time::timeout(self.timeout, store.create(key, value.to_vec().into())).await
+        });
+        match res {
+            Ok(Ok(rev)) => Ok(rev),
+            Ok(Err(e)) if e.kind() == kv::CreateErrorKind::AlreadyExists => Err(KvError::Exists {
+                key: key.to_owned(),
+            }),
+            Ok(Err(e)) => Err(KvError::Unavailable {
+                detail: e.to_string(),
+            }),
+            Err(_) => Err(KvError::Unavailable {
+                detail: "request timed out".into(),
+            }),
+        }
+    }
+
+    fn update(
+        &self,
+        bucket: Bucket,
+        key: &str,
+        value: &[u8],
+        revision: u64,
+    ) -> Result<u64, KvError> {
+        let store = self.store(bucket)?;
+        self.ops.fetch_add(1, Ordering::Relaxed);
+        let res = self.runtime.block_on(async {
+            tokio::time::timeout(
+                self.timeout,
+                store.update(key, value.to_vec().into(), revision),
+            )
+            .await
+        });
+        match res {
+            Ok(Ok(rev)) => Ok(rev),
+            Ok(Err(e)) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
+                Err(KvError::WrongRevision {
+                    key: key.to_owned(),
+                    expected: revision,
+                })
+            }
+            Ok(Err(e)) => Err(KvError::Unavailable {
+                detail: e.to_string(),
+            }),
+            Err(_) => Err(KvError::Unavailable {
+                detail: "request timed out".into(),
+            }),
+        }
+    }
+
+    fn delete(&self, bucket: Bucket, key: &str, revision: u64) -> Result<(), KvError> {
+        let store = self.store(bucket)?;
+        self.ops.fetch_add(1, Ordering::Relaxed);
+        let res = self.runtime.block_on(async {
+            tokio::time::timeout(
+                self.timeout,
+                store.delete_expect_revision(key, Some(revision)),
+            )
+            .await
+        });
+        match res {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
+                Err(KvError::WrongRevision {
+                    key: key.to_owned(),
+                    expected: revision,
+                })
+            }
+            Ok(Err(e)) => Err(KvError::Unavailable {
+                detail: e.to_string(),
+            }),
+            Err(_) => Err(KvError::Unavailable {
+                detail: "request timed out".into(),
+            }),
+        }
+    }
+
+    fn list(&self, bucket: Bucket) -> Result<Vec<Entry>, KvError> {
+        // One request for the keys, one per key for its value: O(keys) requests per list.
+        // (A watcher-fed local cache would make this free; not built yet.)
+        let store = self.store(bucket)?;
+        let keys: Vec<String> = self.run(async {
+            let mut keys = store.keys().await?;
+            let mut out = Vec::new();
+            while let Some(k) = keys.next().await {
+                out.push(k?);
+            }
+            Ok::<_, async_nats::Error>(out)
+        })?;
+        let mut entries = Vec::with_capacity(keys.len());
+        for key in keys {
+            if let Some(e) = self.get(bucket, &key)? {
+                entries.push(e);
+            }
+        }
+        entries.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(entries)
+    }
+
+    fn ops(&self) -> u64 {
+        self.ops.load(Ordering::Relaxed)
+    }
+}
