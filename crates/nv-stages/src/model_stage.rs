@@ -542,13 +542,17 @@ mod tests {
             file.display().to_string()
         );
         // Default: tract; an .onnx file with the tf-ssd decoder is read as ONNX.
-        let r = parse(&head).resolve_in(Ok(store.clone())).expect("resolves");
+        let r = parse(&head)
+            .resolve_in(Ok(store.clone()))
+            .expect("resolves");
         assert_eq!(r.config.backend, Backend::Tract);
         assert_eq!(r.config.format, ModelFormat::Onnx);
         assert_eq!(r.config.threads, 1);
 
         // Provider keys belong to onnxruntime.
-        let c = parse(&format!("{head}execution_providers = [\"cuda\"]\ndevice_id = 1\n"));
+        let c = parse(&format!(
+            "{head}execution_providers = [\"cuda\"]\ndevice_id = 1\n"
+        ));
         let p = problems(&c, &store);
         assert_eq!(p.len(), 2, "{p:?}");
         assert!(p[0].starts_with("execution_providers: is used by backend = \"onnxruntime\""));
@@ -558,24 +562,26 @@ mod tests {
             "{head}backend = \"onnxruntime\"\nexecution_providers = [\"cuda\", \"cpu\"]\n\
              device_id = 1\nthreads = 2\n"
         ));
-        match c.resolve_in(Ok(store.clone())) {
-            Ok(r) => {
-                assert!(cfg!(feature = "ort"));
+        match (c.resolve_in(Ok(store.clone())), cfg!(feature = "ort")) {
+            (Ok(r), true) => {
                 assert_eq!(r.config.threads, 2);
                 let Backend::OnnxRuntime(o) = &r.config.backend else {
                     panic!("{:?}", r.config.backend)
                 };
                 assert_eq!(
                     o.execution_providers,
-                    [ExecutionProvider::Cuda { device_id: 1 }, ExecutionProvider::Cpu]
+                    [
+                        ExecutionProvider::Cuda { device_id: 1 },
+                        ExecutionProvider::Cpu
+                    ]
                 );
                 assert_eq!(r.config.validate(), Ok(()));
             }
-            Err(p) => {
-                assert!(!cfg!(feature = "ort"));
+            (Err(p), false) => {
                 assert_eq!(p.len(), 1, "{p:?}");
                 assert!(p[0].to_string().contains("without the cargo feature `ort`"));
             }
+            (other, ort) => panic!("feature ort {ort}: {:?}", other.map(|r| r.config)),
         }
 
         // Validation: cpu must come last, no provider twice, threads in range.
@@ -588,8 +594,14 @@ mod tests {
             let p: Vec<String> = e.problems.iter().map(|p| p.to_string()).collect();
             assert_eq!(p.len(), 3, "{p:?}");
             assert!(p[0].starts_with("threads = 0: must be in 1..=64"), "{p:?}");
-            assert!(p[1].contains("execution_providers[0] = cpu: must be last"), "{p:?}");
-            assert!(p[2].contains("execution_providers[2] = cuda: is listed twice"), "{p:?}");
+            assert!(
+                p[1].contains("execution_providers[0] = cpu: must be last"),
+                "{p:?}"
+            );
+            assert!(
+                p[2].contains("execution_providers[2] = cuda: is listed twice"),
+                "{p:?}"
+            );
         }
     }
 }

@@ -165,8 +165,12 @@ impl OrtEngine {
         let mut builder = Session::builder(&rt.env).map_err(|e| model_err(e.to_string()))?;
         builder = builder
             .with_optimization_level(GraphOptimizationLevel::Level3)
-            .and_then(|b| b.with_intra_threads(threads))
-            .and_then(|b| b.with_inter_threads(1))
+            .map_err(|e| model_err(e.to_string()))?;
+        builder = builder
+            .with_intra_threads(threads)
+            .map_err(|e| model_err(e.to_string()))?;
+        builder = builder
+            .with_inter_threads(1)
             .map_err(|e| model_err(e.to_string()))?;
         let fallback = options
             .execution_providers
