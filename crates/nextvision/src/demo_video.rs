@@ -57,7 +57,11 @@ pub fn run(video: &str, model: &str, line_x: f32) -> anyhow::Result<std::process
     let config = crate::models::resolve_catalog(model)
         .map_err(anyhow::Error::msg)?
         .with_context(|| format!("`{model}` is not a catalog model (nextvision models list)"))?;
+    let mut config = config;
+    // One feed: its inference may use every core (tract's thread pool), up to 4.
+    config.threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
     let detector = ModelDetector::new(config).context("loading the person detector")?;
+    let backend = detector.backend_description();
     let tracker = Tracker::new(TrackerConfig::default()).context("tracker")?;
     let line = LineSpec {
         name: "counting".into(),
@@ -91,8 +95,8 @@ pub fn run(video: &str, model: &str, line_x: f32) -> anyhow::Result<std::process
             .build()?,
     )?;
     println!(
-        "nextvision demo: {video}\n  stages: model-detector ({model}, pure Rust) -> tracker -> \
-         counting line at x = {line_x}"
+        "nextvision demo: {video}\n  stages: model-detector ({model}, pure Rust: {backend}) -> \
+         tracker -> counting line at x = {line_x}"
     );
     let started = Instant::now();
     let mut reason = None;

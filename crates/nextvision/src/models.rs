@@ -19,11 +19,19 @@ pub enum ModelsCommand {
     Verify { name: Option<String> },
     /// Time the detector of a cached catalog model on this machine: load time, then
     /// milliseconds per frame (preprocessing, inference, decoding) over a 640x272 RGB frame.
+    /// With `--onnx FILE` (the same network converted to ONNX), also runs that file on
+    /// tract and, in a build with the feature `ort`, on ONNX Runtime, side by side.
     Bench {
         name: String,
         /// Timed frames (after 3 warm-up frames).
         #[arg(long, default_value_t = 50)]
         frames: u32,
+        /// Threads one inference may use.
+        #[arg(long, default_value_t = 1)]
+        threads: u32,
+        /// The catalog model converted to ONNX (see scripts/convert-person-onnx.sh).
+        #[arg(long)]
+        onnx: Option<std::path::PathBuf>,
     },
 }
 
@@ -63,7 +71,12 @@ pub fn run(cmd: &ModelsCommand) -> anyhow::Result<ExitCode> {
             println!("{name}: {}", path.display());
             Ok(ExitCode::SUCCESS)
         }
-        ModelsCommand::Bench { name, frames } => bench(&store, name, *frames),
+        ModelsCommand::Bench {
+            name,
+            frames,
+            threads,
+            onnx,
+        } => bench(&store, name, *frames, *threads, onnx.as_deref()),
         ModelsCommand::Verify { name } => {
             let entries: Vec<_> = match name {
                 Some(n) => vec![nv_models::find(n).ok_or_else(|| {
@@ -121,13 +134,25 @@ pub fn resolve_catalog(
 }
 
 #[cfg(not(feature = "model"))]
-fn bench(_store: &ModelStore, name: &str, _frames: u32) -> anyhow::Result<ExitCode> {
+fn bench(
+    _store: &ModelStore,
+    name: &str,
+    _frames: u32,
+    _threads: u32,
+    _onnx: Option<&std::path::Path>,
+) -> anyhow::Result<ExitCode> {
     anyhow::bail!("models bench {name}: this nextvision was built without the `model` feature")
 }
 
 #[cfg(feature = "model")]
-fn bench(store: &ModelStore, name: &str, frames: u32) -> anyhow::Result<ExitCode> {
-    use std::time::{Duration, Instant};
+fn bench(
+    store: &ModelStore,
+    name: &str,
+    frames: u32,
+    threads: u32,
+    onnx: Option<&std::path::Path>,
+) -> anyhow::Result<ExitCode> {
+    use nv_stages::model::{Backend, ModelFormat};
 
     let entry = nv_models::find(name).ok_or_else(|| {
         anyhow::anyhow!(
@@ -136,8 +161,35 @@ fn bench(store: &ModelStore, name: &str, frames: u32) -> anyhow::Result<ExitCode
         )
     })?;
     let path = store.cached(name)?;
-    let config = nv_stages::model::catalog_preset(entry, &path)
+    let mut config = nv_stages::model::catalog_preset(entry, &path)
         .ok_or_else(|| anyhow::anyhow!("`{name}` is a {}, not a model", entry.kind.label()))?;
+    config.threads = threads as usize;
+    let mut onnx_config = config.clone();
+    let mut runs = vec![(name.to_string(), config)];
+    if let Some(file) = onnx {
+        let c = &mut onnx_config;
+        c.model_path = file.to_path_buf();
+        c.format = ModelFormat::Onnx;
+        runs.push((format!("{name} as ONNX"), c.clone()));
+        if cfg!(feature = "ort") {
+            c.backend = Backend::OnnxRuntime(Default::default());
+            runs.push((format!("{name} as ONNX"), c.clone()));
+        }
+    }
+    for (label, config) in runs {
+        bench_one(&label, config, frames)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(feature = "model")]
+fn bench_one(
+    label: &str,
+    config: nv_stages::model::ModelDetectorConfig,
+    frames: u32,
+) -> anyhow::Result<()> {
+    use std::time::{Duration, Instant};
+
     let started = Instant::now();
     let mut detector = nv_stages::model::ModelDetector::new(config).context("loading the model")?;
     let load = started.elapsed();
@@ -168,13 +220,14 @@ fn bench(store: &ModelStore, name: &str, frames: u32) -> anyhow::Result<ExitCode
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     let mean = times.iter().map(|d| ms(*d)).sum::<f64>() / times.len() as f64;
     println!(
-        "{name}: load {:.0} ms; per {w}x{h} frame over {} frames: min {:.1} ms, median {:.1} ms, \
-         mean {mean:.1} ms, max {:.1} ms",
+        "{label} on {}: load {:.0} ms; per {w}x{h} frame over {} frames: min {:.1} ms, \
+         median {:.1} ms, mean {mean:.1} ms, max {:.1} ms",
+        detector.backend_description(),
         ms(load),
         times.len(),
         ms(times[0]),
         ms(times[times.len() / 2]),
         ms(times[times.len() - 1]),
     );
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }

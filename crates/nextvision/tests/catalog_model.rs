@@ -237,7 +237,8 @@ fn models_bench_times_a_cached_model_and_refuses_a_clip() {
     let t = text(&out);
     assert!(out.status.success(), "{t}");
     assert!(
-        t.starts_with("person-ssdlite: load ") && t.contains("per 640x272 frame over 1 frames"),
+        t.starts_with("person-ssdlite on tract (1 thread): load ")
+            && t.contains("per 640x272 frame over 1 frames"),
         "{t}"
     );
     let out = nextvision(&cache, &["models", "bench", "bikes-clip"]);

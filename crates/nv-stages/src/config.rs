@@ -26,7 +26,9 @@ use nv_perception::Stage;
 use serde::Deserialize;
 
 use crate::basic::{BlobDetector, Brightness, Counter};
-pub use crate::model_stage::{ModelDecoder, ModelStageConfig, ResizeName};
+pub use crate::model_stage::{
+    BackendName, ModelDecoder, ModelStageConfig, ProviderName, ResizeName,
+};
 use crate::{
     Anchor, LineSpec, MotionConfig, MotionDetector, Tracker, TrackerConfig, ZoneAnalytics,
     ZoneConfig, ZoneSpec,

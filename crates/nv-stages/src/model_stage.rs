@@ -13,6 +13,16 @@
 //! input_width = 640
 //! input_height = 640
 //! decoder = "yolov8"
+//!
+//! [[feeds.stages]]
+//! kind = "model-detector"
+//! model = "/models/person.onnx"     # the person detector converted to ONNX
+//! input_width = 300
+//! input_height = 300
+//! decoder = "tf-ssd"
+//! backend = "onnxruntime"           # cargo feature `ort`; default "tract"
+//! execution_providers = ["cuda", "cpu"]  # cuda if it starts, else cpu
+//! threads = 2
 //! ```
 //!
 //! Validation resolves the name or checks that the file exists, and never loads a model;
@@ -45,6 +55,25 @@ pub enum ResizeName {
     Stretch,
 }
 
+/// `backend` of a `model-detector`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendName {
+    /// Pure Rust (the default).
+    Tract,
+    /// ONNX Runtime, loaded at run time (nextvision built with the feature `ort`).
+    Onnxruntime,
+}
+
+/// One of `execution_providers`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderName {
+    Cpu,
+    Cuda,
+    Tensorrt,
+}
+
 /// `model-detector`.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -66,6 +95,16 @@ pub struct ModelStageConfig {
     pub nms_iou_threshold: Option<f32>,
     #[serde(default)]
     pub class_names: Vec<String>,
+    /// `tract` (default, pure Rust) or `onnxruntime` (ONNX models only).
+    pub backend: Option<BackendName>,
+    /// ONNX Runtime providers in order of preference (default `["cpu"]`). With `cpu`
+    /// listed (last), a provider that cannot start is skipped; without it, every listed
+    /// provider is required.
+    pub execution_providers: Option<Vec<ProviderName>>,
+    /// GPU used by the `cuda` and `tensorrt` providers (default 0).
+    pub device_id: Option<u32>,
+    /// Threads one inference may use (default 1).
+    pub threads: Option<u32>,
 }
 
 #[cfg(feature = "model")]
@@ -75,8 +114,11 @@ mod resolve {
     use nv_core::error::ConfigProblem;
     use nv_models::{CatalogError, Entry, ModelStore};
 
-    use super::{ModelDecoder, ModelStageConfig, ResizeName};
-    use crate::model::{catalog_preset, DecoderKind, ModelDetectorConfig, ResizeMode};
+    use super::{BackendName, ModelDecoder, ModelStageConfig, ProviderName, ResizeName};
+    use crate::model::{
+        catalog_preset, Backend, DecoderKind, ExecutionProvider, ModelDetectorConfig, ModelFormat,
+        OrtOptions, ResizeMode,
+    };
 
     /// A stage configuration turned into the detector's, before any file is read.
     pub(crate) struct Resolved {
@@ -167,6 +209,10 @@ mod resolve {
                     self.file(path, key, &mut problems)
                 }
             };
+            let resolved = resolved.map(|mut r| {
+                self.apply_backend(&mut r.config, &mut problems);
+                r
+            });
             match resolved {
                 Some(r) if problems.is_empty() => Ok(r),
                 _ => Err(problems),
@@ -268,7 +314,15 @@ mod resolve {
                             ),
                         ));
                     }
-                    ModelDetectorConfig::tf_object_detection_ssd(path, w)
+                    let mut c = ModelDetectorConfig::tf_object_detection_ssd(path, w);
+                    let onnx = std::path::Path::new(path)
+                        .extension()
+                        .is_some_and(|e| e.eq_ignore_ascii_case("onnx"));
+                    if onnx {
+                        // The same cut converted to ONNX (tf2onnx keeps the NHWC input).
+                        c.format = ModelFormat::Onnx;
+                    }
+                    c
                 }
                 ModelDecoder::Yolov8 | ModelDecoder::Yolov11 => {
                     ModelDetectorConfig::new(path, (w, h), DecoderKind::yolov8())
@@ -287,6 +341,54 @@ mod resolve {
                 present,
                 key,
             })
+        }
+
+        /// `backend`, `execution_providers`, `device_id`, `threads`.
+        fn apply_backend(&self, c: &mut ModelDetectorConfig, problems: &mut Vec<ConfigProblem>) {
+            if let Some(t) = self.threads {
+                c.threads = t as usize;
+            }
+            let backend = self.backend.unwrap_or(BackendName::Tract);
+            if backend == BackendName::Tract {
+                for (key, set) in [
+                    ("execution_providers", self.execution_providers.is_some()),
+                    ("device_id", self.device_id.is_some()),
+                ] {
+                    if set {
+                        problems.push(ConfigProblem {
+                            field: key.into(),
+                            value: None,
+                            reason: "is used by backend = \"onnxruntime\" only".into(),
+                        });
+                    }
+                }
+                c.backend = Backend::Tract;
+                return;
+            }
+            if !cfg!(feature = "ort") {
+                problems.push(ConfigProblem::invalid(
+                    "backend",
+                    "onnxruntime",
+                    "this nextvision was built without the cargo feature `ort` (ONNX \
+                     Runtime); build with --features ort, or use backend = \"tract\"",
+                ));
+            }
+            let device_id = self.device_id.unwrap_or(0);
+            let execution_providers = match &self.execution_providers {
+                None => vec![ExecutionProvider::Cpu],
+                Some(list) => list
+                    .iter()
+                    .map(|p| match p {
+                        ProviderName::Cpu => ExecutionProvider::Cpu,
+                        ProviderName::Cuda => ExecutionProvider::Cuda { device_id },
+                        ProviderName::Tensorrt => ExecutionProvider::TensorRt { device_id },
+                    })
+                    .collect(),
+            };
+            c.backend = Backend::OnnxRuntime(OrtOptions {
+                execution_providers,
+                library_path: None,
+            });
         }
 
         fn overrides(&self, c: &mut ModelDetectorConfig) {
@@ -425,5 +527,81 @@ mod tests {
         assert_eq!(r.config.input_size, (320, 320));
         assert_eq!(r.config.resize, ResizeMode::Letterbox);
         assert_eq!(r.config.validate(), Ok(()));
+    }
+
+    #[test]
+    fn backend_keys_select_the_engine_and_every_problem_is_reported() {
+        use crate::model::{Backend, ExecutionProvider, ModelFormat};
+
+        let store = ModelStore::new("/nonexistent");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("person.onnx");
+        std::fs::write(&file, b"x").expect("write");
+        let head = format!(
+            "model = {:?}\ninput_width = 300\ninput_height = 300\ndecoder = \"tf-ssd\"\n",
+            file.display().to_string()
+        );
+        // Default: tract; an .onnx file with the tf-ssd decoder is read as ONNX.
+        let r = parse(&head)
+            .resolve_in(Ok(store.clone()))
+            .expect("resolves");
+        assert_eq!(r.config.backend, Backend::Tract);
+        assert_eq!(r.config.format, ModelFormat::Onnx);
+        assert_eq!(r.config.threads, 1);
+
+        // Provider keys belong to onnxruntime.
+        let c = parse(&format!(
+            "{head}execution_providers = [\"cuda\"]\ndevice_id = 1\n"
+        ));
+        let p = problems(&c, &store);
+        assert_eq!(p.len(), 2, "{p:?}");
+        assert!(p[0].starts_with("execution_providers: is used by backend = \"onnxruntime\""));
+        assert!(p[1].starts_with("device_id: is used by"));
+
+        let c = parse(&format!(
+            "{head}backend = \"onnxruntime\"\nexecution_providers = [\"cuda\", \"cpu\"]\n\
+             device_id = 1\nthreads = 2\n"
+        ));
+        match (c.resolve_in(Ok(store.clone())), cfg!(feature = "ort")) {
+            (Ok(r), true) => {
+                assert_eq!(r.config.threads, 2);
+                let Backend::OnnxRuntime(o) = &r.config.backend else {
+                    panic!("{:?}", r.config.backend)
+                };
+                assert_eq!(
+                    o.execution_providers,
+                    [
+                        ExecutionProvider::Cuda { device_id: 1 },
+                        ExecutionProvider::Cpu
+                    ]
+                );
+                assert_eq!(r.config.validate(), Ok(()));
+            }
+            (Err(p), false) => {
+                assert_eq!(p.len(), 1, "{p:?}");
+                assert!(p[0].to_string().contains("without the cargo feature `ort`"));
+            }
+            (other, ort) => panic!("feature ort {ort}: {:?}", other.map(|r| r.config)),
+        }
+
+        // Validation: cpu must come last, no provider twice, threads in range.
+        let c = parse(&format!(
+            "{head}backend = \"onnxruntime\"\nexecution_providers = [\"cpu\", \"cuda\", \"cuda\"]\n\
+             threads = 0\n"
+        ));
+        if let Ok(r) = c.resolve_in(Ok(store)) {
+            let e = r.config.validate().expect_err("invalid");
+            let p: Vec<String> = e.problems.iter().map(|p| p.to_string()).collect();
+            assert_eq!(p.len(), 3, "{p:?}");
+            assert!(p[0].starts_with("threads = 0: must be in 1..=64"), "{p:?}");
+            assert!(
+                p[1].contains("execution_providers[0] = cpu: must be last"),
+                "{p:?}"
+            );
+            assert!(
+                p[2].contains("execution_providers[2] = cuda: is listed twice"),
+                "{p:?}"
+            );
+        }
     }
 }

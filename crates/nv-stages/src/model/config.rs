@@ -9,6 +9,72 @@ use super::anchors::SsdAnchorGenerator;
 /// Largest accepted model input side, in pixels.
 pub const MAX_INPUT_SIDE: u32 = 8192;
 
+/// Most threads one inference may use ([`ModelDetectorConfig::threads`]).
+pub const MAX_INFERENCE_THREADS: usize = 64;
+
+/// The inference engine that runs a model.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Backend {
+    /// tract, pure Rust: ONNX models and cut TensorFlow graphs. Always available.
+    #[default]
+    Tract,
+    /// ONNX Runtime, loaded from a shared library at run time (cargo feature `ort`; ONNX
+    /// models only).
+    OnnxRuntime(OrtOptions),
+}
+
+impl Backend {
+    /// The name a config file uses.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Tract => "tract",
+            Self::OnnxRuntime(_) => "onnxruntime",
+        }
+    }
+}
+
+/// ONNX Runtime settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OrtOptions {
+    /// Providers in order of preference. With [`ExecutionProvider::Cpu`] in the list
+    /// (last), a provider that cannot start (no GPU, no CUDA libraries) is skipped and
+    /// the model runs on what remains; without it, every listed provider is required and
+    /// one that cannot start fails the load with its cause.
+    pub execution_providers: Vec<ExecutionProvider>,
+    /// `libonnxruntime.so` to load; `None`: `ORT_DYLIB_PATH`, else the copy that
+    /// `scripts/fetch-onnxruntime.sh` put in the cache directory.
+    pub library_path: Option<PathBuf>,
+}
+
+impl Default for OrtOptions {
+    fn default() -> Self {
+        Self {
+            execution_providers: vec![ExecutionProvider::Cpu],
+            library_path: None,
+        }
+    }
+}
+
+/// An ONNX Runtime execution provider.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExecutionProvider {
+    Cpu,
+    Cuda { device_id: u32 },
+    TensorRt { device_id: u32 },
+}
+
+impl ExecutionProvider {
+    /// The name a config file uses.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Cpu => "cpu",
+            Self::Cuda { .. } => "cuda",
+            Self::TensorRt { .. } => "tensorrt",
+        }
+    }
+}
+
 /// Units of box coordinates in a model's output.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum BoxUnits {
@@ -291,6 +357,12 @@ pub struct ModelDetectorConfig {
     pub preprocess: Preprocess,
     /// Used by the batch processor only.
     pub batch_mode: BatchMode,
+    /// The engine that runs the model (default tract).
+    pub backend: Backend,
+    /// Threads one inference may use (default 1: a feed's inference stays on its worker
+    /// thread). tract splits matrix products and convolutions over a pool of this size;
+    /// ONNX Runtime uses it as its intra-op thread count.
+    pub threads: usize,
 }
 
 impl ModelDetectorConfig {
@@ -315,6 +387,8 @@ impl ModelDetectorConfig {
             max_detections: 300,
             preprocess: Preprocess::default(),
             batch_mode: BatchMode::PerItem,
+            backend: Backend::Tract,
+            threads: 1,
         }
     }
 
@@ -472,6 +546,16 @@ impl ModelDetectorConfig {
                 }
             }
         }
+        if self.threads == 0 || self.threads > MAX_INFERENCE_THREADS {
+            problems.push(ConfigProblem::invalid(
+                "threads",
+                self.threads,
+                format!("must be in 1..={MAX_INFERENCE_THREADS}"),
+            ));
+        }
+        if let Backend::OnnxRuntime(o) = &self.backend {
+            problems.extend(o.problems(&self.format));
+        }
         let p = &self.preprocess;
         for c in 0..3 {
             if !(p.std[c].is_finite() && p.std[c] > 0.0) {
@@ -490,5 +574,44 @@ impl ModelDetectorConfig {
             }
         }
         ConfigError::check(problems)
+    }
+}
+
+impl OrtOptions {
+    fn problems(&self, format: &ModelFormat) -> Vec<ConfigProblem> {
+        let mut problems = Vec::new();
+        if let ModelFormat::TensorFlow(_) = format {
+            problems.push(ConfigProblem::invalid(
+                "backend",
+                "onnxruntime",
+                "runs ONNX models only; this model is a TensorFlow graph (use backend \
+                 \"tract\", or convert the model to ONNX)",
+            ));
+        }
+        let eps = &self.execution_providers;
+        if eps.is_empty() {
+            problems.push(ConfigProblem::invalid(
+                "execution_providers",
+                "[]",
+                "must name at least one provider (cpu, cuda, tensorrt)",
+            ));
+        }
+        for (i, ep) in eps.iter().enumerate() {
+            if eps[..i].iter().any(|e| e.name() == ep.name()) {
+                problems.push(ConfigProblem::invalid(
+                    format!("execution_providers[{i}]"),
+                    ep.name(),
+                    "is listed twice",
+                ));
+            }
+            if *ep == ExecutionProvider::Cpu && i + 1 != eps.len() {
+                problems.push(ConfigProblem::invalid(
+                    format!("execution_providers[{i}]"),
+                    "cpu",
+                    "must be last: it is the fallback for the providers before it",
+                ));
+            }
+        }
+        problems
     }
 }

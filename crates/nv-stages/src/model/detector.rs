@@ -15,8 +15,9 @@ use nv_perception::{
 
 use super::config::{BatchMode, ModelDetectorConfig};
 use super::decode::{DecodeParams, Decoder, OutputTensor};
-use super::engine::{Engine, ModelSpec};
+use super::engine::ModelSpec;
 use super::letterbox::{Letterbox, LetterboxWriter};
+use super::runner::Runner;
 
 /// Class name of a detection, attached as detection metadata when the configuration
 /// names classes.
@@ -28,7 +29,7 @@ pub struct ClassName(pub Arc<str>);
 struct Core {
     id: StageId,
     input: (u32, u32),
-    engine: Engine,
+    engine: Runner,
     writer: LetterboxWriter,
     /// RGB conversion buffers, one per batch slot, reused across calls.
     rgb: Vec<Vec<u8>>,
@@ -45,8 +46,9 @@ impl Core {
             format: &cfg.format,
             input: cfg.input_size,
             layout: cfg.input_layout,
+            threads: cfg.threads,
         };
-        let engine = Engine::load(id, &spec, dynamic)?;
+        let engine = Runner::load(id, &spec, &cfg.backend, dynamic)?;
         let anchors = cfg
             .ssd_anchors
             .as_ref()
@@ -214,6 +216,12 @@ impl ModelDetector {
     /// Class count, when the model's output shape tells it.
     pub fn num_classes(&self) -> Option<usize> {
         self.core.num_classes
+    }
+
+    /// What runs the model: backend, threads, and for ONNX Runtime the library and the
+    /// execution providers that started (and those that did not, when falling back).
+    pub fn backend_description(&self) -> String {
+        self.core.engine.description()
     }
 }
 

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use nv_core::error::StageError;
 use nv_core::id::StageId;
+use tract_linalg::multithread::{multithread_tract_scope, Executor};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_hir::infer::{DimFact, Factoid};
 use tract_onnx::tract_hir::internal::DimLike;
@@ -28,6 +29,8 @@ pub(crate) struct ModelSpec<'a> {
     /// `(width, height)`.
     pub input: (u32, u32),
     pub layout: InputLayout,
+    /// Threads one inference may use (1: the calling thread only).
+    pub threads: usize,
 }
 
 impl ModelSpec<'_> {
@@ -36,7 +39,7 @@ impl ModelSpec<'_> {
     }
 }
 
-fn input_shape(input: (u32, u32), layout: InputLayout, batch: usize) -> [usize; 4] {
+pub(crate) fn input_shape(input: (u32, u32), layout: InputLayout, batch: usize) -> [usize; 4] {
     let (w, h) = (input.0 as usize, input.1 as usize);
     match layout {
         InputLayout::Nchw => [batch, 3, h, w],
@@ -59,6 +62,9 @@ pub(crate) struct Engine {
     output_shapes: Vec<Vec<Option<usize>>>,
     /// Input tensor reused across calls when nothing else holds it.
     input: Option<Arc<Tensor>>,
+    /// The thread pool inference runs on, for more than one thread (threads named
+    /// `nv-tract-N`); `None`: on the calling thread.
+    executor: Option<Executor>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -71,6 +77,7 @@ impl std::fmt::Debug for Engine {
                 &self.batched.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
             )
             .field("output_shapes", &self.output_shapes)
+            .field("threads", &self.threads())
             .finish_non_exhaustive()
     }
 }
@@ -250,6 +257,8 @@ impl Engine {
         let single = typed
             .into_runnable()
             .map_err(|e| format!("cannot plan model {}: {e:#}", path.display()))?;
+        let executor =
+            (spec.threads > 1).then(|| Executor::multithread_with_name(spec.threads, "nv-tract"));
         Ok(Self {
             input_size: input,
             layout: spec.layout,
@@ -258,6 +267,7 @@ impl Engine {
             batched: Vec::new(),
             output_shapes,
             input: None,
+            executor,
         })
     }
 
@@ -293,6 +303,14 @@ impl Engine {
 
     fn shape(&self, batch: usize) -> [usize; 4] {
         input_shape(self.input_size, self.layout, batch)
+    }
+
+    /// Threads one inference uses.
+    pub(crate) fn threads(&self) -> usize {
+        match &self.executor {
+            Some(Executor::MultiThread(pool)) => pool.current_num_threads(),
+            _ => 1,
+        }
     }
 
     /// Whether a batch of several images can run as one inference.
@@ -336,8 +354,12 @@ impl Engine {
         let mut view = slot.try_as_plain_ram_mut().map_err(|e| format!("{e:#}"))?;
         fill(view.as_slice_mut::<f32>().map_err(|e| format!("{e:#}"))?)?;
         let feed = tensor.clone();
-        let result = catch_unwind(AssertUnwindSafe(|| {
-            plan.run(tvec![TValue::from_const(feed)])
+        let executor = self.executor.clone();
+        let result = catch_unwind(AssertUnwindSafe(|| match executor {
+            Some(pool) => {
+                multithread_tract_scope(pool, || plan.run(tvec![TValue::from_const(feed)]))
+            }
+            None => plan.run(tvec![TValue::from_const(feed)]),
         }));
         self.input = Some(tensor);
         let outputs = match result {

@@ -23,16 +23,24 @@ mod decode;
 mod detector;
 mod engine;
 mod letterbox;
+#[cfg(feature = "ort")]
+mod ort_engine;
+mod runner;
 mod tf_fold;
 mod tf_graph;
 
 pub use anchors::{Anchor, SsdAnchorGenerator, MAX_ANCHORS};
 pub use catalog::{catalog_preset, PERSON_CLASS_ID};
 pub use config::{
-    BatchMode, BoxFormat, BoxUnits, ChannelOrder, DecoderKind, InputLayout, ModelDetectorConfig,
-    ModelFormat, Preprocess, ResizeMode, ScoreActivation, TfGraphCut, YoloLayout, MAX_INPUT_SIDE,
+    Backend, BatchMode, BoxFormat, BoxUnits, ChannelOrder, DecoderKind, ExecutionProvider,
+    InputLayout, ModelDetectorConfig, ModelFormat, OrtOptions, Preprocess, ResizeMode,
+    ScoreActivation, TfGraphCut, YoloLayout, MAX_INFERENCE_THREADS, MAX_INPUT_SIDE,
 };
 pub use decode::{iou, nms, DecodeParams, Decoder, OutputTensor, RawDetection};
 pub use detector::{ClassName, ModelBatchDetector, ModelDetector};
 pub use engine::model_loads;
 pub use letterbox::{Letterbox, LetterboxWriter};
+#[cfg(feature = "ort")]
+pub use ort_engine::{
+    cached_onnxruntime_library, onnxruntime_library, OrtError, ONNXRUNTIME_VERSION,
+};
