@@ -30,6 +30,7 @@ pub struct Agent {
     running: Arc<parking_lot::Mutex<BTreeMap<String, FeedId>>>,
     /// Outputs dropped because their feed's lease could no longer be proven.
     fenced_outputs: Arc<AtomicU64>,
+    kv: Arc<dyn Kv>,
 }
 
 pub fn store_config(cl: &ClusterSection) -> NatsKvConfig {
@@ -62,6 +63,7 @@ impl Agent {
         member_cfg.weight = cl.weight;
         let tick = member_cfg.tick_interval;
         let kv_dyn: Arc<dyn Kv> = kv;
+        let store = Arc::clone(&kv_dyn);
         let clock: Arc<dyn KvClock> = Arc::new(RealClock);
         let mut member = Member::new(kv_dyn, clock, member_cfg);
         let running: Arc<parking_lot::Mutex<BTreeMap<String, FeedId>>> = Arc::default();
@@ -90,7 +92,13 @@ impl Agent {
             runtime,
             running,
             fenced_outputs,
+            kv: store,
         })
+    }
+
+    /// The fleet's store (for the API's read-only fleet view).
+    pub fn store(&self) -> Arc<dyn Kv> {
+        Arc::clone(&self.kv)
     }
 
     /// Graceful leave: stop ticking, stop every feed this node runs (their last outputs
@@ -277,15 +285,14 @@ pub fn run_command(command: &ClusterCommand) -> anyhow::Result<std::process::Exi
         ));
     }
     out.push_str(&format!("feeds ({}):\n", view.feeds.len()));
-    for feed in view.feeds.keys() {
-        let (owner, fence) = view.leases.get(feed).map_or(("-", 0), |(l, rev)| {
-            // Until its first renewal a lease names no fence: it is the revision.
-            (l.node.as_str(), if l.fence == 0 { *rev } else { l.fence })
-        });
-        let should = view.owner(feed).unwrap_or("-");
+    for r in feed_rows(&view) {
+        let owner = r.owner.as_deref().unwrap_or("-");
+        let assigned = r.assigned.as_deref().unwrap_or("-");
         out.push_str(&format!(
-            "  {feed:<24} owner {owner:<20} fence {fence:<8} assigned {should}{}\n",
-            if owner != should && owner != "-" {
+            "  {:<24} owner {owner:<20} fence {:<8} assigned {assigned}{}\n",
+            r.name,
+            r.fence.unwrap_or(0),
+            if r.owner.is_some() && owner != assigned {
                 " (moving)"
             } else {
                 ""
@@ -294,4 +301,31 @@ pub fn run_command(command: &ClusterCommand) -> anyhow::Result<std::process::Exi
     }
     print!("{out}");
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// One feed of the fleet as the status command and the API show it.
+pub struct FeedRow {
+    pub name: String,
+    /// The node holding its lease, if any.
+    pub owner: Option<String>,
+    /// The lease's fencing token (its first revision).
+    pub fence: Option<u64>,
+    /// The node that should own it now.
+    pub assigned: Option<String>,
+}
+
+pub fn feed_rows(view: &nv_cluster::ClusterView) -> Vec<FeedRow> {
+    view.feeds
+        .keys()
+        .map(|feed| {
+            let lease = view.leases.get(feed);
+            FeedRow {
+                name: feed.clone(),
+                owner: lease.map(|(l, _)| l.node.clone()),
+                // Until its first renewal a lease names no fence: it is the revision.
+                fence: lease.map(|(l, rev)| if l.fence == 0 { *rev } else { l.fence }),
+                assigned: view.owner(feed).map(str::to_owned),
+            }
+        })
+        .collect()
 }

@@ -168,6 +168,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         streams: crate::api::StreamClients::new(config.api.max_stream_clients),
         event_snapshots,
         zone_editors,
+        cluster: cluster.as_ref().map(crate::cluster::Agent::store),
     };
     let tokio_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

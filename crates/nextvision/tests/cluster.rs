@@ -51,19 +51,23 @@ fn start(dir: &Path, node: &str, nats_port: u16) -> Daemon {
     Daemon::run(Path::new(env!("CARGO_BIN_EXE_nextvision")), &path, &[])
 }
 
-fn running_feeds(daemon: &Daemon) -> BTreeSet<String> {
+fn get_json(url: &str) -> serde_json::Value {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(Duration::from_secs(10)))
         .build()
         .into();
     let body = agent
-        .get(format!("{}/api/v1/feeds", daemon.base()))
+        .get(url)
         .call()
         .unwrap()
         .into_body()
         .read_to_string()
         .unwrap();
-    let feeds: serde_json::Value = serde_json::from_str(&body).unwrap();
+    serde_json::from_str(&body).unwrap()
+}
+
+fn running_feeds(daemon: &Daemon) -> BTreeSet<String> {
+    let feeds = get_json(&format!("{}/api/v1/feeds", daemon.base()));
     feeds
         .as_array()
         .unwrap()
@@ -97,6 +101,41 @@ fn two_daemons_split_feeds_fail_over_on_sigkill_and_release_on_sigterm() {
             && !fa.is_empty()
             && !fb.is_empty()
     });
+
+    // Either node shows the whole fleet: both nodes, and each feed owned where it runs.
+    let fleet = get_json(&format!("{}/api/v1/cluster", b.base()));
+    let nodes: BTreeSet<&str> = fleet["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["node"].as_str().unwrap())
+        .collect();
+    assert_eq!(nodes, BTreeSet::from(["node-a", "node-b"]));
+    let on_a = running_feeds(&a);
+    let rows = fleet["feeds"].as_array().unwrap();
+    assert_eq!(rows.len(), FEEDS);
+    for row in rows {
+        let name = row["name"].as_str().unwrap();
+        let owner = if on_a.contains(name) {
+            "node-a"
+        } else {
+            "node-b"
+        };
+        assert_eq!(row["owner"], owner, "{row}");
+        assert!(row["fence"].as_u64().unwrap() > 0, "{row}");
+    }
+    // The CLI reads the same view from the store.
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_nextvision"))
+        .args(["cluster", "status"])
+        .arg(dir.join("node-b.toml"))
+        .output()
+        .unwrap();
+    assert!(status.status.success());
+    let text = String::from_utf8(status.stdout).unwrap();
+    assert!(
+        text.contains("nodes (2):") && text.contains(&format!("feeds ({FEEDS}):")),
+        "{text}"
+    );
 
     let killed_at = Instant::now();
     let status = a.stop_with("KILL");

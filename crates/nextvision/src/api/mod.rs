@@ -53,6 +53,8 @@ pub struct AppState {
     pub event_snapshots: Arc<event_snapshots::EventSnapshots>,
     /// Run-time zone and line edits, by feed name.
     pub zone_editors: Arc<crate::zone_edit::ZoneEditors>,
+    /// The fleet's store, in cluster mode.
+    pub cluster: Option<Arc<dyn nv_cluster::Kv>>,
 }
 
 /// An API error: HTTP status, stable code, human message (never credentials).
@@ -193,6 +195,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/events/{id}/snapshot.jpg", get(event_snapshot))
         .route("/api/v1/feeds/{id}/overlay", get(feed_overlay))
         .route("/api/v1/sinks", get(list_sinks))
+        .route("/api/v1/cluster", get(cluster_status))
         .route("/api/v1/feeds/{id}/analytics", get(get_analytics))
         .route("/api/v1/feeds/{id}/zones", get(get_zones).put(put_zones))
         .route("/api/v1/diagnostics", get(diagnostics))
@@ -521,6 +524,45 @@ async fn feed_overlay(
             })),
         })).collect::<Vec<_>>(),
     })))
+}
+
+/// The fleet: nodes, and every feed with its owner, fencing token and assigned node (any
+/// node answers for all). 404 `not_clustered` without a `[cluster]` section.
+async fn cluster_status(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let Some(kv) = s.cluster.clone() else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_clustered",
+            "this daemon runs without a [cluster] section",
+        ));
+    };
+    let view = tokio::task::spawn_blocking(move || nv_cluster::ClusterView::read(kv.as_ref()))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "cluster_unavailable",
+                e.to_string(),
+            )
+        })?;
+    let nodes: Vec<Value> = view
+        .all_nodes
+        .iter()
+        .map(|n| {
+            let feeds = view
+                .leases
+                .values()
+                .filter(|(l, _)| l.node == n.node)
+                .count();
+            json!({ "node": n.node, "weight": n.weight, "accepting": n.accepting, "feeds": feeds })
+        })
+        .collect();
+    let feeds: Vec<Value> = crate::cluster::feed_rows(&view)
+        .into_iter()
+        .map(|r| json!({ "name": r.name, "owner": r.owner, "fence": r.fence, "assigned": r.assigned }))
+        .collect();
+    Ok(Json(json!({ "nodes": nodes, "feeds": feeds })))
 }
 
 /// Every sink built so far with its delivery figures.
