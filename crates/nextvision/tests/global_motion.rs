@@ -92,33 +92,8 @@ fn write_clip(dir: &Path) -> std::path::PathBuf {
     f.flush().unwrap();
     drop(f);
     let mp4 = dir.join("camera.mp4");
-    let status = Command::new("gst-launch-1.0")
-        .args(["-q", "filesrc"])
-        .arg(format!("location={}", raw.display()))
-        .args([
-            "!",
-            "rawvideoparse",
-            &format!("width={W}"),
-            &format!("height={H}"),
-            "format=i420",
-            "framerate=30/1",
-            "!",
-            "x264enc",
-            "speed-preset=fast",
-            "key-int-max=30",
-            "!",
-            "video/x-h264,profile=main",
-            "!",
-            "h264parse",
-            "!",
-            "mp4mux",
-            "!",
-            "filesink",
-        ])
-        .arg(format!("location={}", mp4.display()))
-        .status()
-        .unwrap();
-    assert!(status.success(), "gst-launch-1.0: {status}");
+    let (w, h) = (u32::try_from(W).unwrap(), u32::try_from(H).unwrap());
+    nv_test_util::clip::encode_i420_mp4(&raw, w, h, &mp4).unwrap();
     mp4
 }
 

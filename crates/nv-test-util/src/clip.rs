@@ -167,38 +167,46 @@ impl Scenario {
         let raw = dir.join(format!("{name}.i420"));
         let mp4 = dir.join(format!("{name}.mp4"));
         self.write_raw(&raw)?;
-        let status = Command::new("gst-launch-1.0")
-            .arg("-q")
-            .arg("filesrc")
-            .arg(format!("location={}", raw.display()))
-            .arg("!")
-            .arg("rawvideoparse")
-            .arg(format!("width={}", self.width))
-            .arg(format!("height={}", self.height))
-            .arg("format=i420")
-            .arg("framerate=30/1")
-            .args([
-                "!",
-                "x264enc",
-                "speed-preset=fast",
-                "key-int-max=30",
-                "!",
-                "video/x-h264,profile=main",
-                "!",
-                "h264parse",
-                "!",
-                "mp4mux",
-                "!",
-                "filesink",
-            ])
-            .arg(format!("location={}", mp4.display()))
-            .status()?;
-        if !status.success() {
-            return Err(std::io::Error::other(format!(
-                "gst-launch-1.0 failed: {status}"
-            )));
-        }
+        encode_i420_mp4(&raw, self.width, self.height, &mp4)?;
         Ok(mp4)
+    }
+}
+
+/// Encodes a raw I420 file (`width` x `height`, 30 fps) as an H.264 MP4 at `mp4` with
+/// `gst-launch-1.0`: the encoding every generated test clip uses.
+pub fn encode_i420_mp4(raw: &Path, width: u32, height: u32, mp4: &Path) -> std::io::Result<()> {
+    let status = Command::new("gst-launch-1.0")
+        .arg("-q")
+        .arg("filesrc")
+        .arg(format!("location={}", raw.display()))
+        .arg("!")
+        .arg("rawvideoparse")
+        .arg(format!("width={width}"))
+        .arg(format!("height={height}"))
+        .arg("format=i420")
+        .arg("framerate=30/1")
+        .args([
+            "!",
+            "x264enc",
+            "speed-preset=fast",
+            "key-int-max=30",
+            "!",
+            "video/x-h264,profile=main",
+            "!",
+            "h264parse",
+            "!",
+            "mp4mux",
+            "!",
+            "filesink",
+        ])
+        .arg(format!("location={}", mp4.display()))
+        .status()?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(std::io::Error::other(format!(
+            "gst-launch-1.0 failed: {status}"
+        )))
     }
 }
 
