@@ -126,19 +126,22 @@ impl NatsKv {
         })
     }
 
-    fn run<T, E: std::fmt::Display>(
-        &self,
-        fut: impl std::future::Future<Output = Result<T, E>>,
-    ) -> Result<T, KvError> {
+    /// Runs one request, bounded by the request timeout; the request's own result.
+    fn timed<T>(&self, fut: impl std::future::Future<Output = T>) -> Result<T, KvError> {
         self.ops.fetch_add(1, Ordering::Relaxed);
         self.runtime
             .block_on(async { tokio::time::timeout(self.timeout, fut).await })
             .map_err(|_| KvError::Unavailable {
                 detail: "request timed out".into(),
-            })?
-            .map_err(|e| KvError::Unavailable {
-                detail: e.to_string(),
             })
+    }
+
+    /// [`Self::timed`], any request error meaning the store is unavailable.
+    fn run<T, E: std::fmt::Display>(
+        &self,
+        fut: impl std::future::Future<Output = Result<T, E>>,
+    ) -> Result<T, KvError> {
+        self.timed(fut)?.map_err(unavailable)
     }
 
     fn store(&self, bucket: Bucket) -> Result<&Store, KvError> {
@@ -203,21 +206,12 @@ impl Kv for NatsKv {
 
     fn create(&self, bucket: Bucket, key: &str, value: &[u8]) -> Result<u64, KvError> {
         let store = self.store(bucket)?;
-        self.ops.fetch_add(1, Ordering::Relaxed);
-        let res = self.runtime.block_on(async {
-            tokio::time::timeout(self.timeout, store.create(key, value.to_vec().into())).await
-        });
-        match res {
-            Ok(Ok(rev)) => Ok(rev),
-            Ok(Err(e)) if e.kind() == kv::CreateErrorKind::AlreadyExists => Err(KvError::Exists {
+        match self.timed(store.create(key, value.to_vec().into()))? {
+            Ok(rev) => Ok(rev),
+            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => Err(KvError::Exists {
                 key: key.to_owned(),
             }),
-            Ok(Err(e)) => Err(KvError::Unavailable {
-                detail: e.to_string(),
-            }),
-            Err(_) => Err(KvError::Unavailable {
-                detail: "request timed out".into(),
-            }),
+            Err(e) => Err(unavailable(e)),
         }
     }
 
@@ -229,56 +223,14 @@ impl Kv for NatsKv {
         revision: u64,
     ) -> Result<u64, KvError> {
         let store = self.store(bucket)?;
-        self.ops.fetch_add(1, Ordering::Relaxed);
-        let res = self.runtime.block_on(async {
-            tokio::time::timeout(
-                self.timeout,
-                store.update(key, value.to_vec().into(), revision),
-            )
-            .await
-        });
-        match res {
-            Ok(Ok(rev)) => Ok(rev),
-            Ok(Err(e)) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
-                Err(KvError::WrongRevision {
-                    key: key.to_owned(),
-                    expected: revision,
-                })
-            }
-            Ok(Err(e)) => Err(KvError::Unavailable {
-                detail: e.to_string(),
-            }),
-            Err(_) => Err(KvError::Unavailable {
-                detail: "request timed out".into(),
-            }),
-        }
+        let res = self.timed(store.update(key, value.to_vec().into(), revision))?;
+        res.map_err(|e| revision_error(e, key, revision))
     }
 
     fn delete(&self, bucket: Bucket, key: &str, revision: u64) -> Result<(), KvError> {
         let store = self.store(bucket)?;
-        self.ops.fetch_add(1, Ordering::Relaxed);
-        let res = self.runtime.block_on(async {
-            tokio::time::timeout(
-                self.timeout,
-                store.delete_expect_revision(key, Some(revision)),
-            )
-            .await
-        });
-        match res {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
-                Err(KvError::WrongRevision {
-                    key: key.to_owned(),
-                    expected: revision,
-                })
-            }
-            Ok(Err(e)) => Err(KvError::Unavailable {
-                detail: e.to_string(),
-            }),
-            Err(_) => Err(KvError::Unavailable {
-                detail: "request timed out".into(),
-            }),
-        }
+        let res = self.timed(store.delete_expect_revision(key, Some(revision)))?;
+        res.map_err(|e| revision_error(e, key, revision))
     }
 
     fn list(&self, bucket: Bucket) -> Result<Vec<Entry>, KvError> {
@@ -305,5 +257,23 @@ impl Kv for NatsKv {
 
     fn ops(&self) -> u64 {
         self.ops.load(Ordering::Relaxed)
+    }
+}
+
+fn unavailable(e: impl std::fmt::Display) -> KvError {
+    KvError::Unavailable {
+        detail: e.to_string(),
+    }
+}
+
+/// An update or delete error: a wrong last revision means someone else wrote the key.
+fn revision_error(e: kv::UpdateError, key: &str, expected: u64) -> KvError {
+    if e.kind() == kv::UpdateErrorKind::WrongLastRevision {
+        KvError::WrongRevision {
+            key: key.to_owned(),
+            expected,
+        }
+    } else {
+        unavailable(e)
     }
 }

@@ -122,7 +122,7 @@ impl Simulation {
             }
         }
         match publishers.iter().find(|(_, nodes)| nodes.len() > 1) {
-            Some((feed, nodes)) => Err(format!("{feed} published by {nodes:?} at once")),
+            Some((feed, nodes)) => Err(format!("{feed} published by {} at once", nodes.join(", "))),
             None => Ok(()),
         }
     }
