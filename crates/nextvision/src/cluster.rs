@@ -114,7 +114,7 @@ impl Agent {
             .collect();
         for (name, id) in names {
             if let Err(e) = self.runtime.remove_feed(id) {
-                tracing::warn!(feed = %name, "cluster drain: {e}");
+                tracing::warn!(feed = %name, "cluster drain: {}", nv_core::error::cause_chain(&e));
             }
         }
         let released = member.drain().len();
@@ -170,7 +170,7 @@ fn apply(
                 if let Some(id) = running.lock().remove(feed) {
                     tracing::info!(feed = %feed, cause = cause.as_str(), "cluster: stopping feed");
                     if let Err(e) = runtime.remove_feed(id) {
-                        tracing::warn!(feed = %feed, "cluster: stopping feed: {e}");
+                        tracing::warn!(feed = %feed, "cluster: stopping feed: {}", nv_core::error::cause_chain(&e));
                     }
                 }
             }
