@@ -13,6 +13,7 @@ mod executor;
 pub mod feed;
 pub(crate) mod inclusion;
 mod runtime;
+mod sched;
 mod subscription;
 mod watchdog;
 mod worker;
@@ -42,6 +43,7 @@ pub use output::{
     StageProvenance, StageResult, ViewProvenance,
 };
 pub use runtime::{Runtime, RuntimeBuilder, RuntimeDiagnostics, RuntimeHandle};
+pub use sched::Scheduler;
 pub use subscription::{HealthSubscription, OutputSubscription};
 
 pub use nv_core::policy::{

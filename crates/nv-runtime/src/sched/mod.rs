@@ -1,0 +1,477 @@
+//! The scheduler: feed workers and sink delivery as tasks on a small pool of named threads
+//! sized to the cores, instead of one or two OS threads per feed.
+//!
+//! A task is scheduled when it has work (a frame landed in its empty queue, a control
+//! change, a timer, a sink queue that drained) and runs on one pool thread at a time, for
+//! at most a quantum of work, then goes to the back of the run queue if more is pending:
+//! per-task order is kept and every runnable task gets a turn. The run queue holds each
+//! task at most once, so it is bounded by the number of tasks (feeds x 2).
+//!
+//! Stuck calls: a task cannot be interrupted, so a stage or sink stuck inside a call holds
+//! its pool thread. The runtime's watchdog asks the pool every check period how many
+//! threads have been inside one task for longer than `blocked_after`; for each such thread
+//! the pool starts one spare thread (`nv-pool-spare-{n}`), up to `max_spares`, so the
+//! other feeds keep `threads` running threads. Spares leave when the blocked threads come
+//! back. Beyond `max_spares` stuck calls, the remaining threads serve everyone (and when
+//! all are stuck, other feeds wait: their queues fill and drop by their own policy,
+//! counted). See ARCHITECTURE.md.
+
+mod timer;
+
+use std::collections::VecDeque;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use nv_core::clock::SharedClock;
+use nv_core::time::MonotonicTs;
+use parking_lot::{Condvar, Mutex};
+
+use crate::queue::QueueSignal;
+use crate::sync::Waiter;
+pub(crate) use timer::Timer;
+
+/// How feeds get their threads.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Scheduler {
+    /// One OS thread per feed (`nv-feed-{id}`) plus one per session for a sink that may
+    /// block (`nv-sink-{id}`).
+    #[default]
+    ThreadPerFeed,
+    /// Feed workers and sink delivery run as tasks on `threads` pool threads
+    /// (`nv-pool-{n}`; 0 = one per core). Feeds whose stages may block
+    /// ([`Stage::may_block`](nv_perception::Stage::may_block)) or that use a batch point
+    /// keep a dedicated thread.
+    Pool { threads: usize },
+}
+
+impl Scheduler {
+    /// The scheduler the test suites force with `NV_TEST_SCHEDULER=pool` (or `pool:N`);
+    /// `ThreadPerFeed` otherwise. Read by [`RuntimeBuilder`](crate::RuntimeBuilder)'s
+    /// default only, so a whole suite can run on either scheduler unchanged.
+    pub fn from_test_env() -> Self {
+        let Ok(v) = std::env::var("NV_TEST_SCHEDULER") else {
+            return Self::ThreadPerFeed;
+        };
+        match v.trim() {
+            "pool" => Self::Pool { threads: 0 },
+            other => other
+                .strip_prefix("pool:")
+                .and_then(|n| n.parse().ok())
+                .map_or(Self::ThreadPerFeed, |threads| Self::Pool { threads }),
+        }
+    }
+}
+
+/// Frames (or outputs) a task handles per turn before yielding to the next task.
+pub(crate) const QUANTUM: usize = 16;
+
+/// What a task's turn ended with.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Poll {
+    /// More work is ready: run again after the other runnable tasks.
+    Yield,
+    /// Nothing to do until scheduled again (queue signal, control change, timer).
+    Idle,
+    /// Finished for good.
+    Done,
+}
+
+/// A unit of work the pool runs.
+pub(crate) trait Task: Send + 'static {
+    fn run(&mut self, cx: &TaskCx<'_>) -> Poll;
+    /// The task panicked out of `run`; it will not run again.
+    fn on_panic(&mut self);
+}
+
+const IDLE: u8 = 0;
+const SCHEDULED: u8 = 1;
+const RUNNING: u8 = 2;
+/// Running, and scheduled again meanwhile: runs once more when this turn ends.
+const NOTIFIED: u8 = 3;
+const DONE: u8 = 4;
+
+/// A task with its scheduling state.
+pub(crate) struct TaskCell {
+    state: AtomicU8,
+    /// Clock nanos of the armed timer; 0 = none.
+    timer_at: AtomicU64,
+    body: Mutex<Option<Box<dyn Task>>>,
+    pool: Weak<PoolInner>,
+}
+
+impl std::fmt::Debug for TaskCell {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TaskCell")
+            .field("state", &self.state.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl TaskCell {
+    /// Makes the task runnable (no-op if it already is, or finished).
+    pub fn schedule(self: &Arc<Self>) {
+        let mut cur = self.state.load(Ordering::Acquire);
+        loop {
+            let next = match cur {
+                IDLE => SCHEDULED,
+                RUNNING => NOTIFIED,
+                _ => return,
+            };
+            match self
+                .state
+                .compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => break,
+                Err(actual) => cur = actual,
+            }
+        }
+        if cur == IDLE {
+            if let Some(pool) = self.pool.upgrade() {
+                pool.push(Arc::clone(self));
+            }
+        }
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.state.load(Ordering::Acquire) == DONE
+    }
+
+    /// A signal that schedules this task without keeping it alive.
+    pub fn signal(self: &Arc<Self>) -> Arc<dyn QueueSignal> {
+        Arc::new(WeakTask(Arc::downgrade(self)))
+    }
+
+    fn run_turn(self: &Arc<Self>, pool: &PoolInner) {
+        self.state.store(RUNNING, Ordering::Release);
+        let mut body = self.body.lock();
+        let Some(task) = body.as_mut() else {
+            self.state.store(DONE, Ordering::Release);
+            return;
+        };
+        let cx = TaskCx { cell: self, pool };
+        let poll = match std::panic::catch_unwind(AssertUnwindSafe(|| task.run(&cx))) {
+            Ok(p) => p,
+            Err(_) => {
+                tracing::error!("a pool task panicked; it will not run again");
+                if std::panic::catch_unwind(AssertUnwindSafe(|| task.on_panic())).is_err() {
+                    tracing::error!("a pool task's panic handler panicked");
+                }
+                Poll::Done
+            }
+        };
+        match poll {
+            Poll::Done => {
+                self.state.store(DONE, Ordering::Release);
+                // Release the feed's resources now rather than when the last handle goes.
+                let finished = body.take();
+                drop(body);
+                drop(finished);
+            }
+            Poll::Yield => {
+                drop(body);
+                self.state.store(SCHEDULED, Ordering::Release);
+                pool.push(Arc::clone(self));
+            }
+            Poll::Idle => {
+                drop(body);
+                if self
+                    .state
+                    .compare_exchange(RUNNING, IDLE, Ordering::AcqRel, Ordering::Acquire)
+                    .is_err()
+                {
+                    // Scheduled while running: its new work may have arrived after the
+                    // task looked, so it runs again.
+                    self.state.store(SCHEDULED, Ordering::Release);
+                    pool.push(Arc::clone(self));
+                }
+            }
+        }
+    }
+}
+
+struct WeakTask(Weak<TaskCell>);
+
+impl QueueSignal for WeakTask {
+    fn signal(&self) {
+        if let Some(t) = self.0.upgrade() {
+            t.schedule();
+        }
+    }
+}
+
+/// What a running task may ask of the pool.
+pub(crate) struct TaskCx<'a> {
+    cell: &'a Arc<TaskCell>,
+    pool: &'a PoolInner,
+}
+
+impl TaskCx<'_> {
+    /// Schedules the task at `at` (clock time), unless it runs earlier anyway; the task
+    /// checks what is due when it runs.
+    pub fn wake_at(&self, at: MonotonicTs) {
+        self.pool.timer.arm(self.cell, at);
+    }
+}
+
+/// Pool sizing.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PoolConfig {
+    pub threads: usize,
+    pub max_spares: usize,
+    pub blocked_after: Duration,
+    pub stack_size: usize,
+}
+
+impl PoolConfig {
+    /// `threads` = 0 means one per core. Spares: up to 3 per pool thread, so the pool
+    /// never exceeds 4 x `threads` threads, even with every one of them stuck.
+    pub fn new(threads: usize, stack_size: usize) -> Self {
+        let threads = if threads == 0 {
+            std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
+        } else {
+            threads
+        };
+        Self {
+            threads,
+            max_spares: threads * 3,
+            blocked_after: Duration::from_secs(1),
+            stack_size,
+        }
+    }
+}
+
+struct RunQueue {
+    tasks: VecDeque<Arc<TaskCell>>,
+    shutdown: bool,
+    /// Spare threads that may leave (the pool has more running threads than it needs).
+    spares_to_retire: usize,
+}
+
+/// One pool thread's view for the stuck-call check.
+#[derive(Default)]
+struct Slot {
+    /// Clock nanos when its current task turn began; 0 when idle.
+    busy_since: AtomicU64,
+}
+
+pub(crate) struct PoolInner {
+    config: PoolConfig,
+    clock: SharedClock,
+    run: Mutex<RunQueue>,
+    cond: Condvar,
+    slots: Mutex<Vec<Arc<Slot>>>,
+    handles: Mutex<Vec<(String, JoinHandle<()>)>>,
+    /// Threads still running their loop; shutdown waits for it to reach zero.
+    alive: Arc<Waiter<usize>>,
+    spares: AtomicUsize,
+    spare_seq: AtomicUsize,
+    timer: Timer,
+}
+
+impl std::fmt::Debug for PoolInner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool")
+            .field("threads", &self.config.threads)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The pool and its timer thread.
+#[derive(Clone, Debug)]
+pub(crate) struct Pool {
+    inner: Arc<PoolInner>,
+}
+
+impl Pool {
+    pub fn start(config: PoolConfig, clock: SharedClock) -> std::io::Result<Self> {
+        let inner = Arc::new(PoolInner {
+            config,
+            clock: clock.clone(),
+            run: Mutex::new(RunQueue {
+                tasks: VecDeque::new(),
+                shutdown: false,
+                spares_to_retire: 0,
+            }),
+            cond: Condvar::new(),
+            slots: Mutex::new(Vec::new()),
+            handles: Mutex::new(Vec::new()),
+            alive: Waiter::new(0, clock.clone()),
+            spares: AtomicUsize::new(0),
+            spare_seq: AtomicUsize::new(0),
+            timer: Timer::start(clock)?,
+        });
+        for i in 0..config.threads {
+            if let Err(e) = inner.spawn_thread(format!("nv-pool-{i}"), false) {
+                Pool { inner }.shutdown(MonotonicTs::ZERO);
+                return Err(e);
+            }
+        }
+        Ok(Self { inner })
+    }
+
+    /// Wraps `task`; it runs once scheduled.
+    pub fn task(&self, task: Box<dyn Task>) -> Arc<TaskCell> {
+        Arc::new(TaskCell {
+            state: AtomicU8::new(IDLE),
+            timer_at: AtomicU64::new(0),
+            body: Mutex::new(Some(task)),
+            pool: Arc::downgrade(&self.inner),
+        })
+    }
+
+    /// The stuck-call check, run by the watchdog: one spare per pool thread blocked in a
+    /// task turn for longer than `blocked_after`, up to `max_spares`.
+    pub fn check(&self, now: MonotonicTs) {
+        let inner = &self.inner;
+        let blocked = inner
+            .slots
+            .lock()
+            .iter()
+            .filter(|s| {
+                let since = s.busy_since.load(Ordering::Acquire);
+                since != 0
+                    && now.saturating_duration_since(MonotonicTs::from_nanos(since))
+                        >= inner.config.blocked_after
+            })
+            .count();
+        let want = blocked.min(inner.config.max_spares);
+        let have = inner.spares.load(Ordering::Acquire);
+        {
+            let mut run = inner.run.lock();
+            if run.shutdown {
+                return;
+            }
+            run.spares_to_retire = have.saturating_sub(want);
+        }
+        if have > want {
+            inner.cond.notify_all();
+        }
+        for _ in have..want {
+            let n = inner.spare_seq.fetch_add(1, Ordering::Relaxed);
+            if let Err(e) = inner.spawn_thread(format!("nv-pool-spare-{n}"), true) {
+                tracing::error!(error = %e, "cannot start a spare pool thread");
+                break;
+            }
+        }
+    }
+
+    /// Threads of the pool now (pool threads plus spares), for tests.
+    #[cfg(test)]
+    pub fn thread_count(&self) -> usize {
+        *self.inner.alive.lock()
+    }
+
+    /// Stops the pool threads and the timer, waiting until `deadline`; threads still
+    /// inside a task turn then are handed to `detached`.
+    pub fn shutdown_into(
+        &self,
+        deadline: MonotonicTs,
+        detached: &crate::detached::DetachedThreads,
+    ) {
+        self.inner.run.lock().shutdown = true;
+        self.inner.cond.notify_all();
+        self.inner.timer.stop();
+        {
+            let alive = &self.inner.alive;
+            let mut n = alive.lock();
+            alive.wait_until(&mut n, Some(deadline), |n| *n == 0);
+        }
+        for (name, handle) in self.inner.handles.lock().drain(..) {
+            if handle.is_finished() {
+                if handle.join().is_err() {
+                    tracing::error!(thread = %name, "pool thread panicked");
+                }
+            } else {
+                detached.add(name, handle);
+            }
+        }
+    }
+
+    fn shutdown(&self, deadline: MonotonicTs) {
+        self.shutdown_into(deadline, &crate::detached::DetachedThreads::default());
+    }
+}
+
+impl PoolInner {
+    fn push(&self, task: Arc<TaskCell>) {
+        let mut run = self.run.lock();
+        run.tasks.push_back(task);
+        drop(run);
+        self.cond.notify_one();
+    }
+
+    fn spawn_thread(self: &Arc<Self>, name: String, spare: bool) -> std::io::Result<()> {
+        let slot = Arc::new(Slot::default());
+        self.slots.lock().push(Arc::clone(&slot));
+        *self.alive.lock() += 1;
+        if spare {
+            self.spares.fetch_add(1, Ordering::AcqRel);
+        }
+        let inner = Arc::clone(self);
+        let result = std::thread::Builder::new()
+            .name(name.clone())
+            .stack_size(self.config.stack_size)
+            .spawn(move || inner.thread_loop(&slot, spare));
+        match result {
+            Ok(handle) => {
+                self.handles.lock().push((name, handle));
+                Ok(())
+            }
+            Err(e) => {
+                self.thread_exited(None, spare);
+                Err(e)
+            }
+        }
+    }
+
+    fn thread_loop(self: &Arc<Self>, slot: &Arc<Slot>, spare: bool) {
+        loop {
+            let task = {
+                let mut run = self.run.lock();
+                loop {
+                    if run.shutdown {
+                        break None;
+                    }
+                    if spare && run.spares_to_retire > 0 {
+                        run.spares_to_retire -= 1;
+                        break None;
+                    }
+                    if let Some(t) = run.tasks.pop_front() {
+                        break Some(t);
+                    }
+                    self.cond.wait(&mut run);
+                }
+            };
+            let Some(task) = task else {
+                break;
+            };
+            slot.busy_since
+                .store(self.clock.now().as_nanos().max(1), Ordering::Release);
+            task.run_turn(self);
+            slot.busy_since.store(0, Ordering::Release);
+        }
+        self.thread_exited(Some(slot), spare);
+    }
+
+    fn thread_exited(&self, slot: Option<&Arc<Slot>>, spare: bool) {
+        if let Some(slot) = slot {
+            self.slots.lock().retain(|s| !Arc::ptr_eq(s, slot));
+        }
+        if spare {
+            self.spares.fetch_sub(1, Ordering::AcqRel);
+        }
+        *self.alive.lock() -= 1;
+        self.alive.notify_all();
+        // Finished spares' handles are reaped here so a long-lived pool does not collect them.
+        if let Some(mut handles) = self.handles.try_lock() {
+            handles.retain(|(_, h)| !h.is_finished());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
