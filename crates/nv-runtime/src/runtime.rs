@@ -306,6 +306,8 @@ pub struct RuntimeDiagnostics {
     pub detached_threads: Vec<String>,
     /// One entry per batch coordinator.
     pub batches: Vec<BatchMetrics>,
+    /// Threads of the feed pool now, spares included (0 under `Scheduler::ThreadPerFeed`).
+    pub pool_threads: usize,
 }
 
 /// Owns feeds. Dropping it shuts everything down.
@@ -697,6 +699,7 @@ impl Inner {
                 .map(|b| b.handle.metrics())
                 .collect(),
             detached_threads: self.detached.reap(),
+            pool_threads: self.pool.as_ref().map_or(0, Pool::thread_count),
         }
     }
 

@@ -53,7 +53,11 @@ impl Scheduler {
     /// `ThreadPerFeed` otherwise. Read by [`RuntimeBuilder`](crate::RuntimeBuilder)'s
     /// default only, so a whole suite can run on either scheduler unchanged.
     pub fn from_test_env() -> Self {
-        let Ok(v) = std::env::var("NV_TEST_SCHEDULER") else {
+        Self::parse_test_env(std::env::var("NV_TEST_SCHEDULER").ok().as_deref())
+    }
+
+    fn parse_test_env(v: Option<&str>) -> Self {
+        let Some(v) = v else {
             return Self::ThreadPerFeed;
         };
         match v.trim() {
@@ -254,7 +258,7 @@ struct RunQueue {
 /// One pool thread's view for the stuck-call check.
 #[derive(Default)]
 struct Slot {
-    /// Clock nanos when its current task turn began; 0 when idle.
+    /// Clock nanos + 1 when its current task turn began; 0 when idle.
     busy_since: AtomicU64,
 }
 
@@ -334,7 +338,7 @@ impl Pool {
             .filter(|s| {
                 let since = s.busy_since.load(Ordering::Acquire);
                 since != 0
-                    && now.saturating_duration_since(MonotonicTs::from_nanos(since))
+                    && now.saturating_duration_since(MonotonicTs::from_nanos(since - 1))
                         >= inner.config.blocked_after
             })
             .count();
@@ -359,8 +363,7 @@ impl Pool {
         }
     }
 
-    /// Threads of the pool now (pool threads plus spares), for tests.
-    #[cfg(test)]
+    /// Threads of the pool now (pool threads plus spares).
     pub fn thread_count(&self) -> usize {
         *self.inner.alive.lock()
     }
@@ -449,8 +452,10 @@ impl PoolInner {
             let Some(task) = task else {
                 break;
             };
-            slot.busy_since
-                .store(self.clock.now().as_nanos().max(1), Ordering::Release);
+            slot.busy_since.store(
+                self.clock.now().as_nanos().saturating_add(1),
+                Ordering::Release,
+            );
             task.run_turn(self);
             slot.busy_since.store(0, Ordering::Release);
         }
