@@ -99,19 +99,27 @@ fn a_stage_stuck_on_the_only_pool_thread_gets_a_spare_for_the_other_feeds() {
     // The only pool thread is inside `stuck`: feed b cannot have run at all.
     assert_eq!(b.metrics().frames_processed, 0);
     assert_eq!(rt.diagnostics().pool_threads, 1);
-    // Past `blocked_after` (1 s), the watchdog's next look starts one spare.
-    clock.advance(Duration::from_millis(1250));
+    // Past `blocked_after` (1 s), the watchdog's next look starts one spare. Time moves in
+    // watchdog periods until it has (the watchdog may not be parked on its first deadline
+    // yet), then stands still: no further look can start another.
+    clock.advance(Duration::from_secs(1));
+    wait_until("a spare started", || {
+        clock.advance(Duration::from_millis(250));
+        rt.diagnostics().pool_threads == 2
+    });
     wait_until("feed b finished on the spare", || !b.is_alive());
     assert_eq!(sink.len(), 20);
     assert_eq!(b.metrics().frames_processed, 20);
     assert_eq!(rt.diagnostics().pool_threads, 2);
-    // The stuck call returns: the spare leaves at the watchdog's next look.
+    // The stuck call returns; once nothing is stuck, the spare leaves at the next look.
     stuck.release();
     wait_until("feed a back on the pool", || {
         a.metrics().frames_processed > 0
     });
-    clock.advance(Duration::from_millis(250));
-    wait_until("the spare left", || rt.diagnostics().pool_threads == 1);
     rt.remove_feed(a.id()).unwrap();
+    wait_until("the spare left", || {
+        clock.advance(Duration::from_millis(250));
+        rt.diagnostics().pool_threads == 1
+    });
     assert!(rt.diagnostics().detached_threads.is_empty());
 }
