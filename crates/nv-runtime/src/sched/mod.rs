@@ -70,6 +70,19 @@ impl Scheduler {
     }
 }
 
+/// A pool thread's next-task slot (see `PoolInner::push_woken`).
+#[derive(Default)]
+struct NextSlot {
+    /// Address of the pool this thread serves; 0 off the pool (or while the slot is
+    /// closed, running the slot's own task).
+    pool: usize,
+    task: Option<Arc<TaskCell>>,
+}
+
+thread_local! {
+    static NEXT: std::cell::RefCell<NextSlot> = std::cell::RefCell::new(NextSlot::default());
+}
+
 /// Frames (or outputs) a task handles per turn before yielding to the next task.
 pub(crate) const QUANTUM: usize = 16;
 
@@ -135,7 +148,7 @@ impl TaskCell {
         }
         if cur == IDLE {
             if let Some(pool) = self.pool.upgrade() {
-                pool.push(Arc::clone(self));
+                pool.push_woken(Arc::clone(self));
             }
         }
     }
@@ -400,6 +413,27 @@ impl Pool {
 }
 
 impl PoolInner {
+    /// A task made runnable by a signal. Signalled from a task turn on one of this pool's
+    /// threads (a feed task waking its sink task, say), it goes to that thread's next-task
+    /// slot and runs right after the current turn, on a warm cache, instead of behind
+    /// every queued task: a frame's sink delivery then follows its stages at once, as on a
+    /// dedicated thread. One task per slot; the slot's task runs next only once in a row.
+    fn push_woken(&self, task: Arc<TaskCell>) {
+        let me = std::ptr::from_ref(self) as usize;
+        let rest = NEXT.with(|next| {
+            let mut next = next.borrow_mut();
+            if next.pool == me && next.task.is_none() {
+                next.task = Some(task);
+                None
+            } else {
+                Some(task)
+            }
+        });
+        if let Some(task) = rest {
+            self.push(task);
+        }
+    }
+
     fn push(&self, task: Arc<TaskCell>) {
         let mut run = self.run.lock();
         run.tasks.push_back(task);
@@ -431,7 +465,18 @@ impl PoolInner {
         }
     }
 
+    fn run_on(self: &Arc<Self>, slot: &Slot, task: &Arc<TaskCell>) {
+        slot.busy_since.store(
+            self.clock.now().as_nanos().saturating_add(1),
+            Ordering::Release,
+        );
+        task.run_turn(self);
+        slot.busy_since.store(0, Ordering::Release);
+    }
+
     fn thread_loop(self: &Arc<Self>, slot: &Arc<Slot>, spare: bool) {
+        let me = std::ptr::from_ref(&**self) as usize;
+        NEXT.with(|n| n.borrow_mut().pool = me);
         loop {
             let task = {
                 let mut run = self.run.lock();
@@ -452,13 +497,21 @@ impl PoolInner {
             let Some(task) = task else {
                 break;
             };
-            slot.busy_since.store(
-                self.clock.now().as_nanos().saturating_add(1),
-                Ordering::Release,
-            );
-            task.run_turn(self);
-            slot.busy_since.store(0, Ordering::Release);
+            self.run_on(slot, &task);
+            // The task that turn woke, if any, runs now; what that one wakes is queued.
+            if let Some(next) = NEXT.with(|n| n.borrow_mut().task.take()) {
+                NEXT.with(|n| n.borrow_mut().pool = 0);
+                self.run_on(slot, &next);
+                NEXT.with(|n| n.borrow_mut().pool = me);
+            }
         }
+        NEXT.with(|n| {
+            let mut n = n.borrow_mut();
+            n.pool = 0;
+            if let Some(t) = n.task.take() {
+                self.push(t);
+            }
+        });
         self.thread_exited(Some(slot), spare);
     }
 
