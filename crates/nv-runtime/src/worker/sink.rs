@@ -28,6 +28,15 @@ enum Runner {
     Task(Arc<TaskCell>),
 }
 
+/// What became of an output handed over without waiting.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Sent {
+    /// Queued (or delivered inline), or dropped by the sink overflow policy (counted).
+    Taken,
+    /// The sink queue is closed: the feed is stopping (counted as `FeedStopping`).
+    Closed,
+}
+
 /// A running sink thread (or pool task) for one session.
 pub(crate) struct SinkWorker {
     feed: Arc<FeedShared>,
@@ -147,7 +156,7 @@ impl SinkWorker {
     pub fn try_send(
         &mut self,
         output: SharedOutput,
-    ) -> Result<(), (SharedOutput, nv_core::time::MonotonicTs)> {
+    ) -> Result<Sent, (SharedOutput, nv_core::time::MonotonicTs)> {
         let feed = &*self.feed;
         let overflow = feed.settings.sink_overflow;
         let result = if overflow == Overflow::Block {
@@ -175,8 +184,9 @@ impl SinkWorker {
             other => {
                 self.stalls = 0;
                 self.next_stall_report = None;
+                let closed = matches!(other, Push::Closed(_));
                 self.account(other);
-                Ok(())
+                Ok(if closed { Sent::Closed } else { Sent::Taken })
             }
         }
     }
@@ -294,12 +304,12 @@ impl Delivery {
         &mut self,
         feed: &FeedShared,
         output: SharedOutput,
-    ) -> Result<(), (SharedOutput, nv_core::time::MonotonicTs)> {
+    ) -> Result<Sent, (SharedOutput, nv_core::time::MonotonicTs)> {
         match self {
             Self::Thread(w) => w.try_send(output),
             Self::Inline(_) => {
                 self.send(feed, output);
-                Ok(())
+                Ok(Sent::Taken)
             }
         }
     }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use nv_core::health::StopReason;
 use nv_core::time::MonotonicTs;
 
-use super::sink::Delivery;
+use super::sink::{Delivery, Sent};
 use super::{new_worker, AfterSession, Session, SessionEnd, Worker, WorkerParams};
 use crate::output::SharedOutput;
 use crate::queue::Pop;
@@ -258,7 +258,7 @@ impl FeedTask {
             r.next_tick = Some(clock.now());
         }
         if let Some((output, _)) = r.pending.take() {
-            if let Some(poll) = self.deliver(r, output, cx) {
+            if let Some(poll) = self.deliver(r, output, cx)? {
                 return Ok(poll);
             }
         }
@@ -269,7 +269,7 @@ impl FeedTask {
             match queue.pop(Some(MonotonicTs::ZERO)) {
                 Pop::Item(frame, received_at) => {
                     if let Some(output) = self.worker.run_frame(frame, received_at)? {
-                        if let Some(poll) = self.deliver(r, output, cx) {
+                        if let Some(poll) = self.deliver(r, output, cx)? {
                             return Ok(poll);
                         }
                     }
@@ -300,24 +300,33 @@ impl FeedTask {
         Ok(Poll::Idle)
     }
 
-    /// Hands an output to the sink delivery; `Some(Idle)` when a full lossless queue
-    /// keeps it (the queue's producer signal or the stall-report timer reschedules).
-    fn deliver(&mut self, r: &mut Running, output: SharedOutput, cx: &TaskCx<'_>) -> Option<Poll> {
+    /// Hands an output to the sink delivery. `Err`: the feed is stopping (the sink queue
+    /// was closed by the stop); `Ok(Some(Idle))` when a full lossless queue keeps the
+    /// output (the queue's producer signal or the stall-report timer reschedules).
+    fn deliver(
+        &mut self,
+        r: &mut Running,
+        output: SharedOutput,
+        cx: &TaskCx<'_>,
+    ) -> Result<Option<Poll>, SessionEnd> {
         let shared = &self.worker.shared;
         match r.session.delivery.as_mut() {
             Some(d) => match d.try_send(shared, output) {
-                Ok(()) => None,
+                Ok(Sent::Taken) => Ok(None),
+                // Like the feed thread, which sees the stop at its next frame: process no
+                // more frames only to count their outputs as lost.
+                Ok(Sent::Closed) => Err(SessionEnd::StopRequested),
                 Err((back, report_at)) => {
                     cx.wake_at(report_at);
                     r.pending = Some((back, report_at));
-                    Some(Poll::Idle)
+                    Ok(Some(Poll::Idle))
                 }
             },
             None => {
                 shared
                     .counters
                     .add_drop(nv_core::health::DropReason::SinkQueueFull, 1);
-                None
+                Ok(None)
             }
         }
     }
