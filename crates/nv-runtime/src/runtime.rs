@@ -111,12 +111,13 @@ impl RuntimeBuilder {
         self.custom_pipeline_policy = p;
         self
     }
-    /// Stack size of feed worker threads (stages run there); default 2 MiB.
+    /// Stack size of the threads stages run on (pool threads, dedicated feed threads);
+    /// default 2 MiB.
     pub fn worker_stack_size(mut self, bytes: usize) -> Self {
         self.worker_stack_size = bytes;
         self
     }
-    /// How feeds get threads: one each (default) or tasks on a pool sized to the cores.
+    /// How feeds get threads: tasks on a pool sized to the cores (default), or one each.
     pub fn scheduler(mut self, scheduler: Scheduler) -> Self {
         self.scheduler = scheduler;
         self

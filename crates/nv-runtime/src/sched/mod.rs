@@ -34,38 +34,43 @@ use crate::sync::Waiter;
 pub(crate) use timer::Timer;
 
 /// How feeds get their threads.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Scheduler {
     /// One OS thread per feed (`nv-feed-{id}`) plus one per session for a sink that may
     /// block (`nv-sink-{id}`).
-    #[default]
     ThreadPerFeed,
-    /// Feed workers and sink delivery run as tasks on `threads` pool threads
+    /// The default: feed workers and sink delivery run as tasks on `threads` pool threads
     /// (`nv-pool-{n}`; 0 = one per core). Feeds whose stages may block
     /// ([`Stage::may_block`](nv_perception::Stage::may_block)) or that use a batch point
     /// keep a dedicated thread.
     Pool { threads: usize },
 }
 
+impl Default for Scheduler {
+    fn default() -> Self {
+        Self::Pool { threads: 0 }
+    }
+}
+
 impl Scheduler {
-    /// The scheduler the test suites force with `NV_TEST_SCHEDULER=pool` (or `pool:N`);
-    /// `ThreadPerFeed` otherwise. Read by [`RuntimeBuilder`](crate::RuntimeBuilder)'s
-    /// default only, so a whole suite can run on either scheduler unchanged.
+    /// The scheduler a test suite asks for with `NV_TEST_SCHEDULER=threads` (thread per
+    /// feed), `pool` or `pool:N`; the default otherwise. Read by
+    /// [`RuntimeBuilder`](crate::RuntimeBuilder)'s default only, so a whole suite (the
+    /// daemon's too) runs on either scheduler unchanged.
     pub fn from_test_env() -> Self {
         Self::parse_test_env(std::env::var("NV_TEST_SCHEDULER").ok().as_deref())
     }
 
     fn parse_test_env(v: Option<&str>) -> Self {
-        let Some(v) = v else {
-            return Self::ThreadPerFeed;
-        };
-        match v.trim() {
-            "pool" => Self::Pool { threads: 0 },
-            other => other
+        match v.map(str::trim) {
+            Some("threads") => Self::ThreadPerFeed,
+            Some("pool") => Self::Pool { threads: 0 },
+            Some(other) => other
                 .strip_prefix("pool:")
                 .and_then(|n| n.parse().ok())
-                .map_or(Self::ThreadPerFeed, |threads| Self::Pool { threads }),
+                .map_or_else(Self::default, |threads| Self::Pool { threads }),
+            None => Self::default(),
         }
     }
 }

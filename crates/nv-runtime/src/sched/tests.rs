@@ -239,18 +239,17 @@ fn spares_are_capped_at_three_per_pool_thread() {
 #[test]
 fn scheduler_from_test_env_parses() {
     // Only the parser: the environment is the suite runner's.
-    assert_eq!(Scheduler::default(), Scheduler::ThreadPerFeed);
-    assert_eq!(Scheduler::parse_test_env(None), Scheduler::ThreadPerFeed);
+    let pool = Scheduler::Pool { threads: 0 };
+    assert_eq!(Scheduler::default(), pool);
+    assert_eq!(Scheduler::parse_test_env(None), pool);
+    assert_eq!(Scheduler::parse_test_env(Some("pool")), pool);
     assert_eq!(
-        Scheduler::parse_test_env(Some("pool")),
-        Scheduler::Pool { threads: 0 }
+        Scheduler::parse_test_env(Some("threads")),
+        Scheduler::ThreadPerFeed
     );
     assert_eq!(
         Scheduler::parse_test_env(Some("pool:3")),
         Scheduler::Pool { threads: 3 }
     );
-    assert_eq!(
-        Scheduler::parse_test_env(Some("threads")),
-        Scheduler::ThreadPerFeed
-    );
+    assert_eq!(Scheduler::parse_test_env(Some("bogus")), pool);
 }
