@@ -33,7 +33,7 @@ impl Task for Counted {
 
 /// Holds its pool thread until released.
 struct Gate {
-    entered: mpsc::Sender<()>,
+    entered: mpsc::SyncSender<()>,
     release: mpsc::Receiver<()>,
 }
 
@@ -46,9 +46,9 @@ impl Task for Gate {
     fn on_panic(&mut self) {}
 }
 
-fn gate(pool: &Pool) -> (Arc<TaskCell>, mpsc::Receiver<()>, mpsc::Sender<()>) {
-    let (entered_tx, entered) = mpsc::channel();
-    let (release, release_rx) = mpsc::channel();
+fn gate(pool: &Pool) -> (Arc<TaskCell>, mpsc::Receiver<()>, mpsc::SyncSender<()>) {
+    let (entered_tx, entered) = mpsc::sync_channel(1);
+    let (release, release_rx) = mpsc::sync_channel(1);
     let task = pool.task(Box::new(Gate {
         entered: entered_tx,
         release: release_rx,
