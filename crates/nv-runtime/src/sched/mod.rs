@@ -196,7 +196,7 @@ impl TaskCell {
             Poll::Yield => {
                 drop(body);
                 self.state.store(SCHEDULED, Ordering::Release);
-                pool.push(Arc::clone(self));
+                pool.requeue(Arc::clone(self));
             }
             Poll::Idle => {
                 drop(body);
@@ -208,7 +208,7 @@ impl TaskCell {
                     // Scheduled while running: its new work may have arrived after the
                     // task looked, so it runs again.
                     self.state.store(SCHEDULED, Ordering::Release);
-                    pool.push(Arc::clone(self));
+                    pool.requeue(Arc::clone(self));
                 }
             }
         }
@@ -439,6 +439,13 @@ impl PoolInner {
         }
     }
 
+    /// Back of the run queue from the thread that just ran it, without waking another
+    /// thread: this one takes the queue's head next, so a lone busy task stays on its
+    /// thread instead of bouncing between pool threads every turn.
+    fn requeue(&self, task: Arc<TaskCell>) {
+        self.run.lock().tasks.push_back(task);
+    }
+
     fn push(&self, task: Arc<TaskCell>) {
         let mut run = self.run.lock();
         run.tasks.push_back(task);
@@ -491,6 +498,10 @@ impl PoolInner {
                     }
                     if spare && run.spares_to_retire > 0 {
                         run.spares_to_retire -= 1;
+                        // A task this thread requeued is left to the others.
+                        if !run.tasks.is_empty() {
+                            self.cond.notify_one();
+                        }
                         break None;
                     }
                     if let Some(t) = run.tasks.pop_front() {
@@ -505,6 +516,10 @@ impl PoolInner {
             self.run_on(slot, &task);
             // The task that turn woke, if any, runs now; what that one wakes is queued.
             if let Some(next) = NEXT.with(|n| n.borrow_mut().task.take()) {
+                // What this thread requeued must not wait behind the slot's task.
+                if !self.run.lock().tasks.is_empty() {
+                    self.cond.notify_one();
+                }
                 NEXT.with(|n| n.borrow_mut().pool = 0);
                 self.run_on(slot, &next);
                 NEXT.with(|n| n.borrow_mut().pool = me);
