@@ -271,6 +271,23 @@ struct RunQueue {
     shutdown: bool,
     /// Spare threads that may leave (the pool has more running threads than it needs).
     spares_to_retire: usize,
+    /// Parked threads, most recently parked last: a new task wakes the last one, whose
+    /// cache is the warmest (a lone feed then keeps to one thread).
+    idle: Vec<Arc<Slot>>,
+}
+
+impl RunQueue {
+    fn wake_one(&mut self) {
+        if let Some(s) = self.idle.pop() {
+            s.wake.notify_one();
+        }
+    }
+
+    fn wake_all(&mut self) {
+        for s in self.idle.drain(..) {
+            s.wake.notify_one();
+        }
+    }
 }
 
 /// One pool thread's view for the stuck-call check.
@@ -278,13 +295,14 @@ struct RunQueue {
 struct Slot {
     /// Clock nanos + 1 when its current task turn began; 0 when idle.
     busy_since: AtomicU64,
+    /// Where the thread parks (with the run queue's lock).
+    wake: Condvar,
 }
 
 pub(crate) struct PoolInner {
     config: PoolConfig,
     clock: SharedClock,
     run: Mutex<RunQueue>,
-    cond: Condvar,
     slots: Mutex<Vec<Arc<Slot>>>,
     handles: Mutex<Vec<(String, JoinHandle<()>)>>,
     /// Threads still running their loop; shutdown waits for it to reach zero.
@@ -317,8 +335,8 @@ impl Pool {
                 tasks: VecDeque::new(),
                 shutdown: false,
                 spares_to_retire: 0,
+                idle: Vec::new(),
             }),
-            cond: Condvar::new(),
             slots: Mutex::new(Vec::new()),
             handles: Mutex::new(Vec::new()),
             alive: Waiter::new(0, clock.clone()),
@@ -368,9 +386,9 @@ impl Pool {
                 return;
             }
             run.spares_to_retire = have.saturating_sub(want);
-        }
-        if have > want {
-            inner.cond.notify_all();
+            if have > want {
+                run.wake_all();
+            }
         }
         for _ in have..want {
             let n = inner.spare_seq.fetch_add(1, Ordering::Relaxed);
@@ -393,8 +411,11 @@ impl Pool {
         deadline: MonotonicTs,
         detached: &crate::detached::DetachedThreads,
     ) {
-        self.inner.run.lock().shutdown = true;
-        self.inner.cond.notify_all();
+        {
+            let mut run = self.inner.run.lock();
+            run.shutdown = true;
+            run.wake_all();
+        }
         self.inner.timer.stop();
         {
             let alive = &self.inner.alive;
@@ -449,8 +470,7 @@ impl PoolInner {
     fn push(&self, task: Arc<TaskCell>) {
         let mut run = self.run.lock();
         run.tasks.push_back(task);
-        drop(run);
-        self.cond.notify_one();
+        run.wake_one();
     }
 
     fn spawn_thread(self: &Arc<Self>, name: String, spare: bool) -> std::io::Result<()> {
@@ -492,7 +512,7 @@ impl PoolInner {
         loop {
             let task = {
                 let mut run = self.run.lock();
-                loop {
+                let task = loop {
                     if run.shutdown {
                         break None;
                     }
@@ -500,15 +520,21 @@ impl PoolInner {
                         run.spares_to_retire -= 1;
                         // A task this thread requeued is left to the others.
                         if !run.tasks.is_empty() {
-                            self.cond.notify_one();
+                            run.wake_one();
                         }
                         break None;
                     }
                     if let Some(t) = run.tasks.pop_front() {
                         break Some(t);
                     }
-                    self.cond.wait(&mut run);
-                }
+                    if !run.idle.iter().any(|s| Arc::ptr_eq(s, slot)) {
+                        run.idle.push(Arc::clone(slot));
+                    }
+                    slot.wake.wait(&mut run);
+                };
+                // Woken by a pop (gone from the list) or spuriously (still in it).
+                run.idle.retain(|s| !Arc::ptr_eq(s, slot));
+                task
             };
             let Some(task) = task else {
                 break;
@@ -517,9 +543,11 @@ impl PoolInner {
             // The task that turn woke, if any, runs now; what that one wakes is queued.
             if let Some(next) = NEXT.with(|n| n.borrow_mut().task.take()) {
                 // What this thread requeued must not wait behind the slot's task.
-                if !self.run.lock().tasks.is_empty() {
-                    self.cond.notify_one();
+                let mut run = self.run.lock();
+                if !run.tasks.is_empty() {
+                    run.wake_one();
                 }
+                drop(run);
                 NEXT.with(|n| n.borrow_mut().pool = 0);
                 self.run_on(slot, &next);
                 NEXT.with(|n| n.borrow_mut().pool = me);
