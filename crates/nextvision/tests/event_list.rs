@@ -109,8 +109,7 @@ impl Stream {
             let text = resp.into_body().read_to_string().unwrap();
             return Err((status, serde_json::from_str(&text).unwrap_or(Value::Null)));
         }
-        let reader: Box<dyn std::io::Read + Send + Sync> =
-            Box::new(resp.into_body().into_reader());
+        let reader: Box<dyn std::io::Read + Send + Sync> = Box::new(resp.into_body().into_reader());
         Ok(Self {
             lines: BufReader::new(reader).lines(),
         })
@@ -180,7 +179,10 @@ fn recent_events_filters_limits_and_stream() {
     let v = recent(&base, "kind=line_crossed&limit=50");
     assert!(!events(&v).is_empty());
     for e in events(&v) {
-        assert_eq!((&e["kind"], &e["line"]), (&"line_crossed".into(), &"gate".into()));
+        assert_eq!(
+            (&e["kind"], &e["line"]),
+            (&"line_crossed".into(), &"gate".into())
+        );
         assert!(e["direction"] == "left_to_right" || e["direction"] == "right_to_left");
     }
     let v = recent(&base, "zone=dock&limit=50");
@@ -215,11 +217,8 @@ fn recent_events_filters_limits_and_stream() {
     // Replay: a stream resumed after a kept event first gets exactly the ones after it.
     let v = recent(&base, "limit=3");
     let last = v["last_seq"].as_u64().unwrap();
-    let mut resumed = Stream::open(&format!(
-        "{base}/api/v1/events/stream?after={}",
-        last - 2
-    ))
-    .unwrap();
+    let mut resumed =
+        Stream::open(&format!("{base}/api/v1/events/stream?after={}", last - 2)).unwrap();
     let (a, ea) = resumed.next();
     let (b, eb) = resumed.next();
     assert_eq!((a, b), (Some(last - 1), Some(last)));
@@ -239,7 +238,10 @@ fn recent_events_filters_limits_and_stream() {
     let (status, e) = Stream::open(&format!("{base}/api/v1/events/stream"))
         .err()
         .unwrap();
-    assert_eq!((status, &e["code"]), (503, &"too_many_event_clients".into()));
+    assert_eq!(
+        (status, &e["code"]),
+        (503, &"too_many_event_clients".into())
+    );
     drop(resumed);
     wait_for("the second closed stream's place", || {
         recent(&base, "")["stream_clients"] == 1
@@ -247,7 +249,10 @@ fn recent_events_filters_limits_and_stream() {
     let mut crossings =
         Stream::open(&format!("{base}/api/v1/events/stream?kind=line_crossed")).unwrap();
     let (_, crossing) = crossings.next();
-    assert_eq!((&crossing["kind"], &crossing["line"]), (&"line_crossed".into(), &"gate".into()));
+    assert_eq!(
+        (&crossing["kind"], &crossing["line"]),
+        (&"line_crossed".into(), &"gate".into())
+    );
     assert_eq!(recent(&base, "")["stream_clients_dropped_slow"], 0);
     daemon.stop();
 }

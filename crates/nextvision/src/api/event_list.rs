@@ -311,9 +311,15 @@ mod tests {
             kind: kind.map(str::to_owned),
             zone: zone.map(str::to_owned),
         };
-        assert_eq!(seqs(log.list(&by(Some("north"), None, None), 100)), [7, 5, 3]);
+        assert_eq!(
+            seqs(log.list(&by(Some("north"), None, None), 100)),
+            [7, 5, 3]
+        );
         assert_eq!(seqs(log.list(&by(Some("2"), None, None), 100)), [6, 4]);
-        assert_eq!(seqs(log.list(&by(None, Some("zone_enter"), None), 100)), [6, 4]);
+        assert_eq!(
+            seqs(log.list(&by(None, Some("zone_enter"), None), 100)),
+            [6, 4]
+        );
         assert_eq!(seqs(log.list(&by(None, None, Some("gate")), 1)), [7]);
         let (none, last) = log.list(&by(Some("north"), Some("zone_enter"), None), 100);
         assert!(none.is_empty());
@@ -342,13 +348,19 @@ mod tests {
                 Some(1),
             )
             .unwrap();
-        assert_eq!(sub.backlog.iter().map(|e| e.seq).collect::<Vec<_>>(), [2, 3]);
+        assert_eq!(
+            sub.backlog.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            [2, 3]
+        );
         log.publish([
             entry("south", "zone_enter", None),
             entry("north", "zone_exit", None),
         ]);
         assert_eq!(sub.live.try_recv().unwrap().seq, 5);
-        assert!(sub.live.try_recv().is_err(), "south's event is filtered out");
+        assert!(
+            sub.live.try_recv().is_err(),
+            "south's event is filtered out"
+        );
         // Without `after`, no backlog.
         let other = log.subscribe(Filter::default(), None).unwrap();
         assert!(other.backlog.is_empty());

@@ -18,7 +18,7 @@ use super::{ApiError, AppState};
 const MAX_FILTER_CHARS: usize = 256;
 
 /// The query of both routes; numbers are parsed here so a bad one is named in the error.
-#[derive(serde::Deserialize)]
+#[derive(Debug, serde::Deserialize)]
 pub struct EventQuery {
     feed: Option<String>,
     kind: Option<String>,
