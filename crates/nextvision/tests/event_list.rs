@@ -256,3 +256,113 @@ fn recent_events_filters_limits_and_stream() {
     assert_eq!(recent(&base, "")["stream_clients_dropped_slow"], 0);
     daemon.stop();
 }
+
+/// A stream client that stops reading: once its buffer (256 events) and the sockets'
+/// buffers are full it is dropped and counted, the feed keeps running, another client
+/// keeps receiving, and the slow client, reading again, finds every buffered event in
+/// order, then the `dropped` message, then the end of the stream.
+#[test]
+fn a_stream_client_that_stops_reading_is_dropped_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    // An unpaced synthetic feed: events as fast as the machine makes them.
+    let config = format!(
+        r#"
+[api]
+listen = "127.0.0.1:0"
+bearer_token = "{TOKEN}"
+
+[[feeds]]
+name = "fast"
+source = "synthetic:160x120"
+[[feeds.stages]]
+kind = "blob-detector"
+[[feeds.stages]]
+kind = "tracker"
+[[feeds.stages]]
+kind = "zones"
+anchor = "center"
+zones = [{{ name = "left", points = [[0.0, 0.0], [0.5, 0.0], [0.5, 1.0], [0.0, 1.0]] }}]
+lines = [{{ name = "middle", from = [0.5, 1.0], to = [0.5, 0.0] }}]
+"#
+    );
+    let path = dir.path().join("nextvision.toml");
+    std::fs::write(&path, config).unwrap();
+    let daemon = Daemon::run(Path::new(env!("CARGO_BIN_EXE_nextvision")), &path, &[]);
+    let base = daemon.base().to_owned();
+
+    // The slow client: a small receive buffer, reads the response head, then nothing.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .unwrap();
+    let addr: std::net::SocketAddr = base.trim_start_matches("http://").parse().unwrap();
+    let stream = rt.block_on(async {
+        let s = tokio::net::TcpSocket::new_v4().unwrap();
+        s.set_recv_buffer_size(4096).unwrap();
+        s.connect(addr).await.unwrap()
+    });
+    let stream = stream.into_std().unwrap();
+    stream.set_nonblocking(false).unwrap();
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    use std::io::Write as _;
+    (&stream)
+        .write_all(
+            format!(
+                "GET /api/v1/events/stream?feed=fast HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+    let mut slow = BufReader::new(&stream);
+    let mut line = String::new();
+    slow.read_line(&mut line).unwrap();
+    assert!(line.starts_with("HTTP/1.1 200"), "{line}");
+
+    // A reading client alongside it.
+    let mut reading = Stream::open(&format!("{base}/api/v1/events/stream?feed=fast")).unwrap();
+    assert_eq!(recent(&base, "")["stream_clients"], 2);
+    let frames = || {
+        let (_, f) = get(&format!("{base}/api/v1/feeds/fast"), true);
+        f["metrics"]["frames_processed"].as_u64().unwrap()
+    };
+    wait_for("the slow client dropped", || {
+        // Keep the reading client reading, so only the slow one falls behind.
+        reading.next();
+        recent(&base, "")["stream_clients_dropped_slow"] == 1
+    });
+    let v = recent(&base, "");
+    assert_eq!(v["stream_clients"], 1, "{v}");
+    // Perception went on, and the other client still gets new events.
+    let before = frames();
+    wait_for("more frames", || frames() > before);
+    let (seq, _) = reading.next();
+    assert!(seq.unwrap() > 0);
+
+    // Reading again: consecutive events (the 256 buffered and what the sockets held),
+    // then the notice, then the end (chunked body's last chunk).
+    let mut ids = Vec::new();
+    let mut notice = false;
+    loop {
+        line.clear();
+        if slow.read_line(&mut line).unwrap() == 0 || line.trim() == "0" {
+            break;
+        }
+        if let Some(id) = line.strip_prefix("id:") {
+            ids.push(id.trim().parse::<u64>().unwrap());
+        }
+        if line.trim() == "event: dropped" || line.trim() == "event:dropped" {
+            notice = true;
+        }
+        if notice && line.contains("too_slow") {
+            break;
+        }
+    }
+    assert!(notice, "no `dropped` message after {} events", ids.len());
+    assert!(ids.len() >= 256, "{} events before the notice", ids.len());
+    assert!(
+        ids.windows(2).all(|w| w[1] == w[0] + 1),
+        "events skipped before the drop"
+    );
+    assert_eq!(recent(&base, "")["stream_clients_dropped_slow"], 1);
+    daemon.stop();
+}
