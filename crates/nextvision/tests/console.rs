@@ -3,8 +3,8 @@
 //! `chromium-driver`, installed by scripts/setup.sh).
 //!
 //! Set `NEXTVISION_SCREENSHOTS=DIR` to keep the browser test's screenshots (the ones in
-//! docs/console/ come from `NEXTVISION_SCREENSHOTS=docs/console`, run from the workspace
-//! root).
+//! docs/console/ come from `NEXTVISION_SCREENSHOTS=$PWD/docs/console`, run from the
+//! workspace root: tests run in the crate's directory, so a relative DIR lands there).
 #![allow(
     clippy::unwrap_used,
     reason = "test code: a failed unwrap is a failed test"

@@ -335,6 +335,33 @@ async fn draw_a_line_on_a_snapshot_and_see_crossings_counted_and_listed_live() {
     )
     .await;
 
+    // At phone width the event list and the editor fit without sideways scrolling.
+    c.set_window_size(390, 844).await.unwrap();
+    c.goto(&format!("{base}/#/events?feed=yard&kind=line_crossed"))
+        .await
+        .unwrap();
+    until(
+        &c,
+        "the list on a phone",
+        "document.querySelectorAll('li.event').length > 0 && document.documentElement.scrollWidth <= window.innerWidth",
+    )
+    .await;
+    c.goto(&format!("{base}/#/feed/yard")).await.unwrap();
+    c.wait()
+        .at_most(DEADLINE)
+        .for_element(Locator::Css("button[data-action=edit-zones]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(
+        &c,
+        "the editor on a phone",
+        "document.querySelector('.edit-stage canvas') !== null && document.documentElement.scrollWidth <= window.innerWidth",
+    )
+    .await;
+
     // No request carried the token in its URL.
     for (url, _) in requests(&c, &driver).await {
         assert!(!url.contains(TOKEN), "token in a URL: {url}");
