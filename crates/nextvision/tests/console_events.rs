@@ -319,11 +319,19 @@ async fn draw_a_line_on_a_snapshot_and_see_crossings_counted_and_listed_live() {
     for t in texts.as_array().unwrap() {
         assert!(t.as_str().unwrap().contains("line-1"), "{t}");
     }
-    // Every row's picture shown or said to be gone (no more coming: the feed is paused).
+    // All of the feed's events (the screenshot): every picture on screen shown or said
+    // to be gone (pictures load once their row is on screen; the feed is paused).
+    c.goto(&format!("{base}/#/events?feed=yard")).await.unwrap();
     until(
         &c,
-        "every picture settled",
-        "document.querySelector('li.event .thumb img:not([src])') === null",
+        "the feed's events",
+        "document.querySelectorAll('li.event').length > 5",
+    )
+    .await;
+    until(
+        &c,
+        "every picture on screen settled",
+        "[...document.querySelectorAll('li.event .thumb img')].filter(i => i.getBoundingClientRect().top < innerHeight).every(i => i.src.startsWith('blob:') && i.complete)",
     )
     .await;
     screenshot(&c, "events.png").await;

@@ -574,8 +574,9 @@ function fmtWall(us) { return us ? new Date(us / 1000).toLocaleString() : 'time 
 
 const ARROWS = { left_to_right: 'L→R', right_to_left: 'R→L' };
 
-// Event pictures, fetched with the token a few at a time. A new event's picture is drawn
-// just after the event, so a 404 is asked again twice before "no picture" is shown.
+// Event pictures, fetched with the token a few at a time and only once their row is on
+// screen (full frames: a list of them would be heavy). A live event's picture is drawn
+// just after the event, so its 404 is asked again twice before "no picture" is shown.
 function thumbLoader() {
   const s = scope;
   const queue = [];
@@ -589,10 +590,13 @@ function thumbLoader() {
       if (!img.isConnected) { revoke(s, u); return; }
       img.src = u;
       img.dataset.url = u;
+      const link = h('a', { href: u, target: '_blank', rel: 'noopener', 'aria-label': 'Open the full frame' });
+      img.replaceWith(link);
+      link.append(img);
     } catch (e) {
       if (e.name === 'AbortError' || e.status === 401) return;
-      if (e.status === 404 && job.tries < 2) {
-        job.tries += 1;
+      if (e.status === 404 && job.tries > 0) {
+        job.tries -= 1;
         later(() => { queue.push(job); pump(); }, 1000);
         return;
       }
@@ -605,8 +609,16 @@ function thumbLoader() {
       load(queue.shift()).finally(() => { running -= 1; pump(); });
     }
   };
-  // Started after the caller put the row in the page (rows gone by then are skipped).
-  return (id, img) => { queue.push({ id, img, tries: 0 }); later(pump, 0); };
+  const seen = new IntersectionObserver((entries) => {
+    for (const en of entries) {
+      if (!en.isIntersecting) continue;
+      seen.unobserve(en.target);
+      queue.push(en.target.job);
+    }
+    pump();
+  }, { rootMargin: '200px' });
+  s.controllers.add({ abort: () => seen.disconnect() });
+  return (id, img, live) => { img.job = { id, img, tries: live ? 2 : 0 }; seen.observe(img); };
 }
 
 function eventRow(e, loadThumb, live) {
@@ -615,7 +627,7 @@ function eventRow(e, loadThumb, live) {
   const object = e.track_id === null || e.track_id === undefined ? null
     : `track #${e.track_id} c${e.class_id}${e.confidence === null ? '' : ' ' + e.confidence.toFixed(2)}`;
   const extra = e.dwell_millis ? `${(e.dwell_millis / 1000).toFixed(1)} s inside` : e.motion;
-  loadThumb(e.event_id, img);
+  loadThumb(e.event_id, img, live);
   return h('li', { class: 'event', 'data-kind': e.kind, 'data-event-id': e.event_id, 'data-live': live ? '1' : null },
     h('div', { class: 'thumb' }, img),
     h('div', {},
