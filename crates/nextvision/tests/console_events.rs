@@ -208,6 +208,73 @@ async fn draw_a_line_on_a_snapshot_and_see_crossings_counted_and_listed_live() {
     .await;
     assert_eq!(name, json!("line-1"));
 
+    // Dragging the line's lower end a quarter of the shown width to the right moves it
+    // to about x = 240 in the frame.
+    let dx = (w * 0.25).round() as i64;
+    let mut mouse = MouseActions::new("mouse".into());
+    for a in [
+        PointerAction::MoveToElement {
+            element: canvas.clone(),
+            duration: None,
+            x: 0,
+            y: dy,
+        },
+        PointerAction::Down {
+            button: MOUSE_BUTTON_LEFT,
+        },
+        PointerAction::MoveToElement {
+            element: canvas.clone(),
+            duration: Some(Duration::from_millis(100)),
+            x: dx,
+            y: dy,
+        },
+        PointerAction::Up {
+            button: MOUSE_BUTTON_LEFT,
+        },
+    ] {
+        mouse = mouse.then(a);
+    }
+    c.perform_actions(mouse).await.unwrap();
+    let moved = line_points(&c).await;
+    assert_eq!(moved[0], drawn[0], "the other end stays");
+    assert!(
+        (moved[1].0 - 240.0).abs() <= 1.0 + scale && (moved[1].1 - drawn[1].1).abs() <= 1.0 + scale,
+        "dragged to {moved:?}"
+    );
+
+    // The keyboard way to add and delete: Enter on "Add zone" adds a default rectangle
+    // (the middle of the frame) and puts the focus on its points; Enter on its Delete
+    // removes it.
+    c.find(Locator::Css("button[data-action=add-zone]"))
+        .await
+        .unwrap()
+        .send_keys("\u{E007}")
+        .await
+        .unwrap();
+    let focused = js(
+        &c,
+        "[document.activeElement.dataset.field, document.activeElement.value, document.activeElement.closest('li').dataset.shape]",
+    )
+    .await;
+    assert_eq!(
+        focused,
+        json!(["points", "96,72 224,72 224,168 96,168", "zone"])
+    );
+    c.find(Locator::Css("li[data-shape=zone] button.danger"))
+        .await
+        .unwrap()
+        .send_keys("\u{E007}")
+        .await
+        .unwrap();
+    assert_eq!(
+        js(
+            &c,
+            "[document.querySelectorAll('ul.shapes li').length, document.activeElement.dataset.action]"
+        )
+        .await,
+        json!([1, "draw-line"])
+    );
+
     // Typed points (the keyboard way): one outside the frame is refused by the server,
     // and its problem is shown next to the form.
     let points = c

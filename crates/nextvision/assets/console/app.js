@@ -816,7 +816,8 @@ function zoneEditor(feedName, onApplied) {
       h('label', { for: id }, 'Points (x,y pixels)'), ptsIn,
       h('button', {
         type: 'button', class: 'danger', 'aria-label': `Delete ${sh.kind} ${sh.name}`,
-        onclick: () => { shapes.splice(shapes.indexOf(sh), 1); update(); },
+        // The row goes: the focus moves to the drawing buttons rather than the page.
+        onclick: () => { shapes.splice(shapes.indexOf(sh), 1); update(); body.querySelector('[data-action=draw-line]').focus(); },
       }, 'Delete'));
   };
 
