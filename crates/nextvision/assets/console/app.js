@@ -574,16 +574,23 @@ function fmtWall(us) { return us ? new Date(us / 1000).toLocaleString() : 'time 
 
 const ARROWS = { left_to_right: 'L→R', right_to_left: 'R→L' };
 
-// Event pictures, fetched with the token a few at a time and only once their row is on
-// screen (full frames: a list of them would be heavy). A live event's picture is drawn
-// just after the event, so its 404 is asked again twice before "no picture" is shown.
+// Event pictures, fetched with the token two at a time, only for rows on screen when
+// their turn comes (full frames; a busy daemon fires dozens of events a second, and rows
+// pushed off screen by newer ones are skipped until scrolled back to). A live event's
+// picture is drawn just after the event: it is asked for a second later, and once more
+// after a 404, before "no picture" is shown.
 function thumbLoader() {
   const s = scope;
   const queue = [];
   let running = 0;
+  const onScreen = (el) => {
+    const r = el.getBoundingClientRect();
+    return r.bottom > -200 && r.top < innerHeight + 200;
+  };
   const load = async (job) => {
     const { id, img } = job;
     if (!s.alive || !img.isConnected) return;
+    if (!onScreen(img)) { seen.observe(img); return; }
     try {
       const resp = await api(`/api/v1/events/${encodeURIComponent(id)}/snapshot.jpg`);
       const u = blobUrl(s, await resp.blob());
@@ -604,7 +611,7 @@ function thumbLoader() {
     }
   };
   const pump = () => {
-    while (running < 3 && queue.length) {
+    while (running < 2 && queue.length) {
       running += 1;
       load(queue.shift()).finally(() => { running -= 1; pump(); });
     }
@@ -613,12 +620,17 @@ function thumbLoader() {
     for (const en of entries) {
       if (!en.isIntersecting) continue;
       seen.unobserve(en.target);
-      queue.push(en.target.job);
+      const job = en.target.job;
+      if (job.delay) later(() => { job.delay = false; queue.push(job); pump(); }, 1000);
+      else queue.push(job);
     }
     pump();
   }, { rootMargin: '200px' });
   s.controllers.add({ abort: () => seen.disconnect() });
-  return (id, img, live) => { img.job = { id, img, tries: live ? 2 : 0 }; seen.observe(img); };
+  const loader = (id, img, live) => { img.job = { id, img, tries: live ? 1 : 0, delay: live }; seen.observe(img); };
+  // A row leaving the list: the observer would otherwise keep it alive.
+  loader.forget = (img) => { if (img) seen.unobserve(img); };
+  return loader;
 }
 
 function eventRow(e, loadThumb, live) {
@@ -702,7 +714,9 @@ async function eventsView(params) {
   };
   const trim = () => {
     while (list.children.length > EVENT_ROWS) {
-      revoke(s, list.lastChild.querySelector('img')?.dataset.url);
+      const img = list.lastChild.querySelector('img');
+      load.forget(img);
+      revoke(s, img?.dataset.url);
       list.lastChild.remove();
     }
     empty.hidden = list.children.length > 0;
@@ -715,6 +729,8 @@ async function eventsView(params) {
     try {
       const r = await apiJson(`/api/v1/events/recent?${query({ limit: EVENT_ROWS })}`);
       if (!s.alive) return;
+      pending = [];
+      list.querySelectorAll('img').forEach((img) => { load.forget(img); revoke(s, img.dataset.url); });
       list.replaceChildren(...r.events.map((e) => eventRow(e, load, false)));
       trim();
       after = r.last_seq;
@@ -727,6 +743,13 @@ async function eventsView(params) {
     }
     follow(after);
   };
+  let pending = [];
+  const flush = () => {
+    const rows = pending.slice(-EVENT_ROWS).reverse().map((e) => eventRow(e, load, true));
+    pending = [];
+    list.prepend(...rows);
+    trim();
+  };
   const follow = async (after) => {
     let dropped = false;
     try {
@@ -734,9 +757,11 @@ async function eventsView(params) {
       setStatus('live');
       await readSse(resp, (m) => {
         if (m.event === 'dropped') { dropped = true; return; }
-        list.prepend(eventRow(JSON.parse(m.data), load, true));
+        pending.push(JSON.parse(m.data));
         if (m.id) after = Number(m.id);
-        trim();
+        // Shown twice a second at most, and only the newest rows: a busy daemon fires
+        // dozens of events a second, more than anyone reads or a page should redraw.
+        if (pending.length === 1) later(flush, 500);
       });
     } catch (e) {
       if (e.name === 'AbortError' || e.status === 401) return;
