@@ -275,6 +275,53 @@ async fn draw_a_line_on_a_snapshot_and_see_crossings_counted_and_listed_live() {
         json!([1, "draw-line"])
     );
 
+    // A zone drawn with the mouse: three corners, then Finish zone.
+    c.find(Locator::Css("button[data-action=draw-zone]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let mut mouse = MouseActions::new("mouse".into());
+    for (x, y) in [(-dx, -dy), (dx, -dy), (dx, 0)] {
+        for a in [
+            PointerAction::MoveToElement {
+                element: canvas.clone(),
+                duration: None,
+                x,
+                y,
+            },
+            PointerAction::Down {
+                button: MOUSE_BUTTON_LEFT,
+            },
+            PointerAction::Up {
+                button: MOUSE_BUTTON_LEFT,
+            },
+        ] {
+            mouse = mouse.then(a);
+        }
+    }
+    c.perform_actions(mouse).await.unwrap();
+    c.find(Locator::Css("button[data-action=finish-zone]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let zone = js(
+        &c,
+        "document.querySelector('li[data-shape=zone] input[data-field=points]')?.value",
+    )
+    .await;
+    let corners: Vec<&str> = zone.as_str().unwrap().split_whitespace().collect();
+    assert_eq!(corners.len(), 3, "{zone}");
+    c.find(Locator::Css("li[data-shape=zone] button.danger"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+
     // Typed points (the keyboard way): one outside the frame is refused by the server,
     // and its problem is shown next to the form.
     let points = c
