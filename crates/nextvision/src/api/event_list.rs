@@ -425,7 +425,7 @@ mod tests {
         let feeds = ["north", "south"];
         for _ in 0..4000 {
             match next() % 6 {
-                0 | 1 | 2 => {
+                0..=2 => {
                     let feed = feeds[(next() % 2) as usize];
                     log.publish([entry(feed, "line_crossed", Some("gate"))]);
                     let seq = log.stats().last_seq;
