@@ -6,7 +6,8 @@
 //! never by a feed worker, so nothing here can slow perception down. Each stream client
 //! has its own bounded buffer filled with `try_send`: a client that does not keep up is
 //! dropped (told so in a last `dropped` message once its buffer drained) and counted,
-//! instead of making the publisher wait or buffer without bound. Clients are capped.
+//! instead of making the publisher wait or buffer without bound. Open streams are capped,
+//! a dropped client's included until its connection closes.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -71,6 +72,10 @@ struct Inner {
     ring: VecDeque<Arc<Entry>>,
     clients: Vec<Client>,
     next_client: u64,
+    /// Open streams, against `max_clients`: the registered clients plus the dropped ones
+    /// whose connection has not closed yet (a client that stopped reading still holds
+    /// its connection and up to its buffer of events).
+    connected: usize,
 }
 
 /// The ring of recent events and the stream clients.
@@ -101,7 +106,9 @@ pub struct ClientGuard {
 
 impl Drop for ClientGuard {
     fn drop(&mut self) {
-        self.log.inner.lock().clients.retain(|c| c.id != self.id);
+        let mut i = self.log.inner.lock();
+        i.clients.retain(|c| c.id != self.id);
+        i.connected -= 1;
     }
 }
 
@@ -117,7 +124,8 @@ pub struct Subscription {
     _guard: ClientGuard,
 }
 
-/// Figures for the record: clients connected, clients dropped as too slow, events kept.
+/// Figures for the record: streams open (dropped clients count until their connection
+/// closes), clients dropped as too slow, events kept, the newest event's `seq`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Stats {
     pub clients: usize,
@@ -135,6 +143,7 @@ impl EventLog {
                 ring: VecDeque::with_capacity(capacity.min(4096)),
                 clients: Vec::new(),
                 next_client: 0,
+                connected: 0,
             }),
             capacity,
             client_buffer: client_buffer.max(1),
@@ -224,14 +233,15 @@ impl EventLog {
         (list, i.next_seq - 1)
     }
 
-    /// Registers a stream client, or `None` when `max_clients` are connected. With
+    /// Registers a stream client, or `None` when `max_clients` streams are open. With
     /// `after`, the kept matching events with a larger `seq` come first (exactly once:
     /// registration and backlog happen under one lock with publishing).
     pub fn subscribe(self: &Arc<Self>, filter: Filter, after: Option<u64>) -> Option<Subscription> {
         let mut i = self.inner.lock();
-        if i.clients.len() >= self.max_clients {
+        if i.connected >= self.max_clients {
             return None;
         }
+        i.connected += 1;
         let backlog = match after {
             Some(after) => i
                 .ring
@@ -265,7 +275,7 @@ impl EventLog {
     pub fn stats(&self) -> Stats {
         let i = self.inner.lock();
         Stats {
-            clients: i.clients.len(),
+            clients: i.connected,
             dropped_slow: self.dropped_slow.load(Ordering::Relaxed),
             kept: i.ring.len(),
             last_seq: i.next_seq - 1,
@@ -385,8 +395,12 @@ mod tests {
         log.publish([entry("north", "line_crossed", None)]);
         assert_eq!(quick.live.try_recv().unwrap().seq, 5);
         assert!(slow.dropped.load(Ordering::Acquire));
+        // Dropped, but its stream is still open: it keeps its place until it ends.
         let s = log.stats();
-        assert_eq!((s.clients, s.dropped_slow), (1, 1));
+        assert_eq!((s.clients, s.dropped_slow), (2, 1));
+        let third = log.subscribe(Filter::default(), None).unwrap();
+        assert!(log.subscribe(Filter::default(), None).is_none());
+        drop(third);
         // The slow client still reads what was buffered, then its stream ends.
         let got: Vec<u64> = std::iter::from_fn(|| slow.live.try_recv().ok())
             .map(|e| e.seq)
@@ -396,9 +410,9 @@ mod tests {
             slow.live.try_recv(),
             Err(mpsc::error::TryRecvError::Disconnected)
         ));
-        // Its place is free again once its stream is dropped (and was already in the
-        // count), and nothing waited on it.
+        // Its place is free again once its stream is dropped.
         drop(slow);
+        assert_eq!(log.stats().clients, 1);
         assert!(log.subscribe(Filter::default(), None).is_some());
         // A closed client is not counted as slow.
         drop(quick);
