@@ -509,6 +509,68 @@ mod tests {
         assert!(t.join().unwrap());
     }
 
+    #[derive(Default)]
+    struct CountSignal(std::sync::atomic::AtomicUsize);
+
+    impl QueueSignal for CountSignal {
+        fn signal(&self) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    impl CountSignal {
+        fn count(&self) -> usize {
+            self.0.load(std::sync::atomic::Ordering::SeqCst)
+        }
+    }
+
+    #[test]
+    fn consumer_signal_fires_on_empty_to_non_empty_wake_and_close() {
+        let q = queue(4);
+        let consumer = Arc::new(CountSignal::default());
+        q.set_consumer_signal(Arc::clone(&consumer) as Arc<dyn QueueSignal>);
+        q.push(1, Overflow::Block);
+        q.push(2, Overflow::Block);
+        assert_eq!(consumer.count(), 1, "only the push into the empty queue");
+        assert!(q.try_pop().is_some());
+        q.push(3, Overflow::Block);
+        assert_eq!(consumer.count(), 1, "the queue was not empty");
+        while q.try_pop().is_some() {}
+        q.push(4, Overflow::DropOldest);
+        assert_eq!(consumer.count(), 2);
+        q.wake();
+        assert!(q.take_wake());
+        assert!(!q.take_wake(), "a wake is taken once");
+        assert_eq!(consumer.count(), 3);
+        q.close();
+        assert_eq!(consumer.count(), 4);
+    }
+
+    #[test]
+    fn an_armed_producer_is_signalled_at_half_capacity_once() {
+        let q = queue(4);
+        let producer = Arc::new(CountSignal::default());
+        q.set_producer_signal(Arc::clone(&producer) as Arc<dyn QueueSignal>);
+        for i in 0..4 {
+            assert!(matches!(q.try_push_or_arm(i), Push::Accepted));
+        }
+        assert!(matches!(q.try_push_or_arm(4), Push::TimedOut(4)));
+        assert!(q.try_pop().is_some());
+        assert_eq!(producer.count(), 0, "three left, above the mark");
+        assert!(q.try_pop().is_some());
+        assert_eq!(producer.count(), 1, "two left: signalled");
+        assert!(q.try_pop().is_some());
+        assert_eq!(producer.count(), 1, "disarmed after one signal");
+        // Armed again, then the queue closes: the producer hears of it.
+        for i in 0..3 {
+            assert!(matches!(q.try_push_or_arm(i), Push::Accepted));
+        }
+        assert!(matches!(q.try_push_or_arm(9), Push::TimedOut(9)));
+        q.close();
+        assert_eq!(producer.count(), 2);
+        assert!(matches!(q.try_push_or_arm(9), Push::Closed(9)));
+    }
+
     #[derive(Clone, Debug)]
     enum Op {
         PushOldest,
