@@ -170,6 +170,30 @@ pub trait OutputSink: Send + 'static {
     fn may_block(&self) -> bool {
         true
     }
+    /// Whether this sink takes health records (the `health` record kind). The daemon
+    /// hands them to such sinks through [`emit_health`](Self::emit_health). Default `false`.
+    fn selects_health(&self) -> bool {
+        false
+    }
+    /// Delivers one health record. Called on the daemon's health thread, never on a feed's:
+    /// like `emit` it must return at once (a short write, or a push into the sink's bounded
+    /// buffer). Default: ignores it.
+    fn emit_health(&mut self, _health: &HealthOutput) {}
+}
+
+/// One health event encoded for the sinks that select the `health` record kind.
+#[derive(Clone, Debug)]
+pub struct HealthOutput {
+    /// The feed the event concerns; `None` for runtime-wide events.
+    pub feed_id: Option<FeedId>,
+    /// That feed's configured name, when known.
+    pub feed_name: Option<Arc<str>>,
+    /// The event's stable snake_case name (`feed_stopped`, ...).
+    pub event: &'static str,
+    /// Key unique per health record, also across runs (transports deduplicate on it).
+    pub key: String,
+    /// The record (health schema), compact JSON, no trailing newline.
+    pub json: Arc<[u8]>,
 }
 
 impl<F: FnMut(SharedOutput) + Send + 'static> OutputSink for F {

@@ -262,32 +262,6 @@ impl OutputRecord {
         serde_json::to_vec(self).map_err(SinkError::Encode)
     }
 
-    /// Builds the record of `output` and its JSON (a trailing newline with `line`). A
-    /// record that cannot be encoded is logged and counted as failed in `stats`, so every
-    /// sink accounts for it the same way.
-    pub(crate) fn encode_for_sink(
-        output: &OutputEnvelope,
-        stats: &crate::SinkStats,
-        sink: &str,
-        line: bool,
-    ) -> Option<(Self, Vec<u8>)> {
-        stats.count(crate::stats::Fate::Received, output.feed_id);
-        let record = Self::from_output(output);
-        let encoded = if line {
-            record.to_json_line()
-        } else {
-            record.to_json()
-        };
-        match encoded {
-            Ok(bytes) => Some((record, bytes)),
-            Err(e) => {
-                tracing::warn!(error = %e, sink, "record not encoded");
-                stats.count(crate::stats::Fate::Failed, output.feed_id);
-                None
-            }
-        }
-    }
-
     /// One JSONL line: compact JSON and a trailing `\n`.
     pub fn to_json_line(&self) -> Result<Vec<u8>, SinkError> {
         let mut v = self.to_json()?;

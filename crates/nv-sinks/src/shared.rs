@@ -11,7 +11,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use nv_io::{OutputSink, SharedOutput, SinkFactory};
+use nv_io::{HealthOutput, OutputSink, SharedOutput, SinkFactory};
 use parking_lot::Mutex;
 
 use crate::config::SinkConfig;
@@ -20,6 +20,8 @@ use crate::stats::SinkStats;
 
 struct Inner {
     name: String,
+    /// Whether the instance takes health records (asked once, at construction).
+    health: bool,
     sink: Mutex<Box<dyn OutputSink>>,
     stats: SinkStats,
 }
@@ -47,6 +49,7 @@ impl SharedSink {
         Self {
             inner: Arc::new(Inner {
                 name: name.into(),
+                health: sink.selects_health(),
                 sink: Mutex::new(sink),
                 stats,
             }),
@@ -68,6 +71,37 @@ impl SharedSink {
     /// The instance's counters, with each feed's share.
     pub fn stats(&self) -> &SinkStats {
         &self.inner.stats
+    }
+
+    /// Whether the instance takes health records (`records` has `health`).
+    pub fn selects_health(&self) -> bool {
+        self.inner.health
+    }
+
+    /// Hands one health record to the instance (the daemon's health thread calls this;
+    /// like a feed's `emit` it is a short write or a push into a bounded buffer).
+    pub fn emit_health(&self, health: &HealthOutput) {
+        if self.inner.health {
+            self.inner.sink.lock().emit_health(health);
+        }
+    }
+
+    /// Counts `n` health records that never reached the instance (the daemon's health
+    /// thread fell behind the runtime's bounded health stream) as received and dropped,
+    /// under feed 0 (no feed has that id), so the loss shows in the sink's figures.
+    pub fn count_missed_health(&self, n: u64) {
+        let feeds = || {
+            std::iter::repeat_n(
+                nv_core::id::FeedId::new(0),
+                usize::try_from(n).unwrap_or(usize::MAX),
+            )
+        };
+        self.inner
+            .stats
+            .count_each(crate::stats::Fate::Received, feeds());
+        self.inner
+            .stats
+            .count_each(crate::stats::Fate::Dropped, feeds());
     }
 
     /// An `OutputSink` for one feed.

@@ -436,3 +436,55 @@ fn frigate_layout_publishes_events_occupancy_and_state() {
             .any(|m| m.topic == "site/available" && m.payload == b"offline")
     });
 }
+
+/// Health records: `<prefix>/health` in the Frigate-style layout, `topic` with `{event}` =
+/// `health` (and `{feed}` = `runtime` for runtime-wide events) otherwise; exact payloads.
+#[test]
+fn health_records_reach_their_topics_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::mosquitto(dir.path());
+    let live = Subscriber::start(broker.port, "nv-test-health", &["site/#", "nv/#"], false);
+    let build = |extra: &str| {
+        let config: SinkConfig = toml::from_str(&format!(
+            "type = \"mqtt\"\nhost = \"127.0.0.1\"\nport = {}\nrecords = [\"health\"]\n{extra}",
+            broker.port
+        ))
+        .unwrap();
+        config.validate().unwrap();
+        let stats = SinkStats::new();
+        let shared = nv_sinks::SharedSink::new(
+            "mqtt",
+            config.build_with_stats(stats.clone()).unwrap(),
+            stats.clone(),
+        );
+        (shared, stats)
+    };
+    let (frigate, frigate_stats) = build("prefix = \"site\"\n");
+    let (plain, plain_stats) = build("topic = \"nv/{feed}/{event}\"\n");
+    assert!(frigate.selects_health() && plain.selects_health());
+    for h in common::health_records() {
+        frigate.emit_health(&h);
+        plain.emit_health(&h);
+    }
+    wait_stats(&frigate_stats, "delivered", |s| s.delivered == 3);
+    wait_stats(&plain_stats, "delivered", |s| s.delivered == 3);
+    live.wait("six health records", |i| {
+        i.msgs
+            .iter()
+            .filter(|m| m.topic.ends_with("/health"))
+            .count()
+            >= 6
+    });
+    let on_site = live.on("site/health");
+    common::assert_health_payloads(
+        &on_site
+            .iter()
+            .map(|m| m.payload.clone())
+            .collect::<Vec<_>>(),
+    );
+    let on_nv = live.on("nv/");
+    let topics: Vec<&str> = on_nv.iter().map(|m| m.topic.as_str()).collect();
+    assert_eq!(topics, ["nv/1/health", "nv/1/health", "nv/runtime/health"]);
+    common::assert_health_payloads(&on_nv.iter().map(|m| m.payload.clone()).collect::<Vec<_>>());
+    assert!(on_site.iter().chain(&on_nv).all(|m| !m.retain));
+}
