@@ -8,7 +8,9 @@ use nv_core::id::{FeedId, StageId};
 use nv_core::metadata::TypedMetadata;
 use nv_core::time::{MonotonicTs, WallTs};
 use nv_frame::FrameEnvelope;
-use nv_perception::{DerivedSignal, DetectionSet, PerceptionEvent, SceneFeature, Track};
+use nv_perception::{
+    ClassNames, DerivedSignal, DetectionSet, PerceptionEvent, SceneFeature, Track,
+};
 use nv_view::{
     ContextValidity, EpochDecision, MotionSource, TransitionPhase, ViewEpoch, ViewVersion,
 };
@@ -105,6 +107,9 @@ pub struct OutputEnvelope {
     /// The feed's configured name, when it has one (outputs of named feeds carry it so
     /// sinks can address feeds by name).
     pub feed_name: Option<Arc<str>>,
+    /// Names of the class ids the feed's stages produce, when any are known (sinks,
+    /// metrics and snapshots label classes by name with it).
+    pub class_names: Option<Arc<ClassNames>>,
     pub frame_seq: u64,
     /// Media timestamp of the frame.
     pub ts: MonotonicTs,
@@ -136,6 +141,7 @@ impl OutputEnvelope {
         Self {
             feed_id,
             feed_name: None,
+            class_names: None,
             frame_seq,
             ts,
             wall_ts,

@@ -70,6 +70,9 @@ pub struct BBoxRecord {
 pub struct DetectionRecord {
     pub id: u64,
     pub class_id: u32,
+    /// The class's name, when the feed's stages name it (1.3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class: Option<String>,
     pub confidence: f32,
     pub bbox: BBoxRecord,
     /// Present only when the detector produced one.
@@ -81,6 +84,9 @@ pub struct DetectionRecord {
 pub struct TrackRecord {
     pub id: u64,
     pub class_id: u32,
+    /// The class's name, when the feed's stages name it (1.3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class: Option<String>,
     /// `tentative`, `confirmed`, `coasted`, `lost` (or `unknown` from a newer runtime).
     pub state: String,
     pub observation: TrackObservationRecord,
@@ -228,8 +234,16 @@ impl OutputRecord {
                 0 => None,
                 us => Some(us),
             },
-            detections: output.detections.iter().map(detection).collect(),
-            tracks: output.tracks.iter().map(track).collect(),
+            detections: output
+                .detections
+                .iter()
+                .map(|d| detection(d, class_name(output, d.class_id)))
+                .collect(),
+            tracks: output
+                .tracks
+                .iter()
+                .map(|t| track(t, class_name(output, t.class_id)))
+                .collect(),
             signals: output.signals.iter().map(signal).collect(),
             scene_features: output.scene_features.iter().map(scene_feature).collect(),
             events: EventRecord::all(output),
@@ -313,10 +327,20 @@ pub(crate) fn bbox(b: &BBox) -> BBoxRecord {
     }
 }
 
-fn detection(d: &Detection) -> DetectionRecord {
+/// The name of class `id` in `output`'s feed, when its stages name it.
+pub(crate) fn class_name(output: &OutputEnvelope, id: u32) -> Option<String> {
+    output
+        .class_names
+        .as_deref()
+        .and_then(|n| n.get(id))
+        .map(str::to_owned)
+}
+
+fn detection(d: &Detection, class: Option<String>) -> DetectionRecord {
     DetectionRecord {
         id: d.id.as_u64(),
         class_id: d.class_id,
+        class,
         confidence: finite32(d.confidence),
         bbox: bbox(&d.bbox),
         embedding: d
@@ -336,11 +360,12 @@ fn track_state(s: TrackState) -> &'static str {
     }
 }
 
-fn track(t: &Track) -> TrackRecord {
+fn track(t: &Track, class: Option<String>) -> TrackRecord {
     let o = &t.current;
     TrackRecord {
         id: t.id.as_u64(),
         class_id: t.class_id,
+        class,
         state: track_state(t.state).to_owned(),
         observation: TrackObservationRecord {
             pts_nanos: o.ts.as_nanos(),

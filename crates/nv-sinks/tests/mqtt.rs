@@ -488,3 +488,64 @@ fn health_records_reach_their_topics_exactly() {
     common::assert_health_payloads(&on_nv.iter().map(|m| m.payload.clone()).collect::<Vec<_>>());
     assert!(on_site.iter().chain(&on_nv).all(|m| !m.retain));
 }
+
+/// With the feed's class names, the Frigate-style occupancy topic and the state use the
+/// class's name (`site/yard/door/person`); the event records carry it beside the id.
+#[test]
+fn frigate_layout_names_classes_when_the_feed_knows_them() {
+    use nv_core::geometry::BBox;
+    use nv_perception::{EventKind, EventObject, PerceptionEvent, TrackId};
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::mosquitto(dir.path());
+    let live = Subscriber::start(broker.port, "nv-test-frigate-names", &["site/#"], false);
+    let config: SinkConfig = toml::from_str(&format!(
+        "type = \"mqtt\"\nhost = \"127.0.0.1\"\nport = {}\nprefix = \"site\"\nrecords = [\"events\"]\n",
+        broker.port
+    ))
+    .unwrap();
+    let stats = SinkStats::new();
+    let mut sink = config.build_with_stats(stats.clone()).unwrap();
+    let mut names = nv_perception::ClassNames::new();
+    names.insert(1, "person").unwrap();
+    let names = Arc::new(names);
+    for seq in 0..2u64 {
+        let mut o = (*common::rich_output(seq)).clone();
+        o.feed_name = Some("yard".into());
+        o.class_names = Some(Arc::clone(&names));
+        o.events = vec![PerceptionEvent::new(
+            o.ts,
+            EventKind::ZoneEnter {
+                zone: "door".into(),
+            },
+            Some(EventObject {
+                track_id: TrackId::new(seq + 1),
+                class_id: 1,
+                confidence: 0.8,
+                bbox: BBox::new(0.1, 0.1, 0.2, 0.2),
+            }),
+        )];
+        sink.emit(Arc::new(o));
+    }
+    // Per frame: 1 event record, 1 occupancy, 1 state.
+    wait_stats(&stats, "all delivered", |s| s.delivered == 6);
+    live.wait("every message", |i| i.msgs.len() >= 7);
+    let occupancy: Vec<String> = live
+        .on("site/yard/door/")
+        .iter()
+        .map(|m| format!("{} {}", m.topic, String::from_utf8_lossy(&m.payload)))
+        .collect();
+    assert_eq!(
+        occupancy,
+        ["site/yard/door/person 1", "site/yard/door/person 2"]
+    );
+    let state = live.on("site/yard/state");
+    let state: serde_json::Value = serde_json::from_slice(&state[1].payload).unwrap();
+    assert_eq!(state["zones"]["door"]["person"], 2);
+    for m in live.on("site/events") {
+        let v: serde_json::Value = serde_json::from_slice(&m.payload).unwrap();
+        assert_eq!(
+            (v["class"].as_str(), v["class_id"].as_u64()),
+            (Some("person"), Some(1))
+        );
+    }
+}
