@@ -28,6 +28,7 @@ mod ort_engine;
 mod runner;
 mod tf_fold;
 mod tf_graph;
+mod tract_fold;
 
 pub use anchors::{Anchor, SsdAnchorGenerator, MAX_ANCHORS};
 pub use catalog::{catalog_preset, PERSON_CLASS_ID};
