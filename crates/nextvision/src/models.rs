@@ -36,10 +36,10 @@ pub enum ModelsCommand {
         /// operator kinds by time per frame (profiling adds a little overhead).
         #[arg(long)]
         profile: bool,
-        /// Also time inferences that build a fresh tract run state each time (as releases
-        /// before 2026-12 did), interleaved frame by frame with the default.
+        /// Also time the tract route as it was before 2026-12 (no depthwise bias fold, a
+        /// fresh run state per inference), interleaved frame by frame with the default.
         #[arg(long)]
-        compare_fresh_state: bool,
+        compare_before: bool,
     },
 }
 
@@ -85,14 +85,14 @@ pub fn run(cmd: &ModelsCommand) -> anyhow::Result<ExitCode> {
             threads,
             onnx,
             profile,
-            compare_fresh_state,
+            compare_before,
         } => bench(
             &store,
             name,
             *frames,
             *threads,
             onnx.as_deref(),
-            (*profile, *compare_fresh_state),
+            (*profile, *compare_before),
         ),
         ModelsCommand::Verify { name } => {
             let entries: Vec<_> = match name {
@@ -206,10 +206,20 @@ fn bench_one(
     label: &str,
     config: nv_stages::model::ModelDetectorConfig,
     frames: u32,
-    (profile, compare_fresh_state): (bool, bool),
+    (profile, compare_before): (bool, bool),
 ) -> anyhow::Result<()> {
     use std::time::{Duration, Instant};
 
+    let mut before = if compare_before {
+        nv_stages::model::set_tract_rewrites(false);
+        let loaded = nv_stages::model::ModelDetector::new(config.clone());
+        nv_stages::model::set_tract_rewrites(true);
+        let mut d = loaded.context("loading the model")?;
+        d.set_reuse_state(false);
+        Some(d)
+    } else {
+        None
+    };
     let started = Instant::now();
     let mut detector = nv_stages::model::ModelDetector::new(config).context("loading the model")?;
     let load = started.elapsed();
@@ -229,6 +239,9 @@ fn bench_one(
     )?;
     for _ in 0..3 {
         detector.detect(&frame)?;
+        if let Some(b) = before.as_mut() {
+            b.detect(&frame)?;
+        }
     }
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     let mut times = Vec::new();
@@ -237,19 +250,18 @@ fn bench_one(
         let t = Instant::now();
         detector.detect(&frame)?;
         times.push(t.elapsed());
-        if compare_fresh_state {
-            detector.set_reuse_state(false);
+        if let Some(b) = before.as_mut() {
             let t = Instant::now();
-            detector.detect(&frame)?;
+            b.detect(&frame)?;
             fresh.push(t.elapsed());
-            detector.set_reuse_state(true);
         }
     }
     times.sort();
     fresh.sort();
     if !fresh.is_empty() {
         println!(
-            "{label}, a fresh run state per inference (interleaved): min {:.1} ms, median {:.1} ms",
+            "{label} as before (no depthwise bias fold, fresh run state; interleaved): \
+             min {:.1} ms, median {:.1} ms",
             ms(fresh[0]),
             ms(fresh[fresh.len() / 2]),
         );

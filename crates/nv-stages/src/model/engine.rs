@@ -180,10 +180,22 @@ fn check_declared_input(
     }
 }
 
+/// Whether models loaded from now on get our graph rewrites (default on; benchmarks turn
+/// them off to time the graph as tract alone optimises it).
+static TRACT_REWRITES: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Turns our tract graph rewrites (the depthwise bias fold) on or off for models loaded
+/// from now on, process-wide. For benchmarks comparing the two; leave it on otherwise.
+pub fn set_tract_rewrites(on: bool) {
+    TRACT_REWRITES.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
 fn optimise(mut model: InferenceModel, shape: [usize; 4]) -> TractResult<TypedModel> {
     model.set_input_fact(0, f32::fact(shape).into())?;
     let mut typed = model.into_typed()?.into_decluttered()?;
-    super::tract_fold::fold_depthwise_bias(&mut typed)?;
+    if TRACT_REWRITES.load(std::sync::atomic::Ordering::Relaxed) {
+        super::tract_fold::fold_depthwise_bias(&mut typed)?;
+    }
     typed.into_optimized()
 }
 

@@ -39,7 +39,7 @@ pub use config::{
 };
 pub use decode::{iou, nms, DecodeParams, Decoder, OutputTensor, RawDetection};
 pub use detector::{ClassName, ModelBatchDetector, ModelDetector};
-pub use engine::model_loads;
+pub use engine::{model_loads, set_tract_rewrites};
 pub use letterbox::{Letterbox, LetterboxWriter};
 #[cfg(feature = "ort")]
 pub use ort_engine::{
