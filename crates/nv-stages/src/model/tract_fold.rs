@@ -152,4 +152,96 @@ mod tests {
         assert!(per_channel(&t, 3, 3, 4).is_none());
         assert!(per_channel(&tensor1(&[1i32, 2, 3]), 3, 3, 4).is_none());
     }
+
+    /// A depthwise convolution (3x3, SAME, 2 channels) and a `BiasAdd`, as TensorFlow
+    /// writes them, loaded by tract-tensorflow.
+    fn depthwise_then_bias() -> TypedModel {
+        use tract_tensorflow::tfpb::tensorflow::{
+            AttrValue, DataType, GraphDef, NodeDef, TensorProto,
+        };
+        let node = |name: &str, op: &str, inputs: &[&str]| NodeDef {
+            name: name.into(),
+            op: op.into(),
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            device: String::new(),
+            attr: Default::default(),
+        };
+        let konst = |name: &str, t: Tensor| {
+            let mut n = node(name, "Const", &[]);
+            n.attr.insert("dtype".into(), DataType::DtFloat.into());
+            n.attr.insert(
+                "value".into(),
+                AttrValue::from(TensorProto::try_from(&t).unwrap()),
+            );
+            n
+        };
+        let mut x = node("x", "Placeholder", &[]);
+        x.attr.insert("dtype".into(), DataType::DtFloat.into());
+        let mut conv = node("conv", "DepthwiseConv2dNative", &["x", "w"]);
+        conv.attr
+            .insert("strides".into(), AttrValue::from(vec![1i64, 1, 1, 1]));
+        conv.attr
+            .insert("dilations".into(), AttrValue::from(vec![1i64, 1, 1, 1]));
+        conv.attr.insert("padding".into(), AttrValue::from("SAME"));
+        conv.attr.insert("T".into(), DataType::DtFloat.into());
+        let filter: Vec<f32> = (0..18).map(|i| (i as f32 - 8.0) / 10.0).collect();
+        let graph = GraphDef {
+            node: vec![
+                x,
+                konst("w", Tensor::from_shape(&[3, 3, 2, 1], &filter).unwrap()),
+                conv,
+                konst("b", tensor1(&[0.25f32, -1.5])),
+                node("out", "BiasAdd", &["conv", "b"]),
+            ],
+            ..Default::default()
+        };
+        let tf = tract_tensorflow::tensorflow();
+        let mut model = tf.model_for_proto_model(&graph).unwrap();
+        model
+            .set_input_fact(0, f32::fact([1, 4, 5, 2]).into())
+            .unwrap();
+        model.into_typed().unwrap().into_decluttered().unwrap()
+    }
+
+    fn run(model: TypedModel, input: &Tensor) -> Vec<f32> {
+        let out = model
+            .into_optimized()
+            .unwrap()
+            .into_runnable()
+            .unwrap()
+            .run(tvec![input.clone().into_tvalue()])
+            .unwrap();
+        out[0]
+            .try_as_plain_ram()
+            .unwrap()
+            .as_slice::<f32>()
+            .unwrap()
+            .to_vec()
+    }
+
+    #[test]
+    fn folding_keeps_the_result_and_removes_the_add() {
+        let input: Vec<f32> = (0..40).map(|i| ((i * 7) % 11) as f32 - 5.0).collect();
+        let input = Tensor::from_shape(&[1, 4, 5, 2], &input).unwrap();
+        let plain = depthwise_then_bias();
+        let adds = |m: &TypedModel| {
+            m.nodes()
+                .iter()
+                .filter(|n| n.op_as::<TypedBinOp>().is_some_and(|b| b.0.is::<Add>()))
+                .count()
+        };
+        assert_eq!(adds(&plain), 1);
+        let mut folded = plain.clone();
+        assert_eq!(fold_depthwise_bias(&mut folded).unwrap(), 1);
+        assert_eq!(adds(&folded), 0);
+        let (want, got) = (run(plain, &input), run(folded, &input));
+        assert_eq!(want.len(), 40);
+        for (a, b) in want.iter().zip(&got) {
+            assert!((a - b).abs() < 1e-5, "{want:?} vs {got:?}");
+        }
+        // Folding twice finds nothing more.
+        let mut again = depthwise_then_bias();
+        fold_depthwise_bias(&mut again).unwrap();
+        assert_eq!(fold_depthwise_bias(&mut again).unwrap(), 0);
+    }
 }
