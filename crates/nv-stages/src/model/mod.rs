@@ -21,6 +21,8 @@ mod catalog;
 mod config;
 mod decode;
 mod detector;
+#[cfg(target_arch = "x86_64")]
+mod dw_kernel;
 mod engine;
 mod letterbox;
 #[cfg(feature = "ort")]
