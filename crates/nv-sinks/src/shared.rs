@@ -146,3 +146,38 @@ impl OutputSink for SharedSinkHandle {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::FileSinkConfig;
+    use crate::records::Records;
+
+    /// Health records the daemon's thread missed are counted, under feed 0, as received and
+    /// dropped, so the sink's figures show the loss; a sink without `health` gets none.
+    #[test]
+    fn missed_health_records_are_counted_as_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = FileSinkConfig::new(dir.path().join("h.jsonl"));
+        config.records = Records::HEALTH;
+        let stats = SinkStats::new();
+        let shared = SharedSink::new(
+            "ops",
+            SinkConfig::File(config)
+                .build_with_stats(stats.clone())
+                .unwrap(),
+            stats.clone(),
+        );
+        assert!(shared.selects_health());
+        shared.count_missed_health(3);
+        let s = stats.snapshot();
+        assert_eq!((s.received, s.dropped_by_buffer, s.delivered), (3, 3, 0));
+        assert_eq!(stats.feed(nv_core::id::FeedId::new(0)).dropped_by_buffer, 3);
+        let frames = SharedSink::build(
+            "frames",
+            &SinkConfig::File(FileSinkConfig::new(dir.path().join("f.jsonl"))),
+        )
+        .unwrap();
+        assert!(!frames.selects_health());
+    }
+}
