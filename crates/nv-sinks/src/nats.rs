@@ -21,7 +21,7 @@ use async_nats::{Client, ConnectOptions, Event, HeaderMap};
 use nv_core::clock::SystemClock;
 use nv_core::id::FeedId;
 use nv_core::security::{redact_url, sanitize_error_string};
-use nv_io::{OutputSink, SharedOutput};
+use nv_io::{HealthOutput, OutputSink, SharedOutput};
 
 use crate::backoff::Backoff;
 use crate::buffer::Attributed;
@@ -31,7 +31,7 @@ use crate::delivery::{Delivery, Limits};
 use crate::error::SinkError;
 use crate::rt::IoRuntime;
 use crate::stats::SinkStats;
-use crate::template::{expand, EVENT_OUTPUTS};
+use crate::template::{expand, expand_health};
 
 #[derive(Debug)]
 struct Pending {
@@ -51,6 +51,7 @@ impl Attributed for Pending {
 pub struct NatsSink {
     delivery: Delivery<Pending>,
     subject: String,
+    records: crate::records::Records,
     flush_timeout: Duration,
     ack_timeout: Duration,
     client: Client,
@@ -143,6 +144,7 @@ impl NatsSink {
         Ok(Self {
             delivery,
             subject: config.subject.clone(),
+            records: config.records,
             flush_timeout: Duration::from_millis(config.flush_timeout_ms),
             ack_timeout: config.ack_timeout(),
             client,
@@ -159,16 +161,37 @@ impl NatsSink {
 impl OutputSink for NatsSink {
     fn emit(&mut self, output: SharedOutput) {
         let subject = &self.subject;
-        self.delivery.emit(&output, |record, payload| Pending {
-            feed: output.feed_id,
-            subject: expand(subject, record.feed_id, EVENT_OUTPUTS),
-            key: record.idempotency_key,
-            payload,
-        });
+        let feed = output.feed_id;
+        self.delivery
+            .emit_records(&output, self.records, |r| Pending {
+                feed,
+                subject: expand(subject, feed.as_u64(), r.kind.topic_event()),
+                key: r.key,
+                payload: r.json,
+            });
     }
 
     fn flush(&mut self) {
         self.delivery.flush(self.flush_timeout);
+    }
+
+    fn selects_health(&self) -> bool {
+        self.records.health
+    }
+
+    /// On `subject` with `{event}` = `health` and `{feed}` = the feed id or `runtime`;
+    /// `Nats-Msg-Id` (JetStream) = the record's key.
+    fn emit_health(&mut self, health: &HealthOutput) {
+        if !self.records.health {
+            return;
+        }
+        let r = crate::records::encode_health(health, self.delivery.stats(), false);
+        self.delivery.push(Pending {
+            feed: crate::records::health_feed(health),
+            subject: expand_health(&self.subject, health.feed_id.map(FeedId::as_u64)),
+            key: r.key,
+            payload: r.json,
+        });
     }
 }
 

@@ -50,6 +50,10 @@ pub struct NatsSinkConfig {
     pub reconnect_max_ms: u64,
     #[serde(default = "default_flush_timeout_ms")]
     pub flush_timeout_ms: u64,
+    /// Record kinds published: `["frames"]` (default), `["events"]`, `["health"]`, or
+    /// several; `{event}` in the template is `outputs`, `events` or `health`.
+    #[serde(default)]
+    pub records: crate::records::Records,
 }
 
 fn default_subject() -> String {
@@ -77,6 +81,7 @@ impl NatsSinkConfig {
             reconnect_initial_ms: default_retry_initial_ms(),
             reconnect_max_ms: default_retry_max_ms(),
             flush_timeout_ms: default_flush_timeout_ms(),
+            records: crate::records::Records::default(),
         }
     }
 
