@@ -17,7 +17,7 @@ use crate::sched::{Poll, Pool, Task, TaskCell, TaskCx, QUANTUM};
 use crate::source::SourceStatus;
 
 enum Phase {
-    /// Begin a session (`started` is when the feed decided to).
+    /// Begin a session.
     Start,
     Running(Box<Running>),
     /// The source is stopped; waiting for the sink delivery to drain (until `deadline`).
@@ -56,7 +56,7 @@ pub(crate) fn spawn_on_pool(p: WorkerParams, pool: &Pool) -> Arc<TaskCell> {
     }));
     let signal = task.signal();
     let _unset = shared.task_signal.set(Arc::clone(&signal));
-    // The worker reads its signal through the shared context once it runs.
+    // The worker copies its signal from the shared context on its first turn.
     task.schedule();
     task
 }
