@@ -16,12 +16,12 @@
 //! all are stuck, other feeds wait: their queues fill and drop by their own policy,
 //! counted). See ARCHITECTURE.md.
 
+mod task;
 mod timer;
 
 use std::collections::VecDeque;
-use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -29,8 +29,8 @@ use nv_core::clock::SharedClock;
 use nv_core::time::MonotonicTs;
 use parking_lot::{Condvar, Mutex};
 
-use crate::queue::QueueSignal;
 use crate::sync::Waiter;
+pub(crate) use task::{Poll, Task, TaskCell, TaskCx};
 pub(crate) use timer::Timer;
 
 /// How feeds get their threads.
@@ -90,154 +90,6 @@ thread_local! {
 
 /// Frames (or outputs) a task handles per turn before yielding to the next task.
 pub(crate) const QUANTUM: usize = 16;
-
-/// What a task's turn ended with.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Poll {
-    /// More work is ready: run again after the other runnable tasks.
-    Yield,
-    /// Nothing to do until scheduled again (queue signal, control change, timer).
-    Idle,
-    /// Finished for good.
-    Done,
-}
-
-/// A unit of work the pool runs.
-pub(crate) trait Task: Send + 'static {
-    fn run(&mut self, cx: &TaskCx<'_>) -> Poll;
-    /// The task panicked out of `run`; it will not run again.
-    fn on_panic(&mut self);
-}
-
-const IDLE: u8 = 0;
-const SCHEDULED: u8 = 1;
-const RUNNING: u8 = 2;
-/// Running, and scheduled again meanwhile: runs once more when this turn ends.
-const NOTIFIED: u8 = 3;
-const DONE: u8 = 4;
-
-/// A task with its scheduling state.
-pub(crate) struct TaskCell {
-    state: AtomicU8,
-    /// Clock nanos of the armed timer; 0 = none.
-    timer_at: AtomicU64,
-    body: Mutex<Option<Box<dyn Task>>>,
-    pool: Weak<PoolInner>,
-}
-
-impl std::fmt::Debug for TaskCell {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TaskCell")
-            .field("state", &self.state.load(Ordering::Relaxed))
-            .finish_non_exhaustive()
-    }
-}
-
-impl TaskCell {
-    /// Makes the task runnable (no-op if it already is, or finished).
-    pub fn schedule(self: &Arc<Self>) {
-        let mut cur = self.state.load(Ordering::Acquire);
-        loop {
-            let next = match cur {
-                IDLE => SCHEDULED,
-                RUNNING => NOTIFIED,
-                _ => return,
-            };
-            match self
-                .state
-                .compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Acquire)
-            {
-                Ok(_) => break,
-                Err(actual) => cur = actual,
-            }
-        }
-        if cur == IDLE {
-            if let Some(pool) = self.pool.upgrade() {
-                pool.push_woken(Arc::clone(self));
-            }
-        }
-    }
-
-    pub fn is_done(&self) -> bool {
-        self.state.load(Ordering::Acquire) == DONE
-    }
-
-    /// A signal that schedules this task without keeping it alive.
-    pub fn signal(self: &Arc<Self>) -> Arc<dyn QueueSignal> {
-        Arc::new(WeakTask(Arc::downgrade(self)))
-    }
-
-    fn run_turn(self: &Arc<Self>, pool: &PoolInner) {
-        self.state.store(RUNNING, Ordering::Release);
-        let mut body = self.body.lock();
-        let Some(task) = body.as_mut() else {
-            self.state.store(DONE, Ordering::Release);
-            return;
-        };
-        let cx = TaskCx { cell: self, pool };
-        let poll = match std::panic::catch_unwind(AssertUnwindSafe(|| task.run(&cx))) {
-            Ok(p) => p,
-            Err(_) => {
-                tracing::error!("a pool task panicked; it will not run again");
-                if std::panic::catch_unwind(AssertUnwindSafe(|| task.on_panic())).is_err() {
-                    tracing::error!("a pool task's panic handler panicked");
-                }
-                Poll::Done
-            }
-        };
-        match poll {
-            Poll::Done => {
-                self.state.store(DONE, Ordering::Release);
-                // Release the feed's resources now rather than when the last handle goes.
-                let finished = body.take();
-                drop(body);
-                drop(finished);
-            }
-            Poll::Yield => {
-                drop(body);
-                self.state.store(SCHEDULED, Ordering::Release);
-                pool.requeue(Arc::clone(self));
-            }
-            Poll::Idle => {
-                drop(body);
-                if self
-                    .state
-                    .compare_exchange(RUNNING, IDLE, Ordering::AcqRel, Ordering::Acquire)
-                    .is_err()
-                {
-                    // Scheduled while running: its new work may have arrived after the
-                    // task looked, so it runs again.
-                    self.state.store(SCHEDULED, Ordering::Release);
-                    pool.requeue(Arc::clone(self));
-                }
-            }
-        }
-    }
-}
-
-struct WeakTask(Weak<TaskCell>);
-
-impl QueueSignal for WeakTask {
-    fn signal(&self) {
-        if let Some(t) = self.0.upgrade() {
-            t.schedule();
-        }
-    }
-}
-
-/// What a running task may ask of the pool.
-pub(crate) struct TaskCx<'a> {
-    cell: &'a Arc<TaskCell>,
-    pool: &'a PoolInner,
-}
-
-impl TaskCx<'_> {
-    /// Schedules the task at `at` (clock time), unless it runs earlier anyway; the task
-    /// checks what is due when it runs.
-    pub fn wake_at(&self, at: MonotonicTs) {
-        self.pool.timer.arm(self.cell, at);
-    }
-}
 
 /// Pool sizing.
 #[derive(Clone, Copy, Debug)]
@@ -355,12 +207,7 @@ impl Pool {
 
     /// Wraps `task`; it runs once scheduled.
     pub fn task(&self, task: Box<dyn Task>) -> Arc<TaskCell> {
-        Arc::new(TaskCell {
-            state: AtomicU8::new(IDLE),
-            timer_at: AtomicU64::new(0),
-            body: Mutex::new(Some(task)),
-            pool: Arc::downgrade(&self.inner),
-        })
+        TaskCell::new(task, Arc::downgrade(&self.inner))
     }
 
     /// The stuck-call check, run by the watchdog: one spare per pool thread blocked in a

@@ -8,6 +8,7 @@ use std::sync::mpsc;
 use nv_core::clock::{Clock, ManualClock, SystemClock};
 use nv_test_util::wait_until;
 
+use super::task::IDLE;
 use super::*;
 
 /// Runs `turns` turns, recording `(id, turn)` in `log`, then finishes.
