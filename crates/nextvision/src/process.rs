@@ -107,25 +107,31 @@ enum End {
     AccessDenied(String),
 }
 
-/// Sets the flag on SIGINT/SIGTERM (a helper thread with a tiny async runtime).
+/// Sets the flag on SIGINT/SIGTERM (a helper thread with a tiny async runtime). The handlers
+/// are installed before this returns, not when the thread first runs.
 fn watch_signals() -> Arc<AtomicBool> {
     let flag = Arc::new(AtomicBool::new(false));
     let thread_flag = Arc::clone(&flag);
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        tracing::warn!("no signal handler: SIGINT ends the process at once");
+        return flag;
+    };
+    let mut signals = {
+        let _entered = rt.enter();
+        crate::run::Signals::install()
+    };
     let spawned = std::thread::Builder::new()
         .name("nv-signals".into())
         .stack_size(256 * 1024)
         .spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(crate::run::wait_for_signal());
+            rt.block_on(signals.recv());
             thread_flag.store(true, Ordering::SeqCst);
         });
     if spawned.is_err() {
-        tracing::warn!("no signal handler: SIGINT ends the process at once");
+        tracing::warn!("no signal thread: SIGINT is caught but does not stop the run");
     }
     flag
 }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use crate::api::{AppState, SnapshotStore};
 
@@ -195,6 +196,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         Duration::try_from_secs_f64(args.drain_timeout_secs).unwrap_or(Duration::from_secs(15));
     let runtime_handle = runtime.handle();
     let code = tokio_rt.block_on(async move {
+        let mut signals = Signals::install();
         let (server, api_line) = if api_enabled {
             let listener = tokio::net::TcpListener::bind(&listen)
                 .await
@@ -217,14 +219,14 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         if exit_when_done {
             let waiter = tokio::task::spawn_blocking(move || wait_all_ended(&finite_feeds, ended_sub));
             tokio::select! {
-                () = wait_for_signal() => {}
+                () = signals.recv() => {}
                 _ = waiter => {
                     eprintln!("nextvision: every feed has ended (finite sources only; --keep-running keeps the daemon up)");
                 }
             }
         } else {
             drop(ended_sub);
-            wait_for_signal().await;
+            signals.recv().await;
         }
         ready.store(false, Ordering::SeqCst);
         if let Some(k) = keepalive {
@@ -245,7 +247,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
                 eprintln!("nextvision: drain deadline passed; exiting");
                 return Ok::<_, anyhow::Error>(ExitCode::from(3));
             }
-            () = wait_for_signal() => {
+            () = signals.recv() => {
                 eprintln!("nextvision: second signal; exiting now");
                 return Ok(ExitCode::from(130));
             }
@@ -280,18 +282,35 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     Ok(code)
 }
 
-pub(crate) async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut int), Ok(mut term)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
-        // Without signal handlers the daemon can only be stopped by killing it.
-        std::future::pending::<()>().await;
-        return;
-    };
-    tokio::select! {
-        _ = int.recv() => {}
-        _ = term.recv() => {}
+/// The SIGINT/SIGTERM handlers, installed when made. Made before the daemon says it is
+/// ready: a handler registered only when the first wait is polled leaves a window in which
+/// a supervisor's (or a test's) SIGTERM still has its default action and kills the process.
+pub(crate) struct Signals(Option<(Signal, Signal)>);
+
+impl Signals {
+    /// Must run inside a Tokio runtime with its I/O driver (the signal streams use it).
+    pub(crate) fn install() -> Self {
+        match (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) {
+            (Ok(int), Ok(term)) => Self(Some((int, term))),
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::warn!(error = %e, "no signal handler: only killing the process stops it");
+                Self(None)
+            }
+        }
+    }
+
+    /// The next SIGINT or SIGTERM (never, without handlers).
+    pub(crate) async fn recv(&mut self) {
+        let Some((int, term)) = &mut self.0 else {
+            std::future::pending::<()>().await;
+            return;
+        };
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
     }
 }
