@@ -15,6 +15,9 @@ use nv_cluster::{Bucket, Kv, NatsKv, NatsKvConfig};
 use nv_test_util::broker::Broker;
 use nv_test_util::daemon::Daemon;
 
+mod cluster_audit;
+use cluster_audit::Audit;
+
 const FEEDS: usize = 6;
 const LEASE_TTL_SECS: u64 = 2;
 /// The failover target: a dead node's feeds run elsewhere within 10 s.
@@ -49,6 +52,19 @@ fn start(dir: &Path, node: &str, nats_port: u16) -> Daemon {
     let path = dir.join(format!("{node}.toml"));
     std::fs::write(&path, config(dir, node, nats_port)).unwrap();
     Daemon::run(Path::new(env!("CARGO_BIN_EXE_nextvision")), &path, &[])
+}
+
+fn store(port: u16) -> NatsKv {
+    NatsKv::connect(&NatsKvConfig {
+        urls: vec![format!("nats://127.0.0.1:{port}")],
+        creds_file: None,
+        bucket_prefix: "nvtest".into(),
+        replicas: 1,
+        node_ttl: Duration::from_secs(LEASE_TTL_SECS),
+        lease_ttl: Duration::from_secs(LEASE_TTL_SECS),
+        request_timeout: Duration::from_secs(5),
+    })
+    .unwrap()
 }
 
 fn get_json(url: &str) -> serde_json::Value {
@@ -137,6 +153,7 @@ fn two_daemons_split_feeds_fail_over_on_sigkill_and_release_on_sigterm() {
         "{text}"
     );
 
+    let a_feeds = running_feeds(&a);
     let killed_at = Instant::now();
     let status = a.stop_with("KILL");
     assert!(!status.success());
@@ -148,18 +165,36 @@ fn two_daemons_split_feeds_fail_over_on_sigkill_and_release_on_sigterm() {
         killed_at.elapsed().as_secs_f64().max(took.as_secs_f64())
     );
 
+    // node-b reports each feed it took over from node-a, once its first output is out.
+    let kv = store(broker.port);
+    wait_until("node-b's handover records", TIMEOUT, || {
+        let audit = Audit::read(&kv, "nvtest");
+        a_feeds.iter().all(|f| {
+            audit
+                .handovers_of(f)
+                .values()
+                .any(|h| h["data"]["node"] == "node-b" && h["data"]["previous_node"] == "node-a")
+        })
+    });
+
     let status = b.stop_with("TERM");
     assert!(status.success(), "graceful stop: {status}");
-    let kv = NatsKv::connect(&NatsKvConfig {
-        urls: vec![format!("nats://127.0.0.1:{}", broker.port)],
-        creds_file: None,
-        bucket_prefix: "nvtest".into(),
-        replicas: 1,
-        node_ttl: Duration::from_secs(LEASE_TTL_SECS),
-        lease_ttl: Duration::from_secs(LEASE_TTL_SECS),
-        request_timeout: Duration::from_secs(5),
-    })
-    .unwrap();
+    // The streams: every record fenced, none twice, owners never overlapping, every move
+    // reported with the last frame of the previous owner.
+    let audit = Audit::read(&kv, "nvtest");
+    eprintln!(
+        "streams: {} frame records, {} event records, {} handover records",
+        audit.frames.len(),
+        audit.events,
+        audit.handovers.len()
+    );
+    assert_eq!(audit.fences().len(), FEEDS, "every feed published");
+    audit.assert_no_duplicates();
+    audit.assert_owners_never_overlap();
+    audit.assert_every_handover_reported();
+    for f in &a_feeds {
+        assert!(audit.fences()[f].len() >= 2, "{f} ran under two fences");
+    }
     assert!(
         kv.list(Bucket::Leases).unwrap().is_empty(),
         "a drained node releases its leases"

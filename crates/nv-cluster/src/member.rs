@@ -74,6 +74,26 @@ pub struct LeaseRecord {
     pub fence: u64,
 }
 
+impl LeaseRecord {
+    /// The fencing token of this lease at store revision `revision` (until its first
+    /// renewal a lease names no fence: it is the revision its create got).
+    pub fn token(&self, revision: u64) -> u64 {
+        if self.fence == 0 {
+            revision
+        } else {
+            self.fence
+        }
+    }
+}
+
+/// The owner a feed had before this node took it, as this node last saw its lease.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PreviousOwner {
+    pub node: String,
+    /// That owner's fencing token.
+    pub fence: u64,
+}
+
 /// The local proof of a lease: valid until a deadline on this node's monotonic clock.
 #[derive(Debug)]
 pub struct Fence {
@@ -149,6 +169,9 @@ pub enum Action {
         feed: String,
         spec: Vec<u8>,
         fence: Arc<Fence>,
+        /// Who ran the feed before, when this node saw its lease (`None` for a feed new
+        /// to the fleet, a restart with a changed spec, or a lease never seen).
+        previous: Option<PreviousOwner>,
     },
     Stop {
         feed: String,
@@ -171,6 +194,8 @@ pub struct Member {
     base: Instant,
     held: BTreeMap<String, Held>,
     accepting: bool,
+    /// The last lease seen on each feed this node does not hold.
+    seen: BTreeMap<String, PreviousOwner>,
 }
 
 impl std::fmt::Debug for Member {
@@ -193,6 +218,7 @@ impl Member {
             base,
             held: BTreeMap::new(),
             accepting: true,
+            seen: BTreeMap::new(),
         }
     }
 
@@ -234,6 +260,18 @@ impl Member {
             return actions;
         };
         self.renew_or_release(&view, &mut actions);
+        self.seen.retain(|feed, _| view.feeds.contains_key(feed));
+        for (feed, (lease, revision)) in &view.leases {
+            if lease.node != self.cfg.node {
+                self.seen.insert(
+                    feed.clone(),
+                    PreviousOwner {
+                        node: lease.node.clone(),
+                        fence: lease.token(*revision),
+                    },
+                );
+            }
+        }
         if self.accepting && self.clock.now() >= self.base + self.cfg.settle {
             self.take(&view, &mut actions);
         }
@@ -339,6 +377,7 @@ impl Member {
                     feed,
                     spec: spec.0.clone(),
                     fence,
+                    previous: None,
                 });
             }
         }
@@ -375,6 +414,7 @@ impl Member {
                 feed: feed.clone(),
                 spec: spec.clone(),
                 fence,
+                previous: self.seen.remove(feed),
             });
         }
     }

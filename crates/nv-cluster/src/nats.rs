@@ -45,6 +45,7 @@ pub enum NatsKvError {
 pub struct NatsKv {
     runtime: tokio::runtime::Runtime,
     stores: BTreeMap<Bucket, Store>,
+    js: async_nats::jetstream::Context,
     timeout: Duration,
     ops: AtomicU64,
 }
@@ -116,11 +117,13 @@ impl NatsKv {
                 };
                 stores.insert(bucket, store);
             }
-            Ok::<_, NatsKvError>(stores)
+            Ok::<_, NatsKvError>((stores, js))
         })?;
+        let (stores, js) = stores;
         Ok(Self {
             runtime,
             stores,
+            js,
             timeout: cfg.request_timeout,
             ops: AtomicU64::new(0),
         })
@@ -142,6 +145,99 @@ impl NatsKv {
         fut: impl std::future::Future<Output = Result<T, E>>,
     ) -> Result<T, KvError> {
         self.timed(fut)?.map_err(unavailable)
+    }
+
+    /// Creates the stream `name` over `subjects` unless it exists (an existing stream is
+    /// left as it is: another node made it, or an operator tuned it).
+    pub fn ensure_stream(
+        &self,
+        name: &str,
+        subjects: Vec<String>,
+        replicas: usize,
+        max_age: Duration,
+    ) -> Result<(), KvError> {
+        use async_nats::jetstream::stream;
+        let config = stream::Config {
+            name: name.to_owned(),
+            subjects,
+            max_age,
+            num_replicas: replicas.max(1),
+            storage: stream::StorageType::File,
+            ..Default::default()
+        };
+        self.run(self.js.get_or_create_stream(config)).map(|_| ())
+    }
+
+    /// The payload of the last message on `subject` in stream `stream`, if any.
+    pub fn last_on_subject(&self, stream: &str, subject: &str) -> Result<Option<Vec<u8>>, KvError> {
+        use async_nats::jetstream::stream::LastRawMessageErrorKind;
+        let res = self.timed(async {
+            let s = self
+                .js
+                .get_stream_no_info(stream)
+                .await
+                .map_err(unavailable)?;
+            Ok::<_, KvError>(s.get_last_raw_message_by_subject(subject).await)
+        })??;
+        match res {
+            Ok(m) => Ok(Some(m.payload.to_vec())),
+            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(None),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    /// Publishes to JetStream with `Nats-Msg-Id` = `msg_id` and waits for the ack.
+    pub fn publish(&self, subject: &str, msg_id: &str, payload: Vec<u8>) -> Result<(), KvError> {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Nats-Msg-Id", msg_id);
+        self.run(async {
+            self.js
+                .publish_with_headers(subject.to_owned(), headers, payload.into())
+                .await?
+                .await
+                .map_err(async_nats::Error::from)
+        })
+        .map(|_| ())
+    }
+
+    /// Up to `limit` messages of stream `stream` from its first, as (subject, payload), in
+    /// stream order, read through an ephemeral ordered consumer (audits and tests; bounded
+    /// by twelve request timeouts in all).
+    pub fn read_stream(
+        &self,
+        stream: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, KvError> {
+        use async_nats::jetstream::consumer::pull;
+        let read = async {
+            let mut s = self.js.get_stream(stream).await?;
+            let total = usize::try_from(s.info().await?.state.messages)
+                .unwrap_or(usize::MAX)
+                .min(limit);
+            let mut out = Vec::with_capacity(total.min(100_000));
+            if total == 0 {
+                return Ok(out);
+            }
+            let consumer = s.create_consumer(pull::OrderedConfig::default()).await?;
+            let mut messages = consumer.messages().await?;
+            while out.len() < total {
+                match messages.next().await {
+                    Some(m) => {
+                        let m = m?;
+                        out.push((m.subject.to_string(), m.payload.to_vec()));
+                    }
+                    None => break,
+                }
+            }
+            Ok::<_, async_nats::Error>(out)
+        };
+        self.ops.fetch_add(1, Ordering::Relaxed);
+        self.runtime
+            .block_on(async { tokio::time::timeout(self.timeout * 12, read).await })
+            .map_err(|_| KvError::Unavailable {
+                detail: format!("reading stream {stream} timed out"),
+            })?
+            .map_err(unavailable)
     }
 
     fn store(&self, bucket: Bucket) -> Result<&Store, KvError> {

@@ -20,7 +20,7 @@ use async_nats::jetstream;
 use async_nats::{Client, ConnectOptions, Event, HeaderMap};
 use nv_core::clock::SystemClock;
 use nv_core::id::FeedId;
-use nv_core::security::{redact_url, sanitize_error_string};
+use nv_core::security::sanitize_error_string;
 use nv_io::{OutputSink, SharedOutput};
 
 use crate::backoff::Backoff;
@@ -29,9 +29,10 @@ use crate::config::NatsSinkConfig;
 use crate::delivery::batch::{self, Attempt, BatchPolicy, BatchTransport};
 use crate::delivery::{Delivery, Limits};
 use crate::error::SinkError;
+use crate::records::RecordKind;
 use crate::rt::IoRuntime;
 use crate::stats::SinkStats;
-use crate::template::{expand, EVENT_OUTPUTS};
+use crate::template::{expand, EVENT_EVENTS, EVENT_OUTPUTS};
 
 #[derive(Debug)]
 struct Pending {
@@ -51,6 +52,8 @@ impl Attributed for Pending {
 pub struct NatsSink {
     delivery: Delivery<Pending>,
     subject: String,
+    events_subject: Option<String>,
+    records: crate::records::Records,
     flush_timeout: Duration,
     ack_timeout: Duration,
     client: Client,
@@ -110,11 +113,22 @@ impl NatsSink {
             stats,
             SystemClock::shared(),
         );
-        let redacted_url = redact_url(&config.url);
+        let redacted_url = config.redacted_url();
         let io = IoRuntime::start("nv-sink-nats-io")?;
         // Returns at once: the client connects (and reconnects) in the background.
         let client = io
-            .block_on(options(&config, &delivery, &redacted_url).connect(config.url.as_str()))
+            .block_on(async {
+                let addrs = config.server_addrs().map_err(|()| {
+                    std::io::Error::new(std::io::ErrorKind::InvalidInput, "bad server address")
+                })?;
+                let mut opts = options(&config, &delivery, &redacted_url);
+                if let Some(path) = &config.creds_file {
+                    opts = opts.credentials_file(path).await.map_err(|e| {
+                        std::io::Error::other(format!("credentials file {}: {e}", path.display()))
+                    })?;
+                }
+                opts.connect(addrs).await.map_err(std::io::Error::other)
+            })
             .map_err(|e| SinkError::Connect {
                 sink: "nats",
                 redacted_url: redacted_url.clone(),
@@ -143,6 +157,8 @@ impl NatsSink {
         Ok(Self {
             delivery,
             subject: config.subject.clone(),
+            events_subject: config.events_subject.clone(),
+            records: config.records,
             flush_timeout: Duration::from_millis(config.flush_timeout_ms),
             ack_timeout: config.ack_timeout(),
             client,
@@ -158,13 +174,24 @@ impl NatsSink {
 
 impl OutputSink for NatsSink {
     fn emit(&mut self, output: SharedOutput) {
-        let subject = &self.subject;
-        self.delivery.emit(&output, |record, payload| Pending {
-            feed: output.feed_id,
-            subject: expand(subject, record.feed_id, EVENT_OUTPUTS),
-            key: record.idempotency_key,
-            payload,
-        });
+        let feed = output.feed_id;
+        // `{name}` first: a feed name never contains `{`.
+        let named = |template: &str| match output.feed_name.as_deref() {
+            Some(name) => template.replace("{name}", name),
+            None => template.replace("{name}", &feed.as_u64().to_string()),
+        };
+        let frames = named(&self.subject);
+        let events = named(self.events_subject.as_deref().unwrap_or(&self.subject));
+        self.delivery
+            .emit_records(&output, self.records, |r| Pending {
+                feed,
+                subject: match r.kind {
+                    RecordKind::Frame => expand(&frames, feed.as_u64(), EVENT_OUTPUTS),
+                    RecordKind::Event => expand(&events, feed.as_u64(), EVENT_EVENTS),
+                },
+                key: r.key,
+                payload: r.json,
+            });
     }
 
     fn flush(&mut self) {

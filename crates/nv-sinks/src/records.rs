@@ -74,6 +74,8 @@ impl TryFrom<Vec<String>> for Records {
 #[derive(Debug)]
 pub(crate) struct Encoded {
     pub kind: RecordKind,
+    /// The record's idempotency key (a frame's key, an event's id).
+    pub key: String,
     pub json: Vec<u8>,
 }
 
@@ -106,9 +108,11 @@ pub(crate) fn encode(
         }
     };
     if records.frames {
-        if let Some(json) = finish(OutputRecord::from_output(output).to_json()) {
+        let record = OutputRecord::from_output(output);
+        if let Some(json) = finish(record.to_json()) {
             out.push(Encoded {
                 kind: RecordKind::Frame,
+                key: record.idempotency_key,
                 json,
             });
         }
@@ -118,6 +122,7 @@ pub(crate) fn encode(
             if let Some(json) = finish(event.to_json()) {
                 out.push(Encoded {
                     kind: RecordKind::Event,
+                    key: event.event_id,
                     json,
                 });
             }

@@ -12,15 +12,21 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use nv_cluster::kv::{KvClock, RealClock};
-use nv_cluster::{Action, Bucket, Fence, Kv, KvError, Member, MemberConfig, NatsKv, NatsKvConfig};
-use nv_runtime::{FeedId, OutputSink, RuntimeHandle, SharedOutput};
+use nv_cluster::{
+    Action, Bucket, Fence, Kv, KvError, Member, MemberConfig, NatsKv, NatsKvConfig, StopCause,
+};
+use nv_runtime::{FeedId, OutputSink, RuntimeHandle};
 
 use crate::config::{ClusterSection, Config};
 use crate::sinks::SinkSet;
+
+pub mod output;
+
+use output::{FencedSink, Handover, Reporter};
 
 /// The running agent; dropping it does not release leases (see [`Agent::drain`]).
 pub struct Agent {
@@ -31,6 +37,7 @@ pub struct Agent {
     /// Outputs dropped because their feed's lease could no longer be proven.
     fenced_outputs: Arc<AtomicU64>,
     kv: Arc<dyn Kv>,
+    reporter: Arc<Reporter>,
 }
 
 pub fn store_config(cl: &ClusterSection) -> NatsKvConfig {
@@ -46,9 +53,23 @@ pub fn store_config(cl: &ClusterSection) -> NatsKvConfig {
     }
 }
 
+/// What the agent thread needs to start and stop feeds.
+struct Ctx {
+    config: Arc<Config>,
+    node: String,
+    prefix: String,
+    runtime: RuntimeHandle,
+    sinks: Arc<SinkSet>,
+    publisher: nv_sinks::SharedSink,
+    store: Arc<NatsKv>,
+    running: Arc<parking_lot::Mutex<BTreeMap<String, FeedId>>>,
+    fenced: Arc<AtomicU64>,
+    reporter: Arc<Reporter>,
+}
+
 impl Agent {
-    /// Connects, seeds the bucket with this file's feeds (those not there yet) and starts
-    /// ticking.
+    /// Connects, creates the output streams, seeds the bucket with this file's feeds
+    /// (those not there yet) and starts ticking.
     pub fn start(
         file: &std::path::Path,
         config: Arc<Config>,
@@ -57,34 +78,44 @@ impl Agent {
         sinks: Arc<SinkSet>,
     ) -> anyhow::Result<Self> {
         let kv = Arc::new(NatsKv::connect(&store_config(cl)).context("cluster store")?);
+        output::ensure_streams(&kv, cl).context("cluster output streams")?;
+        let publisher = output::publisher(cl)?;
+        sinks.adopt(publisher.clone());
         seed_feeds(kv.as_ref(), file)?;
         let ttl = nv_core::limits::saturating_secs(cl.lease_ttl_secs);
         let mut member_cfg = MemberConfig::new(cl.node.clone(), ttl);
         member_cfg.weight = cl.weight;
         let tick = member_cfg.tick_interval;
-        let kv_dyn: Arc<dyn Kv> = kv;
-        let store = Arc::clone(&kv_dyn);
+        let reporter = Arc::new(Reporter::start(Arc::clone(&kv), cl.bucket_prefix.clone())?);
+        let kv_dyn: Arc<dyn Kv> = kv.clone();
         let clock: Arc<dyn KvClock> = Arc::new(RealClock);
-        let mut member = Member::new(kv_dyn, clock, member_cfg);
+        let mut member = Member::new(Arc::clone(&kv_dyn), clock, member_cfg);
         let running: Arc<parking_lot::Mutex<BTreeMap<String, FeedId>>> = Arc::default();
         let fenced_outputs: Arc<AtomicU64> = Arc::default();
-        let (stop, stopped) = mpsc::sync_channel(1);
-        let thread = {
-            let runtime = runtime.clone();
-            let running = Arc::clone(&running);
-            let fenced = Arc::clone(&fenced_outputs);
-            std::thread::Builder::new()
-                .name("nv-cluster".into())
-                .spawn(move || loop {
-                    let actions = member.tick();
-                    apply(&actions, &config, &runtime, &sinks, &running, &fenced);
-                    match stopped.recv_timeout(tick) {
-                        Err(RecvTimeoutError::Timeout) => {}
-                        Ok(()) | Err(RecvTimeoutError::Disconnected) => return member,
-                    }
-                })
-                .context("cluster thread")?
+        let ctx = Ctx {
+            config,
+            node: cl.node.clone(),
+            prefix: cl.bucket_prefix.clone(),
+            runtime: runtime.clone(),
+            sinks,
+            publisher,
+            store: kv,
+            running: Arc::clone(&running),
+            fenced: Arc::clone(&fenced_outputs),
+            reporter: Arc::clone(&reporter),
         };
+        let (stop, stopped) = mpsc::sync_channel(1);
+        let thread = std::thread::Builder::new()
+            .name("nv-cluster".into())
+            .spawn(move || loop {
+                let actions = member.tick();
+                apply(&actions, &ctx);
+                match stopped.recv_timeout(tick) {
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Ok(()) | Err(RecvTimeoutError::Disconnected) => return member,
+                }
+            })
+            .context("cluster thread")?;
         tracing::info!(node = %cl.node, "cluster: joined");
         Ok(Self {
             stop,
@@ -92,7 +123,8 @@ impl Agent {
             runtime,
             running,
             fenced_outputs,
-            kv: store,
+            kv: kv_dyn,
+            reporter,
         })
     }
 
@@ -119,7 +151,13 @@ impl Agent {
         }
         let released = member.drain().len();
         let fenced = self.fenced_outputs.load(Ordering::Relaxed);
-        tracing::info!(released, fenced_outputs = fenced, "cluster: left");
+        let handovers = self.reporter.reported.load(Ordering::Relaxed);
+        tracing::info!(
+            released,
+            fenced_outputs = fenced,
+            handovers,
+            "cluster: left"
+        );
     }
 }
 
@@ -156,29 +194,37 @@ fn seed_feeds(kv: &dyn Kv, file: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn apply(
-    actions: &[Action],
-    config: &Config,
-    runtime: &RuntimeHandle,
-    sinks: &SinkSet,
-    running: &parking_lot::Mutex<BTreeMap<String, FeedId>>,
-    fenced: &Arc<AtomicU64>,
-) {
+fn apply(actions: &[Action], ctx: &Ctx) {
+    // A feed restarted for a new spec stays with its owner: no handover to report.
+    let mut respecced = std::collections::BTreeSet::new();
     for action in actions {
         match action {
             Action::Stop { feed, cause } => {
-                if let Some(id) = running.lock().remove(feed) {
+                if *cause == StopCause::SpecChanged {
+                    respecced.insert(feed.clone());
+                }
+                if let Some(id) = ctx.running.lock().remove(feed) {
                     tracing::info!(feed = %feed, cause = cause.as_str(), "cluster: stopping feed");
-                    if let Err(e) = runtime.remove_feed(id) {
+                    if let Err(e) = ctx.runtime.remove_feed(id) {
                         tracing::warn!(feed = %feed, "cluster: stopping feed: {}", nv_core::error::cause_chain(&e));
                     }
                 }
             }
-            Action::Start { feed, spec, fence } => {
-                match start_feed(feed, spec, fence, config, runtime, sinks, fenced) {
+            Action::Start {
+                feed,
+                spec,
+                fence,
+                previous,
+            } => {
+                let handover = if respecced.contains(feed) {
+                    None
+                } else {
+                    handover(ctx, feed, fence.token(), previous.clone())
+                };
+                match start_feed(feed, spec, fence, handover, ctx) {
                     Ok(id) => {
                         tracing::info!(feed = %feed, fence = fence.token(), "cluster: started feed");
-                        running.lock().insert(feed.clone(), id);
+                        ctx.running.lock().insert(feed.clone(), id);
                     }
                     Err(e) => tracing::warn!(feed = %feed, "cluster: cannot start feed: {e:#}"),
                 }
@@ -187,66 +233,78 @@ fn apply(
     }
 }
 
+/// What this node knows of the feed's previous owner and its last published frame; `None`
+/// for a feed that never ran (no owner seen, nothing in the stream).
+fn handover(
+    ctx: &Ctx,
+    feed: &str,
+    fence: u64,
+    previous: Option<nv_cluster::PreviousOwner>,
+) -> Option<Handover> {
+    let last = match output::last_published(&ctx.store, &ctx.prefix, feed) {
+        Ok(last) => last,
+        Err(e) => {
+            tracing::warn!(feed = %feed, "cluster: reading the feed's last published frame: {e}");
+            None
+        }
+    };
+    if previous.is_none() && last.is_none() {
+        return None;
+    }
+    Some(Handover {
+        feed: feed.to_owned(),
+        node: ctx.node.clone(),
+        fence,
+        previous,
+        last,
+    })
+}
+
 fn start_feed(
     name: &str,
     spec: &[u8],
     fence: &Arc<Fence>,
-    config: &Config,
-    runtime: &RuntimeHandle,
-    sinks: &SinkSet,
-    fenced: &Arc<AtomicU64>,
+    handover: Option<Handover>,
+    ctx: &Ctx,
 ) -> anyhow::Result<FeedId> {
+    anyhow::ensure!(
+        output::subject_safe_feed(name),
+        "feed name `{name}` has an empty subject token (a leading, trailing or doubled `.`)"
+    );
     let value: serde_json::Value = serde_json::from_slice(spec).context("feed spec is not JSON")?;
+    let runtime = &ctx.runtime;
     let taken = |n: &str| runtime.feeds().iter().any(|f| f.name() == n);
-    let spec = crate::assemble::feed_from_json(config, value, &taken)
+    let spec = crate::assemble::feed_from_json(&ctx.config, value, &taken)
         .map_err(|problems| anyhow::anyhow!("{}", problems.join("; ")))?;
     anyhow::ensure!(
         spec.section.name == name,
         "the spec under key {name} names feed {}",
         spec.section.name
     );
-    let (sink, factory) = sinks.feed_sink(&spec)?;
+    let (sink, factory) = ctx.sinks.feed_sink(&spec)?;
     let wrap = {
         let fence = Arc::clone(fence);
-        let dropped = Arc::clone(fenced);
-        move |inner: Box<dyn OutputSink>| -> Box<dyn OutputSink> {
+        let dropped = Arc::clone(&ctx.fenced);
+        let publisher = ctx.publisher.clone();
+        let lost = Arc::clone(&ctx.reporter.lost);
+        move |inner: Box<dyn OutputSink>, handover: Option<Handover>, tx| -> Box<dyn OutputSink> {
+            let both: Vec<Box<dyn OutputSink>> = vec![inner, Box::new(publisher.handle())];
             Box::new(FencedSink {
-                inner,
+                inner: Box::new(crate::sinks::FanOut(both)),
                 fence: Arc::clone(&fence),
                 dropped: Arc::clone(&dropped),
+                handover: handover.zip(tx),
+                lost_reports: Arc::clone(&lost),
             })
         }
     };
-    let sink = wrap(sink);
-    let factory: nv_runtime::SinkFactory = Box::new(move || wrap(factory()));
+    let sink = wrap(sink, handover, ctx.reporter.sender());
+    let factory: nv_runtime::SinkFactory = Box::new(move || wrap(factory(), None, None));
     // Zones of cluster-run feeds are edited through the bucket's spec, not the API (whose
     // editors are the file's feeds').
     let stages = crate::assemble::stages(&spec, &crate::zone_edit::ZoneEditors::default())?;
     let fc = crate::assemble::feed_config(&spec, stages, sink, Some(factory))?;
     Ok(runtime.add_feed(fc)?.id())
-}
-
-/// Publishes only while the feed's lease is provably held.
-struct FencedSink {
-    inner: Box<dyn OutputSink>,
-    fence: Arc<Fence>,
-    dropped: Arc<AtomicU64>,
-}
-
-impl OutputSink for FencedSink {
-    fn emit(&mut self, output: SharedOutput) {
-        if self.fence.is_valid(Instant::now()) {
-            self.inner.emit(output);
-        } else {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-    fn flush(&mut self) {
-        self.inner.flush();
-    }
-    fn may_block(&self) -> bool {
-        self.inner.may_block()
-    }
 }
 
 /// `nextvision cluster ...`
@@ -322,8 +380,7 @@ pub fn feed_rows(view: &nv_cluster::ClusterView) -> Vec<FeedRow> {
             FeedRow {
                 name: feed.clone(),
                 owner: lease.map(|(l, _)| l.node.clone()),
-                // Until its first renewal a lease names no fence: it is the revision.
-                fence: lease.map(|(l, rev)| if l.fence == 0 { *rev } else { l.fence }),
+                fence: lease.map(|(l, rev)| l.token(*rev)),
                 assigned: view.owner(feed).map(str::to_owned),
             }
         })
