@@ -284,3 +284,121 @@ fn a_frozen_node_loses_its_feeds_and_publishes_nothing_with_a_stale_lease() {
     drop(broker);
     let _cleanup = std::fs::remove_dir_all(&dir);
 }
+
+/// Sends `method` to `url` with an optional JSON body; the status code (the answer's body
+/// is printed, for a failing assertion's context).
+fn send(method: &str, url: &str, body: Option<&str>) -> u16 {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(10)))
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let response = match (method, body) {
+        ("POST", Some(b)) => agent
+            .post(url)
+            .header("content-type", "application/json")
+            .send(b),
+        ("POST", None) => agent.post(url).send_empty(),
+        ("DELETE", _) => agent.delete(url).call(),
+        other => panic!("unsupported {other:?}"),
+    };
+    let mut response = response.unwrap();
+    let status = response.status().as_u16();
+    let text = response.body_mut().read_to_string().unwrap_or_default();
+    eprintln!("{method} {url}: {status} {text}");
+    status
+}
+
+/// A feed as a node's API shows it, if that node runs it.
+fn feed_on(daemon: &Daemon, name: &str) -> Option<serde_json::Value> {
+    let feeds = get_json(&format!("{}/api/v1/feeds", daemon.base()));
+    feeds
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == name && f["alive"].as_bool().unwrap_or(true))
+        .cloned()
+}
+
+/// Edits sent to node-a change feeds node-b runs: pause and resume in place (same feed
+/// id), remove; a feed added through node-a runs on exactly one node.
+#[test]
+fn fleet_edits_through_any_node_reach_the_owner() {
+    let dir = temp_dir("cluster-edit");
+    let broker = Broker::nats(&dir, true);
+    let a = start(&dir, "node-a", broker.port);
+    let b = start(&dir, "node-b", broker.port);
+    let all: BTreeSet<String> = (0..FEEDS).map(|i| format!("cam{i}")).collect();
+    wait_until("the feeds to split across both nodes", TIMEOUT, || {
+        let (fa, fb) = (running_feeds(&a), running_feeds(&b));
+        fa.is_disjoint(&fb)
+            && fa.union(&fb).cloned().collect::<BTreeSet<_>>() == all
+            && !fa.is_empty()
+            && !fb.is_empty()
+    });
+    let target = running_feeds(&b).into_iter().next().unwrap();
+    let id_before = feed_on(&b, &target).unwrap()["id"].clone();
+
+    let url = |path: &str| format!("{}/api/v1/feeds{path}", a.base());
+    assert_eq!(send("POST", &url(&format!("/{target}/pause")), None), 202);
+    wait_until("node-b to pause the feed", TIMEOUT, || {
+        feed_on(&b, &target).is_some_and(|f| f["paused"] == true)
+    });
+    assert_eq!(send("POST", &url(&format!("/{target}/resume")), None), 202);
+    wait_until("node-b to resume the feed", TIMEOUT, || {
+        feed_on(&b, &target).is_some_and(|f| f["paused"] == false)
+    });
+    assert_eq!(
+        feed_on(&b, &target).unwrap()["id"],
+        id_before,
+        "paused and resumed in place, not restarted"
+    );
+
+    assert_eq!(send("DELETE", &url(&format!("/{target}")), None), 202);
+    wait_until("node-b to stop the removed feed", TIMEOUT, || {
+        feed_on(&b, &target).is_none()
+    });
+    assert_eq!(send("DELETE", &url(&format!("/{target}")), None), 404);
+    assert_eq!(send("POST", &url(&format!("/{target}/pause")), None), 404);
+
+    let new_feed = r#"{"name": "cam-new", "source": "synthetic:64x48@10", "sinks": ["out"], "stages": [{"kind": "blob-detector"}, {"kind": "counter"}]}"#;
+    let unrunnable = new_feed.replace(r#"{"kind": "blob-detector"}, "#, "");
+    assert_eq!(
+        send("POST", &url(""), Some(&unrunnable)),
+        400,
+        "checked before stored"
+    );
+    assert_eq!(send("POST", &url(""), Some(new_feed)), 202);
+    assert_eq!(
+        send("POST", &url(""), Some(new_feed)),
+        409,
+        "names are fleet-wide"
+    );
+    let bad = r#"{"name": "cam-bad", "source": "synthetic:64x48@10", "sinks": ["nope"], "stages": [{"kind": "counter"}]}"#;
+    assert_eq!(send("POST", &url(""), Some(bad)), 400);
+    let ran = Instant::now();
+    while feed_on(&a, "cam-new").is_some() == feed_on(&b, "cam-new").is_some() {
+        assert!(
+            ran.elapsed() < TIMEOUT,
+            "the added feed runs on no node or both; logs:\nnode-a: {}\nnode-b: {}",
+            a.log(),
+            b.log()
+        );
+        std::thread::sleep(POLL_INTERVAL);
+    }
+    let fleet = get_json(&format!("{}/api/v1/cluster", b.base()));
+    let names: BTreeSet<&str> = fleet["feeds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains("cam-new") && !names.contains(target.as_str()),
+        "{fleet}"
+    );
+    a.stop();
+    b.stop();
+    drop(broker);
+    let _cleanup = std::fs::remove_dir_all(&dir);
+}

@@ -419,6 +419,63 @@ async fn put_zones(
     Ok(Json(v))
 }
 
+/// A fleet edit's failure as the API answers it.
+fn edit_error(e: crate::cluster::edit::EditError) -> ApiError {
+    use crate::cluster::edit::EditError as E;
+    let message = nv_core::error::cause_chain(&e);
+    match e {
+        E::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, "feed_not_found", message),
+        E::Exists(_) => ApiError::new(StatusCode::CONFLICT, "feed_exists", message),
+        E::Conflict(_) => ApiError::new(StatusCode::CONFLICT, "edit_conflict", message),
+        E::Invalid(problems) => {
+            let mut err = ApiError::new(StatusCode::BAD_REQUEST, "invalid_config", message);
+            err.details = Some(json!(problems));
+            err
+        }
+        E::Store(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "cluster_unavailable",
+            message,
+        ),
+    }
+}
+
+/// Runs a fleet edit (blocking store requests) off the async threads.
+async fn fleet_edit<T: Send + 'static>(
+    edit: impl FnOnce() -> Result<T, crate::cluster::edit::EditError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(edit)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
+        .map_err(edit_error)
+}
+
+/// The fleet's name for `{id}`: a name as given (the feed may run on another node), a
+/// numeric id as the name of this node's feed.
+fn fleet_name(s: &AppState, raw: &str) -> Result<String, ApiError> {
+    if raw.parse::<u64>().is_ok() {
+        Ok(find_feed(s, raw)?.name().to_owned())
+    } else {
+        Ok(raw.to_owned())
+    }
+}
+
+/// On a cluster node: the fleet's pause marker of feed `id`, set or cleared in the bucket.
+async fn fleet_pause(s: &AppState, id: &str, paused: bool) -> Option<Result<StatusCode, ApiError>> {
+    let kv = s.cluster.clone()?;
+    let name = match fleet_name(s, id) {
+        Ok(n) => n,
+        Err(e) => return Some(Err(e)),
+    };
+    Some(
+        fleet_edit(move || crate::cluster::edit::set_paused(kv.as_ref(), &name, paused))
+            .await
+            .map(|_| StatusCode::ACCEPTED),
+    )
+}
+
+/// Adds a feed: to this node's runtime, or on a cluster node to the fleet's bucket (202:
+/// the node the fleet assigns it to starts it).
 async fn add_feed(
     State(s): State<AppState>,
     body: axum::body::Bytes,
@@ -430,6 +487,15 @@ async fn add_feed(
             StatusCode::BAD_REQUEST,
             "invalid_json",
             "the body must be a JSON object with the [[feeds]] keys",
+        ));
+    }
+    if let Some(kv) = s.cluster.clone() {
+        let config = Arc::clone(&s.config);
+        let (name, revision) =
+            fleet_edit(move || crate::cluster::edit::add(kv.as_ref(), &config, value)).await?;
+        return Ok((
+            StatusCode::ACCEPTED,
+            Json(json!({ "name": name, "revision": revision })),
         ));
     }
     let _adding = s.add_lock.lock().await;
@@ -462,6 +528,11 @@ async fn remove_feed(
     State(s): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
+    if let Some(kv) = s.cluster.clone() {
+        let name = fleet_name(&s, &id)?;
+        fleet_edit(move || crate::cluster::edit::remove(kv.as_ref(), &name)).await?;
+        return Ok(StatusCode::ACCEPTED);
+    }
     let feed = find_feed(&s, &id)?;
     let (id, name) = (feed.id(), feed.name().to_owned());
     let runtime = s.runtime.clone();
@@ -482,6 +553,9 @@ async fn pause_feed(
     State(s): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
+    if let Some(done) = fleet_pause(&s, &id, true).await {
+        return done;
+    }
     find_feed(&s, &id)?.pause()?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -490,6 +564,9 @@ async fn resume_feed(
     State(s): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
+    if let Some(done) = fleet_pause(&s, &id, false).await {
+        return done;
+    }
     find_feed(&s, &id)?.resume()?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -24,6 +24,7 @@ use nv_runtime::{FeedId, OutputSink, RuntimeHandle};
 use crate::config::{ClusterSection, Config};
 use crate::sinks::SinkSet;
 
+pub mod edit;
 pub mod output;
 
 use output::{FencedSink, Handover, Reporter};
@@ -65,6 +66,8 @@ struct Ctx {
     running: Arc<parking_lot::Mutex<BTreeMap<String, FeedId>>>,
     fenced: Arc<AtomicU64>,
     reporter: Arc<Reporter>,
+    /// The spec (without its pause marker) of each feed running here.
+    specs: parking_lot::Mutex<BTreeMap<String, serde_json::Value>>,
 }
 
 impl Agent {
@@ -103,6 +106,7 @@ impl Agent {
             running: Arc::clone(&running),
             fenced: Arc::clone(&fenced_outputs),
             reporter: Arc::clone(&reporter),
+            specs: parking_lot::Mutex::default(),
         };
         let (stop, stopped) = mpsc::sync_channel(1);
         let thread = std::thread::Builder::new()
@@ -194,15 +198,55 @@ fn seed_feeds(kv: &dyn Kv, file: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Pauses or resumes in place each running feed whose new spec differs from the old one
+/// only in its pause marker; those feeds, which need no restart.
+fn flip_pauses(actions: &[Action], ctx: &Ctx) -> std::collections::BTreeSet<String> {
+    let mut done = std::collections::BTreeSet::new();
+    for action in actions {
+        let Action::Start { feed, spec, .. } = action else {
+            continue;
+        };
+        let respecced = actions.iter().any(
+            |a| matches!(a, Action::Stop { feed: f, cause: StopCause::SpecChanged } if f == feed),
+        );
+        let Ok(value) = serde_json::from_slice::<serde_json::Value>(spec) else {
+            continue;
+        };
+        let (plain, paused) = edit::split_paused(value);
+        let same = ctx.specs.lock().get(feed) == Some(&plain);
+        let handle = ctx
+            .running
+            .lock()
+            .get(feed)
+            .and_then(|id| ctx.runtime.feed(*id));
+        if let (true, true, Some(h)) = (respecced, same, handle) {
+            let res = if paused { h.pause() } else { h.resume() };
+            match res {
+                Ok(()) => {
+                    tracing::info!(feed = %feed, paused, "cluster: feed paused state applied")
+                }
+                Err(e) => {
+                    tracing::warn!(feed = %feed, "cluster: pause/resume: {}", nv_core::error::cause_chain(&e))
+                }
+            }
+            done.insert(feed.clone());
+        }
+    }
+    done
+}
+
 fn apply(actions: &[Action], ctx: &Ctx) {
+    let in_place = flip_pauses(actions, ctx);
     // A feed restarted for a new spec stays with its owner: no handover to report.
     let mut respecced = std::collections::BTreeSet::new();
     for action in actions {
         match action {
+            Action::Stop { feed, .. } | Action::Start { feed, .. } if in_place.contains(feed) => {}
             Action::Stop { feed, cause } => {
                 if *cause == StopCause::SpecChanged {
                     respecced.insert(feed.clone());
                 }
+                ctx.specs.lock().remove(feed);
                 if let Some(id) = ctx.running.lock().remove(feed) {
                     tracing::info!(feed = %feed, cause = cause.as_str(), "cluster: stopping feed");
                     if let Err(e) = ctx.runtime.remove_feed(id) {
@@ -272,9 +316,10 @@ fn start_feed(
         "feed name `{name}` has an empty subject token (a leading, trailing or doubled `.`)"
     );
     let value: serde_json::Value = serde_json::from_slice(spec).context("feed spec is not JSON")?;
+    let (plain, paused) = edit::split_paused(value);
     let runtime = &ctx.runtime;
     let taken = |n: &str| runtime.feeds().iter().any(|f| f.name() == n);
-    let spec = crate::assemble::feed_from_json(&ctx.config, value, &taken)
+    let spec = crate::assemble::feed_from_json(&ctx.config, plain.clone(), &taken)
         .map_err(|problems| anyhow::anyhow!("{}", problems.join("; ")))?;
     anyhow::ensure!(
         spec.section.name == name,
@@ -304,7 +349,12 @@ fn start_feed(
     // editors are the file's feeds').
     let stages = crate::assemble::stages(&spec, &crate::zone_edit::ZoneEditors::default())?;
     let fc = crate::assemble::feed_config(&spec, stages, sink, Some(factory))?;
-    Ok(runtime.add_feed(fc)?.id())
+    let handle = runtime.add_feed(fc)?;
+    if paused {
+        handle.pause()?;
+    }
+    ctx.specs.lock().insert(name.to_owned(), plain);
+    Ok(handle.id())
 }
 
 /// `nextvision cluster ...`
