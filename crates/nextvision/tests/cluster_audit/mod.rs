@@ -16,7 +16,8 @@ pub struct Frame {
     pub fence: u64,
     pub session: u64,
     pub seq: u64,
-    pub wall_micros: u64,
+    /// Capture time (null from a source that gives none).
+    pub wall_micros: Option<u64>,
     pub key: String,
 }
 
@@ -30,12 +31,22 @@ pub struct Audit {
 }
 
 impl Audit {
+    /// Reads both streams; a read the store did not answer in time (a busy machine, a
+    /// stream electing a leader) is tried again, up to five times in all.
     pub fn read(kv: &NatsKv, prefix: &str) -> Self {
+        let mut last = None;
+        for _ in 0..5 {
+            match Self::try_read(kv, prefix) {
+                Ok(a) => return a,
+                Err(e) => last = Some(e),
+            }
+        }
+        panic!("reading the streams: {last:?}")
+    }
+
+    pub fn try_read(kv: &NatsKv, prefix: &str) -> Result<Self, nv_cluster::KvError> {
         let mut a = Self::default();
-        for (subject, payload) in kv
-            .read_stream(&format!("{prefix}-out"), READ_LIMIT)
-            .unwrap()
-        {
+        for (subject, payload) in kv.read_stream(&format!("{prefix}-out"), READ_LIMIT)? {
             let r: Value = serde_json::from_slice(&payload).unwrap();
             let feed = r["feed"].as_str().unwrap().to_owned();
             assert_eq!(subject, format!("{prefix}.out.{feed}"));
@@ -46,14 +57,11 @@ impl Audit {
                     .expect("every cluster record carries its fence"),
                 session: r["session"].as_u64().unwrap(),
                 seq: r["frame_seq"].as_u64().unwrap(),
-                wall_micros: r["wall_micros"].as_u64().unwrap(),
+                wall_micros: r["wall_micros"].as_u64(),
                 key: r["idempotency_key"].as_str().unwrap().to_owned(),
             });
         }
-        for (_, payload) in kv
-            .read_stream(&format!("{prefix}-events"), READ_LIMIT)
-            .unwrap()
-        {
+        for (_, payload) in kv.read_stream(&format!("{prefix}-events"), READ_LIMIT)? {
             let r: Value = serde_json::from_slice(&payload).unwrap();
             if r["event"] == "cluster_handover" {
                 a.handovers.push(r);
@@ -61,7 +69,7 @@ impl Audit {
                 a.events += 1;
             }
         }
-        a
+        Ok(a)
     }
 
     /// Per feed, the fences its frames carry, in order.
@@ -104,17 +112,22 @@ impl Audit {
     pub fn assert_owners_never_overlap(&self) {
         let mut spans: BTreeMap<(String, u64), (u64, u64)> = BTreeMap::new();
         for f in &self.frames {
+            let Some(wall) = f.wall_micros else { continue };
             let s = spans
                 .entry((f.feed.clone(), f.fence))
                 .or_insert((u64::MAX, 0));
-            s.0 = s.0.min(f.wall_micros);
-            s.1 = s.1.max(f.wall_micros);
+            s.0 = s.0.min(wall);
+            s.1 = s.1.max(wall);
         }
         for (feed, fences) in self.fences() {
             let fences: Vec<u64> = fences.into_iter().collect();
             for pair in fences.windows(2) {
-                let earlier = spans[&(feed.clone(), pair[0])];
-                let later = spans[&(feed.clone(), pair[1])];
+                let (Some(earlier), Some(later)) = (
+                    spans.get(&(feed.clone(), pair[0])),
+                    spans.get(&(feed.clone(), pair[1])),
+                ) else {
+                    continue;
+                };
                 assert!(
                     earlier.1 < later.0,
                     "feed {feed}: fence {} published a frame captured at {} us, after fence {}'s first at {} us",
@@ -125,6 +138,23 @@ impl Audit {
                 );
             }
         }
+    }
+
+    /// The idempotency keys of every frame record.
+    pub fn keys(&self) -> BTreeSet<String> {
+        self.frames.iter().map(|f| f.key.clone()).collect()
+    }
+
+    /// Per feed, the newest capture time published.
+    pub fn newest(&self) -> BTreeMap<String, u64> {
+        let mut m: BTreeMap<String, u64> = BTreeMap::new();
+        for f in &self.frames {
+            if let Some(w) = f.wall_micros {
+                let e = m.entry(f.feed.clone()).or_insert(0);
+                *e = (*e).max(w);
+            }
+        }
+        m
     }
 
     /// Every change of owner (each fence of a feed after its first) is reported by a

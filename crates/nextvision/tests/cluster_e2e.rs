@@ -1,0 +1,301 @@
+//! The fleet end to end: a three-server nats-server cluster with JetStream (R3 buckets and
+//! streams), three daemons sharing synthetic feeds and two RTSP feeds from a real
+//! gst-rtsp-server. One daemon is killed (SIGKILL: its feeds run elsewhere within 10 s),
+//! one drained (SIGTERM: every output it produced is in the stream), one NATS server killed
+//! (every feed keeps publishing). Then the streams are audited: no key and no (feed,
+//! fence, session, seq) twice, owners of a feed never overlapping in capture time, every
+//! change of owner reported by a handover record.
+//!
+//! Sized for a busy 2-core machine: [`SYNTHETIC_FEEDS`] small synthetic feeds at 5 fps.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nv_cluster::{NatsKv, NatsKvConfig};
+use nv_test_util::broker::NatsCluster;
+use nv_test_util::daemon::Daemon;
+
+#[path = "../../nv-integration/tests/support/rtsp_server.rs"]
+mod rtsp_server;
+
+mod cluster_audit;
+use cluster_audit::Audit;
+
+const SYNTHETIC_FEEDS: usize = 12;
+const LEASE_TTL_SECS: u64 = 3;
+const PREFIX: &str = "nve2e";
+/// The failover target: a dead node's feeds run elsewhere within 10 s.
+const FAILOVER_LIMIT: Duration = Duration::from_secs(10);
+const TIMEOUT: Duration = Duration::from_secs(90);
+/// Feed placement lives in other processes and has no event this test can wait on: it
+/// polls their APIs and the streams at this interval, always bounded by a deadline.
+const POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("nv-{name}-{}", std::process::id()));
+    let _absent = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn feed_names() -> BTreeSet<String> {
+    (0..SYNTHETIC_FEEDS)
+        .map(|i| format!("syn{i}"))
+        .chain(["rtsp0".to_owned(), "rtsp1".to_owned()])
+        .collect()
+}
+
+fn config(dir: &Path, node: &str, urls: &[String], rtsp: &str) -> String {
+    let urls = urls
+        .iter()
+        .map(|u| format!("\"{u}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut c = format!(
+        "[api]\nlisten = \"127.0.0.1:0\"\n\n[cluster]\nnats_urls = [{urls}]\nnode = \"{node}\"\nlease_ttl_secs = {LEASE_TTL_SECS}\nbucket_prefix = \"{PREFIX}\"\nreplicas = 3\n\n[[sinks]]\nname = \"out\"\nkind = \"file\"\npath = \"{}\"\n",
+        dir.join(format!("{node}.jsonl")).display()
+    );
+    for i in 0..SYNTHETIC_FEEDS {
+        c.push_str(&format!(
+            "\n[[feeds]]\nname = \"syn{i}\"\nsource = \"synthetic:64x48@5\"\nsinks = [\"out\"]\n[[feeds.stages]]\nkind = \"blob-detector\"\n[[feeds.stages]]\nkind = \"counter\"\n"
+        ));
+    }
+    for i in 0..2 {
+        c.push_str(&format!(
+            "\n[[feeds]]\nname = \"rtsp{i}\"\nsource = \"{rtsp}\"\nsinks = [\"out\"]\n[[feeds.stages]]\nkind = \"blob-detector\"\n[[feeds.stages]]\nkind = \"counter\"\n"
+        ));
+    }
+    c
+}
+
+fn start(dir: &Path, node: &str, urls: &[String], rtsp: &str) -> Daemon {
+    let path = dir.join(format!("{node}.toml"));
+    std::fs::write(&path, config(dir, node, urls, rtsp)).unwrap();
+    Daemon::run(Path::new(env!("CARGO_BIN_EXE_nextvision")), &path, &[])
+}
+
+fn running_feeds(daemon: &Daemon) -> BTreeSet<String> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(10)))
+        .build()
+        .into();
+    let body = agent
+        .get(format!("{}/api/v1/feeds", daemon.base()))
+        .call()
+        .unwrap()
+        .into_body()
+        .read_to_string()
+        .unwrap();
+    let feeds: serde_json::Value = serde_json::from_str(&body).unwrap();
+    feeds
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["alive"].as_bool().unwrap_or(true))
+        .map(|f| f["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(POLL_INTERVAL);
+    }
+    start.elapsed()
+}
+
+/// Whether every feed's lease is held by the node the fleet assigns it to (placement is
+/// settled: no move pending).
+fn settled(any: &Daemon) -> bool {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(10)))
+        .build()
+        .into();
+    let Ok(mut r) = agent.get(format!("{}/api/v1/cluster", any.base())).call() else {
+        return false;
+    };
+    let fleet: serde_json::Value =
+        serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
+    let rows = fleet["feeds"].as_array().unwrap();
+    rows.len() == feed_names().len()
+        && rows
+            .iter()
+            .all(|f| f["owner"].is_string() && f["owner"] == f["assigned"])
+}
+
+/// Whether `nodes` run every feed, each on exactly one of them.
+fn placed_once(nodes: &[&Daemon]) -> bool {
+    let mut seen = BTreeSet::new();
+    for n in nodes {
+        for f in running_feeds(n) {
+            if !seen.insert(f) {
+                return false;
+            }
+        }
+    }
+    seen == feed_names()
+}
+
+fn store(urls: &[String]) -> NatsKv {
+    NatsKv::connect(&NatsKvConfig {
+        urls: urls.to_vec(),
+        creds_file: None,
+        bucket_prefix: PREFIX.into(),
+        replicas: 3,
+        node_ttl: Duration::from_secs(LEASE_TTL_SECS),
+        lease_ttl: Duration::from_secs(LEASE_TTL_SECS),
+        request_timeout: Duration::from_secs(10),
+    })
+    .unwrap()
+}
+
+/// The idempotency keys a node's file sink wrote.
+fn file_keys(dir: &Path, node: &str) -> BTreeSet<String> {
+    let text = std::fs::read_to_string(dir.join(format!("{node}.jsonl"))).unwrap_or_default();
+    text.lines()
+        .map(|l| {
+            let r: serde_json::Value = serde_json::from_str(l).unwrap();
+            r["idempotency_key"].as_str().unwrap().to_owned()
+        })
+        .collect()
+}
+
+fn now_micros() -> u64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    u64::try_from(since.as_micros()).unwrap()
+}
+
+/// Waits until every feed has a frame in the stream captured after `after` (micros).
+fn wait_all_publish_after(kv: &NatsKv, after: u64, what: &str) {
+    wait_until(what, TIMEOUT, || {
+        let Ok(audit) = Audit::try_read(kv, PREFIX) else {
+            return false;
+        };
+        let newest = audit.newest();
+        feed_names()
+            .iter()
+            .all(|f| newest.get(f).is_some_and(|&w| w > after))
+    });
+}
+
+#[test]
+fn three_nodes_three_servers_survive_kill_drain_and_a_lost_server() {
+    let dir = temp_dir("cluster-e2e");
+    let mut nats = NatsCluster::start(&dir, 3);
+    let urls = nats.urls();
+    let camera = rtsp_server::TestServer::start(0, false);
+    let rtsp = camera.url(false);
+    let mut nodes: Vec<(&str, Daemon)> = ["node-a", "node-b", "node-c"]
+        .into_iter()
+        .map(|n| (n, start(&dir, n, &urls, &rtsp)))
+        .collect();
+    wait_until("every feed placed once on the three nodes", TIMEOUT, || {
+        let all: Vec<&Daemon> = nodes.iter().map(|(_, d)| d).collect();
+        settled(all[0]) && placed_once(&all)
+    });
+    let kv = store(&urls);
+    wait_all_publish_after(&kv, 0, "every feed's first records in the stream");
+
+    // The node running the most feeds is killed, the next drained, the last one stays.
+    nodes.sort_by_key(|(_, d)| std::cmp::Reverse(running_feeds(d).len()));
+    let (c_name, c) = nodes.pop().unwrap();
+    let (b_name, b) = nodes.pop().unwrap();
+    let (a_name, a) = nodes.pop().unwrap();
+
+    // SIGKILL: the killed node's feeds run on the other two within the limit.
+    let a_feeds = running_feeds(&a);
+    let killed_at = Instant::now();
+    assert!(!a.stop_with("KILL").success());
+    wait_until(
+        "the killed node's feeds to run elsewhere",
+        FAILOVER_LIMIT,
+        || placed_once(&[&b, &c]),
+    );
+    eprintln!(
+        "failover after SIGKILL of {a_name}: {:.2} s for {} feeds (lease TTL {LEASE_TTL_SECS} s)",
+        killed_at.elapsed().as_secs_f64(),
+        a_feeds.len()
+    );
+    // Each is reported by its new owner once its first output is out.
+    wait_until(
+        "handover records for the killed node's feeds",
+        TIMEOUT,
+        || {
+            let Ok(audit) = Audit::try_read(&kv, PREFIX) else {
+                return false;
+            };
+            a_feeds.iter().all(|f| {
+                audit
+                    .handovers_of(f)
+                    .values()
+                    .any(|h| h["data"]["previous_node"] == a_name)
+            })
+        },
+    );
+
+    // SIGTERM: the drained node hands everything to the last one, and everything it
+    // produced is published.
+    assert!(b.stop_with("TERM").success(), "{b_name} drains and exits 0");
+    wait_until("the last node to run every feed", TIMEOUT, || {
+        placed_once(&[&c])
+    });
+    let drained = file_keys(&dir, b_name);
+    let published = Audit::read(&kv, PREFIX).keys();
+    let missing: Vec<&String> = drained.difference(&published).collect();
+    assert!(
+        !drained.is_empty() && missing.is_empty(),
+        "{b_name} drained: {} of its {} outputs are not in the stream (first: {:?})",
+        missing.len(),
+        drained.len(),
+        missing.first()
+    );
+
+    // One NATS server gone: every feed keeps publishing (R3: the other two hold a quorum).
+    nats.servers[2].kill();
+    let lost_server_at = now_micros();
+    let survivors = store(&urls[..2]);
+    wait_all_publish_after(
+        &survivors,
+        lost_server_at,
+        "every feed to publish after the server loss",
+    );
+
+    // Every handover reported before the last node stops (reports follow first outputs).
+    wait_until("every change of owner reported", TIMEOUT, || {
+        let Ok(audit) = Audit::try_read(&survivors, PREFIX) else {
+            return false;
+        };
+        audit.fences().iter().all(|(feed, fences)| {
+            let reports = audit.handovers_of(feed);
+            fences.iter().skip(1).all(|f| reports.contains_key(f))
+        })
+    });
+    assert!(c.stop_with("TERM").success(), "{c_name} drains and exits 0");
+
+    let audit = Audit::read(&survivors, PREFIX);
+    eprintln!(
+        "streams: {} frame records of {} feeds, {} handover records",
+        audit.frames.len(),
+        audit.fences().len(),
+        audit.handovers.len()
+    );
+    assert_eq!(audit.fences().len(), feed_names().len());
+    audit.assert_no_duplicates();
+    audit.assert_owners_never_overlap();
+    audit.assert_every_handover_reported();
+    // The last node's drain too: nothing it wrote is missing from the stream.
+    let published = audit.keys();
+    assert!(file_keys(&dir, c_name).is_subset(&published));
+    camera.kill();
+    drop(nats);
+    let _cleanup = std::fs::remove_dir_all(&dir);
+}
