@@ -313,6 +313,15 @@ impl Member {
     fn stop(&mut self, feed: String, cause: StopCause, actions: &mut Vec<Action>) {
         if let Some(h) = self.held.remove(&feed) {
             h.fence.revoke();
+            // This node is the previous owner if it takes the feed again (a lease lost
+            // to a slow store and taken back).
+            self.seen.insert(
+                feed.clone(),
+                PreviousOwner {
+                    node: self.cfg.node.clone(),
+                    fence: h.fence.token(),
+                },
+            );
         }
         actions.push(Action::Stop { feed, cause });
     }

@@ -285,14 +285,15 @@ fn handover(
     fence: u64,
     previous: Option<nv_cluster::PreviousOwner>,
 ) -> Option<Handover> {
-    let last = match output::last_published(&ctx.store, &ctx.prefix, feed) {
-        Ok(last) => last,
+    let (last, last_unknown) = match output::last_published(&ctx.store, &ctx.prefix, feed) {
+        Ok(last) => (last, false),
         Err(e) => {
             tracing::warn!(feed = %feed, "cluster: reading the feed's last published frame: {e}");
-            None
+            (None, true)
         }
     };
-    if previous.is_none() && last.is_none() {
+    // A feed new to the fleet: nobody ran it, the stream holds nothing of it.
+    if previous.is_none() && last.is_none() && !last_unknown {
         return None;
     }
     Some(Handover {
@@ -301,6 +302,7 @@ fn handover(
         fence,
         previous,
         last,
+        last_unknown,
     })
 }
 

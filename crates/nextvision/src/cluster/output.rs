@@ -29,6 +29,11 @@ use crate::config::ClusterSection;
 /// (each is one small record per feed move).
 const REPORT_QUEUE: usize = 256;
 
+/// Publish attempts per report, and the pause between two (each attempt is bounded by the
+/// store's request timeout).
+const PUBLISH_ATTEMPTS: u32 = 6;
+const PUBLISH_RETRY_DELAY: Duration = Duration::from_secs(1);
+
 pub fn out_stream(prefix: &str) -> String {
     format!("{prefix}-out")
 }
@@ -122,6 +127,8 @@ pub struct Handover {
     pub fence: u64,
     pub previous: Option<PreviousOwner>,
     pub last: Option<LastPublished>,
+    /// The stream could not be read when the lease was taken.
+    pub last_unknown: bool,
 }
 
 /// One handover, ready to report.
@@ -164,7 +171,21 @@ impl Reporter {
                             record["message"].as_str().unwrap_or_default()
                         );
                         let bytes = serde_json::to_vec(&record).unwrap_or_default();
-                        match kv.publish(&subject, &id, bytes) {
+                        // The store may be electing a stream leader (a server lost): try
+                        // again; the message id makes a repeat harmless.
+                        let mut outcome = Err(KvError::Unavailable {
+                            detail: "not tried".into(),
+                        });
+                        for attempt in 0..PUBLISH_ATTEMPTS {
+                            if attempt > 0 {
+                                std::thread::sleep(PUBLISH_RETRY_DELAY);
+                            }
+                            outcome = kv.publish(&subject, &id, bytes.clone());
+                            if outcome.is_ok() {
+                                break;
+                            }
+                        }
+                        match outcome {
                             Ok(()) => reported.fetch_add(1, Ordering::Relaxed),
                             Err(e) => {
                                 tracing::warn!(feed = %r.handover.feed, "cluster: handover report not published: {e}");
@@ -232,6 +253,10 @@ fn handover_record(r: &Report) -> Value {
             "feed {} moved from {from} to {} (fence {}): previous last frame {} of session {}, first frame here {} of session {}",
             h.feed, h.node, h.fence, l.frame_seq, l.session, r.first_seq, r.first_session
         ),
+        (None, _) if h.last_unknown => format!(
+            "feed {} moved from {from} to {} (fence {}): the stream could not be read for its earlier frames; first frame here {} of session {}",
+            h.feed, h.node, h.fence, r.first_seq, r.first_session
+        ),
         (None, _) => format!(
             "feed {} moved from {from} to {} (fence {}): the stream holds no earlier frame of it; first frame here {} of session {}",
             h.feed, h.node, h.fence, r.first_seq, r.first_session
@@ -252,6 +277,7 @@ fn handover_record(r: &Report) -> Value {
             "fence": h.fence,
             "previous_node": h.previous.as_ref().map(|p| p.node.clone()),
             "previous_fence": h.previous.as_ref().map(|p| p.fence),
+            "previous_last_unknown": h.last_unknown,
             "previous_last_fence": last.and_then(|l| l.fence),
             "previous_last_frame_seq": last.map(|l| l.frame_seq),
             "previous_last_session": last.map(|l| l.session),
@@ -323,6 +349,7 @@ mod tests {
                 fence: 40,
                 previous,
                 last,
+                last_unknown: false,
             },
             feed_id: 3,
             first_seq: 0,

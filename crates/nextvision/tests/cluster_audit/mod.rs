@@ -157,6 +157,20 @@ impl Audit {
         m
     }
 
+    /// (feed, fence) of every change of owner no handover record reports yet.
+    pub fn unreported(&self) -> Vec<(String, u64)> {
+        let mut out = Vec::new();
+        for (feed, fences) in self.fences() {
+            let reports = self.handovers_of(&feed);
+            for fence in fences.iter().skip(1) {
+                if !reports.contains_key(fence) {
+                    out.push((feed.clone(), *fence));
+                }
+            }
+        }
+        out
+    }
+
     /// Every change of owner (each fence of a feed after its first) is reported by a
     /// handover record of the new owner, naming the earlier owner's last frame.
     pub fn assert_every_handover_reported(&self) {
@@ -167,7 +181,8 @@ impl Audit {
                     .get(fence)
                     .unwrap_or_else(|| panic!("feed {feed}: no handover record for fence {fence}"));
                 assert!(
-                    r["data"]["previous_last_frame_seq"].is_u64(),
+                    r["data"]["previous_last_frame_seq"].is_u64()
+                        || r["data"]["previous_last_unknown"] == true,
                     "feed {feed}: the handover to fence {fence} names no earlier frame: {r}"
                 );
                 assert!(r["data"]["first_frame_seq"].is_u64(), "{r}");
