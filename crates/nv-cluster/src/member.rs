@@ -63,7 +63,15 @@ pub struct NodeRecord {
     pub weight: f64,
     /// False while the node drains: others take its feeds, it takes none.
     pub accepting: bool,
+    /// Feeds this node could not start, each with the spec revision it failed on: the
+    /// assignment passes over this node for them until their spec changes.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub refused: BTreeMap<String, u64>,
 }
+
+/// At most this many refusals per node (the node record stays small); beyond it a failed
+/// feed is released without a mark, and taken again later.
+pub const MAX_REFUSED: usize = 256;
 
 /// What a lease key holds.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -196,6 +204,8 @@ pub struct Member {
     accepting: bool,
     /// The last lease seen on each feed this node does not hold.
     seen: BTreeMap<String, PreviousOwner>,
+    /// Feeds this node could not start, by the spec revision they failed on.
+    refused: BTreeMap<String, u64>,
 }
 
 impl std::fmt::Debug for Member {
@@ -219,6 +229,7 @@ impl Member {
             held: BTreeMap::new(),
             accepting: true,
             seen: BTreeMap::new(),
+            refused: BTreeMap::new(),
         }
     }
 
@@ -248,6 +259,7 @@ impl Member {
             node: self.cfg.node.clone(),
             weight: self.cfg.weight,
             accepting: self.accepting,
+            refused: self.refused.clone(),
         };
         if self
             .kv
@@ -261,6 +273,9 @@ impl Member {
         };
         self.renew_or_release(&view, &mut actions);
         self.seen.retain(|feed, _| view.feeds.contains_key(feed));
+        // A refusal lasts as long as the spec it failed on.
+        self.refused
+            .retain(|feed, rev| view.feeds.get(feed).is_some_and(|(_, r)| r == rev));
         for (feed, (lease, revision)) in &view.leases {
             if lease.node != self.cfg.node {
                 self.seen.insert(
@@ -276,6 +291,24 @@ impl Member {
             self.take(&view, &mut actions);
         }
         actions
+    }
+
+    /// The daemon could not start `feed`: release its lease so another node takes it, and
+    /// (room permitting) mark it refused in this node's record until its spec changes.
+    pub fn refuse(&mut self, feed: &str) {
+        let Some(h) = self.held.remove(feed) else {
+            return;
+        };
+        h.fence.revoke();
+        if self.refused.len() < MAX_REFUSED {
+            self.refused.insert(feed.to_owned(), h.spec_revision);
+        }
+        let _released = self.kv.delete(Bucket::Leases, feed, h.revision);
+    }
+
+    /// The feeds this node refused, with the spec revision each failed on.
+    pub fn refused(&self) -> &BTreeMap<String, u64> {
+        &self.refused
     }
 
     /// Stops taking feeds, releases every lease (after the daemon flushed the feeds'
@@ -447,6 +480,8 @@ pub struct ClusterView {
     pub all_nodes: Vec<NodeRecord>,
     /// feed -> (lease, revision)
     pub leases: BTreeMap<String, (LeaseRecord, u64)>,
+    /// node -> the feeds it refused, with the spec revision each failed on
+    pub refusals: BTreeMap<String, BTreeMap<String, u64>>,
 }
 
 impl ClusterView {
@@ -457,6 +492,9 @@ impl ClusterView {
         }
         for e in kv.list(Bucket::Nodes)? {
             if let Ok(n) = serde_json::from_slice::<NodeRecord>(&e.value) {
+                if !n.refused.is_empty() {
+                    view.refusals.insert(n.node.clone(), n.refused.clone());
+                }
                 if n.accepting {
                     view.nodes.push(Candidate {
                         name: n.node.clone(),
@@ -474,9 +512,30 @@ impl ClusterView {
         Ok(view)
     }
 
-    /// The node that should own `feed` now.
+    /// The node that should own `feed` now: among the live, accepting nodes that did not
+    /// refuse its current spec.
     pub fn owner(&self, feed: &str) -> Option<&str> {
-        assign::owner(feed, &self.nodes).map(|c| c.name.as_str())
+        let spec = self.feeds.get(feed).map(|(_, rev)| *rev);
+        let refused = |node: &str| {
+            self.refusals
+                .get(node)
+                .and_then(|r| r.get(feed))
+                .is_some_and(|rev| Some(*rev) == spec)
+        };
+        if self.refusals.values().all(|r| !r.contains_key(feed)) {
+            return assign::owner(feed, &self.nodes).map(|c| c.name.as_str());
+        }
+        let willing: Vec<Candidate> = self
+            .nodes
+            .iter()
+            .filter(|c| !refused(&c.name))
+            .cloned()
+            .collect();
+        let name = assign::owner(feed, &willing).map(|c| c.name.clone())?;
+        self.nodes
+            .iter()
+            .find(|c| c.name == name)
+            .map(|c| c.name.as_str())
     }
 }
 
@@ -484,4 +543,67 @@ fn to_json<T: Serialize>(v: &T) -> Vec<u8> {
     // Serialising these plain records cannot fail; an empty value would read as invalid
     // and be ignored by every node.
     serde_json::to_vec(v).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "test code")]
+    use super::*;
+    use crate::kv::{MemKv, SimClock};
+
+    /// A feed its owner cannot start moves to the other node; it comes back into play for
+    /// the refusing node once its spec changes.
+    #[test]
+    fn a_refused_feed_moves_and_a_new_spec_lifts_the_refusal() {
+        let clock = SimClock::new();
+        let ttl = Duration::from_secs(3);
+        let kv: Arc<dyn Kv> = Arc::new(MemKv::new(clock.clone(), ttl, ttl));
+        kv.put(Bucket::Feeds, "cam", b"{}").unwrap();
+        let mut nodes: Vec<Member> = ["n1", "n2"]
+            .into_iter()
+            .map(|n| {
+                let c: Arc<dyn KvClock> = clock.clone();
+                Member::new(Arc::clone(&kv), c, MemberConfig::new(n, ttl))
+            })
+            .collect();
+        let tick_all = |nodes: &mut Vec<Member>| -> Vec<(String, Vec<Action>)> {
+            clock.advance(ttl / 3);
+            nodes
+                .iter_mut()
+                .map(|m| (m.config().node.clone(), m.tick()))
+                .collect()
+        };
+        let started_on = |round: &[(String, Vec<Action>)]| -> Vec<String> {
+            round
+                .iter()
+                .filter(|(_, a)| a.iter().any(|x| matches!(x, Action::Start { .. })))
+                .map(|(n, _)| n.clone())
+                .collect()
+        };
+        let mut first = Vec::new();
+        for _ in 0..6 {
+            first = started_on(&tick_all(&mut nodes));
+            if !first.is_empty() {
+                break;
+            }
+        }
+        assert_eq!(first.len(), 1, "one owner");
+        let owner = first[0].clone();
+        let i = nodes.iter().position(|m| m.config().node == owner).unwrap();
+        nodes[i].refuse("cam");
+        assert_eq!(nodes[i].held().count(), 0);
+        let mut moved_to = Vec::new();
+        for _ in 0..6 {
+            moved_to = started_on(&tick_all(&mut nodes));
+            if !moved_to.is_empty() {
+                break;
+            }
+        }
+        assert_eq!(moved_to.len(), 1);
+        assert_ne!(moved_to[0], owner, "the refusing node is passed over");
+        // A new spec: the refusal is gone from the refusing node's record.
+        kv.put(Bucket::Feeds, "cam", b"{\"v\": 2}").unwrap();
+        tick_all(&mut nodes);
+        assert!(nodes[i].refused().is_empty());
+    }
 }

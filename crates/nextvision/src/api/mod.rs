@@ -632,7 +632,13 @@ async fn cluster_status(State(s): State<AppState>) -> Result<Json<Value>, ApiErr
                 .values()
                 .filter(|(l, _)| l.node == n.node)
                 .count();
-            json!({ "node": n.node, "weight": n.weight, "accepting": n.accepting, "feeds": feeds })
+            json!({
+                "node": n.node,
+                "weight": n.weight,
+                "accepting": n.accepting,
+                "feeds": feeds,
+                "refused": n.refused.keys().collect::<Vec<_>>(),
+            })
         })
         .collect();
     let feeds: Vec<Value> = crate::cluster::feed_rows(&view)

@@ -113,7 +113,9 @@ impl Agent {
             .name("nv-cluster".into())
             .spawn(move || loop {
                 let actions = member.tick();
-                apply(&actions, &ctx);
+                for feed in apply(&actions, &ctx) {
+                    member.refuse(&feed);
+                }
                 match stopped.recv_timeout(tick) {
                     Err(RecvTimeoutError::Timeout) => {}
                     Ok(()) | Err(RecvTimeoutError::Disconnected) => return member,
@@ -235,7 +237,10 @@ fn flip_pauses(actions: &[Action], ctx: &Ctx) -> std::collections::BTreeSet<Stri
     done
 }
 
-fn apply(actions: &[Action], ctx: &Ctx) {
+/// Carries out a tick's actions; the feeds that could not be started (their leases are
+/// released by the caller so they move to another node).
+fn apply(actions: &[Action], ctx: &Ctx) -> Vec<String> {
+    let mut failed = Vec::new();
     let in_place = flip_pauses(actions, ctx);
     // A feed restarted for a new spec stays with its owner: no handover to report.
     let mut respecced = std::collections::BTreeSet::new();
@@ -270,11 +275,15 @@ fn apply(actions: &[Action], ctx: &Ctx) {
                         tracing::info!(feed = %feed, fence = fence.token(), "cluster: started feed");
                         ctx.running.lock().insert(feed.clone(), id);
                     }
-                    Err(e) => tracing::warn!(feed = %feed, "cluster: cannot start feed: {e:#}"),
+                    Err(e) => {
+                        tracing::warn!(feed = %feed, "cluster: cannot start feed here, releasing it to another node: {e:#}");
+                        failed.push(feed.clone());
+                    }
                 }
             }
         }
     }
+    failed
 }
 
 /// What this node knows of the feed's previous owner and its last published frame; `None`
@@ -386,8 +395,14 @@ pub fn run_command(command: &ClusterCommand) -> anyhow::Result<std::process::Exi
             .values()
             .filter(|(l, _)| l.node == n.node)
             .count();
+        let refused = if n.refused.is_empty() {
+            String::new()
+        } else {
+            let names: Vec<&str> = n.refused.keys().map(String::as_str).collect();
+            format!(" (could not start: {})", names.join(", "))
+        };
         out.push_str(&format!(
-            "  {:<24} weight {:<6} feeds {:<5} {}\n",
+            "  {:<24} weight {:<6} feeds {:<5} {}{refused}\n",
             n.node,
             n.weight,
             held,
