@@ -15,6 +15,9 @@ use futures_util::StreamExt as _;
 
 use crate::kv::{Bucket, Entry, Kv, KvError};
 
+/// How long the server keeps a listing's consumer after its last use.
+const LIST_CONSUMER_IDLE: Duration = Duration::from_secs(5);
+
 /// Where and how to reach the store.
 #[derive(Clone, Debug)]
 pub struct NatsKvConfig {
@@ -330,23 +333,55 @@ impl Kv for NatsKv {
     }
 
     fn list(&self, bucket: Bucket) -> Result<Vec<Entry>, KvError> {
-        // One request for the keys, one per key for its value: O(keys) requests per list.
-        // (A watcher-fed local cache would make this free; not built yet.)
+        // One ordered consumer over the bucket's stream, last message per key: a couple of
+        // requests per list however many keys (a delete leaves a marker, skipped here).
+        use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
         let store = self.store(bucket)?;
-        let keys: Vec<String> = self.run(async {
-            let mut keys = store.keys().await?;
+        let prefix = store.prefix.clone();
+        let mut entries = self.run(async {
+            // Ephemeral, in memory, unacknowledged; the server drops it soon after (every
+            // node lists each bucket every tick: long-lived leftovers would pile up).
+            let consumer = store
+                .stream
+                .create_consumer(pull::Config {
+                    filter_subject: format!("{prefix}>"),
+                    deliver_policy: DeliverPolicy::LastPerSubject,
+                    ack_policy: AckPolicy::None,
+                    inactive_threshold: LIST_CONSUMER_IDLE,
+                    memory_storage: true,
+                    num_replicas: 1,
+                    ..Default::default()
+                })
+                .await?;
             let mut out = Vec::new();
-            while let Some(k) = keys.next().await {
-                out.push(k?);
+            if consumer.cached_info().num_pending == 0 {
+                return Ok(out);
+            }
+            let mut messages = consumer.messages().await?;
+            while let Some(m) = messages.next().await {
+                let m = m?;
+                let info = m.info()?;
+                let (revision, pending) = (info.stream_sequence, info.pending);
+                let op = m
+                    .headers
+                    .as_ref()
+                    .and_then(|h| h.get("KV-Operation"))
+                    .map(|v| v.as_str().to_owned());
+                if op.is_none() {
+                    if let Some(key) = m.subject.as_str().strip_prefix(prefix.as_str()) {
+                        out.push(Entry {
+                            key: key.to_owned(),
+                            value: m.payload.to_vec(),
+                            revision,
+                        });
+                    }
+                }
+                if pending == 0 {
+                    break;
+                }
             }
             Ok::<_, async_nats::Error>(out)
         })?;
-        let mut entries = Vec::with_capacity(keys.len());
-        for key in keys {
-            if let Some(e) = self.get(bucket, &key)? {
-                entries.push(e);
-            }
-        }
         entries.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(entries)
     }
