@@ -115,6 +115,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
                 cl,
                 runtime.handle(),
                 Arc::clone(&sinks),
+                Arc::clone(&zone_editors),
             )?;
             (Vec::new(), Some(agent))
         }

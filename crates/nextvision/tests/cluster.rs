@@ -300,6 +300,10 @@ fn send(method: &str, url: &str, body: Option<&str>) -> u16 {
             .send(b),
         ("POST", None) => agent.post(url).send_empty(),
         ("DELETE", _) => agent.delete(url).call(),
+        ("PUT", Some(b)) => agent
+            .put(url)
+            .header("content-type", "application/json")
+            .send(b),
         other => panic!("unsupported {other:?}"),
     };
     let mut response = response.unwrap();
@@ -386,6 +390,39 @@ fn fleet_edits_through_any_node_reach_the_owner() {
         );
         std::thread::sleep(POLL_INTERVAL);
     }
+    // Zones: edited through node-a, applied in place by whichever node runs the feed.
+    let zoned = r#"{"name": "cam-zone", "source": "synthetic:64x48@10", "sinks": ["out"], "stages": [{"kind": "blob-detector"}, {"kind": "tracker"}, {"kind": "zones", "zones": [{"name": "door", "points": [[0.0, 0.0], [0.5, 0.0], [0.5, 0.5]]}]}]}"#;
+    assert_eq!(send("POST", &url(""), Some(zoned)), 202);
+    let mut owner = None;
+    wait_until("the zoned feed to run", TIMEOUT, || {
+        owner = [&a, &b]
+            .into_iter()
+            .find(|d| feed_on(d, "cam-zone").is_some());
+        owner.is_some()
+    });
+    let owner = owner.unwrap();
+    let zone_id = feed_on(owner, "cam-zone").unwrap()["id"].clone();
+    let zones_url = format!("{}/api/v1/feeds/cam-zone/zones", owner.base());
+    assert_eq!(get_json(&zones_url)["zones"][0]["name"], "door");
+    let bad = r#"{"zones": [{"name": "a", "points": [[0.0, 0.0], [1.5, 0.0], [0.5, 0.5]]}]}"#;
+    assert_eq!(send("PUT", &url("/cam-zone/zones"), Some(bad)), 400);
+    let edit = r#"{"zones": [{"name": "gate", "points": [[0.5, 0.5], [1.0, 0.5], [1.0, 1.0]]}], "lines": [{"name": "kerb", "from": [0.0, 0.9], "to": [1.0, 0.9]}]}"#;
+    assert_eq!(send("PUT", &url("/cam-zone/zones"), Some(edit)), 202);
+    wait_until("the owner to apply the zone edit", TIMEOUT, || {
+        let z = get_json(&zones_url);
+        z["zones"][0]["name"] == "gate" && z["lines"][0]["name"] == "kerb"
+    });
+    assert_eq!(
+        feed_on(owner, "cam-zone").unwrap()["id"],
+        zone_id,
+        "edited in place, not restarted"
+    );
+    assert_eq!(
+        send("PUT", &url("/cam-new/zones"), Some(edit)),
+        404,
+        "no zones stage"
+    );
+
     let fleet = get_json(&format!("{}/api/v1/cluster", b.base()));
     let names: BTreeSet<&str> = fleet["feeds"]
         .as_array()

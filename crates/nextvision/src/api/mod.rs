@@ -374,11 +374,22 @@ async fn put_zones(
     State(s): State<AppState>,
     Path(id): Path<String>,
     body: axum::body::Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
+    let parse_body = || {
+        serde_json::from_slice::<Value>(&body)
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.to_string()))
+    };
+    // On a cluster node: the fleet's spec, applied in place by the feed's owner (202).
+    if let Some(kv) = s.cluster.clone() {
+        let name = fleet_name(&s, &id)?;
+        let value = parse_body()?;
+        let revision =
+            fleet_edit(move || crate::cluster::edit::set_zones(kv.as_ref(), &name, value)).await?;
+        return Ok((StatusCode::ACCEPTED, Json(json!({ "revision": revision }))).into_response());
+    }
     let feed = find_feed(&s, &id)?;
     let editor = zone_editor(&s, &feed)?;
-    let value: Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.to_string()))?;
+    let value = parse_body()?;
     let config = crate::zone_edit::parse(value).map_err(|problems| {
         let mut e = ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -416,7 +427,7 @@ async fn put_zones(
     let mut v = crate::zone_edit::to_json(&current);
     v["applied"] = json!(applied);
     v["edit"] = json!(edit);
-    Ok(Json(v))
+    Ok(Json(v).into_response())
 }
 
 /// A fleet edit's failure as the API answers it.
@@ -426,6 +437,7 @@ fn edit_error(e: crate::cluster::edit::EditError) -> ApiError {
     match e {
         E::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, "feed_not_found", message),
         E::Exists(_) => ApiError::new(StatusCode::CONFLICT, "feed_exists", message),
+        E::NoZones(_) => ApiError::new(StatusCode::NOT_FOUND, "no_zones_stage", message),
         E::Conflict(_) => ApiError::new(StatusCode::CONFLICT, "edit_conflict", message),
         E::Invalid(problems) => {
             let mut err = ApiError::new(StatusCode::BAD_REQUEST, "invalid_config", message);

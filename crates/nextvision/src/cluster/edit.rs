@@ -25,6 +25,8 @@ pub enum EditError {
     Exists(String),
     #[error("feed `{0}` kept changing while it was edited; try again")]
     Conflict(String),
+    #[error("feed `{0}` has no zones stage")]
+    NoZones(String),
     #[error("the feed definition has problems")]
     Invalid(Vec<String>),
     #[error("the fleet's store: {0}")]
@@ -45,6 +47,67 @@ pub fn split_paused(mut spec: Value) -> (Value, bool) {
         .and_then(|v| v.as_bool())
         .unwrap_or(false);
     (spec, paused)
+}
+
+/// The keys of a `zones` stage that a zone edit replaces.
+const ZONE_KEYS: [&str; 4] = ["zones", "lines", "anchor", "dwell_threshold_secs"];
+
+/// A spec without its `zones` stage's zone keys, and those keys (the zone edit's form),
+/// when it has such a stage.
+pub fn split_zones(mut spec: Value) -> (Value, Option<Value>) {
+    let stage = spec
+        .get_mut("stages")
+        .and_then(Value::as_array_mut)
+        .and_then(|stages| stages.iter_mut().find(|s| s["kind"] == "zones"))
+        .and_then(Value::as_object_mut);
+    let Some(stage) = stage else {
+        return (spec, None);
+    };
+    let mut zones = serde_json::Map::new();
+    for key in ZONE_KEYS {
+        if let Some(v) = stage.remove(key) {
+            zones.insert(key.to_owned(), v);
+        }
+    }
+    (spec, Some(Value::Object(zones)))
+}
+
+/// Replaces the zones and lines of a fleet feed's `zones` stage (checked first); the
+/// spec's new revision. Its owner applies the edit in place.
+pub fn set_zones(kv: &dyn Kv, name: &str, zones: Value) -> Result<u64, EditError> {
+    crate::zone_edit::parse(zones.clone()).map_err(EditError::Invalid)?;
+    let Value::Object(fields) = zones else {
+        return Err(EditError::Invalid(vec![
+            "the body must be a JSON object".into()
+        ]));
+    };
+    for _ in 0..CAS_ATTEMPTS {
+        let entry = kv
+            .get(Bucket::Feeds, name)?
+            .ok_or_else(|| EditError::NotFound(name.to_owned()))?;
+        let mut spec: Value = serde_json::from_slice(&entry.value)
+            .map_err(|e| EditError::Invalid(vec![format!("stored spec: {e}")]))?;
+        let stage = spec
+            .get_mut("stages")
+            .and_then(Value::as_array_mut)
+            .and_then(|stages| stages.iter_mut().find(|s| s["kind"] == "zones"))
+            .and_then(Value::as_object_mut)
+            .ok_or_else(|| EditError::NoZones(name.to_owned()))?;
+        for key in ZONE_KEYS {
+            stage.remove(key);
+        }
+        for (k, v) in &fields {
+            stage.insert(k.clone(), v.clone());
+        }
+        let bytes =
+            serde_json::to_vec(&spec).map_err(|e| EditError::Invalid(vec![e.to_string()]))?;
+        match kv.update(Bucket::Feeds, name, &bytes, entry.revision) {
+            Ok(rev) => return Ok(rev),
+            Err(KvError::WrongRevision { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(EditError::Conflict(name.to_owned()))
 }
 
 /// Adds a feed to the fleet: checked as this node would run it, then created in the

@@ -68,6 +68,8 @@ struct Ctx {
     reporter: Arc<Reporter>,
     /// The spec (without its pause marker) of each feed running here.
     specs: parking_lot::Mutex<BTreeMap<String, serde_json::Value>>,
+    /// The `zones` stages' editors of the feeds running here (the API's registry).
+    zone_editors: Arc<crate::zone_edit::ZoneEditors>,
 }
 
 impl Agent {
@@ -79,6 +81,7 @@ impl Agent {
         cl: &ClusterSection,
         runtime: RuntimeHandle,
         sinks: Arc<SinkSet>,
+        zone_editors: Arc<crate::zone_edit::ZoneEditors>,
     ) -> anyhow::Result<Self> {
         let kv = Arc::new(NatsKv::connect(&store_config(cl)).context("cluster store")?);
         output::ensure_streams(&kv, cl).context("cluster output streams")?;
@@ -107,6 +110,7 @@ impl Agent {
             fenced: Arc::clone(&fenced_outputs),
             reporter: Arc::clone(&reporter),
             specs: parking_lot::Mutex::default(),
+            zone_editors,
         };
         let (stop, stopped) = mpsc::sync_channel(1);
         let thread = std::thread::Builder::new()
@@ -200,9 +204,10 @@ fn seed_feeds(kv: &dyn Kv, file: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Pauses or resumes in place each running feed whose new spec differs from the old one
-/// only in its pause marker; those feeds, which need no restart.
-fn flip_pauses(actions: &[Action], ctx: &Ctx) -> std::collections::BTreeSet<String> {
+/// Applies in place each spec change of a running feed that only flips its pause marker
+/// or edits its `zones` stage's zones and lines (no restart: tracks and open visits stay);
+/// those feeds.
+fn apply_in_place(actions: &[Action], ctx: &Ctx) -> std::collections::BTreeSet<String> {
     let mut done = std::collections::BTreeSet::new();
     for action in actions {
         let Action::Start { feed, spec, .. } = action else {
@@ -215,33 +220,50 @@ fn flip_pauses(actions: &[Action], ctx: &Ctx) -> std::collections::BTreeSet<Stri
             continue;
         };
         let (plain, paused) = edit::split_paused(value);
-        let same = ctx.specs.lock().get(feed) == Some(&plain);
+        let Some(old) = ctx.specs.lock().get(feed).cloned() else {
+            continue;
+        };
+        let (old_rest, old_zones) = edit::split_zones(old);
+        let (new_rest, new_zones) = edit::split_zones(plain.clone());
         let handle = ctx
             .running
             .lock()
             .get(feed)
             .and_then(|id| ctx.runtime.feed(*id));
-        if let (true, true, Some(h)) = (respecced, same, handle) {
-            let res = if paused { h.pause() } else { h.resume() };
-            match res {
-                Ok(()) => {
-                    tracing::info!(feed = %feed, paused, "cluster: feed paused state applied")
+        let (true, true, Some(h)) = (respecced, old_rest == new_rest, handle) else {
+            continue;
+        };
+        if old_zones != new_zones {
+            let editor = ctx.zone_editors.get(feed);
+            let parsed = new_zones.map(crate::zone_edit::parse);
+            match (editor, parsed) {
+                (Some(editor), Some(Ok(config))) => {
+                    let detail = crate::zone_edit::describe(&config);
+                    if let Err(e) = editor.submit(config) {
+                        tracing::warn!(feed = %feed, "cluster: zone edit refused: {}", nv_core::error::cause_chain(&e));
+                        continue;
+                    }
+                    h.report_config_changed(detail);
                 }
-                Err(e) => {
-                    tracing::warn!(feed = %feed, "cluster: pause/resume: {}", nv_core::error::cause_chain(&e))
-                }
+                // Not an edit the stage can take: restart with the new spec.
+                _ => continue,
             }
-            done.insert(feed.clone());
         }
+        let res = if paused { h.pause() } else { h.resume() };
+        // Already in that state is fine.
+        if let Err(e) = res {
+            tracing::debug!(feed = %feed, "cluster: pause state: {}", nv_core::error::cause_chain(&e));
+        }
+        tracing::info!(feed = %feed, paused, "cluster: spec change applied in place");
+        ctx.specs.lock().insert(feed.clone(), plain);
+        done.insert(feed.clone());
     }
     done
 }
 
-/// Carries out a tick's actions; the feeds that could not be started (their leases are
-/// released by the caller so they move to another node).
 fn apply(actions: &[Action], ctx: &Ctx) -> Vec<String> {
     let mut failed = Vec::new();
-    let in_place = flip_pauses(actions, ctx);
+    let in_place = apply_in_place(actions, ctx);
     // A feed restarted for a new spec stays with its owner: no handover to report.
     let mut respecced = std::collections::BTreeSet::new();
     for action in actions {
@@ -252,6 +274,7 @@ fn apply(actions: &[Action], ctx: &Ctx) -> Vec<String> {
                     respecced.insert(feed.clone());
                 }
                 ctx.specs.lock().remove(feed);
+                ctx.zone_editors.forget(feed);
                 if let Some(id) = ctx.running.lock().remove(feed) {
                     tracing::info!(feed = %feed, cause = cause.as_str(), "cluster: stopping feed");
                     if let Err(e) = ctx.runtime.remove_feed(id) {
@@ -356,9 +379,9 @@ fn start_feed(
     };
     let sink = wrap(sink, handover, ctx.reporter.sender());
     let factory: nv_runtime::SinkFactory = Box::new(move || wrap(factory(), None, None));
-    // Zones of cluster-run feeds are edited through the bucket's spec, not the API (whose
-    // editors are the file's feeds').
-    let stages = crate::assemble::stages(&spec, &crate::zone_edit::ZoneEditors::default())?;
+    // Zone edits of a cluster-run feed come through the bucket's spec (see
+    // `apply_in_place`); its editor is registered for the API's reads.
+    let stages = crate::assemble::stages(&spec, &ctx.zone_editors)?;
     let fc = crate::assemble::feed_config(&spec, stages, sink, Some(factory))?;
     let handle = runtime.add_feed(fc)?;
     if paused {
