@@ -221,15 +221,33 @@ impl NatsKv {
             if total == 0 {
                 return Ok(out);
             }
-            let consumer = s.create_consumer(pull::OrderedConfig::default()).await?;
-            let mut messages = consumer.messages().await?;
-            while out.len() < total {
-                match messages.next().await {
-                    Some(m) => {
-                        let m = m?;
-                        out.push((m.subject.to_string(), m.payload.to_vec()));
-                    }
-                    None => break,
+            // Plain batches from an unacknowledged consumer (an ordered one re-creates
+            // itself on missed heartbeats, which a busy cluster turns into timeouts).
+            let consumer = s
+                .create_consumer(pull::Config {
+                    ack_policy: async_nats::jetstream::consumer::AckPolicy::None,
+                    inactive_threshold: Duration::from_secs(10),
+                    memory_storage: true,
+                    num_replicas: 1,
+                    ..Default::default()
+                })
+                .await?;
+            let mut empty_batches = 0;
+            while out.len() < total && empty_batches < 3 {
+                let want = (total - out.len()).min(1000);
+                let mut batch = consumer
+                    .fetch()
+                    .max_messages(want)
+                    .expires(Duration::from_secs(2))
+                    .messages()
+                    .await?;
+                let before = out.len();
+                while let Some(m) = batch.next().await {
+                    let m = m?;
+                    out.push((m.subject.to_string(), m.payload.to_vec()));
+                }
+                if out.len() == before {
+                    empty_batches += 1;
                 }
             }
             Ok::<_, async_nats::Error>(out)
@@ -354,30 +372,23 @@ impl Kv for NatsKv {
                 })
                 .await?;
             let mut out = Vec::new();
-            if consumer.cached_info().num_pending == 0 {
-                return Ok(out);
-            }
-            let mut messages = consumer.messages().await?;
-            while let Some(m) = messages.next().await {
-                let m = m?;
-                let info = m.info()?;
-                let (revision, pending) = (info.stream_sequence, info.pending);
-                let op = m
-                    .headers
-                    .as_ref()
-                    .and_then(|h| h.get("KV-Operation"))
-                    .map(|v| v.as_str().to_owned());
-                if op.is_none() {
-                    if let Some(key) = m.subject.as_str().strip_prefix(prefix.as_str()) {
-                        out.push(Entry {
-                            key: key.to_owned(),
-                            value: m.payload.to_vec(),
-                            revision,
-                        });
-                    }
+            let mut pending = consumer.cached_info().num_pending;
+            let mut empty_batches = 0;
+            while pending > 0 && empty_batches < 3 {
+                let want = usize::try_from(pending).unwrap_or(usize::MAX).min(1000);
+                let mut batch = consumer
+                    .fetch()
+                    .max_messages(want)
+                    .expires(self.timeout / 2)
+                    .messages()
+                    .await?;
+                let before = out.len();
+                while let Some(m) = batch.next().await {
+                    let m = m?;
+                    pending = list_entry(&m, &prefix, &mut out)?;
                 }
-                if pending == 0 {
-                    break;
+                if out.len() == before && pending > 0 {
+                    empty_batches += 1;
                 }
             }
             Ok::<_, async_nats::Error>(out)
@@ -389,6 +400,31 @@ impl Kv for NatsKv {
     fn ops(&self) -> u64 {
         self.ops.load(Ordering::Relaxed)
     }
+}
+
+/// Adds one listing message's entry to `out` (a delete marker adds none); the messages
+/// still pending after it.
+fn list_entry(
+    m: &async_nats::jetstream::Message,
+    prefix: &str,
+    out: &mut Vec<Entry>,
+) -> Result<u64, async_nats::Error> {
+    let info = m.info()?;
+    let (revision, pending) = (info.stream_sequence, info.pending);
+    let deleted = m
+        .headers
+        .as_ref()
+        .is_some_and(|h| h.get("KV-Operation").is_some());
+    if !deleted {
+        if let Some(key) = m.subject.as_str().strip_prefix(prefix) {
+            out.push(Entry {
+                key: key.to_owned(),
+                value: m.payload.to_vec(),
+                revision,
+            });
+        }
+    }
+    Ok(pending)
 }
 
 fn unavailable(e: impl std::fmt::Display) -> KvError {

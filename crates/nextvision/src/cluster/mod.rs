@@ -83,8 +83,7 @@ impl Agent {
         sinks: Arc<SinkSet>,
         zone_editors: Arc<crate::zone_edit::ZoneEditors>,
     ) -> anyhow::Result<Self> {
-        let kv = Arc::new(NatsKv::connect(&store_config(cl)).context("cluster store")?);
-        output::ensure_streams(&kv, cl).context("cluster output streams")?;
+        let kv = Arc::new(open_store(cl)?);
         let publisher = output::publisher(cl)?;
         sinks.adopt(publisher.clone());
         seed_feeds(kv.as_ref(), file)?;
@@ -176,6 +175,33 @@ impl Drop for Agent {
         let _stopping = self.stop.try_send(());
         if let Some(t) = self.thread.take() {
             let _member = t.join();
+        }
+    }
+}
+
+/// How long a starting daemon keeps trying to open the store, a second between attempts:
+/// a NATS cluster starting with it may not have elected its JetStream leaders yet.
+const OPEN_WITHIN: Duration = Duration::from_secs(30);
+
+/// Connects, opens the buckets and the output streams (creating what is missing).
+fn open_store(cl: &ClusterSection) -> anyhow::Result<NatsKv> {
+    let deadline = std::time::Instant::now() + OPEN_WITHIN;
+    let mut attempt = 1;
+    loop {
+        let opened = NatsKv::connect(&store_config(cl))
+            .context("cluster store")
+            .and_then(|kv| {
+                output::ensure_streams(&kv, cl).context("cluster output streams")?;
+                Ok(kv)
+            });
+        match opened {
+            Ok(kv) => return Ok(kv),
+            Err(e) if std::time::Instant::now() < deadline => {
+                tracing::warn!(attempt, "cluster: opening the store: {e:#}; trying again");
+                std::thread::sleep(Duration::from_secs(1));
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
         }
     }
 }

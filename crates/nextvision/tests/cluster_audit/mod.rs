@@ -32,10 +32,13 @@ pub struct Audit {
 
 impl Audit {
     /// Reads both streams; a read the store did not answer in time (a busy machine, a
-    /// stream electing a leader) is tried again, up to five times in all.
+    /// stream electing a leader) is tried again, up to ten times in all, a second apart.
     pub fn read(kv: &NatsKv, prefix: &str) -> Self {
         let mut last = None;
-        for _ in 0..5 {
+        for attempt in 0..10 {
+            if attempt > 0 {
+                std::thread::sleep(std::time::Duration::from_secs(1));
+            }
             match Self::try_read(kv, prefix) {
                 Ok(a) => return a,
                 Err(e) => last = Some(e),
