@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The web console's CPU cost: a 4-feed daemon's own CPU time (utime + stime from /proc)
-# over SECS seconds with no page open, with the feed grid open in headless Chromium, and
-# with one feed page (live MJPEG) open. Needs a release build and chromium:
+# over SECS seconds with no page open, with the feed grid open in headless Chromium, with
+# one feed page (live MJPEG) open, and with the event list (live over SSE) open. Needs a
+# release build and chromium:
 #   cargo build --release -p nextvision && ./scripts/bench-console.sh
 # Env: BIN (default target/release/nextvision), SECS (default 60), ROUNDS (default 2).
 set -euo pipefail
@@ -66,5 +67,8 @@ for r in $(seq "$ROUNDS"); do
   close_page
   open_page "$base/#/feed/cam1"
   measure "feed page open"
+  close_page
+  open_page "$base/#/events"
+  measure "event list open"
   close_page
 done

@@ -84,14 +84,21 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             })
             .context("event snapshot thread")?
     };
+    let event_log = crate::api::event_list::EventLog::new(
+        config.api.recent_events,
+        crate::api::event_list::CLIENT_BUFFER,
+        config.api.max_event_stream_clients,
+    );
     let snapshot_thread = {
         let mut outputs = runtime.output_subscribe();
         let store = snapshots.clone();
+        let event_log = Arc::clone(&event_log);
         std::thread::Builder::new()
             .name("nv-api-snapshots".into())
             .spawn(move || {
                 while let Some(o) = outputs.recv() {
                     store.record(&o);
+                    event_log.publish_output(&o);
                     // The engine carries the frame of every output with events.
                     if o.frame.is_some() && !o.events.is_empty() {
                         let _skipped_when_full = event_frames.try_send(o);
@@ -168,6 +175,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         events,
         streams: crate::api::StreamClients::new(config.api.max_stream_clients),
         event_snapshots,
+        event_log,
         zone_editors,
         cluster: cluster.as_ref().map(crate::cluster::Agent::store),
     };

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use nv_core::health::HealthEvent;
 use nv_core::id::FeedId;
-use nv_io::sync::Waiter;
+use nv_io::sync::{Ticker, Waiter};
 use nv_runtime::RuntimeHandle;
 
 use crate::sinks::SinkSet;
@@ -31,16 +31,12 @@ impl SinkMonitor {
         let stop = Waiter::new(false, runtime.clock().clone());
         let s = Arc::clone(&stop);
         let mut reported = Reported::new();
+        let mut ticker = Ticker::new(runtime.clock(), PERIOD);
         let thread = std::thread::Builder::new()
             .name("nv-sink-monitor".into())
             .spawn(move || loop {
-                {
-                    let deadline = runtime.clock().now() + PERIOD;
-                    let mut stopped = s.lock();
-                    s.wait_until(&mut stopped, Some(deadline), |stop| *stop);
-                    if *stopped {
-                        return;
-                    }
+                if ticker.wait(&s).is_none() {
+                    return;
                 }
                 for sink in sinks.built() {
                     for (feed_id, snap) in sink.stats().feeds() {

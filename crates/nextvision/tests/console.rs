@@ -3,25 +3,27 @@
 //! `chromium-driver`, installed by scripts/setup.sh).
 //!
 //! Set `NEXTVISION_SCREENSHOTS=DIR` to keep the browser test's screenshots (the ones in
-//! docs/console/ come from `NEXTVISION_SCREENSHOTS=docs/console`, run from the workspace
-//! root).
+//! docs/console/ come from `NEXTVISION_SCREENSHOTS=$PWD/docs/console`, run from the
+//! workspace root: tests run in the crate's directory, so a relative DIR lands there).
 #![allow(
     clippy::unwrap_used,
     reason = "test code: a failed unwrap is a failed test"
 )]
 
+#[path = "support/browser.rs"]
+mod browser;
+
 use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use fantoccini::{Client, Locator};
+use browser::{js, requests, screenshot, until, Driver, DEADLINE};
+use fantoccini::Locator;
 use nv_test_util::daemon::Daemon;
 use serde_json::{json, Value};
 
 const TOKEN: &str = "console-token-0123456789";
 const WRONG_TOKEN: &str = "not-the-token-at-all";
-const DEADLINE: Duration = Duration::from_secs(60);
 
 fn start(dir: &Path, max_stream_clients: usize) -> Daemon {
     let clip = dir.join("clip.mp4");
@@ -388,130 +390,6 @@ fn annotated_snapshots_mjpeg_and_event_snapshots_over_http() {
     assert!(sinks[0]["delivered"].is_u64() && sinks[0]["failed"].is_u64());
 }
 
-/// chromedriver on a port the OS picks; killed on drop.
-struct Driver {
-    child: Child,
-    url: String,
-}
-
-impl Driver {
-    fn start() -> Self {
-        let mut child = Command::new("chromedriver")
-            .arg("--port=0")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot run chromedriver ({e}): scripts/setup.sh installs chromium-driver")
-            });
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let port = loop {
-            let line = lines.next().expect("chromedriver exited").unwrap();
-            if let Some(rest) = line.split_once("started successfully on port ") {
-                break rest.1.trim_end_matches('.').to_owned();
-            }
-        };
-        // Keep draining its output so it never blocks on a full pipe.
-        std::thread::Builder::new()
-            .name("chromedriver-log".into())
-            .spawn(move || lines.for_each(drop))
-            .unwrap();
-        Self {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        }
-    }
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _killed = self.child.kill();
-        let _reaped = self.child.wait();
-    }
-}
-
-async fn browser(driver: &Driver) -> Client {
-    let caps = json!({
-        "browserName": "chrome",
-        "goog:chromeOptions": {
-            "binary": "/usr/bin/chromium",
-            "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
-                     "--disable-dev-shm-usage", "--window-size=1280,900"],
-        },
-        // Every request the browser makes, with its URL and headers.
-        "goog:loggingPrefs": { "performance": "ALL" },
-    });
-    let Value::Object(caps) = caps else {
-        unreachable!()
-    };
-    fantoccini::ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-        .capabilities(caps)
-        .connect(&driver.url)
-        .await
-        .unwrap()
-}
-
-/// Evaluates a JS expression in the page.
-async fn js(c: &Client, expr: &str) -> Value {
-    c.execute(&format!("return ({expr});"), vec![])
-        .await
-        .unwrap()
-}
-
-/// Polls a JS condition in the page until it is true.
-async fn until(c: &Client, what: &str, expr: &str) {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        if js(c, expr).await == json!(true) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what} ({expr})"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn screenshot(c: &Client, name: &str) {
-    let png = c.screenshot().await.unwrap();
-    assert!(png.starts_with(b"\x89PNG"));
-    if let Some(dir) = std::env::var_os("NEXTVISION_SCREENSHOTS") {
-        let dir = PathBuf::from(dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join(name), png).unwrap();
-    }
-}
-
-/// `(url, authorization header)` of every request in the browser's performance log
-/// since the last call.
-async fn requests(c: &Client, driver: &Driver) -> Vec<(String, Option<String>)> {
-    let sid = c.session_id().await.unwrap().unwrap();
-    let mut resp = agent()
-        .post(&format!("{}/session/{sid}/se/log", driver.url))
-        .header("Content-Type", "application/json")
-        .send(r#"{"type":"performance"}"#)
-        .unwrap();
-    let log: Value = serde_json::from_reader(resp.body_mut().as_reader()).unwrap();
-    let mut out = Vec::new();
-    for entry in log["value"].as_array().unwrap() {
-        let msg: Value = serde_json::from_str(entry["message"].as_str().unwrap()).unwrap();
-        if msg["message"]["method"] == "Network.requestWillBeSent" {
-            let req = &msg["message"]["params"]["request"];
-            let auth = req["headers"]
-                .as_object()
-                .and_then(|h| {
-                    h.iter()
-                        .find(|(k, _)| k.eq_ignore_ascii_case("authorization"))
-                })
-                .and_then(|(_, v)| v.as_str())
-                .map(str::to_owned);
-            out.push((req["url"].as_str().unwrap().to_owned(), auth));
-        }
-    }
-    out
-}
-
 /// The `frameSeq` of a tile's image (the newest frame it shows).
 fn tile_seq(feed: &str) -> String {
     format!("Number((document.querySelector('li.tile[data-feed=\"{feed}\"] img') || {{dataset: {{}}}}).dataset.frameSeq || -1)")
@@ -523,7 +401,7 @@ async fn console_in_headless_chromium() {
     let daemon = start(dir.path(), 8);
     let base = daemon.base().to_owned();
     let driver = Driver::start();
-    let c = browser(&driver).await;
+    let c = browser::browser(&driver).await;
     c.goto(&format!("{base}/")).await.unwrap();
 
     // The daemon wants a token: a wrong one is refused, the right one logs in.

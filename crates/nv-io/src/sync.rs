@@ -156,6 +156,43 @@ impl<T: Send + 'static> OneShot<T> {
     }
 }
 
+/// A fixed-period schedule on the injected clock for a thread that also waits for a stop flag.
+///
+/// The first tick is fixed when the ticker is made, on the thread that spawns the periodic
+/// one, and each later tick counts from the time the previous tick was read. A deadline
+/// computed by the periodic thread itself ("now + period" at the top of its loop) would be
+/// pushed past a simulated clock's advance whenever that thread started, or finished its
+/// previous tick, after the advance: it would then sleep until an advance that never comes.
+#[derive(Debug)]
+pub struct Ticker {
+    next: MonotonicTs,
+    period: std::time::Duration,
+}
+
+impl Ticker {
+    pub fn new(clock: &SharedClock, period: std::time::Duration) -> Self {
+        Self {
+            next: clock.now() + period,
+            period,
+        }
+    }
+
+    /// Blocks until the next tick or until `stop` holds. Returns the clock time of the tick,
+    /// or `None` once stopped.
+    pub fn wait(&mut self, stop: &Waiter<bool>) -> Option<MonotonicTs> {
+        {
+            let mut stopped = stop.lock();
+            stop.wait_until(&mut stopped, Some(self.next), |s| *s);
+            if *stopped {
+                return None;
+            }
+        }
+        let now = stop.clock().now();
+        self.next = now + self.period;
+        Some(now)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,6 +227,35 @@ mod tests {
             .unwrap();
         let deadline = clock.now() + Duration::from_secs(3600);
         assert_eq!(slot.take_until(deadline), Some(7));
+        t.join().unwrap();
+    }
+
+    #[test]
+    fn ticker_sees_an_advance_made_before_its_thread_waits() {
+        let clock = ManualClock::new();
+        let shared: SharedClock = clock.clone();
+        let stop = Waiter::new(false, shared.clone());
+        let mut ticker = Ticker::new(&shared, Duration::from_millis(250));
+        // The advance lands before the periodic thread has started to wait.
+        clock.advance(Duration::from_secs(2));
+        let (tx, rx) = std::sync::mpsc::sync_channel(2);
+        let waiting = Arc::clone(&stop);
+        let t = std::thread::Builder::new()
+            .name("ticker".into())
+            .spawn(move || {
+                tx.send(ticker.wait(&waiting)).unwrap();
+                // A second tick needs another advance past the period.
+                tx.send(ticker.wait(&waiting)).unwrap();
+            })
+            .unwrap();
+        let first = rx.recv_timeout(Duration::from_secs(20)).unwrap();
+        assert_eq!(first, Some(MonotonicTs::from_nanos(2_000_000_000)));
+        // Wait until the thread parks on the clock, then a short advance must not tick.
+        clock.advance(Duration::from_millis(100));
+        assert!(rx.try_recv().is_err(), "ticked before its period");
+        *stop.lock() = true;
+        stop.notify_all();
+        assert_eq!(rx.recv_timeout(Duration::from_secs(20)).unwrap(), None);
         t.join().unwrap();
     }
 }

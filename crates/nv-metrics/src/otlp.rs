@@ -7,7 +7,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use nv_core::clock::SharedClock;
-use nv_io::sync::Waiter;
+use nv_io::sync::{Ticker, Waiter};
 use nv_runtime::RuntimeHandle;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
@@ -151,14 +151,10 @@ impl OtlpExporter {
             .timeout_global(Some(Duration::from_secs(10)))
             .build()
             .into();
+        let mut ticker = Ticker::new(&clock, interval);
         let thread = std::thread::Builder::new().name("nv-otlp".into()).spawn(move || loop {
-            {
-                let deadline = clock.now() + interval;
-                let mut stopped = s.lock();
-                s.wait_until(&mut stopped, Some(deadline), |stop| *stop);
-                if *stopped {
-                    return;
-                }
+            if ticker.wait(&s).is_none() {
+                return;
             }
             let diag = runtime.diagnostics();
             let mut snap = Snapshot::new(&diag, &health);

@@ -11,7 +11,7 @@ use nv_core::clock::SharedClock;
 
 use crate::coalesce::Coalescers;
 use crate::feed::shared::FeedShared;
-use crate::sync::Waiter;
+use crate::sync::{Ticker, Waiter};
 
 /// How often the watchdog looks; stalls are reported within this of their timeout.
 const CHECK_PERIOD: Duration = Duration::from_millis(250);
@@ -33,19 +33,14 @@ impl Watchdog {
     ) -> std::io::Result<Self> {
         let stop = Waiter::new(false, clock.clone());
         let s = Arc::clone(&stop);
+        let mut ticker = Ticker::new(&clock, CHECK_PERIOD);
         let thread = std::thread::Builder::new()
             .name("nv-watchdog".into())
             .stack_size(64 * 1024)
             .spawn(move || loop {
-                let deadline = clock.now() + CHECK_PERIOD;
-                {
-                    let mut stopped = s.lock();
-                    s.wait_until(&mut stopped, Some(deadline), |stop| *stop);
-                    if *stopped {
-                        return;
-                    }
-                }
-                let now = clock.now();
+                let Some(now) = ticker.wait(&s) else {
+                    return;
+                };
                 coalescers.poll(now);
                 let mut feeds = watched.lock();
                 feeds.retain(|w| w.strong_count() > 0);

@@ -31,6 +31,7 @@ fn run_policy(
     let (clock, rt) = manual_runtime();
     let mut health = rt.health_subscribe();
     let gate = BlockingStage::new("gate");
+    let _unblock = gate.release_on_drop();
     let sink = CollectingSink::new();
     let spec = SyntheticSpec {
         fps: Some(10.0),

@@ -171,6 +171,7 @@ fn pending_stage_errors_leave_on_their_deadline_while_the_feed_runs() {
     let (clock, rt) = manual_runtime();
     let mut health = rt.health_subscribe();
     let gate = nv_test_util::BlockingStage::new("gate");
+    let _unblock = gate.release_on_drop();
     let failing = ScriptedStage::new("f")
         .then(Step::Err)
         .then(Step::Err)

@@ -422,6 +422,23 @@ impl BlockingStage {
         self.gate.0.lock().1 = true;
         self.gate.1.notify_all();
     }
+    /// Releases the gate when the guard drops, so a failed assertion unwinds through the
+    /// runtime's drop instead of leaving its worker blocked here. Declare it after the
+    /// runtime: locals drop in reverse order.
+    #[must_use = "the gate is released when the guard drops"]
+    pub fn release_on_drop(&self) -> ReleaseGuard {
+        ReleaseGuard(self.clone())
+    }
+}
+
+/// See [`BlockingStage::release_on_drop`].
+#[derive(Debug)]
+pub struct ReleaseGuard(BlockingStage);
+
+impl Drop for ReleaseGuard {
+    fn drop(&mut self) {
+        self.0.release();
+    }
 }
 
 impl Stage for BlockingStage {

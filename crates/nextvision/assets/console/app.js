@@ -10,6 +10,9 @@ const TOKEN_KEY = 'nextvision.token';
 const POLL_MS = 2000;
 const TILE_FRAME_MS = 500;
 const STAGE_KINDS = ['motion-detector', 'tracker', 'blob-detector', 'brightness', 'counter'];
+const EVENT_KINDS = ['zone_enter', 'zone_exit', 'zone_dwell', 'line_crossed', 'object_appeared', 'object_lost', 'camera_motion'];
+// Rows the event list shows (the newest; older ones leave as new ones come).
+const EVENT_ROWS = 100;
 
 // Everything a view started (timers, fetches, object URLs), undone when it is left.
 let scope = newScope();
@@ -463,13 +466,16 @@ async function feedView(name) {
   const none = h('div', { class: 'none' }, 'Waiting for a frame…');
   const info = h('p', { class: 'muted', 'aria-live': 'off' });
   const details = h('div');
+  const s = scope;
   setMain(
-    h('div', { class: 'bar' }, h('h1', {}, name), h('a', { href: '#/' }, 'All feeds')),
+    h('div', { class: 'bar' }, h('h1', {}, name),
+      h('a', { href: `#/events?feed=${encodeURIComponent(name)}` }, 'Events'), h('a', { href: '#/' }, 'All feeds')),
     h('div', { class: 'cols' },
-      h('section', { 'aria-label': 'Live view' }, h('div', { class: 'view' }, img, none), info),
+      h('div', {},
+        h('section', { 'aria-label': 'Live view' }, h('div', { class: 'view' }, img, none), info),
+        zoneEditor(name, () => s.refresh && s.refresh())),
       details));
   playStream(name, img, none, info);
-  const s = scope;
   const poll = async () => {
     if (!s.alive) return;
     try {
@@ -562,6 +568,406 @@ async function systemView() {
   poll();
 }
 
+// ---- events ----
+
+function fmtWall(us) { return us ? new Date(us / 1000).toLocaleString() : 'time unknown'; }
+
+const ARROWS = { left_to_right: 'L→R', right_to_left: 'R→L' };
+
+// Event pictures, fetched with the token two at a time, only for rows on screen when
+// their turn comes (full frames; a busy daemon fires dozens of events a second, and rows
+// pushed off screen by newer ones are skipped until scrolled back to). A live event's
+// picture is drawn just after the event: it is asked for a second later, and once more
+// after a 404, before "no picture" is shown.
+function thumbLoader() {
+  const s = scope;
+  const queue = [];
+  let running = 0;
+  const onScreen = (el) => {
+    const r = el.getBoundingClientRect();
+    return r.bottom > -200 && r.top < innerHeight + 200;
+  };
+  const load = async (job) => {
+    const { id, img } = job;
+    if (!s.alive || !img.isConnected) return;
+    if (!onScreen(img)) { seen.observe(img); return; }
+    try {
+      const resp = await api(`/api/v1/events/${encodeURIComponent(id)}/snapshot.jpg`);
+      const u = blobUrl(s, await resp.blob());
+      if (!img.isConnected) { revoke(s, u); return; }
+      img.src = u;
+      img.dataset.url = u;
+      const link = h('a', { href: u, target: '_blank', rel: 'noopener', 'aria-label': 'Open the full frame' });
+      img.replaceWith(link);
+      link.append(img);
+    } catch (e) {
+      if (e.name === 'AbortError' || e.status === 401) return;
+      if (e.status === 404 && job.tries > 0) {
+        job.tries -= 1;
+        later(() => { queue.push(job); pump(); }, 1000);
+        return;
+      }
+      img.replaceWith(h('span', { class: 'none' }, 'no picture kept'));
+    }
+  };
+  const pump = () => {
+    while (running < 2 && queue.length) {
+      running += 1;
+      load(queue.shift()).finally(() => { running -= 1; pump(); });
+    }
+  };
+  const seen = new IntersectionObserver((entries) => {
+    for (const en of entries) {
+      if (!en.isIntersecting) continue;
+      seen.unobserve(en.target);
+      const job = en.target.job;
+      if (job.delay) later(() => { job.delay = false; queue.push(job); pump(); }, 1000);
+      else queue.push(job);
+    }
+    pump();
+  }, { rootMargin: '200px' });
+  s.controllers.add({ abort: () => seen.disconnect() });
+  const loader = (id, img, live) => { img.job = { id, img, tries: live ? 1 : 0, delay: live }; seen.observe(img); };
+  // A row leaving the list: the observer would otherwise keep it alive.
+  loader.forget = (img) => { if (img) seen.unobserve(img); };
+  return loader;
+}
+
+function eventRow(e, loadThumb, live) {
+  const img = h('img', { alt: `Frame of ${e.kind} on ${e.feed || 'feed ' + e.feed_id}` });
+  const place = e.line ? `${e.line} ${ARROWS[e.direction] || ''}`.trim() : e.zone;
+  const object = e.track_id === null || e.track_id === undefined ? null
+    : `track #${e.track_id} c${e.class_id}${e.confidence === null ? '' : ' ' + e.confidence.toFixed(2)}`;
+  const extra = e.dwell_millis ? `${(e.dwell_millis / 1000).toFixed(1)} s inside` : e.motion;
+  loadThumb(e.event_id, img, live);
+  return h('li', { class: 'event', 'data-kind': e.kind, 'data-event-id': e.event_id, 'data-live': live ? '1' : null },
+    h('div', { class: 'thumb' }, img),
+    h('div', {},
+      h('div', { class: 'head' }, h('strong', {}, e.kind.replace(/_/g, ' ')), h('span', { class: 'muted' }, fmtWall(e.wall_micros))),
+      h('div', {}, [e.feed || `feed ${e.feed_id}`, place, object, extra].filter(Boolean).join(' · '))));
+}
+
+// Server-Sent Events read from a fetch() body (EventSource cannot send the token header).
+async function readSse(resp, onMessage) {
+  const reader = resp.body.getReader();
+  const dec = new TextDecoder();
+  let buf = '';
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done || !scope.alive) return;
+      buf += dec.decode(value, { stream: true });
+      let end;
+      while ((end = buf.indexOf('\n\n')) >= 0) {
+        const m = { id: null, event: 'message', data: '' };
+        for (const line of buf.slice(0, end).split('\n')) {
+          const i = line.indexOf(':');
+          if (i <= 0) continue;
+          const [k, v] = [line.slice(0, i), line.slice(i + 1).trim()];
+          if (k === 'data') m.data += v;
+          else if (k === 'id' || k === 'event') m[k] = v;
+        }
+        buf = buf.slice(end + 2);
+        if (m.data) onMessage(m);
+      }
+    }
+  } finally {
+    reader.cancel().catch(() => {});
+  }
+}
+
+async function eventsView(params) {
+  const s = scope;
+  const filters = {};
+  for (const k of ['feed', 'kind', 'zone']) filters[k] = params.get(k) || '';
+  const opt = (v, text) => h('option', { value: v, selected: v === filters.kind }, text);
+  const feedSel = h('select', { name: 'feed', id: 'ev-feed' }, h('option', { value: '' }, 'all feeds'));
+  const form = h('form', { class: 'filters', 'aria-label': 'Event filters' },
+    h('label', { for: 'ev-feed' }, 'Feed'), feedSel,
+    h('label', { for: 'ev-kind' }, 'Kind'),
+    h('select', { name: 'kind', id: 'ev-kind' }, opt('', 'all kinds'), EVENT_KINDS.map((k) => opt(k, k.replace(/_/g, ' ')))),
+    h('label', { for: 'ev-zone' }, 'Zone or line'),
+    h('input', { name: 'zone', id: 'ev-zone', autocomplete: 'off', value: filters.zone }),
+    h('button', { type: 'submit' }, 'Filter'));
+  const apply = (ev) => {
+    if (ev) ev.preventDefault();
+    const q = new URLSearchParams();
+    for (const [k, v] of new FormData(form)) if (v) q.set(k, v);
+    location.hash = `#/events?${q}`;
+  };
+  form.addEventListener('submit', apply);
+  form.addEventListener('change', (ev) => { if (ev.target.tagName === 'SELECT') apply(); });
+  const status = h('span', { class: 'badge', 'data-slot': 'live' }, 'connecting');
+  const list = h('ul', { class: 'events', 'aria-label': 'Events', 'aria-live': 'off' });
+  const empty = h('p', { class: 'muted' }, 'No event yet.');
+  setMain(h('div', { class: 'bar' }, h('h1', {}, 'Events'), status), form, empty, list);
+  apiJson('/api/v1/feeds').then((feeds) => {
+    const names = feeds.map((f) => f.name);
+    if (filters.feed && !names.includes(filters.feed)) names.push(filters.feed);
+    feedSel.append(...names.map((n) => h('option', { value: n, selected: n === filters.feed }, n)));
+  }).catch(() => {});
+  const load = thumbLoader();
+  const query = (extra) => {
+    const q = new URLSearchParams(extra);
+    for (const [k, v] of Object.entries(filters)) if (v) q.set(k, v);
+    return q;
+  };
+  const trim = () => {
+    while (list.children.length > EVENT_ROWS) {
+      const img = list.lastChild.querySelector('img');
+      load.forget(img);
+      revoke(s, img?.dataset.url);
+      list.lastChild.remove();
+    }
+    empty.hidden = list.children.length > 0;
+  };
+  const setStatus = (text) => { status.textContent = text; status.className = `badge ${text === 'live' ? 'running' : 'paused'}`; };
+  // Lists the newest events, then follows the stream from the newest one listed.
+  const start = async () => {
+    if (!s.alive) return;
+    let after;
+    try {
+      const r = await apiJson(`/api/v1/events/recent?${query({ limit: EVENT_ROWS })}`);
+      if (!s.alive) return;
+      pending = [];
+      list.querySelectorAll('img').forEach((img) => { load.forget(img); revoke(s, img.dataset.url); });
+      list.replaceChildren(...r.events.map((e) => eventRow(e, load, false)));
+      trim();
+      after = r.last_seq;
+    } catch (e) {
+      if (e.name === 'AbortError' || e.status === 401) return;
+      setStatus('offline');
+      toast(`Events: ${e.message}`);
+      later(start, 3000);
+      return;
+    }
+    follow(after);
+  };
+  let pending = [];
+  const flush = () => {
+    const rows = pending.slice(-EVENT_ROWS).reverse().map((e) => eventRow(e, load, true));
+    pending = [];
+    list.prepend(...rows);
+    trim();
+  };
+  const follow = async (after) => {
+    let dropped = false;
+    try {
+      const resp = await api(`/api/v1/events/stream?${query({ after })}`, { stream: true });
+      setStatus('live');
+      await readSse(resp, (m) => {
+        if (m.event === 'dropped') { dropped = true; return; }
+        pending.push(JSON.parse(m.data));
+        if (m.id) after = Number(m.id);
+        // Shown twice a second at most, and only the newest rows: a busy daemon fires
+        // dozens of events a second, more than anyone reads or a page should redraw.
+        if (pending.length === 1) later(flush, 500);
+      });
+    } catch (e) {
+      if (e.name === 'AbortError' || e.status === 401) return;
+    }
+    if (!s.alive) return;
+    setStatus('reconnecting');
+    // Dropped as too slow: events were missed, so list again; otherwise resume.
+    later(dropped ? start : () => follow(after), 2000);
+  };
+  start();
+}
+
+// ---- zone and line editor ----
+
+// Draws on a still snapshot, in the frame's pixel space whatever size it is shown at;
+// every shape's points can also be typed (keyboard use). Applied through PUT zones,
+// which validates the whole set: its problems are listed next to the form.
+function zoneEditor(feedName, onApplied) {
+  const s = scope;
+  const path = `/api/v1/feeds/${encodeURIComponent(feedName)}`;
+  const body = h('div');
+  const openButton = h('button', { type: 'button', 'data-action': 'edit-zones' }, 'Edit zones and lines');
+  const panel = h('section', { class: 'panel', 'aria-label': 'Zone and line editor' }, h('h3', {}, 'Zone and line editor'), body);
+  body.append(openButton);
+  let W = 0, H = 0, config = null, shapes = [], drawing = null, drag = null;
+  const img = h('img', { alt: `Still frame of ${feedName} to draw on` });
+  const canvas = h('canvas', { 'aria-hidden': 'true' });
+  const hint = h('p', { class: 'muted', 'aria-live': 'polite', 'data-slot': 'hint' });
+  const rows = h('ul', { class: 'shapes', 'aria-label': 'Zones and lines' });
+  const problems = h('ul', { class: 'problems', role: 'alert' });
+  const ctx = canvas.getContext('2d');
+  const norm = ([x, y]) => [Math.round((x / W) * 1e4) / 1e4, Math.round((y / H) * 1e4) / 1e4];
+  const ptsText = (pts) => pts.map(([x, y]) => `${Math.round(x)},${Math.round(y)}`).join(' ');
+  const unique = (base) => {
+    let n = 1;
+    while (shapes.some((sh) => sh.name === `${base}-${n}`)) n += 1;
+    return `${base}-${n}`;
+  };
+
+  const redraw = () => {
+    ctx.clearRect(0, 0, W, H);
+    const px = W / (canvas.getBoundingClientRect().width || W);
+    ctx.lineWidth = 2.5 * px;
+    ctx.font = `${Math.round(13 * px)}px sans-serif`;
+    for (const sh of drawing ? [...shapes, drawing] : shapes) {
+      const color = sh.kind === 'zone' ? '#00beff' : '#ff3cc8';
+      ctx.strokeStyle = color;
+      ctx.fillStyle = color;
+      ctx.setLineDash(sh === drawing ? [6 * px, 4 * px] : []);
+      ctx.beginPath();
+      sh.pts.forEach(([x, y], i) => (i ? ctx.lineTo(x, y) : ctx.moveTo(x, y)));
+      if (sh.kind === 'zone' && sh !== drawing) ctx.closePath();
+      ctx.stroke();
+      for (const [x, y] of sh.pts) ctx.fillRect(x - 4 * px, y - 4 * px, 8 * px, 8 * px);
+      if (sh.pts.length && sh.name) ctx.fillText(sh.name, sh.pts[0][0] + 6 * px, sh.pts[0][1] - 6 * px);
+    }
+  };
+
+  const shapeRow = (sh) => {
+    const id = `pts-${shapes.indexOf(sh)}`;
+    const nameIn = h('input', { value: sh.name, 'aria-label': `Name of ${sh.kind} ${sh.name}`, 'data-field': 'name' });
+    const ptsIn = h('input', { id, value: ptsText(sh.pts), 'data-field': 'points', autocomplete: 'off' });
+    nameIn.addEventListener('change', () => { sh.name = nameIn.value.trim(); redraw(); });
+    ptsIn.addEventListener('change', () => {
+      const pts = ptsIn.value.trim().split(/\s+/).map((p) => p.split(',').map(Number));
+      const ok = pts.every((p) => p.length === 2 && p.every(Number.isFinite))
+        && (sh.kind === 'line' ? pts.length === 2 : pts.length >= 3);
+      // Marked here, listed at Apply (a list changing under the pointer moves buttons).
+      sh.bad = ok ? null : `${sh.name}: points must be ${sh.kind === 'line' ? 'two' : 'three or more'} x,y pairs in pixels`;
+      ptsIn.setAttribute('aria-invalid', String(!ok));
+      if (!ok) return;
+      sh.pts = pts;
+      redraw();
+    });
+    return h('li', { 'data-shape': sh.kind },
+      h('span', { class: 'badge' }, sh.kind), nameIn,
+      h('label', { for: id }, 'Points (x,y pixels)'), ptsIn,
+      h('button', {
+        type: 'button', class: 'danger', 'aria-label': `Delete ${sh.kind} ${sh.name}`,
+        // The row goes: the focus moves to the drawing buttons rather than the page.
+        onclick: () => { shapes.splice(shapes.indexOf(sh), 1); update(); body.querySelector('[data-action=draw-line]').focus(); },
+      }, 'Delete'));
+  };
+
+  const update = () => {
+    rows.replaceChildren(...shapes.map(shapeRow));
+    redraw();
+  };
+
+  const begin = (kind) => {
+    drawing = { kind, name: unique(kind), pts: [] };
+    hint.textContent = kind === 'line'
+      ? 'Click the line\u2019s start, then its end (crossings count left to right as seen from start to end).'
+      : 'Click the zone\u2019s corners; Finish zone (or click the first corner) closes it.';
+    redraw();
+  };
+
+  const finish = () => {
+    if (!drawing) return;
+    if (drawing.kind === 'zone' && drawing.pts.length < 3) { hint.textContent = 'A zone needs three corners or more.'; return; }
+    shapes.push(drawing);
+    hint.textContent = `${drawing.name} added; Apply to use it.`;
+    drawing = null;
+    update();
+  };
+
+  const toFrame = (ev) => {
+    const r = canvas.getBoundingClientRect();
+    const clamp = (v, max) => Math.min(max, Math.max(0, Math.round(v)));
+    return [clamp(((ev.clientX - r.left) * W) / r.width, W), clamp(((ev.clientY - r.top) * H) / r.height, H)];
+  };
+  const near = (a, b) => Math.hypot(a[0] - b[0], a[1] - b[1]) <= (12 * W) / (canvas.getBoundingClientRect().width || W);
+
+  canvas.addEventListener('pointerdown', (ev) => {
+    const p = toFrame(ev);
+    if (drawing) {
+      if (drawing.kind === 'zone' && drawing.pts.length >= 3 && near(p, drawing.pts[0])) { finish(); return; }
+      drawing.pts.push(p);
+      if (drawing.kind === 'line' && drawing.pts.length === 2) finish();
+      else redraw();
+      return;
+    }
+    // Not drawing: a corner or end near the pointer is dragged.
+    for (const sh of shapes) {
+      const i = sh.pts.findIndex((q) => near(p, q));
+      if (i >= 0) { drag = { sh, i }; canvas.setPointerCapture(ev.pointerId); return; }
+    }
+  });
+  canvas.addEventListener('pointermove', (ev) => {
+    if (!drag) return;
+    drag.sh.pts[drag.i] = toFrame(ev);
+    redraw();
+  });
+  canvas.addEventListener('pointerup', () => { if (drag) { drag = null; update(); } });
+
+  const applyEdit = async () => {
+    if (drawing) finish();
+    const bad = shapes.filter((sh) => sh.bad).map((sh) => h('li', {}, sh.bad));
+    if (bad.length) { problems.replaceChildren(...bad); return; }
+    const edit = {
+      zones: shapes.filter((sh) => sh.kind === 'zone').map((z) => ({ name: z.name, points: z.pts.map(norm) })),
+      lines: shapes.filter((sh) => sh.kind === 'line').map((l) => ({ name: l.name, from: norm(l.pts[0]), to: norm(l.pts[1]) })),
+      anchor: config.anchor,
+    };
+    if (config.dwell_threshold_secs !== null) edit.dwell_threshold_secs = config.dwell_threshold_secs;
+    problems.replaceChildren();
+    try {
+      const r = await apiJson(`${path}/zones`, { method: 'PUT', json: edit });
+      hint.textContent = r.applied ? 'Applied.' : 'Accepted; it applies at the feed\u2019s next frame.';
+      toast(`Zones of ${feedName} applied`);
+      onApplied();
+    } catch (e) {
+      if (e.status === 401) return;
+      const list = Array.isArray(e.details) && e.details.length ? e.details : [e.message];
+      problems.replaceChildren(...list.map((p) => h('li', {}, String(p))));
+    }
+  };
+
+  const open = async () => {
+    body.replaceChildren(h('p', { class: 'muted' }, 'Loading a frame…'));
+    try {
+      const [zones, resp] = await Promise.all([apiJson(`${path}/zones`), api(`${path}/snapshot.jpg`)]);
+      const url = blobUrl(s, await resp.blob());
+      img.src = url;
+      await img.decode();
+      if (!s.alive) return;
+      [W, H, config] = [img.naturalWidth, img.naturalHeight, zones];
+    } catch (e) {
+      if (e.name === 'AbortError' || e.status === 401) return;
+      body.replaceChildren(h('p', { class: 'error', role: 'alert' },
+        e.code === 'no_zones_stage' ? 'This feed has no zones stage to edit.' : e.message), openButton);
+      return;
+    }
+    canvas.width = W;
+    canvas.height = H;
+    shapes = [
+      ...config.zones.map((z) => ({ kind: 'zone', name: z.name, pts: z.points.map(([x, y]) => [x * W, y * H]) })),
+      ...config.lines.map((l) => ({ kind: 'line', name: l.name, pts: [l.from, l.to].map(([x, y]) => [x * W, y * H]) })),
+    ];
+    const button = (text, action, fn) => h('button', { type: 'button', 'data-action': action, onclick: fn }, text);
+    const addDefault = (kind) => {
+      const [x0, x1, y0, y1] = [W * 0.3, W * 0.7, H * 0.3, H * 0.7];
+      shapes.push({ kind, name: unique(kind), pts: kind === 'line' ? [[W / 2, H * 0.1], [W / 2, H * 0.9]] : [[x0, y0], [x1, y0], [x1, y1], [x0, y1]] });
+      update();
+      rows.lastChild.querySelector('[data-field=points]').focus();
+    };
+    body.replaceChildren(
+      h('div', { class: 'edit-stage', 'data-frame-size': `${W}x${H}` }, img, canvas),
+      hint,
+      h('div', { class: 'actions' },
+        button('Draw line', 'draw-line', () => begin('line')),
+        button('Draw zone', 'draw-zone', () => begin('zone')),
+        button('Finish zone', 'finish-zone', finish),
+        button('Add line', 'add-line', () => addDefault('line')),
+        button('Add zone', 'add-zone', () => addDefault('zone'))),
+      rows, problems,
+      h('div', { class: 'actions' },
+        button('Apply', 'apply-zones', applyEdit),
+        button('Close', 'close-editor', () => { drawing = null; body.replaceChildren(openButton); openButton.focus(); })));
+    hint.textContent = `Frame ${W}×${H} pixels. Draw on it, or add a shape and type its points.`;
+    update();
+  };
+  openButton.addEventListener('click', open);
+  return panel;
+}
+
 function showLogin(why) {
   endScope();
   document.getElementById('logout').hidden = true;
@@ -583,13 +989,14 @@ function render() {
   endScope();
   document.getElementById('logout').hidden = !token();
   const hash = location.hash || '#/';
-  const nav = hash.startsWith('#/system') ? 'system' : 'grid';
+  const nav = hash.startsWith('#/system') ? 'system' : (hash.startsWith('#/events') ? 'events' : 'grid');
   document.querySelectorAll('[data-nav]').forEach((a) => {
     if (a.dataset.nav === nav) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');
   });
   if (hash.startsWith('#/feed/')) return feedView(decodeURIComponent(hash.slice(7)));
   if (hash.startsWith('#/system')) return systemView();
+  if (hash.startsWith('#/events')) return eventsView(new URLSearchParams(hash.split('?')[1] || ''));
   return gridView();
 }
 
@@ -598,6 +1005,6 @@ document.addEventListener('DOMContentLoaded', () => {
     sessionStorage.removeItem(TOKEN_KEY);
     showLogin('Logged out.');
   });
-  window.addEventListener('hashchange', () => { render(); main().focus(); });
+  window.addEventListener('hashchange', () => { render(); main().focus({ preventScroll: true }); });
   render();
 });

@@ -6,6 +6,8 @@
 //! cannot disturb running feeds.
 
 mod annotate;
+pub mod event_list;
+mod event_routes;
 pub mod event_snapshots;
 pub mod events;
 mod font;
@@ -51,6 +53,8 @@ pub struct AppState {
     /// Running MJPEG streams, against `api.max_stream_clients`.
     pub streams: Arc<StreamClients>,
     pub event_snapshots: Arc<event_snapshots::EventSnapshots>,
+    /// Recent perception events and their stream clients.
+    pub event_log: Arc<event_list::EventLog>,
     /// Run-time zone and line edits, by feed name.
     pub zone_editors: Arc<crate::zone_edit::ZoneEditors>,
     /// The fleet's store, in cluster mode.
@@ -193,6 +197,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/feeds/{id}/snapshot.jpg", get(snapshot_jpeg))
         .route("/api/v1/feeds/{id}/stream.mjpeg", get(stream::mjpeg))
         .route("/api/v1/events/{id}/snapshot.jpg", get(event_snapshot))
+        .route("/api/v1/events/recent", get(event_routes::recent))
+        .route("/api/v1/events/stream", get(event_routes::stream))
         .route("/api/v1/feeds/{id}/overlay", get(feed_overlay))
         .route("/api/v1/sinks", get(list_sinks))
         .route("/api/v1/cluster", get(cluster_status))

@@ -97,6 +97,19 @@ pub struct ApiSection {
     pub event_snapshots: usize,
     #[serde(default = "d_event_snapshot_bytes")]
     pub event_snapshot_bytes: usize,
+    /// Perception events kept for `/api/v1/events/recent` (the oldest go first).
+    #[serde(default = "d_recent_events")]
+    pub recent_events: usize,
+    /// Most concurrent `/api/v1/events/stream` clients; more are answered 503.
+    #[serde(default = "d_event_stream_clients")]
+    pub max_event_stream_clients: usize,
+}
+
+fn d_recent_events() -> usize {
+    1000
+}
+fn d_event_stream_clients() -> usize {
+    64
 }
 
 fn d_stream_clients() -> usize {
@@ -132,6 +145,8 @@ impl Default for ApiSection {
             stream_max_fps: d_stream_fps(),
             event_snapshots: d_event_snapshots(),
             event_snapshot_bytes: d_event_snapshot_bytes(),
+            recent_events: d_recent_events(),
+            max_event_stream_clients: d_event_stream_clients(),
         }
     }
 }
@@ -640,6 +655,22 @@ fn check_api(c: &mut Checker<'_>, api: &ApiSection) {
         api.event_snapshot_bytes,
         0,
         4 << 30,
+    );
+    check_range(
+        c,
+        &at("recent_events"),
+        "api.recent_events",
+        api.recent_events,
+        1,
+        100_000,
+    );
+    check_range(
+        c,
+        &at("max_event_stream_clients"),
+        "api.max_event_stream_clients",
+        api.max_event_stream_clients,
+        0,
+        1024,
     );
     if !c.unresolved(&api.listen) && api.listen.parse::<SocketAddr>().is_err() {
         c.push_at(
