@@ -122,7 +122,10 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
                 cl,
                 runtime.handle(),
                 Arc::clone(&sinks),
-                Arc::clone(&zone_editors),
+                crate::cluster::ApiViews {
+                    zone_editors: Arc::clone(&zone_editors),
+                    snapshots: snapshots.clone(),
+                },
             )?;
             (Vec::new(), Some(agent))
         }
@@ -131,8 +134,8 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             None,
         ),
     };
-    // The zones and lines drawn on each feed's snapshots (feeds a cluster assigns later
-    // are drawn without them).
+    // The zones and lines drawn on each feed's snapshots (the cluster agent sets them for
+    // the feeds it starts).
     for feed in &feeds {
         if let Some(spec) = config.feeds.iter().find(|f| f.section.name == feed.name()) {
             snapshots.set_overlay(

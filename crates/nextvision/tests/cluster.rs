@@ -408,10 +408,16 @@ fn fleet_edits_through_any_node_reach_the_owner() {
     assert_eq!(send("PUT", &url("/cam-zone/zones"), Some(bad)), 400);
     let edit = r#"{"zones": [{"name": "gate", "points": [[0.5, 0.5], [1.0, 0.5], [1.0, 1.0]]}], "lines": [{"name": "kerb", "from": [0.0, 0.9], "to": [1.0, 0.9]}]}"#;
     assert_eq!(send("PUT", &url("/cam-zone/zones"), Some(edit)), 202);
+    let overlay_url = format!("{}/api/v1/feeds/cam-zone/overlay", owner.base());
+    assert_eq!(get_json(&overlay_url)["zones"][0]["name"], "door");
     wait_until("the owner to apply the zone edit", TIMEOUT, || {
         let z = get_json(&zones_url);
         z["zones"][0]["name"] == "gate" && z["lines"][0]["name"] == "kerb"
     });
+    // What snapshots and streams draw follows.
+    let overlay = get_json(&overlay_url);
+    assert_eq!(overlay["zones"][0]["name"], "gate", "{overlay}");
+    assert_eq!(overlay["lines"][0]["name"], "kerb", "{overlay}");
     assert_eq!(
         feed_on(owner, "cam-zone").unwrap()["id"],
         zone_id,

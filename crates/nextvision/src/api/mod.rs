@@ -32,7 +32,7 @@ use nv_metrics::HealthCounters;
 use nv_runtime::RuntimeHandle;
 use serde_json::{json, Value};
 
-pub use snapshot::{overlay_of, SnapshotStore};
+pub use snapshot::{overlay_of, overlay_of_zones, SnapshotStore};
 pub use stream::StreamClients;
 
 use crate::config::Config;
@@ -429,7 +429,7 @@ async fn put_zones(
     let current = editor.current();
     // Snapshots and streams draw the zones and lines now in force.
     s.snapshots
-        .set_overlay(feed.id(), feed.name(), snapshot::overlay_of_zones(&current));
+        .set_overlay(feed.id(), feed.name(), overlay_of_zones(&current));
     let mut v = crate::zone_edit::to_json(&current);
     v["applied"] = json!(applied);
     v["edit"] = json!(edit);

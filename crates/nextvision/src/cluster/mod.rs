@@ -68,8 +68,15 @@ struct Ctx {
     reporter: Arc<Reporter>,
     /// The spec (without its pause marker) of each feed running here.
     specs: parking_lot::Mutex<BTreeMap<String, serde_json::Value>>,
-    /// The `zones` stages' editors of the feeds running here (the API's registry).
-    zone_editors: Arc<crate::zone_edit::ZoneEditors>,
+    views: ApiViews,
+}
+
+/// What the daemon's API keeps per feed, filled in for the feeds the cluster runs here.
+pub struct ApiViews {
+    /// The `zones` stages' editors (GET zones answers from them).
+    pub zone_editors: Arc<crate::zone_edit::ZoneEditors>,
+    /// The zones and lines drawn on snapshots and streams.
+    pub snapshots: crate::api::SnapshotStore,
 }
 
 impl Agent {
@@ -81,7 +88,7 @@ impl Agent {
         cl: &ClusterSection,
         runtime: RuntimeHandle,
         sinks: Arc<SinkSet>,
-        zone_editors: Arc<crate::zone_edit::ZoneEditors>,
+        views: ApiViews,
     ) -> anyhow::Result<Self> {
         let kv = Arc::new(open_store(cl)?);
         let publisher = output::publisher(cl)?;
@@ -109,7 +116,7 @@ impl Agent {
             fenced: Arc::clone(&fenced_outputs),
             reporter: Arc::clone(&reporter),
             specs: parking_lot::Mutex::default(),
-            zone_editors,
+            views,
         };
         let (stop, stopped) = mpsc::sync_channel(1);
         let thread = std::thread::Builder::new()
@@ -260,16 +267,18 @@ fn apply_in_place(actions: &[Action], ctx: &Ctx) -> std::collections::BTreeSet<S
             continue;
         };
         if old_zones != new_zones {
-            let editor = ctx.zone_editors.get(feed);
+            let editor = ctx.views.zone_editors.get(feed);
             let parsed = new_zones.map(crate::zone_edit::parse);
             match (editor, parsed) {
                 (Some(editor), Some(Ok(config))) => {
                     let detail = crate::zone_edit::describe(&config);
+                    let overlay = crate::api::overlay_of_zones(&config);
                     if let Err(e) = editor.submit(config) {
                         tracing::warn!(feed = %feed, "cluster: zone edit refused: {}", nv_core::error::cause_chain(&e));
                         continue;
                     }
                     h.report_config_changed(detail);
+                    ctx.views.snapshots.set_overlay(h.id(), feed, overlay);
                 }
                 // Not an edit the stage can take: restart with the new spec.
                 _ => continue,
@@ -300,12 +309,13 @@ fn apply(actions: &[Action], ctx: &Ctx) -> Vec<String> {
                     respecced.insert(feed.clone());
                 }
                 ctx.specs.lock().remove(feed);
-                ctx.zone_editors.forget(feed);
+                ctx.views.zone_editors.forget(feed);
                 if let Some(id) = ctx.running.lock().remove(feed) {
                     tracing::info!(feed = %feed, cause = cause.as_str(), "cluster: stopping feed");
                     if let Err(e) = ctx.runtime.remove_feed(id) {
                         tracing::warn!(feed = %feed, "cluster: stopping feed: {}", nv_core::error::cause_chain(&e));
                     }
+                    ctx.views.snapshots.forget(id);
                 }
             }
             Action::Start {
@@ -407,12 +417,15 @@ fn start_feed(
     let factory: nv_runtime::SinkFactory = Box::new(move || wrap(factory(), None, None));
     // Zone edits of a cluster-run feed come through the bucket's spec (see
     // `apply_in_place`); its editor is registered for the API's reads.
-    let stages = crate::assemble::stages(&spec, &ctx.zone_editors)?;
+    let stages = crate::assemble::stages(&spec, &ctx.views.zone_editors)?;
     let fc = crate::assemble::feed_config(&spec, stages, sink, Some(factory))?;
     let handle = runtime.add_feed(fc)?;
     if paused {
         handle.pause()?;
     }
+    ctx.views
+        .snapshots
+        .set_overlay(handle.id(), name, crate::api::overlay_of(&spec.stages));
     ctx.specs.lock().insert(name.to_owned(), plain);
     Ok(handle.id())
 }
