@@ -181,6 +181,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         event_log,
         zone_editors,
         cluster: cluster.as_ref().map(crate::cluster::Agent::store),
+        cluster_node: cluster.as_ref().map(crate::cluster::Agent::counters),
     };
     let tokio_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

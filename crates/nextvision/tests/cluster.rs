@@ -177,6 +177,12 @@ fn two_daemons_split_feeds_fail_over_on_sigkill_and_release_on_sigterm() {
         })
     });
 
+    let counted = get_json(&format!("{}/api/v1/cluster", b.base()))["this_node"].clone();
+    assert_eq!(counted["node"], "node-b", "{counted}");
+    assert!(
+        counted["handovers_reported"].as_u64().unwrap() >= a_feeds.len() as u64,
+        "{counted}"
+    );
     let status = b.stop_with("TERM");
     assert!(status.success(), "graceful stop: {status}");
     // The streams: every record fenced, none twice, owners never overlapping, every move

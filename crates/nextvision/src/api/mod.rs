@@ -59,6 +59,8 @@ pub struct AppState {
     pub zone_editors: Arc<crate::zone_edit::ZoneEditors>,
     /// The fleet's store, in cluster mode.
     pub cluster: Option<Arc<dyn nv_cluster::Kv>>,
+    /// This node's cluster counters, in cluster mode.
+    pub cluster_node: Option<crate::cluster::NodeCounters>,
 }
 
 /// An API error: HTTP status, stable code, human message (never credentials).
@@ -663,7 +665,17 @@ async fn cluster_status(State(s): State<AppState>) -> Result<Json<Value>, ApiErr
         .into_iter()
         .map(|r| json!({ "name": r.name, "owner": r.owner, "fence": r.fence, "assigned": r.assigned }))
         .collect();
-    Ok(Json(json!({ "nodes": nodes, "feeds": feeds })))
+    let this_node = s.cluster_node.as_ref().map(|c| {
+        json!({
+            "node": c.node,
+            "fenced_outputs": c.fenced_outputs.load(std::sync::atomic::Ordering::Relaxed),
+            "handovers_reported": c.handovers_reported.load(std::sync::atomic::Ordering::Relaxed),
+            "handover_reports_lost": c.handover_reports_lost.load(std::sync::atomic::Ordering::Relaxed),
+        })
+    });
+    Ok(Json(
+        json!({ "nodes": nodes, "feeds": feeds, "this_node": this_node }),
+    ))
 }
 
 /// Every sink built so far with its delivery figures.

@@ -39,6 +39,7 @@ pub struct Agent {
     fenced_outputs: Arc<AtomicU64>,
     kv: Arc<dyn Kv>,
     reporter: Arc<Reporter>,
+    node: String,
 }
 
 pub fn store_config(cl: &ClusterSection) -> NatsKvConfig {
@@ -52,6 +53,18 @@ pub fn store_config(cl: &ClusterSection) -> NatsKvConfig {
         lease_ttl: ttl,
         request_timeout: Duration::from_secs(5),
     }
+}
+
+/// What this node counted, shared with the API.
+#[derive(Clone, Debug)]
+pub struct NodeCounters {
+    pub node: String,
+    /// Outputs dropped because their feed's lease could no longer be proven.
+    pub fenced_outputs: Arc<AtomicU64>,
+    /// `cluster_handover` records published (feeds this node took over).
+    pub handovers_reported: Arc<AtomicU64>,
+    /// Handover reports lost (queue full, or the store never took them).
+    pub handover_reports_lost: Arc<AtomicU64>,
 }
 
 /// What the agent thread needs to start and stop feeds.
@@ -141,7 +154,18 @@ impl Agent {
             fenced_outputs,
             kv: kv_dyn,
             reporter,
+            node: cl.node.clone(),
         })
+    }
+
+    /// This node's counters (for the API's fleet view).
+    pub fn counters(&self) -> NodeCounters {
+        NodeCounters {
+            node: self.node.clone(),
+            fenced_outputs: Arc::clone(&self.fenced_outputs),
+            handovers_reported: Arc::clone(&self.reporter.reported),
+            handover_reports_lost: Arc::clone(&self.reporter.lost),
+        }
     }
 
     /// The fleet's store (for the API's read-only fleet view).
