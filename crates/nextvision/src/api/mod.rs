@@ -668,9 +668,9 @@ async fn cluster_status(State(s): State<AppState>) -> Result<Json<Value>, ApiErr
     let this_node = s.cluster_node.as_ref().map(|c| {
         json!({
             "node": c.node,
-            "fenced_outputs": c.fenced_outputs.load(std::sync::atomic::Ordering::Relaxed),
-            "handovers_reported": c.handovers_reported.load(std::sync::atomic::Ordering::Relaxed),
-            "handover_reports_lost": c.handover_reports_lost.load(std::sync::atomic::Ordering::Relaxed),
+            "fenced_outputs": c.fenced_outputs.load(Ordering::Relaxed),
+            "handovers_reported": c.handovers_reported.load(Ordering::Relaxed),
+            "handover_reports_lost": c.handover_reports_lost.load(Ordering::Relaxed),
         })
     });
     Ok(Json(
