@@ -108,6 +108,10 @@ pub struct Fence {
     token: u64,
     base: Instant,
     valid_until_nanos: AtomicU64,
+    /// Given up on purpose while still held (handed over, removed, drained): what was
+    /// produced before may still be delivered. A fence that expired or lost its lease
+    /// never is.
+    released: std::sync::atomic::AtomicBool,
 }
 
 impl Fence {
@@ -116,6 +120,7 @@ impl Fence {
             token,
             base,
             valid_until_nanos: AtomicU64::new(0),
+            released: std::sync::atomic::AtomicBool::new(false),
         };
         f.extend(valid_until);
         f
@@ -127,6 +132,15 @@ impl Fence {
     }
     fn revoke(&self) {
         self.valid_until_nanos.store(0, Ordering::Release);
+    }
+    fn release(&self) {
+        self.released.store(true, Ordering::Release);
+        self.revoke();
+    }
+    /// Whether records produced under this fence may still be delivered at `now`: the
+    /// lease is provably held, or was given up on purpose (not lost).
+    pub fn may_deliver(&self, now: Instant) -> bool {
+        self.released.load(Ordering::Acquire) || self.is_valid(now)
     }
     /// The fencing token to stamp on outputs (the lease's first revision).
     pub fn token(&self) -> u64 {
@@ -317,7 +331,7 @@ impl Member {
         self.accepting = false;
         let mut actions = Vec::new();
         for (feed, h) in std::mem::take(&mut self.held) {
-            h.fence.revoke();
+            h.fence.release();
             let _released = self.kv.delete(Bucket::Leases, &feed, h.revision);
             actions.push(Action::Stop {
                 feed,
@@ -345,7 +359,13 @@ impl Member {
 
     fn stop(&mut self, feed: String, cause: StopCause, actions: &mut Vec<Action>) {
         if let Some(h) = self.held.remove(&feed) {
-            h.fence.revoke();
+            match cause {
+                StopCause::Fenced | StopCause::LostLease => h.fence.revoke(),
+                StopCause::HandedOver
+                | StopCause::Removed
+                | StopCause::SpecChanged
+                | StopCause::Draining => h.fence.release(),
+            }
             // This node is the previous owner if it takes the feed again (a lease lost
             // to a slow store and taken back).
             self.seen.insert(
@@ -605,5 +625,76 @@ mod tests {
         kv.put(Bucket::Feeds, "cam", b"{\"v\": 2}").unwrap();
         tick_all(&mut nodes);
         assert!(nodes[i].refused().is_empty());
+    }
+}
+
+#[cfg(test)]
+mod fence_tests {
+    #![allow(clippy::unwrap_used, reason = "test code")]
+    use super::*;
+    use crate::kv::{MemKv, SimClock};
+
+    /// Records of a lease that ran out may not be delivered any more; records of a lease
+    /// given up on purpose (drain, handover) may, after the fence stopped new ones.
+    #[test]
+    fn an_expired_fence_withholds_delivery_a_released_one_does_not() {
+        let clock = SimClock::new();
+        let ttl = Duration::from_secs(3);
+        let kv: Arc<dyn Kv> = Arc::new(MemKv::new(clock.clone(), ttl, ttl));
+        kv.put(Bucket::Feeds, "a", b"{}").unwrap();
+        let c: Arc<dyn KvClock> = clock.clone();
+        let mut m = Member::new(Arc::clone(&kv), c, MemberConfig::new("n1", ttl));
+        let mut fence = None;
+        for _ in 0..6 {
+            clock.advance(ttl / 3);
+            for a in m.tick() {
+                if let Action::Start { fence: f, .. } = a {
+                    fence = Some(f);
+                }
+            }
+            if fence.is_some() {
+                break;
+            }
+        }
+        let fence = fence.unwrap();
+        assert!(fence.may_deliver(clock.now()));
+        // No renewal past the local deadline: expired, nothing more goes out.
+        clock.advance(ttl);
+        assert!(!fence.is_valid(clock.now()) && !fence.may_deliver(clock.now()));
+        let actions = m.tick();
+        assert!(actions.iter().any(|a| matches!(
+            a,
+            Action::Stop {
+                cause: StopCause::Fenced,
+                ..
+            }
+        )));
+        assert!(
+            !fence.may_deliver(clock.now()),
+            "a fenced lease stays withheld"
+        );
+
+        // Taken again (the store expired the old lease too, maybe in that same tick) and
+        // drained: released, so its last records may still go out.
+        let mut again = actions.into_iter().find_map(|a| match a {
+            Action::Start { fence: f, .. } => Some(f),
+            Action::Stop { .. } => None,
+        });
+        for _ in 0..6 {
+            if again.is_some() {
+                break;
+            }
+            clock.advance(ttl / 3);
+            for a in m.tick() {
+                if let Action::Start { fence: f, .. } = a {
+                    again = Some(f);
+                }
+            }
+        }
+        let again = again.unwrap();
+        assert!(again.token() > fence.token());
+        m.drain();
+        assert!(!again.is_valid(clock.now()));
+        assert!(again.may_deliver(clock.now()));
     }
 }

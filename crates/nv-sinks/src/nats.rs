@@ -37,10 +37,18 @@ use crate::template::{expand, EVENT_EVENTS, EVENT_OUTPUTS};
 #[derive(Debug)]
 struct Pending {
     feed: FeedId,
+    /// The feed's name and the record's fencing token, for the publish gate.
+    name: Option<Arc<str>>,
+    fence: Option<u64>,
     subject: String,
     key: String,
     payload: Vec<u8>,
 }
+
+/// Asked before each record is published, with the record's feed name and fencing token:
+/// false withholds it (counted as failed). A cluster node passes one that checks the
+/// feed's lease is still held, so records buffered while the lease ran out never go out.
+pub type PublishGate = Arc<dyn Fn(Option<&str>, Option<u64>) -> bool + Send + Sync>;
 
 impl Attributed for Pending {
     fn feed(&self) -> FeedId {
@@ -101,6 +109,15 @@ fn options(config: &NatsSinkConfig, delivery: &Delivery<Pending>, url: &str) -> 
 
 impl NatsSink {
     pub fn start(config: NatsSinkConfig, stats: SinkStats) -> Result<Self, SinkError> {
+        Self::start_gated(config, stats, None)
+    }
+
+    /// [`Self::start`] with a [`PublishGate`].
+    pub fn start_gated(
+        config: NatsSinkConfig,
+        stats: SinkStats,
+        gate: Option<PublishGate>,
+    ) -> Result<Self, SinkError> {
         config.validate()?;
         let max_in_flight = usize::from(config.max_in_flight);
         let delivery = Delivery::new(
@@ -152,6 +169,7 @@ impl NatsSink {
             js: config.jetstream.then_some(js),
             ack_timeout: config.ack_timeout(),
             redacted_url,
+            gate,
         };
         let driver = batch::spawn("nv-sink-nats", delivery.clone(), policy, transport)?;
         Ok(Self {
@@ -182,9 +200,12 @@ impl OutputSink for NatsSink {
         };
         let frames = named(&self.subject);
         let events = named(self.events_subject.as_deref().unwrap_or(&self.subject));
+        let (name, fence) = (output.feed_name.clone(), output.fence);
         self.delivery
             .emit_records(&output, self.records, |r| Pending {
                 feed,
+                name: name.clone(),
+                fence,
                 subject: match r.kind {
                     RecordKind::Frame => expand(&frames, feed.as_u64(), EVENT_OUTPUTS),
                     RecordKind::Event => expand(&events, feed.as_u64(), EVENT_EVENTS),
@@ -225,10 +246,17 @@ struct Nats {
     js: Option<jetstream::Context>,
     ack_timeout: Duration,
     redacted_url: String,
+    gate: Option<PublishGate>,
 }
 
 impl BatchTransport for Nats {
     type Record = Pending;
+
+    fn admit(&self, record: &Pending) -> bool {
+        self.gate
+            .as_ref()
+            .is_none_or(|gate| gate(record.name.as_deref(), record.fence))
+    }
 
     fn send(&mut self, batch: &[Arc<Pending>]) -> Attempt {
         let io = self.io.clone();

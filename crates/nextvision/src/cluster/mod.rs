@@ -82,6 +82,8 @@ struct Ctx {
     /// The spec (without its pause marker) of each feed running here.
     specs: parking_lot::Mutex<BTreeMap<String, serde_json::Value>>,
     views: ApiViews,
+    /// Every fence a feed started here got, for the publisher's gate.
+    fences: output::FenceRegistry,
 }
 
 /// What the daemon's API keeps per feed, filled in for the feeds the cluster runs here.
@@ -104,7 +106,8 @@ impl Agent {
         views: ApiViews,
     ) -> anyhow::Result<Self> {
         let kv = Arc::new(open_store(cl)?);
-        let publisher = output::publisher(cl)?;
+        let fences = output::FenceRegistry::default();
+        let publisher = output::publisher(cl, fences.clone())?;
         sinks.adopt(publisher.clone());
         seed_feeds(kv.as_ref(), file)?;
         let ttl = nv_core::limits::saturating_secs(cl.lease_ttl_secs);
@@ -130,6 +133,7 @@ impl Agent {
             reporter: Arc::clone(&reporter),
             specs: parking_lot::Mutex::default(),
             views,
+            fences,
         };
         let (stop, stopped) = mpsc::sync_channel(1);
         let thread = std::thread::Builder::new()
@@ -421,6 +425,7 @@ fn start_feed(
         spec.section.name
     );
     let (sink, factory) = ctx.sinks.feed_sink(&spec)?;
+    ctx.fences.insert(name, fence);
     let wrap = {
         let fence = Arc::clone(fence);
         let dropped = Arc::clone(&ctx.fenced);

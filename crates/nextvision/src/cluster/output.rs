@@ -70,8 +70,45 @@ pub fn ensure_streams(kv: &NatsKv, cl: &ClusterSection) -> Result<(), KvError> {
     )
 }
 
-/// The node's one JetStream publisher, shared by every feed it runs.
-pub fn publisher(cl: &ClusterSection) -> anyhow::Result<SharedSink> {
+/// Fences kept per feed for the publish gate: a record still buffered when its feed
+/// changed owner several times over is withheld.
+const FENCES_PER_FEED: usize = 4;
+
+/// The fences of the feeds this node ran lately, by feed name; the publisher's gate looks
+/// a record's fence up here right before publishing it.
+#[derive(Clone, Default)]
+pub struct FenceRegistry(
+    Arc<parking_lot::Mutex<std::collections::BTreeMap<String, Vec<Arc<Fence>>>>>,
+);
+
+impl FenceRegistry {
+    pub fn insert(&self, feed: &str, fence: &Arc<Fence>) {
+        let mut map = self.0.lock();
+        let list = map.entry(feed.to_owned()).or_default();
+        list.retain(|f| f.token() != fence.token());
+        list.push(Arc::clone(fence));
+        if list.len() > FENCES_PER_FEED {
+            list.remove(0);
+        }
+    }
+
+    /// Whether a record of `feed` stamped `token` may be published now: its lease is
+    /// still held, or was given up on purpose. Records without a feed name or token (not
+    /// produced by this node's cluster feeds) pass.
+    pub fn admits(&self, feed: Option<&str>, token: Option<u64>) -> bool {
+        let (Some(feed), Some(token)) = (feed, token) else {
+            return true;
+        };
+        self.0.lock().get(feed).is_some_and(|list| {
+            list.iter()
+                .any(|f| f.token() == token && f.may_deliver(Instant::now()))
+        })
+    }
+}
+
+/// The node's one JetStream publisher, shared by every feed it runs; it withholds records
+/// whose lease `fences` no longer proves.
+pub fn publisher(cl: &ClusterSection, fences: FenceRegistry) -> anyhow::Result<SharedSink> {
     let p = &cl.bucket_prefix;
     let mut config = NatsSinkConfig::new(cl.nats_urls.join(","));
     config.jetstream = true;
@@ -83,7 +120,9 @@ pub fn publisher(cl: &ClusterSection) -> anyhow::Result<SharedSink> {
         events: true,
     };
     let stats = SinkStats::new();
-    let sink = NatsSink::start(config, stats.clone()).context("cluster publisher")?;
+    let gate: nv_sinks::PublishGate = Arc::new(move |feed, token| fences.admits(feed, token));
+    let sink =
+        NatsSink::start_gated(config, stats.clone(), Some(gate)).context("cluster publisher")?;
     Ok(SharedSink::new("cluster", Box::new(sink), stats))
 }
 
