@@ -47,6 +47,10 @@ pub fn feed_config(
         // A stage that needs detections with none produced before it is a config error.
         .validation_mode(nv_perception::ValidationMode::Error)
         .boxed_output_sink(sink);
+    let (class_names, _checked_by_validation) = nv_stages::feed_class_names(&spec.stages);
+    if !class_names.is_empty() {
+        b = b.class_names(std::sync::Arc::new(class_names));
+    }
     if let Some(factory) = sink_factory {
         b = b.sink_factory(factory);
     }

@@ -16,6 +16,7 @@ mod docs;
 pub mod fuzz;
 #[cfg(test)]
 mod fuzz_drivers;
+mod health_sinks;
 mod media;
 #[cfg(all(test, feature = "model"))]
 mod model_once;

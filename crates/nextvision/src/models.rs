@@ -32,6 +32,14 @@ pub enum ModelsCommand {
         /// The catalog model converted to ONNX (see scripts/convert-person-onnx.sh).
         #[arg(long)]
         onnx: Option<std::path::PathBuf>,
+        /// After timing, run the frames again timing each tract operator and print the
+        /// operator kinds by time per frame (profiling adds a little overhead).
+        #[arg(long)]
+        profile: bool,
+        /// Also time the tract route as it was before 2026-12 (no depthwise bias fold, a
+        /// fresh run state per inference), interleaved frame by frame with the default.
+        #[arg(long)]
+        compare_before: bool,
     },
 }
 
@@ -76,7 +84,16 @@ pub fn run(cmd: &ModelsCommand) -> anyhow::Result<ExitCode> {
             frames,
             threads,
             onnx,
-        } => bench(&store, name, *frames, *threads, onnx.as_deref()),
+            profile,
+            compare_before,
+        } => bench(
+            &store,
+            name,
+            *frames,
+            *threads,
+            onnx.as_deref(),
+            (*profile, *compare_before),
+        ),
         ModelsCommand::Verify { name } => {
             let entries: Vec<_> = match name {
                 Some(n) => vec![nv_models::find(n).ok_or_else(|| {
@@ -140,6 +157,7 @@ fn bench(
     _frames: u32,
     _threads: u32,
     _onnx: Option<&std::path::Path>,
+    _options: (bool, bool),
 ) -> anyhow::Result<ExitCode> {
     anyhow::bail!("models bench {name}: this nextvision was built without the `model` feature")
 }
@@ -151,6 +169,7 @@ fn bench(
     frames: u32,
     threads: u32,
     onnx: Option<&std::path::Path>,
+    options: (bool, bool),
 ) -> anyhow::Result<ExitCode> {
     use nv_stages::model::{Backend, ModelFormat};
 
@@ -177,7 +196,7 @@ fn bench(
         }
     }
     for (label, config) in runs {
-        bench_one(&label, config, frames)?;
+        bench_one(&label, config, frames, options)?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -187,9 +206,20 @@ fn bench_one(
     label: &str,
     config: nv_stages::model::ModelDetectorConfig,
     frames: u32,
+    (profile, compare_before): (bool, bool),
 ) -> anyhow::Result<()> {
     use std::time::{Duration, Instant};
 
+    let mut before = if compare_before {
+        nv_stages::model::set_tract_rewrites(false);
+        let loaded = nv_stages::model::ModelDetector::new(config.clone());
+        nv_stages::model::set_tract_rewrites(true);
+        let mut d = loaded.context("loading the model")?;
+        d.set_reuse_state(false);
+        Some(d)
+    } else {
+        None
+    };
     let started = Instant::now();
     let mut detector = nv_stages::model::ModelDetector::new(config).context("loading the model")?;
     let load = started.elapsed();
@@ -209,15 +239,33 @@ fn bench_one(
     )?;
     for _ in 0..3 {
         detector.detect(&frame)?;
+        if let Some(b) = before.as_mut() {
+            b.detect(&frame)?;
+        }
     }
-    let mut times: Vec<Duration> = (0..frames.max(1))
-        .map(|_| {
-            let t = Instant::now();
-            detector.detect(&frame).map(|_| t.elapsed())
-        })
-        .collect::<Result<_, _>>()?;
-    times.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let mut times = Vec::new();
+    let mut fresh = Vec::new();
+    for _ in 0..frames.max(1) {
+        let t = Instant::now();
+        detector.detect(&frame)?;
+        times.push(t.elapsed());
+        if let Some(b) = before.as_mut() {
+            let t = Instant::now();
+            b.detect(&frame)?;
+            fresh.push(t.elapsed());
+        }
+    }
+    times.sort();
+    fresh.sort();
+    if !fresh.is_empty() {
+        println!(
+            "{label} as before (no depthwise bias fold, fresh run state; interleaved): \
+             min {:.1} ms, median {:.1} ms",
+            ms(fresh[0]),
+            ms(fresh[fresh.len() / 2]),
+        );
+    }
     let mean = times.iter().map(|d| ms(*d)).sum::<f64>() / times.len() as f64;
     println!(
         "{label} on {}: load {:.0} ms; per {w}x{h} frame over {} frames: min {:.1} ms, \
@@ -229,5 +277,27 @@ fn bench_one(
         ms(times[times.len() / 2]),
         ms(times[times.len() - 1]),
     );
+    if profile {
+        detector.set_profiling(true);
+        for _ in 0..frames.max(1) {
+            detector.detect(&frame)?;
+        }
+        let mut ops = detector.profile();
+        ops.sort_by_key(|o| std::cmp::Reverse(o.1));
+        let total: f64 = ops.iter().map(|o| ms(o.1)).sum();
+        println!(
+            "  operators, ms per frame (sum {:.1} ms):",
+            total / f64::from(frames.max(1))
+        );
+        for (op, time, evals) in ops {
+            println!(
+                "    {:>7.2} ms {:>5.1}%  {op} ({} per frame)",
+                ms(time) / f64::from(frames.max(1)),
+                100.0 * ms(time) / total.max(1e-9),
+                evals / frames.max(1),
+            );
+        }
+        detector.set_profiling(false);
+    }
     Ok(())
 }

@@ -188,6 +188,10 @@ pub fn run(args: &ProcessArgs) -> anyhow::Result<ExitCode> {
         .camera_mode(CameraMode::Fixed)
         .boxed_output_sink(sink)
         .lossless();
+    let (class_names, _checked_by_validation) = nv_stages::feed_class_names(&configs);
+    if !class_names.is_empty() {
+        b = b.class_names(Arc::new(class_names));
+    }
     let stages = match crate::registry::build_stages(&configs) {
         Ok(s) => s,
         Err(e) => {

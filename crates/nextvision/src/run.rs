@@ -108,6 +108,11 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             .context("snapshot thread")?
     };
     let sinks = Arc::new(crate::sinks::SinkSet::new(&config));
+    // Before any feed exists, so health sinks see every feed's first events.
+    sinks.build_health_sinks()?;
+    let health_sinks_thread =
+        crate::health_sinks::spawn(runtime.health_subscribe(), Arc::clone(&sinks))
+            .context("health sink thread")?;
     let monitor = crate::sink_monitor::SinkMonitor::start(runtime.handle(), Arc::clone(&sinks))
         .context("sink monitor")?;
     // Subscribed before the feeds start, so no feed can end unseen.
@@ -264,8 +269,11 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         // and close (the last feed is gone, so nothing writes to them any more).
         drop(tokio_rt);
         drop(monitor);
+        // The runtime closed its health stream: the thread delivers what it holds and ends.
+        let health_sinks_ok = health_sinks_thread.join().is_ok();
         drop(sinks);
-        if health_thread.join().is_err()
+        if !health_sinks_ok
+            || health_thread.join().is_err()
             || snapshot_thread.join().is_err()
             || event_thread.join().is_err()
             || events_thread.join().is_err()

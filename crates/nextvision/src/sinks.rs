@@ -102,4 +102,37 @@ impl SinkSet {
     pub fn built(&self) -> Vec<SharedSink> {
         self.built.lock().clone()
     }
+
+    /// Builds now every declared sink whose `records` names `health`, so that a
+    /// health-only sink no feed names receives health records too (from the first event).
+    pub fn build_health_sinks(&self) -> anyhow::Result<()> {
+        let health: Vec<String> = self
+            .declared
+            .iter()
+            .filter(|d| selects_health(&d.params))
+            .map(|d| d.name.clone())
+            .collect();
+        for name in health {
+            self.get(&name)?;
+        }
+        Ok(())
+    }
+
+    /// The built instances that take health records.
+    pub fn health_sinks(&self) -> Vec<SharedSink> {
+        self.built
+            .lock()
+            .iter()
+            .filter(|s| s.selects_health())
+            .cloned()
+            .collect()
+    }
+}
+
+/// Whether a declared sink's `records` names `health`.
+fn selects_health(params: &toml::Table) -> bool {
+    params
+        .get("records")
+        .and_then(toml::Value::as_array)
+        .is_some_and(|kinds| kinds.iter().any(|k| k.as_str() == Some("health")))
 }

@@ -180,6 +180,11 @@ fn scripted_geometry_gives_the_exact_events_and_counters() {
         .add_feed(
             FeedConfig::builder()
                 .name("yard".into())
+                .class_names(Arc::new({
+                    let mut names = nv_perception::ClassNames::new();
+                    names.insert(0, "person").unwrap();
+                    names
+                }))
                 .source(SourceSpec::file(&clip))
                 .camera_mode(CameraMode::Fixed)
                 .stage(TruthDetector(Arc::clone(&scenario)))
@@ -219,6 +224,10 @@ fn scripted_geometry_gives_the_exact_events_and_counters() {
     let dwell: Vec<_> = events.iter().filter_map(|e| e.dwell_millis).collect();
     assert_eq!(dwell, [966, 2300, 966]);
     assert!(events.iter().all(|e| e.feed.as_deref() == Some("yard")));
+    // Class names, with the id kept.
+    assert!(events
+        .iter()
+        .all(|e| e.class.as_deref() == Some("person") && e.class_id == Some(0)));
 
     nv_test_util::wait_until("feed finished", || !feed.is_alive());
     let diag = feed.diagnostics();
@@ -235,10 +244,10 @@ fn scripted_geometry_gives_the_exact_events_and_counters() {
         &nv_metrics::HealthCounters::default(),
     ));
     for line in [
-        r#"nv_feed_line_crossings_total{feed_id="1",feed="yard",line="gate",direction="left_to_right",class="0"} 1"#,
-        r#"nv_feed_line_crossings_total{feed_id="1",feed="yard",line="gate",direction="right_to_left",class="0"} 1"#,
-        r#"nv_feed_zone_occupancy{feed_id="1",feed="yard",zone="bench",class="0"} 1"#,
-        r#"nv_feed_zone_entries_total{feed_id="1",feed="yard",zone="bench",class="0"} 2"#,
+        r#"nv_feed_line_crossings_total{feed_id="1",feed="yard",line="gate",direction="left_to_right",class="person",class_id="0"} 1"#,
+        r#"nv_feed_line_crossings_total{feed_id="1",feed="yard",line="gate",direction="right_to_left",class="person",class_id="0"} 1"#,
+        r#"nv_feed_zone_occupancy{feed_id="1",feed="yard",zone="bench",class="person",class_id="0"} 1"#,
+        r#"nv_feed_zone_entries_total{feed_id="1",feed="yard",zone="bench",class="person",class_id="0"} 2"#,
         r#"nv_feed_events_total{feed_id="1",feed="yard",kind="zone_dwell"} 2"#,
     ] {
         assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
@@ -374,13 +383,16 @@ kind = "brightness"
         );
     }
     assert_eq!(analytics["zones"][0]["zone"], "bench");
+    // The motion detector's class, by name, with its id.
+    assert_eq!(analytics["zones"][0]["class"], "motion");
+    assert_eq!(analytics["zones"][0]["class_id"], 0);
     assert_eq!(analytics["zones"][0]["occupancy"], 1);
     assert_eq!(analytics["zones"][0]["entries"], 2);
     assert_eq!(analytics["events"]["zone_dwell"], 2);
     let metrics = get(&format!("{base}/metrics"));
     for line in [
-        r#"nv_feed_line_crossings_total{feed_id="1",feed="yard",line="gate",direction="left_to_right",class="0"} 1"#,
-        r#"nv_feed_zone_occupancy{feed_id="1",feed="yard",zone="bench",class="0"} 1"#,
+        r#"nv_feed_line_crossings_total{feed_id="1",feed="yard",line="gate",direction="left_to_right",class="motion",class_id="0"} 1"#,
+        r#"nv_feed_zone_occupancy{feed_id="1",feed="yard",zone="bench",class="motion",class_id="0"} 1"#,
     ] {
         assert!(
             metrics.lines().any(|l| l == line),
@@ -463,6 +475,10 @@ kind = "brightness"
         .map(|(k, t, f)| (k.to_owned(), Some(t), f)),
     );
     assert!(events.iter().all(|e| e.feed.as_deref() == Some("yard")));
+    // The motion detector's class, by name, with the id kept.
+    assert!(events
+        .iter()
+        .all(|e| e.class.as_deref() == Some("motion") && e.class_id == Some(0)));
     for expected in [
         "tracks: 3  events: 12",
         "events by kind: line_crossed 2, object_appeared 3, object_lost 2, zone_dwell 2, zone_enter 2, zone_exit 1",

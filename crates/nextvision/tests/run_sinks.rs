@@ -141,3 +141,79 @@ kind = "brightness"
         "{event}"
     );
 }
+
+/// A file sink with `records = ["health"]` that no feed names still receives every health
+/// record of the daemon, numbered, with the feed's name, valid against the shipped schema.
+#[test]
+fn health_only_sink_receives_the_daemon_health_records() {
+    let dir = std::env::temp_dir().join(format!("nv-run-health-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("health.jsonl");
+    if out.exists() {
+        std::fs::remove_file(&out).unwrap();
+    }
+    let config = format!(
+        r#"
+[api]
+listen = "127.0.0.1:0"
+
+[[sinks]]
+name = "ops"
+kind = "file"
+path = "{}"
+records = ["health"]
+
+[[feeds]]
+name = "lobby"
+source = "synthetic:64x48@30"
+[[feeds.stages]]
+kind = "brightness"
+"#,
+        out.display()
+    );
+    let path = dir.join("nextvision.toml");
+    std::fs::write(&path, config).unwrap();
+    let daemon = Daemon::run(Path::new(env!("CARGO_BIN_EXE_nextvision")), &path, &[]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !std::fs::read_to_string(&out).is_ok_and(|t| t.contains("\"feed_added\"")) {
+        assert!(Instant::now() < deadline, "no health record written");
+        // No event crosses the process boundary for "line written": poll the file.
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    daemon.stop();
+    let text = std::fs::read_to_string(&out).unwrap();
+    let records: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let schema: serde_json::Value = serde_json::from_str(nv_sinks::HEALTH_SCHEMA_V1).unwrap();
+    let validator = jsonschema::draft202012::new(&schema).unwrap();
+    for r in &records {
+        assert!(validator.is_valid(r), "{r:#}");
+    }
+    let first = &records[0];
+    assert_eq!(first["event"], "feed_added", "{first}");
+    assert_eq!(first["id"], 1);
+    assert_eq!(first["feed_id"], 1);
+    assert_eq!(first["feed"], "lobby");
+    assert_eq!(first["message"], "feed added: lobby");
+    let ids: Vec<u64> = records.iter().map(|r| r["id"].as_u64().unwrap()).collect();
+    assert_eq!(ids, (1..=records.len() as u64).collect::<Vec<_>>());
+    let run = first["idempotency_key"]
+        .as_str()
+        .unwrap()
+        .split(':')
+        .next()
+        .unwrap();
+    for r in &records {
+        assert_eq!(r["idempotency_key"], format!("{run}:health:{}", r["id"]));
+        if r["feed_id"] == 1 {
+            assert_eq!(r["feed"], "lobby", "{r}");
+        }
+    }
+    // The feed's end is written too: the thread drains after the runtime stopped.
+    assert!(
+        records.iter().any(|r| r["event"] == "feed_stopped"),
+        "{text}"
+    );
+}

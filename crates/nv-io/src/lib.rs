@@ -24,8 +24,8 @@ pub mod throttle;
 
 pub use counters::FeedCounters;
 pub use output::{
-    AdmissionSummary, NullSink, OutputEnvelope, OutputSink, Provenance, SharedOutput, SinkFactory,
-    StageProvenance, StageResult, ViewProvenance,
+    AdmissionSummary, HealthOutput, NullSink, OutputEnvelope, OutputSink, Provenance, SharedOutput,
+    SinkFactory, StageProvenance, StageResult, ViewProvenance,
 };
 pub use source::{
     FrameSink, PushOutcome, Source, SourceContext, SourceEnd, SourceFactory, SourceObserver,

@@ -8,7 +8,9 @@ use nv_core::id::{FeedId, StageId};
 use nv_core::metadata::TypedMetadata;
 use nv_core::time::{MonotonicTs, WallTs};
 use nv_frame::FrameEnvelope;
-use nv_perception::{DerivedSignal, DetectionSet, PerceptionEvent, SceneFeature, Track};
+use nv_perception::{
+    ClassNames, DerivedSignal, DetectionSet, PerceptionEvent, SceneFeature, Track,
+};
 use nv_view::{
     ContextValidity, EpochDecision, MotionSource, TransitionPhase, ViewEpoch, ViewVersion,
 };
@@ -105,6 +107,9 @@ pub struct OutputEnvelope {
     /// The feed's configured name, when it has one (outputs of named feeds carry it so
     /// sinks can address feeds by name).
     pub feed_name: Option<Arc<str>>,
+    /// Names of the class ids the feed's stages produce, when any are known (sinks,
+    /// metrics and snapshots label classes by name with it).
+    pub class_names: Option<Arc<ClassNames>>,
     pub frame_seq: u64,
     /// Media timestamp of the frame.
     pub ts: MonotonicTs,
@@ -139,6 +144,7 @@ impl OutputEnvelope {
         Self {
             feed_id,
             feed_name: None,
+            class_names: None,
             frame_seq,
             ts,
             wall_ts,
@@ -174,6 +180,30 @@ pub trait OutputSink: Send + 'static {
     fn may_block(&self) -> bool {
         true
     }
+    /// Whether this sink takes health records (the `health` record kind). The daemon
+    /// hands them to such sinks through [`emit_health`](Self::emit_health). Default `false`.
+    fn selects_health(&self) -> bool {
+        false
+    }
+    /// Delivers one health record. Called on the daemon's health thread, never on a feed's:
+    /// like `emit` it must return at once (a short write, or a push into the sink's bounded
+    /// buffer). Default: ignores it.
+    fn emit_health(&mut self, _health: &HealthOutput) {}
+}
+
+/// One health event encoded for the sinks that select the `health` record kind.
+#[derive(Clone, Debug)]
+pub struct HealthOutput {
+    /// The feed the event concerns; `None` for runtime-wide events.
+    pub feed_id: Option<FeedId>,
+    /// That feed's configured name, when known.
+    pub feed_name: Option<Arc<str>>,
+    /// The event's stable snake_case name (`feed_stopped`, ...).
+    pub event: &'static str,
+    /// Key unique per health record, also across runs (transports deduplicate on it).
+    pub key: String,
+    /// The record (health schema), compact JSON, no trailing newline.
+    pub json: Arc<[u8]>,
 }
 
 impl<F: FnMut(SharedOutput) + Send + 'static> OutputSink for F {

@@ -505,26 +505,37 @@ pub static METRICS: &[super::MetricDef] = &[
                 p.labelled(&[kind], *n as f64);
             }
         })),
-    row("nv_feed_zone_occupancy", Gauge, One, "Tracks inside a zone now, by class id.",
-        &["zone", "class"],
+    row("nv_feed_zone_occupancy", Gauge, One,
+        "Tracks inside a zone now, by class (its name when known, else its id) and class id.",
+        &["zone", "class", "class_id"],
         Read::Feed(|f, p| {
+            let names = f.class_names.as_deref();
+            let class_label = |id: u32| names.map_or_else(|| id.to_string(), |n| n.label(id).into_owned());
             for ((zone, class), c) in &f.analytics.zones {
-                p.labelled(&[zone, &class.to_string()], c.occupancy as f64);
+                p.labelled(&[zone, &class_label(*class), &class.to_string()], c.occupancy as f64);
             }
         })),
-    row("nv_feed_zone_entries_total", Counter, One, "Zone entries, by class id.",
-        &["zone", "class"],
+    row("nv_feed_zone_entries_total", Counter, One,
+        "Zone entries, by class (its name when known, else its id) and class id.",
+        &["zone", "class", "class_id"],
         Read::Feed(|f, p| {
+            let names = f.class_names.as_deref();
+            let class_label = |id: u32| names.map_or_else(|| id.to_string(), |n| n.label(id).into_owned());
             for ((zone, class), c) in &f.analytics.zones {
-                p.labelled(&[zone, &class.to_string()], c.entries as f64);
+                p.labelled(&[zone, &class_label(*class), &class.to_string()], c.entries as f64);
             }
         })),
     row("nv_feed_line_crossings_total", Counter, One,
-        "Line crossings, by direction (left_to_right, right_to_left) and class id.",
-        &["line", "direction", "class"],
+        "Line crossings, by direction (left_to_right, right_to_left), class (its name when known, else its id) and class id.",
+        &["line", "direction", "class", "class_id"],
         Read::Feed(|f, p| {
+            let names = f.class_names.as_deref();
+            let class_label = |id: u32| names.map_or_else(|| id.to_string(), |n| n.label(id).into_owned());
             for ((line, direction, class), n) in &f.analytics.lines {
-                p.labelled(&[line, direction.as_str(), &class.to_string()], *n as f64);
+                p.labelled(
+                    &[line, direction.as_str(), &class_label(*class), &class.to_string()],
+                    *n as f64,
+                );
             }
         })),
     // Stages.

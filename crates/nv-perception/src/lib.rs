@@ -2,6 +2,7 @@
 
 mod artifacts;
 mod batch;
+mod class;
 mod detection;
 mod event;
 mod pipeline;
@@ -12,6 +13,7 @@ mod track;
 
 pub use artifacts::{PerceptionArtifacts, StageControl, StageOutput, StageOutputBuilder};
 pub use batch::{BatchEntry, BatchProcessor};
+pub use class::{class_label, ClassNames};
 pub use detection::{Detection, DetectionBuilder, DetectionSet};
 pub use event::{CrossingDirection, EventKind, EventObject, PerceptionEvent};
 pub use pipeline::{

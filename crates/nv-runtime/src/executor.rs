@@ -78,6 +78,7 @@ pub(crate) struct Executor {
     feed_id: FeedId,
     /// Carried in every output (sinks address feeds by name).
     feed_name: Arc<str>,
+    class_names: Option<Arc<nv_perception::ClassNames>>,
     analytics: Arc<crate::feed::analytics::AnalyticsCounters>,
     stages: Vec<StageSlot>,
     view: ViewTracker,
@@ -212,6 +213,7 @@ impl Executor {
         Self {
             feed_id: p.feed.id,
             feed_name: Arc::from(p.feed.name.as_str()),
+            class_names: p.feed.class_names.clone(),
             analytics: Arc::clone(&p.feed.analytics),
             stages,
             view: p.view,
@@ -620,6 +622,7 @@ impl Executor {
         self.analytics.record(&artifacts.events);
         out.events = artifacts.events;
         out.feed_name = Some(Arc::clone(&self.feed_name));
+        out.class_names.clone_from(&self.class_names);
         out.metadata = artifacts.stage_artifacts;
         out.frame = frame_included.then_some(frame);
         out.admission = admission;

@@ -456,6 +456,7 @@ impl Inner {
         let shared = Arc::new(FeedShared {
             id,
             name,
+            class_names: config.class_names.clone(),
             source_redacted: config.source.redacted(),
             clock: self.clock.clone(),
             health: self.health.clone(),

@@ -43,6 +43,9 @@ pub struct EventRecord {
     /// The object's track; `null` for events about the whole picture.
     pub track_id: Option<u64>,
     pub class_id: Option<u32>,
+    /// The class's name, when the feed's stages name it (1.3); `null` otherwise.
+    #[serde(default)]
+    pub class: Option<String>,
     pub confidence: Option<f32>,
     /// Where the object was (normalised, current view).
     pub bbox: Option<BBoxRecord>,
@@ -105,6 +108,9 @@ impl EventRecord {
             },
             track_id: e.object.map(|o| o.track_id.as_u64()),
             class_id: e.object.map(|o| o.class_id),
+            class: e
+                .object
+                .and_then(|o| crate::schema::class_name(output, o.class_id)),
             confidence: e.object.map(|o| finite32(o.confidence)),
             bbox: e.object.map(|o| bbox(&o.bbox)),
             zone,

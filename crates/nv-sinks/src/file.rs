@@ -8,7 +8,7 @@ use std::time::Duration;
 use nv_core::clock::{SharedClock, SystemClock};
 use nv_core::time::MonotonicTs;
 
-use nv_io::{OutputSink, SharedOutput};
+use nv_io::{HealthOutput, OutputSink, SharedOutput};
 
 use crate::config::{FileSinkConfig, FsyncPolicy};
 use crate::error::SinkError;
@@ -228,6 +228,26 @@ impl OutputSink for FileSink {
                     self.stats.count(Fate::Failed, output.feed_id);
                     tracing::warn!(path = %self.config.path.display(), error = %e, "file sink: write failed");
                 }
+            }
+        }
+    }
+
+    fn selects_health(&self) -> bool {
+        self.config.records.health
+    }
+
+    fn emit_health(&mut self, health: &HealthOutput) {
+        if !self.config.records.health {
+            return;
+        }
+        let feed = crate::records::health_feed(health);
+        let record = crate::records::encode_health(health, &self.stats, true);
+        match self.write_line(&record.json) {
+            Ok(()) => self.stats.count(Fate::Delivered, feed),
+            Err(e) => {
+                self.writer = None;
+                self.stats.count(Fate::Failed, feed);
+                tracing::warn!(path = %self.config.path.display(), error = %e, "file sink: write failed");
             }
         }
     }

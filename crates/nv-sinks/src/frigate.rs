@@ -5,7 +5,7 @@
 //! | `<prefix>/available` | yes | `online` / `offline` (last will): the daemon as a whole |
 //! | `<prefix>/events` | no | one event record per message (`records` has `events`) |
 //! | `<prefix>/<feed>/frames` | no | one frame record per message (`records` has `frames`) |
-//! | `<prefix>/<feed>/<zone>/<class>` | yes | tracks of class id `<class>` inside `<zone>` now (an integer) |
+//! | `<prefix>/<feed>/<zone>/<class>` | yes | tracks of class `<class>` inside `<zone>` now (an integer); `<class>` is the class's name when the feed's stages name it (`person`), else its id |
 //! | `<prefix>/<feed>/state` | yes | JSON: the feed's zone occupancy and line counts, after each frame with events |
 //!
 //! Occupancy and counts are derived here from the events the sink receives (entries minus
@@ -50,13 +50,14 @@ pub(crate) fn feed_level(output: &OutputEnvelope) -> String {
         .map_or_else(|| output.feed_id.as_u64().to_string(), level)
 }
 
-/// Per-feed occupancy and line counts, from events.
+/// Per-feed occupancy and line counts, from events, keyed by class label (name or id:
+/// one per class id, so the series bound holds).
 #[derive(Debug, Default)]
 pub(crate) struct Layout {
     /// `(feed, zone, class)` -> tracks inside.
-    zones: BTreeMap<(String, String, u32), u64>,
+    zones: BTreeMap<(String, String, String), u64>,
     /// `(feed, line, direction, class)` -> crossings.
-    lines: BTreeMap<(String, String, CrossingDirection, u32), u64>,
+    lines: BTreeMap<(String, String, CrossingDirection, String), u64>,
 }
 
 impl Layout {
@@ -73,12 +74,16 @@ impl Layout {
         let feed = feed_level(output);
         let mut changed = Vec::new();
         for e in &output.events {
-            let class = e.object.map_or(0, |o| o.class_id);
+            let class = nv_perception::class_label(
+                output.class_names.as_deref(),
+                e.object.map_or(0, |o| o.class_id),
+            )
+            .into_owned();
             let (zone, delta) = match &e.kind {
                 EventKind::ZoneEnter { zone } => (zone, 1i8),
                 EventKind::ZoneExit { zone, .. } => (zone, -1),
                 EventKind::LineCrossed { line, direction } => {
-                    let key = (feed.clone(), line.to_string(), *direction, class);
+                    let key = (feed.clone(), line.to_string(), *direction, class.clone());
                     if self.lines.contains_key(&key) || self.series() < MAX_SERIES {
                         *self.lines.entry(key).or_default() += 1;
                     }
@@ -106,7 +111,7 @@ impl Layout {
                 let n = self.zones.get(&key).copied().unwrap_or(0);
                 let (feed, zone, class) = key;
                 Derived {
-                    topic: format!("{prefix}/{feed}/{}/{class}", level(&zone)),
+                    topic: format!("{prefix}/{feed}/{}/{}", level(&zone), level(&class)),
                     payload: n.to_string().into_bytes(),
                     retain: true,
                 }
@@ -127,7 +132,7 @@ impl Layout {
         for ((f, zone, class), n) in &self.zones {
             if f == feed {
                 let z = zones.entry(zone.clone()).or_insert_with(|| json!({}));
-                z[class.to_string()] = json!(n);
+                z[class.as_str()] = json!(n);
             }
         }
         let mut lines = serde_json::Map::new();
@@ -138,7 +143,7 @@ impl Layout {
                 if d.is_null() {
                     *d = json!({});
                 }
-                d[class.to_string()] = json!(n);
+                d[class.as_str()] = json!(n);
             }
         }
         json!({

@@ -328,3 +328,78 @@ pub fn health_record(event: &HealthEvent, id: Option<u64>, wall: WallTs) -> Valu
     record.insert("data".into(), data);
     Value::Object(record)
 }
+
+/// Most feed names a [`HealthEncoder`] remembers (a feed beyond it is written without name).
+const MAX_FEED_NAMES: usize = 65_536;
+
+/// Turns the runtime's health events into the records the sinks that select `health`
+/// receive: numbered from 1 in publication order (`id`), with the feed's name (`feed`,
+/// 1.3) learnt from its `feed_added` event, and an `idempotency_key` (1.3) unique also
+/// across runs (`"{run}:health:{id}"`, `run` 16 hex digits random per encoder) that
+/// JetStream's `Nats-Msg-Id` and Kafka's `nv-idempotency-key` carry too.
+#[derive(Debug)]
+pub struct HealthEncoder {
+    run: u64,
+    next_id: u64,
+    names: std::collections::HashMap<nv_core::FeedId, std::sync::Arc<str>>,
+}
+
+impl Default for HealthEncoder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl HealthEncoder {
+    pub fn new() -> Self {
+        use std::hash::{BuildHasher as _, Hasher as _};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u32(std::process::id());
+        if let Ok(since) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+            h.write_u128(since.as_nanos());
+        }
+        Self::with_run(h.finish())
+    }
+
+    /// An encoder whose keys start with `run` (tests pin it).
+    pub fn with_run(run: u64) -> Self {
+        Self {
+            run,
+            next_id: 1,
+            names: std::collections::HashMap::new(),
+        }
+    }
+
+    /// The next record, published at `wall`.
+    pub fn encode(&mut self, event: &HealthEvent, wall: WallTs) -> nv_io::HealthOutput {
+        let feed_id = event.feed_id();
+        if let (HealthEvent::FeedAdded { name, .. }, Some(id)) = (event, feed_id) {
+            if self.names.len() < MAX_FEED_NAMES || self.names.contains_key(&id) {
+                self.names.insert(id, std::sync::Arc::from(name.as_str()));
+            }
+        }
+        let feed_name = feed_id.and_then(|id| self.names.get(&id).cloned());
+        if let (HealthEvent::FeedRemoved { .. }, Some(id)) = (event, feed_id) {
+            self.names.remove(&id);
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        let key = format!("{:016x}:health:{id}", self.run);
+        let mut record = health_record(event, Some(id), wall);
+        if let Value::Object(map) = &mut record {
+            map.insert("feed".into(), json!(feed_name.as_deref()));
+            map.insert("idempotency_key".into(), json!(key));
+        }
+        nv_io::HealthOutput {
+            feed_id,
+            feed_name,
+            event: event.name(),
+            key,
+            // Events carry redacted URLs already; this guards the transports against a
+            // detail that slipped through (a backend's message quoting a URL).
+            json: nv_core::security::redact_urls_in_string(&record.to_string())
+                .into_bytes()
+                .into(),
+        }
+    }
+}

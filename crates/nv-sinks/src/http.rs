@@ -12,7 +12,7 @@ use std::time::Duration;
 use nv_core::clock::SystemClock;
 use nv_core::id::FeedId;
 use nv_core::security::{redact_url, sanitize_error_string};
-use nv_io::{OutputSink, SharedOutput};
+use nv_io::{HealthOutput, OutputSink, SharedOutput};
 
 use crate::backoff::Backoff;
 use crate::buffer::Attributed;
@@ -105,6 +105,21 @@ impl OutputSink for WebhookSink {
 
     fn flush(&mut self) {
         self.delivery.flush(self.flush_timeout);
+    }
+
+    fn selects_health(&self) -> bool {
+        self.records.health
+    }
+
+    fn emit_health(&mut self, health: &HealthOutput) {
+        if !self.records.health {
+            return;
+        }
+        let r = crate::records::encode_health(health, self.delivery.stats(), false);
+        self.delivery.push(Encoded {
+            feed: crate::records::health_feed(health),
+            json: r.json,
+        });
     }
 }
 

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use nv_core::clock::SystemClock;
 use nv_core::id::FeedId;
-use nv_io::{OutputSink, SharedOutput};
+use nv_io::{HealthOutput, OutputSink, SharedOutput};
 use parking_lot::Mutex;
 use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
@@ -35,7 +35,7 @@ use crate::delivery::{Delivery, Limits, Outcome, Ticket};
 use crate::error::SinkError;
 use crate::schema::SCHEMA_VERSION;
 use crate::stats::SinkStats;
-use crate::template::{expand, EVENT_OUTPUTS};
+use crate::template::{expand, expand_health};
 
 /// Header with the record's schema version (decimal).
 pub const HEADER_SCHEMA_VERSION: &str = "nv-schema-version";
@@ -122,6 +122,7 @@ pub struct KafkaSink {
     /// Held while taking and handing over, so records enter librdkafka in order.
     hand_over_lock: Arc<Mutex<()>>,
     topic: String,
+    records: crate::records::Records,
     flush_timeout: Duration,
     pump: Option<JoinHandle<()>>,
 }
@@ -191,6 +192,7 @@ impl KafkaSink {
             producer: Some(producer),
             hand_over_lock,
             topic: config.topic,
+            records: config.records,
             flush_timeout: Duration::from_millis(config.flush_timeout_ms),
             pump: Some(pump),
         })
@@ -254,25 +256,58 @@ fn pump(delivery: &Delivery<Pending>, producer: &Producer, lock: &Mutex<()>) {
     }
 }
 
-impl OutputSink for KafkaSink {
-    fn emit(&mut self, output: SharedOutput) {
-        let topic = &self.topic;
-        self.delivery.emit(&output, |record, payload| Pending {
-            feed: output.feed_id,
-            topic: expand(topic, record.feed_id, EVENT_OUTPUTS),
-            key: record.feed_id.to_string(),
-            idempotency_key: record.idempotency_key,
-            payload,
-        });
-        // Straight through if librdkafka has room; otherwise the pump retries.
+impl KafkaSink {
+    /// Straight through if librdkafka has room; otherwise the pump retries.
+    fn hand_over_now(&self) {
         if let Some(producer) = self.producer.as_deref() {
             let _order = self.hand_over_lock.lock();
             hand_over(&self.delivery, producer);
         }
     }
+}
+
+impl OutputSink for KafkaSink {
+    fn emit(&mut self, output: SharedOutput) {
+        let topic = &self.topic;
+        let feed = output.feed_id;
+        let buffered = self
+            .delivery
+            .emit_records(&output, self.records, |r| Pending {
+                feed,
+                topic: expand(topic, feed.as_u64(), r.kind.topic_event()),
+                key: feed.as_u64().to_string(),
+                idempotency_key: r.key,
+                payload: r.json,
+            });
+        if buffered {
+            self.hand_over_now();
+        }
+    }
 
     fn flush(&mut self) {
         self.delivery.flush(self.flush_timeout);
+    }
+
+    fn selects_health(&self) -> bool {
+        self.records.health
+    }
+
+    /// On `topic` with `{event}` = `health` and `{feed}` = the feed id or `runtime`; the
+    /// message key is the same (so a feed's health records share its partition).
+    fn emit_health(&mut self, health: &HealthOutput) {
+        if !self.records.health {
+            return;
+        }
+        let r = crate::records::encode_health(health, self.delivery.stats(), false);
+        let feed = health.feed_id.map(FeedId::as_u64);
+        self.delivery.push(Pending {
+            feed: crate::records::health_feed(health),
+            topic: expand_health(&self.topic, feed),
+            key: feed.map_or_else(|| crate::template::NO_FEED.to_owned(), |f| f.to_string()),
+            idempotency_key: r.key,
+            payload: r.json,
+        });
+        self.hand_over_now();
     }
 }
 

@@ -89,7 +89,7 @@ pub use config::{KafkaAcks, KafkaCompression, KafkaSinkConfig};
 pub use error::SinkError;
 pub use event::{EventRecord, EVENT_SCHEMA_V1};
 pub use file::FileSink;
-pub use health::{health_record, HEALTH_SCHEMA_V1, HEALTH_SCHEMA_VERSION};
+pub use health::{health_record, HealthEncoder, HEALTH_SCHEMA_V1, HEALTH_SCHEMA_VERSION};
 pub use http::WebhookSink;
 #[cfg(feature = "kafka")]
 pub use kafka::KafkaSink;

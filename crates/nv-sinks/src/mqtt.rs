@@ -18,7 +18,7 @@ use nv_core::clock::{SharedClock, SystemClock};
 use nv_core::id::FeedId;
 use nv_core::security::sanitize_error_string;
 use nv_io::sync::OneShot;
-use nv_io::{OutputSink, SharedOutput};
+use nv_io::{HealthOutput, OutputSink, SharedOutput};
 use parking_lot::Mutex;
 use rumqttc::{AsyncClient, Event, EventLoop, Incoming, LastWill, MqttOptions, Outgoing, QoS};
 use tokio::sync::Notify;
@@ -31,7 +31,7 @@ use crate::error::SinkError;
 use crate::records::RecordKind;
 use crate::stats::Fate;
 use crate::stats::SinkStats;
-use crate::template::{expand, EVENT_EVENTS, EVENT_OUTPUTS};
+use crate::template::{expand, expand_health, EVENT_HEALTH};
 
 const ONLINE: &str = "online";
 const OFFLINE: &str = "offline";
@@ -197,14 +197,7 @@ impl OutputSink for MqttSink {
                 .delivery
                 .emit_records(&output, self.records, |r| Pending {
                     feed,
-                    topic: expand(
-                        topic,
-                        feed.as_u64(),
-                        match r.kind {
-                            RecordKind::Frame => EVENT_OUTPUTS,
-                            RecordKind::Event => EVENT_EVENTS,
-                        },
-                    ),
+                    topic: expand(topic, feed.as_u64(), r.kind.topic_event()),
                     payload: r.json,
                     retain: false,
                 }),
@@ -217,6 +210,7 @@ impl OutputSink for MqttSink {
                         topic: match r.kind {
                             RecordKind::Frame => format!("{prefix}/{feed_level}/frames"),
                             RecordKind::Event => format!("{prefix}/events"),
+                            RecordKind::Health => format!("{prefix}/health"),
                         },
                         payload: r.json,
                         retain: false,
@@ -242,6 +236,31 @@ impl OutputSink for MqttSink {
 
     fn flush(&mut self) {
         self.link.delivery.flush(self.flush_timeout);
+    }
+
+    fn selects_health(&self) -> bool {
+        self.records.health
+    }
+
+    /// `<prefix>/health` in the Frigate-style layout (every feed's and the runtime's
+    /// events on one topic; the record names its feed), else `topic` with `{event}` =
+    /// `health` and `{feed}` = the feed id or `runtime`.
+    fn emit_health(&mut self, health: &HealthOutput) {
+        if !self.records.health {
+            return;
+        }
+        let r = crate::records::encode_health(health, self.link.delivery.stats(), false);
+        let topic = match &self.layout {
+            Some((prefix, _)) => format!("{prefix}/{EVENT_HEALTH}"),
+            None => expand_health(&self.topic, health.feed_id.map(FeedId::as_u64)),
+        };
+        self.link.delivery.push(Pending {
+            feed: crate::records::health_feed(health),
+            topic,
+            payload: r.json,
+            retain: false,
+        });
+        self.link.wake.notify_one();
     }
 }
 

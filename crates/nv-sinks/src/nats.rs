@@ -21,7 +21,7 @@ use async_nats::{Client, ConnectOptions, Event, HeaderMap};
 use nv_core::clock::SystemClock;
 use nv_core::id::FeedId;
 use nv_core::security::sanitize_error_string;
-use nv_io::{OutputSink, SharedOutput};
+use nv_io::{HealthOutput, OutputSink, SharedOutput};
 
 use crate::backoff::Backoff;
 use crate::buffer::Attributed;
@@ -32,7 +32,7 @@ use crate::error::SinkError;
 use crate::records::RecordKind;
 use crate::rt::IoRuntime;
 use crate::stats::SinkStats;
-use crate::template::{expand, EVENT_EVENTS, EVENT_OUTPUTS};
+use crate::template::{expand, expand_health};
 
 #[derive(Debug)]
 struct Pending {
@@ -207,8 +207,10 @@ impl OutputSink for NatsSink {
                 name: name.clone(),
                 fence,
                 subject: match r.kind {
-                    RecordKind::Frame => expand(&frames, feed.as_u64(), EVENT_OUTPUTS),
-                    RecordKind::Event => expand(&events, feed.as_u64(), EVENT_EVENTS),
+                    RecordKind::Event => expand(&events, feed.as_u64(), r.kind.topic_event()),
+                    RecordKind::Frame | RecordKind::Health => {
+                        expand(&frames, feed.as_u64(), r.kind.topic_event())
+                    }
                 },
                 key: r.key,
                 payload: r.json,
@@ -217,6 +219,36 @@ impl OutputSink for NatsSink {
 
     fn flush(&mut self) {
         self.delivery.flush(self.flush_timeout);
+    }
+
+    fn selects_health(&self) -> bool {
+        self.records.health
+    }
+
+    /// On `subject` with `{event}` = `health` and `{feed}` = the feed id or `runtime`;
+    /// `Nats-Msg-Id` (JetStream) = the record's key.
+    fn emit_health(&mut self, health: &HealthOutput) {
+        if !self.records.health {
+            return;
+        }
+        let r = crate::records::encode_health(health, self.delivery.stats(), false);
+        self.delivery.push(Pending {
+            feed: crate::records::health_feed(health),
+            name: None,
+            fence: None,
+            // Health records carry no feed name: `{name}` is the feed id, or `runtime`.
+            subject: expand_health(
+                &self.subject.replace(
+                    "{name}",
+                    &health
+                        .feed_id
+                        .map_or_else(|| "runtime".to_owned(), |f| f.as_u64().to_string()),
+                ),
+                health.feed_id.map(FeedId::as_u64),
+            ),
+            key: r.key,
+            payload: r.json,
+        });
     }
 }
 

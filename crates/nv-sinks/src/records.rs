@@ -1,8 +1,9 @@
 //! Which records a sink writes: frame records (one per output), event records (one per
-//! event), or both. TOML: `records = ["frames"]` (the default), `["events"]`,
-//! `["frames", "events"]`.
+//! event), health records (one per health event of the daemon), in any combination. TOML:
+//! `records = ["frames"]` (the default), `["events"]`, `["frames", "events", "health"]`.
 
-use nv_io::OutputEnvelope;
+use nv_core::id::FeedId;
+use nv_io::{HealthOutput, OutputEnvelope};
 use serde::Deserialize;
 
 use crate::event::EventRecord;
@@ -14,6 +15,18 @@ use crate::stats::{Fate, SinkStats};
 pub enum RecordKind {
     Frame,
     Event,
+    Health,
+}
+
+impl RecordKind {
+    /// The `{event}` a topic or subject template expands to for this kind.
+    pub(crate) const fn topic_event(self) -> &'static str {
+        match self {
+            Self::Frame => crate::template::EVENT_OUTPUTS,
+            Self::Event => crate::template::EVENT_EVENTS,
+            Self::Health => crate::template::EVENT_HEALTH,
+        }
+    }
 }
 
 /// The record kinds a sink writes.
@@ -22,6 +35,9 @@ pub enum RecordKind {
 pub struct Records {
     pub frames: bool,
     pub events: bool,
+    /// Health records reach the sink through `OutputSink::emit_health` (the daemon's
+    /// health thread), not through `emit`.
+    pub health: bool,
 }
 
 impl Default for Records {
@@ -34,10 +50,17 @@ impl Records {
     pub const FRAMES: Self = Self {
         frames: true,
         events: false,
+        health: false,
     };
     pub const EVENTS: Self = Self {
         frames: false,
         events: true,
+        health: false,
+    };
+    pub const HEALTH: Self = Self {
+        frames: false,
+        events: false,
+        health: true,
     };
 }
 
@@ -47,24 +70,23 @@ impl TryFrom<Vec<String>> for Records {
         let mut r = Self {
             frames: false,
             events: false,
+            health: false,
         };
         for n in &names {
             match n.as_str() {
                 "frames" => r.frames = true,
                 "events" => r.events = true,
-                "health" => {
-                    return Err("records: `health` records are not delivered to sinks yet (they are served by the API's /api/v1/events stream); use `frames` or `events`".into())
-                }
+                "health" => r.health = true,
                 other => {
                     return Err(format!(
-                        "records: unknown record kind `{}` (known: frames, events)",
+                        "records: unknown record kind `{}` (known: frames, events, health)",
                         other.escape_debug()
                     ))
                 }
             }
         }
-        if !r.frames && !r.events {
-            return Err("records: name at least one of frames, events".into());
+        if !r.frames && !r.events && !r.health {
+            return Err("records: name at least one of frames, events, health".into());
         }
         Ok(r)
     }
@@ -74,7 +96,7 @@ impl TryFrom<Vec<String>> for Records {
 #[derive(Debug)]
 pub(crate) struct Encoded {
     pub kind: RecordKind,
-    /// The record's idempotency key (a frame's key, an event's id).
+    /// The record's idempotency key (event records: the event id).
     pub key: String,
     pub json: Vec<u8>,
 }
@@ -122,13 +144,34 @@ pub(crate) fn encode(
             if let Some(json) = finish(event.to_json()) {
                 out.push(Encoded {
                     kind: RecordKind::Event,
-                    key: event.event_id,
+                    key: event.idempotency_key,
                     json,
                 });
             }
         }
     }
     out
+}
+
+/// The feed a health record is counted for in the sink's statistics: its feed, or feed 0
+/// (no feed has that id) for runtime-wide events.
+pub(crate) fn health_feed(health: &HealthOutput) -> FeedId {
+    health.feed_id.unwrap_or(FeedId::new(0))
+}
+
+/// A health record as one encoded record (counted as received).
+pub(crate) fn encode_health(health: &HealthOutput, stats: &SinkStats, line: bool) -> Encoded {
+    stats.count(Fate::Received, health_feed(health));
+    let mut json = Vec::with_capacity(health.json.len() + 1);
+    json.extend_from_slice(&health.json);
+    if line {
+        json.push(b'\n');
+    }
+    Encoded {
+        kind: RecordKind::Health,
+        key: health.key.clone(),
+        json,
+    }
 }
 
 #[cfg(test)]
@@ -144,9 +187,10 @@ mod tests {
         let t: T = toml::from_str("records = [\"events\"]").unwrap();
         assert_eq!(t.records, Records::EVENTS);
         let t: T = toml::from_str("records = [\"frames\", \"events\"]").unwrap();
-        assert!(t.records.frames && t.records.events);
+        assert!(t.records.frames && t.records.events && !t.records.health);
+        let t: T = toml::from_str("records = [\"health\"]").unwrap();
+        assert_eq!(t.records, Records::HEALTH);
         for (bad, says) in [
-            ("[\"health\"]", "not delivered to sinks yet"),
             ("[\"faces\"]", "unknown record kind `faces`"),
             ("[]", "at least one"),
         ] {

@@ -74,6 +74,9 @@ pub struct BBoxRecord {
 pub struct DetectionRecord {
     pub id: u64,
     pub class_id: u32,
+    /// The class's name, when the feed's stages name it (1.3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class: Option<String>,
     pub confidence: f32,
     pub bbox: BBoxRecord,
     /// Present only when the detector produced one.
@@ -85,6 +88,9 @@ pub struct DetectionRecord {
 pub struct TrackRecord {
     pub id: u64,
     pub class_id: u32,
+    /// The class's name, when the feed's stages name it (1.3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class: Option<String>,
     /// `tentative`, `confirmed`, `coasted`, `lost` (or `unknown` from a newer runtime).
     pub state: String,
     pub observation: TrackObservationRecord,
@@ -232,8 +238,16 @@ impl OutputRecord {
                 0 => None,
                 us => Some(us),
             },
-            detections: output.detections.iter().map(detection).collect(),
-            tracks: output.tracks.iter().map(track).collect(),
+            detections: output
+                .detections
+                .iter()
+                .map(|d| detection(d, class_name(output, d.class_id)))
+                .collect(),
+            tracks: output
+                .tracks
+                .iter()
+                .map(|t| track(t, class_name(output, t.class_id)))
+                .collect(),
             signals: output.signals.iter().map(signal).collect(),
             scene_features: output.scene_features.iter().map(scene_feature).collect(),
             events: EventRecord::all(output),
@@ -265,32 +279,6 @@ impl OutputRecord {
     /// One compact JSON object (no trailing newline).
     pub fn to_json(&self) -> Result<Vec<u8>, SinkError> {
         serde_json::to_vec(self).map_err(SinkError::Encode)
-    }
-
-    /// Builds the record of `output` and its JSON (a trailing newline with `line`). A
-    /// record that cannot be encoded is logged and counted as failed in `stats`, so every
-    /// sink accounts for it the same way.
-    pub(crate) fn encode_for_sink(
-        output: &OutputEnvelope,
-        stats: &crate::SinkStats,
-        sink: &str,
-        line: bool,
-    ) -> Option<(Self, Vec<u8>)> {
-        stats.count(crate::stats::Fate::Received, output.feed_id);
-        let record = Self::from_output(output);
-        let encoded = if line {
-            record.to_json_line()
-        } else {
-            record.to_json()
-        };
-        match encoded {
-            Ok(bytes) => Some((record, bytes)),
-            Err(e) => {
-                tracing::warn!(error = %e, sink, "record not encoded");
-                stats.count(crate::stats::Fate::Failed, output.feed_id);
-                None
-            }
-        }
     }
 
     /// One JSONL line: compact JSON and a trailing `\n`.
@@ -344,10 +332,20 @@ pub(crate) fn bbox(b: &BBox) -> BBoxRecord {
     }
 }
 
-fn detection(d: &Detection) -> DetectionRecord {
+/// The name of class `id` in `output`'s feed, when its stages name it.
+pub(crate) fn class_name(output: &OutputEnvelope, id: u32) -> Option<String> {
+    output
+        .class_names
+        .as_deref()
+        .and_then(|n| n.get(id))
+        .map(str::to_owned)
+}
+
+fn detection(d: &Detection, class: Option<String>) -> DetectionRecord {
     DetectionRecord {
         id: d.id.as_u64(),
         class_id: d.class_id,
+        class,
         confidence: finite32(d.confidence),
         bbox: bbox(&d.bbox),
         embedding: d
@@ -367,11 +365,12 @@ fn track_state(s: TrackState) -> &'static str {
     }
 }
 
-fn track(t: &Track) -> TrackRecord {
+fn track(t: &Track, class: Option<String>) -> TrackRecord {
     let o = &t.current;
     TrackRecord {
         id: t.id.as_u64(),
         class_id: t.class_id,
+        class,
         state: track_state(t.state).to_owned(),
         observation: TrackObservationRecord {
             pts_nanos: o.ts.as_nanos(),

@@ -11,7 +11,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use nv_io::{OutputSink, SharedOutput, SinkFactory};
+use nv_io::{HealthOutput, OutputSink, SharedOutput, SinkFactory};
 use parking_lot::Mutex;
 
 use crate::config::SinkConfig;
@@ -20,6 +20,8 @@ use crate::stats::SinkStats;
 
 struct Inner {
     name: String,
+    /// Whether the instance takes health records (asked once, at construction).
+    health: bool,
     sink: Mutex<Box<dyn OutputSink>>,
     stats: SinkStats,
 }
@@ -47,6 +49,7 @@ impl SharedSink {
         Self {
             inner: Arc::new(Inner {
                 name: name.into(),
+                health: sink.selects_health(),
                 sink: Mutex::new(sink),
                 stats,
             }),
@@ -68,6 +71,37 @@ impl SharedSink {
     /// The instance's counters, with each feed's share.
     pub fn stats(&self) -> &SinkStats {
         &self.inner.stats
+    }
+
+    /// Whether the instance takes health records (`records` has `health`).
+    pub fn selects_health(&self) -> bool {
+        self.inner.health
+    }
+
+    /// Hands one health record to the instance (the daemon's health thread calls this;
+    /// like a feed's `emit` it is a short write or a push into a bounded buffer).
+    pub fn emit_health(&self, health: &HealthOutput) {
+        if self.inner.health {
+            self.inner.sink.lock().emit_health(health);
+        }
+    }
+
+    /// Counts `n` health records that never reached the instance (the daemon's health
+    /// thread fell behind the runtime's bounded health stream) as received and dropped,
+    /// under feed 0 (no feed has that id), so the loss shows in the sink's figures.
+    pub fn count_missed_health(&self, n: u64) {
+        let feeds = || {
+            std::iter::repeat_n(
+                nv_core::id::FeedId::new(0),
+                usize::try_from(n).unwrap_or(usize::MAX),
+            )
+        };
+        self.inner
+            .stats
+            .count_each(crate::stats::Fate::Received, feeds());
+        self.inner
+            .stats
+            .count_each(crate::stats::Fate::Dropped, feeds());
     }
 
     /// An `OutputSink` for one feed.
@@ -110,5 +144,40 @@ impl OutputSink for SharedSinkHandle {
         if Arc::strong_count(&self.inner) == 1 {
             self.inner.sink.lock().flush();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::FileSinkConfig;
+    use crate::records::Records;
+
+    /// Health records the daemon's thread missed are counted, under feed 0, as received and
+    /// dropped, so the sink's figures show the loss; a sink without `health` gets none.
+    #[test]
+    fn missed_health_records_are_counted_as_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = FileSinkConfig::new(dir.path().join("h.jsonl"));
+        config.records = Records::HEALTH;
+        let stats = SinkStats::new();
+        let shared = SharedSink::new(
+            "ops",
+            SinkConfig::File(config)
+                .build_with_stats(stats.clone())
+                .unwrap(),
+            stats.clone(),
+        );
+        assert!(shared.selects_health());
+        shared.count_missed_health(3);
+        let s = stats.snapshot();
+        assert_eq!((s.received, s.dropped_by_buffer, s.delivered), (3, 3, 0));
+        assert_eq!(stats.feed(nv_core::id::FeedId::new(0)).dropped_by_buffer, 3);
+        let frames = SharedSink::build(
+            "frames",
+            &SinkConfig::File(FileSinkConfig::new(dir.path().join("f.jsonl"))),
+        )
+        .unwrap();
+        assert!(!frames.selects_health());
     }
 }

@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use nv_io::{OutputSink, SharedOutput};
+use nv_io::{HealthOutput, OutputSink, SharedOutput};
 
 use crate::records::Records;
 use crate::stats::{Fate, SinkStats};
@@ -56,6 +56,29 @@ impl OutputSink for StdoutSink {
         };
         for _ in &records {
             self.stats.count(fate, output.feed_id);
+        }
+    }
+
+    fn selects_health(&self) -> bool {
+        self.records.health
+    }
+
+    fn emit_health(&mut self, health: &HealthOutput) {
+        if !self.records.health {
+            return;
+        }
+        let feed = crate::records::health_feed(health);
+        let record = crate::records::encode_health(health, &self.stats, true);
+        let res = {
+            let mut out = std::io::stdout().lock();
+            out.write_all(&record.json).and_then(|()| out.flush())
+        };
+        match res {
+            Ok(()) => self.stats.count(Fate::Delivered, feed),
+            Err(e) => {
+                tracing::warn!(error = %e, "stdout sink: write failed");
+                self.stats.count(Fate::Failed, feed);
+            }
         }
     }
 }

@@ -166,3 +166,51 @@ fn stdout_sink_and_factory_rebuild_share_counters() {
     sink.emit(outputs[0].clone());
     assert_eq!(bad_stats.snapshot().failed, 1);
 }
+
+/// `records = ["health"]`: every health record, exactly, one line each, and no frame.
+#[test]
+fn health_only_file_sink_writes_exact_health_records() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("health.jsonl");
+    let config: SinkConfig = toml::from_str(&format!(
+        "type = \"file\"\npath = {:?}\nrecords = [\"health\"]\n",
+        path.to_str().unwrap()
+    ))
+    .unwrap();
+    let stats = SinkStats::new();
+    let mut sink = config.build_with_stats(stats.clone()).unwrap();
+    assert!(sink.selects_health());
+    for o in common::outputs(3) {
+        sink.emit(o);
+    }
+    for h in common::health_records() {
+        sink.emit_health(&h);
+    }
+    drop(sink);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let lines: Vec<Vec<u8>> = text.lines().map(|l| l.as_bytes().to_vec()).collect();
+    common::assert_health_payloads(&lines);
+    let s = stats.snapshot();
+    assert_eq!((s.received, s.delivered, s.failed), (3, 3, 0));
+    // Feed 1's two records; the runtime-wide one under feed 0.
+    assert_eq!(stats.feed(nv_core::id::FeedId::new(1)).delivered, 2);
+    assert_eq!(stats.feed(nv_core::id::FeedId::new(0)).delivered, 1);
+}
+
+/// A sink without `health` in `records` ignores health records (and says so).
+#[test]
+fn frames_file_sink_ignores_health_records() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("o.jsonl");
+    let stats = SinkStats::new();
+    let mut sink = SinkConfig::File(FileSinkConfig::new(&path))
+        .build_with_stats(stats.clone())
+        .unwrap();
+    assert!(!sink.selects_health());
+    for h in common::health_records() {
+        sink.emit_health(&h);
+    }
+    drop(sink);
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "");
+    assert_eq!(stats.snapshot().received, 0);
+}

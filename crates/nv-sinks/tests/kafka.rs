@@ -11,7 +11,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use common::{key_of, wait_stats, TIMEOUT};
+use common::{wait_stats, TIMEOUT};
 use nv_core::id::FeedId;
 use nv_io::OutputSink;
 use nv_sinks::kafka::{HEADER_IDEMPOTENCY_KEY, HEADER_SCHEMA_VERSION};
@@ -31,6 +31,7 @@ struct Consumed {
     key: String,
     /// Idempotency key from the JSON value.
     value_key: String,
+    payload: Vec<u8>,
     headers: BTreeMap<String, String>,
 }
 
@@ -99,7 +100,13 @@ fn consume(cluster: &Cluster, topic: &str, partitions: i32, n: usize) -> Vec<Con
         out.push(Consumed {
             partition: m.partition(),
             key: String::from_utf8(m.key().unwrap().to_vec()).unwrap(),
-            value_key: key_of(m.payload().unwrap()),
+            // Frame, event and health records all carry `idempotency_key`.
+            value_key: serde_json::from_slice::<serde_json::Value>(m.payload().unwrap()).unwrap()
+                ["idempotency_key"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+            payload: m.payload().unwrap().to_vec(),
             headers,
         });
     }
@@ -304,4 +311,34 @@ fn unreachable_brokers_never_block_emit_and_shutdown_counts_every_record() {
         (0, 10, 20, 0, false),
         "{s:?}"
     );
+}
+
+/// `records = ["health"]` with `topic = "nv.{event}"`: the health records on `nv.health`,
+/// exact, keyed by feed id (`runtime` for runtime-wide events), with their idempotency key
+/// in the header.
+#[test]
+fn health_records_are_produced_exactly_with_keys_and_headers() {
+    let mock = cluster(1, "nv.health", 1);
+    let mut config = KafkaSinkConfig::new(brokers(&mock));
+    config.topic = "nv.{event}".into();
+    config.records = nv_sinks::Records::HEALTH;
+    let stats = SinkStats::new();
+    let mut sink = KafkaSink::start(config, stats.clone()).unwrap();
+    assert!(sink.selects_health());
+    for o in common::outputs(2) {
+        sink.emit(o);
+    }
+    let records = common::health_records();
+    for h in &records {
+        sink.emit_health(h);
+    }
+    wait_stats(&stats, "all delivered", |s| s.delivered == 3);
+    drop(sink);
+    let msgs = consume(&mock, "nv.health", 1, 3);
+    common::assert_health_payloads(&msgs.iter().map(|m| m.payload.clone()).collect::<Vec<_>>());
+    let keys: Vec<&str> = msgs.iter().map(|m| m.key.as_str()).collect();
+    assert_eq!(keys, ["1", "1", "runtime"]);
+    for (m, h) in msgs.iter().zip(&records) {
+        assert_eq!(m.headers.get(HEADER_IDEMPOTENCY_KEY), Some(&h.key));
+    }
 }

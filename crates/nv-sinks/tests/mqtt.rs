@@ -436,3 +436,116 @@ fn frigate_layout_publishes_events_occupancy_and_state() {
             .any(|m| m.topic == "site/available" && m.payload == b"offline")
     });
 }
+
+/// Health records: `<prefix>/health` in the Frigate-style layout, `topic` with `{event}` =
+/// `health` (and `{feed}` = `runtime` for runtime-wide events) otherwise; exact payloads.
+#[test]
+fn health_records_reach_their_topics_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::mosquitto(dir.path());
+    let live = Subscriber::start(broker.port, "nv-test-health", &["site/#", "nv/#"], false);
+    let build = |extra: &str| {
+        let config: SinkConfig = toml::from_str(&format!(
+            "type = \"mqtt\"\nhost = \"127.0.0.1\"\nport = {}\nrecords = [\"health\"]\n{extra}",
+            broker.port
+        ))
+        .unwrap();
+        config.validate().unwrap();
+        let stats = SinkStats::new();
+        let shared = nv_sinks::SharedSink::new(
+            "mqtt",
+            config.build_with_stats(stats.clone()).unwrap(),
+            stats.clone(),
+        );
+        (shared, stats)
+    };
+    let (frigate, frigate_stats) = build("prefix = \"site\"\n");
+    let (plain, plain_stats) = build("topic = \"nv/{feed}/{event}\"\n");
+    assert!(frigate.selects_health() && plain.selects_health());
+    for h in common::health_records() {
+        frigate.emit_health(&h);
+        plain.emit_health(&h);
+    }
+    wait_stats(&frigate_stats, "delivered", |s| s.delivered == 3);
+    wait_stats(&plain_stats, "delivered", |s| s.delivered == 3);
+    live.wait("six health records", |i| {
+        i.msgs
+            .iter()
+            .filter(|m| m.topic.ends_with("/health"))
+            .count()
+            >= 6
+    });
+    let on_site = live.on("site/health");
+    common::assert_health_payloads(
+        &on_site
+            .iter()
+            .map(|m| m.payload.clone())
+            .collect::<Vec<_>>(),
+    );
+    let on_nv = live.on("nv/");
+    let topics: Vec<&str> = on_nv.iter().map(|m| m.topic.as_str()).collect();
+    assert_eq!(topics, ["nv/1/health", "nv/1/health", "nv/runtime/health"]);
+    common::assert_health_payloads(&on_nv.iter().map(|m| m.payload.clone()).collect::<Vec<_>>());
+    assert!(on_site.iter().chain(&on_nv).all(|m| !m.retain));
+}
+
+/// With the feed's class names, the Frigate-style occupancy topic and the state use the
+/// class's name (`site/yard/door/person`); the event records carry it beside the id.
+#[test]
+fn frigate_layout_names_classes_when_the_feed_knows_them() {
+    use nv_core::geometry::BBox;
+    use nv_perception::{EventKind, EventObject, PerceptionEvent, TrackId};
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::mosquitto(dir.path());
+    let live = Subscriber::start(broker.port, "nv-test-frigate-names", &["site/#"], false);
+    let config: SinkConfig = toml::from_str(&format!(
+        "type = \"mqtt\"\nhost = \"127.0.0.1\"\nport = {}\nprefix = \"site\"\nrecords = [\"events\"]\n",
+        broker.port
+    ))
+    .unwrap();
+    let stats = SinkStats::new();
+    let mut sink = config.build_with_stats(stats.clone()).unwrap();
+    let mut names = nv_perception::ClassNames::new();
+    names.insert(1, "person").unwrap();
+    let names = Arc::new(names);
+    for seq in 0..2u64 {
+        let mut o = (*common::rich_output(seq)).clone();
+        o.feed_name = Some("yard".into());
+        o.class_names = Some(Arc::clone(&names));
+        o.events = vec![PerceptionEvent::new(
+            o.ts,
+            EventKind::ZoneEnter {
+                zone: "door".into(),
+            },
+            Some(EventObject {
+                track_id: TrackId::new(seq + 1),
+                class_id: 1,
+                confidence: 0.8,
+                bbox: BBox::new(0.1, 0.1, 0.2, 0.2),
+            }),
+        )];
+        sink.emit(Arc::new(o));
+    }
+    // Per frame: 1 event record, 1 occupancy, 1 state.
+    wait_stats(&stats, "all delivered", |s| s.delivered == 6);
+    live.wait("every message", |i| i.msgs.len() >= 7);
+    let occupancy: Vec<String> = live
+        .on("site/yard/door/")
+        .iter()
+        .map(|m| format!("{} {}", m.topic, String::from_utf8_lossy(&m.payload)))
+        .collect();
+    assert_eq!(
+        occupancy,
+        ["site/yard/door/person 1", "site/yard/door/person 2"]
+    );
+    let state = live.on("site/yard/state");
+    let state: serde_json::Value = serde_json::from_slice(&state[1].payload).unwrap();
+    assert_eq!(state["zones"]["door"]["person"], 2);
+    for m in live.on("site/events") {
+        let v: serde_json::Value = serde_json::from_slice(&m.payload).unwrap();
+        assert_eq!(
+            (v["class"].as_str(), v["class_id"].as_u64()),
+            (Some("person"), Some(1))
+        );
+    }
+}

@@ -185,6 +185,98 @@ fn restart_case(outage: Outage) {
     assert!(s.reconnects >= 1, "{s:?}");
 }
 
+/// Every message of the stream's payloads, in stream order.
+fn stream_payloads(port: u16) -> Vec<Vec<u8>> {
+    runtime().block_on(async move {
+        let client = async_nats::connect(format!("127.0.0.1:{port}"))
+            .await
+            .unwrap();
+        let js = jetstream::new(client);
+        let mut s = js.get_stream("NV").await.unwrap();
+        let n = s.info().await.unwrap().state.messages;
+        let mut out = Vec::new();
+        for seq in 1..=n {
+            out.push(s.get_raw_message(seq).await.unwrap().payload.to_vec());
+        }
+        out
+    })
+}
+
+/// `records = ["events", "health"]` on core NATS: event records on `{event}` = `events`,
+/// health records on `{event}` = `health` (`{feed}` = `runtime` for runtime-wide events),
+/// exact payloads, no frame record.
+#[test]
+fn core_nats_events_and_health_subjects() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Broker::nats(dir.path(), false);
+    let health = Subscriber::start(server.port, "nextvision.*.health");
+    let runtime_wide = Subscriber::start(server.port, "nextvision.runtime.health");
+    let events = Subscriber::start(server.port, "nextvision.1.events");
+    let frames = Subscriber::start(server.port, "nextvision.*.outputs");
+    let config: SinkConfig = toml::from_str(&format!(
+        "type = \"nats\"\nurl = \"nats://127.0.0.1:{}\"\nrecords = [\"events\", \"health\"]\n",
+        server.port
+    ))
+    .unwrap();
+    let stats = SinkStats::new();
+    let mut sink = config.build_with_stats(stats.clone()).unwrap();
+    assert!(sink.selects_health());
+    // One frame of 7 events (see `common::rich_output`), then the health records.
+    sink.emit(common::rich_output(0));
+    for h in common::health_records() {
+        sink.emit_health(&h);
+    }
+    wait_stats(&stats, "all delivered", |s| s.delivered == 10);
+    health.wait("health records", |i| i.payloads.len() >= 3);
+    events.wait("event records", |i| i.payloads.len() >= 7);
+    runtime_wide.wait("runtime-wide record", |i| !i.payloads.is_empty());
+    drop(sink);
+    common::assert_health_payloads(&health.inbox.0.lock().payloads);
+    let rw = runtime_wide.inbox.0.lock().payloads.clone();
+    let rw: serde_json::Value = serde_json::from_slice(&rw[0]).unwrap();
+    assert_eq!(rw["event"], "output_lagged");
+    let ev = events.inbox.0.lock().payloads.clone();
+    assert!(ev.iter().all(|p| {
+        let v: serde_json::Value = serde_json::from_slice(p).unwrap();
+        v["record"] == "event"
+    }));
+    assert!(frames.inbox.0.lock().payloads.is_empty());
+}
+
+/// JetStream deduplicates a health record sent twice on its `Nats-Msg-Id` (the record's
+/// idempotency key).
+#[test]
+fn jetstream_health_records_are_deduplicated_on_their_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Broker::nats(dir.path(), true);
+    let port = server.port;
+    runtime().block_on(async move {
+        let client = async_nats::connect(format!("127.0.0.1:{port}"))
+            .await
+            .unwrap();
+        jetstream::new(client)
+            .create_stream(stream::Config {
+                name: "NV".into(),
+                subjects: vec!["nextvision.>".into()],
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    });
+    let mut config = NatsSinkConfig::new(format!("nats://127.0.0.1:{port}"));
+    config.jetstream = true;
+    config.records = nv_sinks::Records::HEALTH;
+    let stats = SinkStats::new();
+    let mut sink = NatsSink::start(config, stats.clone()).unwrap();
+    let records = common::health_records();
+    for h in records.iter().chain(&records) {
+        nv_io::OutputSink::emit_health(&mut sink, h);
+    }
+    wait_stats(&stats, "all acknowledged", |s| s.delivered == 6);
+    drop(sink);
+    common::assert_health_payloads(&stream_payloads(port));
+}
+
 /// Every message of stream `name`: (subject, Nats-Msg-Id header, payload), in order.
 fn stream_messages(port: u16, name: &str) -> Vec<(String, String, serde_json::Value)> {
     let name = name.to_owned();
@@ -245,6 +337,7 @@ fn jetstream_frames_and_events_by_feed_name_carry_their_keys() {
     config.records = nv_sinks::Records {
         frames: true,
         events: true,
+        health: false,
     };
     config.validate().unwrap();
     let stats = SinkStats::new();

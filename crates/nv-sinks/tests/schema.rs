@@ -185,3 +185,36 @@ fn event_records_validate_and_carry_the_event() {
     bad["direction"] = serde_json::json!("up");
     assert_eq!(validator.iter_errors(&bad).count(), 2);
 }
+
+/// With the feed's class names, detections, tracks and events carry the name (`class`)
+/// beside the id; an id without a name has no `class` (frames) or `null` (events). Both
+/// record kinds still validate.
+#[test]
+fn class_names_label_detections_tracks_and_events() {
+    let mut o = (*common::rich_output(0)).clone();
+    let mut names = nv_perception::ClassNames::new();
+    names.insert(2, "car").unwrap();
+    o.class_names = Some(std::sync::Arc::new(names));
+    let frame: Value =
+        serde_json::from_slice(&OutputRecord::from_output(&o).to_json().unwrap()).unwrap();
+    let out_schema: Value = serde_json::from_str(OUTPUT_SCHEMA_V1).unwrap();
+    let v = jsonschema::draft202012::new(&out_schema).unwrap();
+    assert!(errors(&v, &frame).is_empty(), "{:?}", errors(&v, &frame));
+    assert_eq!(frame["detections"][0]["class_id"], 2);
+    assert_eq!(frame["detections"][0]["class"], "car");
+    assert_eq!(frame["detections"][1]["class_id"], 0);
+    assert!(frame["detections"][1].get("class").is_none());
+    assert_eq!(frame["tracks"][0]["class"], "car");
+    let ev_schema: Value = serde_json::from_str(EVENT_SCHEMA_V1).unwrap();
+    let ev = jsonschema::draft202012::new(&ev_schema).unwrap();
+    let events = EventRecord::all(&o);
+    for e in &events {
+        let json: Value = serde_json::from_slice(&e.to_json().unwrap()).unwrap();
+        assert!(errors(&ev, &json).is_empty(), "{json:#}");
+        match e.class_id {
+            Some(2) => assert_eq!(json["class"], "car"),
+            _ => assert!(json["class"].is_null()),
+        }
+    }
+    assert!(events.iter().any(|e| e.class.as_deref() == Some("car")));
+}

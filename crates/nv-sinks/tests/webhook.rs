@@ -283,3 +283,34 @@ fn events_only_webhook_receives_every_event_and_no_frame() {
         (35, 35, 0, 1)
     );
 }
+
+/// `records = ["health"]`: the hook receives the health records, exactly, and no frame.
+#[test]
+fn health_only_webhook_receives_exact_health_records() {
+    let server = Server::start(Script {
+        fail_first: 0,
+        gated: false,
+        always: None,
+    });
+    let mut c = config(&server.url);
+    c.records = Records::HEALTH;
+    let stats = SinkStats::new();
+    let mut sink = WebhookSink::start(c, stats.clone()).unwrap();
+    assert!(sink.selects_health());
+    for o in common::outputs(2) {
+        sink.emit(o);
+    }
+    for h in common::health_records() {
+        sink.emit_health(&h);
+    }
+    wait_stats(&stats, "all delivered", |s| s.delivered == 3);
+    drop(sink);
+    let seen = server.seen.lock();
+    let payloads: Vec<Vec<u8>> = seen
+        .records
+        .iter()
+        .map(|r| serde_json::to_vec(r).unwrap())
+        .collect();
+    common::assert_health_payloads(&payloads);
+    assert_eq!(stats.snapshot().received, 3);
+}

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use nv_core::error::{ConfigError, ConfigProblem, StageError};
 use nv_core::geometry::{Point2, Polygon};
-use nv_perception::Stage;
+use nv_perception::{ClassNames, Stage};
 use serde::Deserialize;
 
 use crate::basic::{BlobDetector, Brightness, Counter};
@@ -75,6 +75,8 @@ pub struct MotionStageConfig {
     pub min_area_grid_px: Option<u32>,
     pub warmup_frames: Option<u32>,
     pub class_id: Option<u32>,
+    /// The name of `class_id` in sinks, metrics and snapshots (default `motion`).
+    pub class_name: Option<String>,
     pub detect_global_motion: Option<bool>,
     pub exposure_jump_levels: Option<u8>,
 }
@@ -280,6 +282,19 @@ impl ZonesStageConfig {
 
 impl StageConfig {
     /// The `kind` name.
+    /// The names of the class ids this stage produces, as configured (or as the catalog
+    /// model was trained: `person-ssdlite` names class 1 `person`).
+    pub fn class_names(&self) -> Vec<(u32, String)> {
+        match self {
+            Self::MotionDetector(c) => vec![(
+                c.class_id.unwrap_or(MotionConfig::default().class_id),
+                c.class_name.clone().unwrap_or_else(|| "motion".into()),
+            )],
+            Self::ModelDetector(c) => c.class_names_known(),
+            _ => Vec::new(),
+        }
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             Self::MotionDetector(_) => "motion-detector",
@@ -436,7 +451,31 @@ pub fn validate_pipeline(stages: &[StageConfig]) -> Result<(), ConfigError> {
         detector |= s.detects();
         tracker |= matches!(s, StageConfig::Tracker(_));
     }
+    problems.extend(feed_class_names(stages).1);
     ConfigError::check(problems)
+}
+
+/// The names of the class ids a feed's stages produce, merged in stage order, and the
+/// problems found (a bad name, or one id named differently by two stages; the first stays).
+pub fn feed_class_names(stages: &[StageConfig]) -> (ClassNames, Vec<ConfigProblem>) {
+    let mut names = ClassNames::new();
+    let mut problems = Vec::new();
+    for (i, s) in stages.iter().enumerate() {
+        let key = match s {
+            StageConfig::MotionDetector(_) => "class_name",
+            _ => "class_names",
+        };
+        for (id, name) in s.class_names() {
+            if let Err(reason) = names.insert(id, &name) {
+                problems.push(ConfigProblem::invalid(
+                    format!("stages[{i}].{key}"),
+                    &name,
+                    reason,
+                ));
+            }
+        }
+    }
+    (names, problems)
 }
 
 #[cfg(test)]
@@ -556,5 +595,38 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("yolo"), "{e}");
+    }
+
+    #[test]
+    fn class_names_come_from_stage_configs_and_conflicts_are_problems() {
+        let stages = parse(
+            "[[stages]]\nkind = \"motion-detector\"\nclass_id = 3\n[[stages]]\nkind = \"tracker\"\n",
+        );
+        let (names, problems) = feed_class_names(&stages);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(names.iter().collect::<Vec<_>>(), [(3, "motion")]);
+        let stages = parse(
+            "[[stages]]\nkind = \"motion-detector\"\nclass_name = \"vehicle\"\n[[stages]]\nkind = \"model-detector\"\nmodel_path = \"/m.onnx\"\nclass_names = [\"car\", \"bus\"]\n",
+        );
+        let (names, problems) = feed_class_names(&stages);
+        assert_eq!(
+            names.iter().collect::<Vec<_>>(),
+            [(0, "vehicle"), (1, "bus")]
+        );
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].field, "stages[1].class_names");
+        assert!(problems[0].reason.contains("`vehicle`"), "{problems:?}");
+        let bad = parse("[[stages]]\nkind = \"motion-detector\"\nclass_name = \"a/b\"\n");
+        assert_eq!(fields(&bad), ["stages[0].class_name"]);
+    }
+
+    #[cfg(feature = "model")]
+    #[test]
+    fn the_person_detector_names_class_one_person() {
+        let stages = parse("[[stages]]\nkind = \"model-detector\"\nmodel = \"person-ssdlite\"\n");
+        let (names, problems) = feed_class_names(&stages);
+        assert!(problems.is_empty(), "{problems:?}");
+        // Column 0 (background) is never a detection's class: not named.
+        assert_eq!(names.iter().collect::<Vec<_>>(), [(1, "person")]);
     }
 }

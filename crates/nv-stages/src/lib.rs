@@ -27,7 +27,7 @@ mod tracker;
 mod zones;
 
 pub use basic::{BlobDetector, Brightness, Counter};
-pub use config::{validate_pipeline, StageBuildError, StageConfig, STAGE_KINDS};
+pub use config::{feed_class_names, validate_pipeline, StageBuildError, StageConfig, STAGE_KINDS};
 pub use motion::{GlobalMotion, MotionConfig, MotionDetector};
 pub use tracker::{EpochPolicy, Tracker, TrackerConfig};
 pub use zones::{

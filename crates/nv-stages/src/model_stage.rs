@@ -107,6 +107,39 @@ pub struct ModelStageConfig {
     pub threads: Option<u32>,
 }
 
+impl ModelStageConfig {
+    /// The configured `class_names` by index, or a catalog model's (empty for a model
+    /// file without `class_names`). A class named `background` (column 0 of TF Object
+    /// Detection API models) is left out: no detection carries it, and leaving it out lets
+    /// another stage name its id.
+    pub fn class_names_known(&self) -> Vec<(u32, String)> {
+        let listed = if self.class_names.is_empty() {
+            self.catalog_class_names()
+        } else {
+            self.class_names.clone()
+        };
+        (0u32..)
+            .zip(listed)
+            .filter(|(_, n)| n != "background")
+            .collect()
+    }
+
+    #[cfg(feature = "model")]
+    fn catalog_class_names(&self) -> Vec<String> {
+        self.model
+            .as_deref()
+            .and_then(nv_models::find)
+            .and_then(|e| crate::model::catalog_preset(e, std::path::Path::new("")))
+            .map(|c| c.class_names)
+            .unwrap_or_default()
+    }
+
+    #[cfg(not(feature = "model"))]
+    fn catalog_class_names(&self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
 #[cfg(feature = "model")]
 mod resolve {
     use std::path::PathBuf;

@@ -87,6 +87,7 @@ pub fn runtime(snap: &Snapshot<'_>) -> Value {
 /// `GET /api/v1/feeds/{name}/analytics`: counts from the feed's events.
 pub fn analytics(d: &FeedDiagnostics) -> Value {
     let a = &d.analytics;
+    let names = d.class_names.as_deref();
     json!({
         "feed_id": d.feed_id.as_u64(),
         "feed": d.name,
@@ -94,6 +95,7 @@ pub fn analytics(d: &FeedDiagnostics) -> Value {
         "zones": a.zones.iter().map(|((zone, class), c)| json!({
             "zone": &**zone,
             "class_id": class,
+            "class": names.and_then(|n| n.get(*class)),
             "occupancy": c.occupancy,
             "entries": c.entries,
             "exits": c.exits,
@@ -103,6 +105,7 @@ pub fn analytics(d: &FeedDiagnostics) -> Value {
             "line": &**line,
             "direction": direction.as_str(),
             "class_id": class,
+            "class": names.and_then(|n| n.get(*class)),
             "crossings": n,
         })).collect::<Vec<_>>(),
         "series_dropped": a.series_dropped,

@@ -268,14 +268,18 @@ fn with_counts(overlay: &Overlay, output: &OutputEnvelope) -> Overlay {
     o
 }
 
-/// A class's display name: the model's name for it when the detector gave one.
-fn class_text(d: Option<&Detection>, class_id: u32) -> String {
+/// A class's display name: the model's name for it when the detector gave one, else the
+/// feed's name for the class id, else `c<id>`.
+fn class_text(output: &OutputEnvelope, d: Option<&Detection>, class_id: u32) -> String {
     #[cfg(feature = "model")]
     if let Some(n) = d.and_then(|d| d.metadata.get::<nv_stages::model::ClassName>()) {
         return n.0.to_string();
     }
     let _ = d;
-    format!("c{class_id}")
+    match output.class_names.as_deref().and_then(|n| n.get(class_id)) {
+        Some(name) => name.to_owned(),
+        None => format!("c{class_id}"),
+    }
 }
 
 /// The boxes to draw: every track (`#id class confidence`), and the detections no track
@@ -294,7 +298,11 @@ pub fn labelled_boxes(output: &OutputEnvelope) -> Vec<LabelledBox> {
         .map(|d| LabelledBox {
             bbox: d.bbox,
             color: annotate::DETECTION,
-            label: format!("{} {:.2}", class_text(Some(d), d.class_id), d.confidence),
+            label: format!(
+                "{} {:.2}",
+                class_text(output, Some(d), d.class_id),
+                d.confidence
+            ),
         })
         .collect();
     boxes.extend(output.tracks.iter().map(|t| {
@@ -308,7 +316,7 @@ pub fn labelled_boxes(output: &OutputEnvelope) -> Vec<LabelledBox> {
             label: format!(
                 "#{} {} {:.2}",
                 t.id.as_u64(),
-                class_text(det, t.class_id),
+                class_text(output, det, t.class_id),
                 t.current.confidence
             ),
         }
@@ -468,6 +476,52 @@ mod tests {
         // 3 -> 2 columns: every source pixel lands in some output pixel.
         let grey = shrink(&[90u8; 3 * 3], (3, 1), (2, 1));
         assert_eq!(grey, [90; 6]);
+    }
+
+    fn provenance() -> nv_runtime::Provenance {
+        let view = nv_view::ViewState::fixed_initial();
+        let ts = nv_core::time::MonotonicTs::from_nanos(0);
+        nv_runtime::Provenance {
+            stages: Vec::new(),
+            view: nv_runtime::ViewProvenance {
+                epoch: view.epoch,
+                version: view.version,
+                validity: view.validity,
+                stability_score: view.stability_score,
+                motion_source: view.motion_source,
+                transition: view.transition,
+                decision: None,
+            },
+            received_at: ts,
+            dequeued_at: ts,
+            completed_at: ts,
+            frame_age: None,
+            session: 0,
+            run_id: 1,
+            frame_included: false,
+        }
+    }
+
+    /// Box labels name the class when the feed knows its name, else `c<id>`.
+    #[test]
+    fn box_labels_use_the_feeds_class_names() {
+        use nv_perception::{Detection, DetectionId, DetectionSet};
+        let mut o = OutputEnvelope::new(
+            FeedId::new(1),
+            0,
+            nv_core::time::MonotonicTs::from_nanos(0),
+            nv_core::time::WallTs::from_micros(0),
+            provenance(),
+        );
+        o.detections = DetectionSet::from(vec![
+            Detection::builder(DetectionId::new(1), 0, 0.5, BBox::new(0.1, 0.1, 0.2, 0.2)).build(),
+            Detection::builder(DetectionId::new(2), 4, 0.25, BBox::new(0.3, 0.3, 0.4, 0.4)).build(),
+        ]);
+        let mut names = nv_perception::ClassNames::new();
+        names.insert(0, "motion").unwrap();
+        o.class_names = Some(Arc::new(names));
+        let labels: Vec<String> = labelled_boxes(&o).into_iter().map(|b| b.label).collect();
+        assert_eq!(labels, ["motion 0.50", "c4 0.25"]);
     }
 
     #[test]

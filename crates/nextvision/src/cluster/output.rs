@@ -118,6 +118,7 @@ pub fn publisher(cl: &ClusterSection, fences: FenceRegistry) -> anyhow::Result<S
     config.records = Records {
         frames: true,
         events: true,
+        health: false,
     };
     let stats = SinkStats::new();
     let gate: nv_sinks::PublishGate = Arc::new(move |feed, token| fences.admits(feed, token));

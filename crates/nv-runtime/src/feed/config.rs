@@ -35,6 +35,7 @@ impl PipelineStep {
 /// A validated feed configuration. Build with [`FeedConfig::builder`].
 pub struct FeedConfig {
     pub(crate) name: Option<String>,
+    pub(crate) class_names: Option<Arc<nv_perception::ClassNames>>,
     pub(crate) source: SourceSpec,
     pub(crate) camera_mode: CameraMode,
     pub(crate) stages: Vec<PipelineStep>,
@@ -95,6 +96,7 @@ impl FeedConfig {
 #[derive(Default)]
 pub struct FeedConfigBuilder {
     name: Option<String>,
+    class_names: Option<Arc<nv_perception::ClassNames>>,
     source: Option<SourceSpec>,
     camera_mode: Option<CameraMode>,
     stages: Vec<PipelineStep>,
@@ -145,6 +147,11 @@ impl FeedConfigBuilder {
     setter!(
         /// A label for logs and the API (defaults to the feed id).
         name: String
+    );
+    setter!(
+        /// Names of the class ids the stages produce (stamped on every output and kept
+        /// in the diagnostics, so sinks, metrics and snapshots say "person", not 1).
+        class_names: Arc<nv_perception::ClassNames>
     );
     setter!(source: SourceSpec);
     setter!(camera_mode: CameraMode);
@@ -445,6 +452,7 @@ impl FeedConfigBuilder {
         };
         Ok(FeedConfig {
             name: self.name,
+            class_names: self.class_names,
             source,
             camera_mode,
             stages: self.stages,

@@ -57,6 +57,8 @@ pub struct FeedDiagnostics {
     pub last_error: Option<LastError>,
     /// Events by kind, zone occupancy and line crossings.
     pub analytics: super::analytics::FeedAnalytics,
+    /// Names of the feed's class ids, when its stages know any.
+    pub class_names: Option<Arc<nv_perception::ClassNames>>,
 }
 
 /// A cloneable handle to one feed.
@@ -218,6 +220,7 @@ impl FeedHandle {
             state: self.state(),
             last_error: self.last_error(),
             analytics: s.analytics.snapshot(),
+            class_names: s.class_names.clone(),
         }
     }
 }

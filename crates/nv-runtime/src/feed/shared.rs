@@ -94,6 +94,7 @@ pub(crate) struct FeedSettings {
 pub(crate) struct FeedShared {
     pub id: FeedId,
     pub name: String,
+    pub class_names: Option<Arc<nv_perception::ClassNames>>,
     pub source_redacted: String,
     pub clock: SharedClock,
     pub health: broadcast::Sender<HealthEvent>,

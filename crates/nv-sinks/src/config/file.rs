@@ -52,7 +52,7 @@ pub struct FileSinkConfig {
     /// Write buffer; memory use is bounded by this plus one record.
     #[serde(default = "default_buffer_bytes")]
     pub buffer_bytes: u64,
-    /// Record kinds written: `["frames"]` (default), `["events"]` or both.
+    /// Record kinds written: `["frames"]` (default), `["events"]`, `["health"]`, or several.
     #[serde(default)]
     pub records: Records,
 }
@@ -130,7 +130,7 @@ impl FileSinkConfig {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StdoutSinkConfig {
-    /// Record kinds written: `["frames"]` (default), `["events"]` or both.
+    /// Record kinds written: `["frames"]` (default), `["events"]`, `["health"]`, or several.
     #[serde(default)]
     pub records: Records,
 }

@@ -99,6 +99,10 @@ pub struct KafkaSinkConfig {
     pub flush_timeout_ms: u64,
     #[serde(default)]
     pub compression: KafkaCompression,
+    /// Record kinds published: `["frames"]` (default), `["events"]`, `["health"]`, or
+    /// several; `{event}` in the template is `outputs`, `events` or `health`.
+    #[serde(default)]
+    pub records: crate::records::Records,
 }
 
 fn default_topic() -> String {
@@ -125,6 +129,7 @@ impl KafkaSinkConfig {
             message_timeout_ms: default_message_timeout_ms(),
             flush_timeout_ms: default_flush_timeout_ms(),
             compression: KafkaCompression::default(),
+            records: crate::records::Records::default(),
         }
     }
 

@@ -86,8 +86,10 @@ pub struct MqttSinkConfig {
     /// Largest accepted record, in bytes.
     #[serde(default = "default_max_packet_bytes")]
     pub max_packet_bytes: u32,
-    /// Record kinds published: `["frames"]` (default), `["events"]` or both. With
-    /// `topic`, events go to `{event}` = `events`.
+    /// Record kinds published: `["frames"]` (default), `["events"]`, `["health"]`, or
+    /// several. With `topic`, events go to `{event}` = `events` and health records to
+    /// `{event}` = `health` (`{feed}` = `runtime` for runtime-wide events); with `prefix`,
+    /// health records go to `<prefix>/health`.
     #[serde(default)]
     pub records: crate::records::Records,
     /// The Frigate-style layout by feed name under this prefix (`topic` and

@@ -55,7 +55,8 @@ pub struct NatsSinkConfig {
     pub reconnect_max_ms: u64,
     #[serde(default = "default_flush_timeout_ms")]
     pub flush_timeout_ms: u64,
-    /// Which records to publish: `["frames"]` (default), `["events"]` or both.
+    /// Record kinds published: `["frames"]` (default), `["events"]`, `["health"]`, or
+    /// several; `{event}` in the template is `outputs`, `events` or `health`.
     #[serde(default)]
     pub records: crate::records::Records,
     /// Subject of event records (same placeholders); default: `subject` with `{event}`

@@ -48,8 +48,8 @@ pub struct WebhookSinkConfig {
     /// How long a flush (session end) or drop waits for the buffer to drain.
     #[serde(default = "default_flush_timeout_ms")]
     pub flush_timeout_ms: u64,
-    /// Record kinds posted: `["frames"]` (default), `["events"]` (an events-only hook)
-    /// or both.
+    /// Record kinds posted: `["frames"]` (default), `["events"]` (an events-only hook),
+    /// `["health"]`, or several.
     #[serde(default)]
     pub records: crate::records::Records,
 }

@@ -29,7 +29,6 @@ use nv_io::sync::{WaitOutcome, Waiter};
 use nv_io::OutputEnvelope;
 
 use crate::buffer::{Attributed, DropOldest};
-use crate::schema::OutputRecord;
 use crate::stats::{Fate, SinkStats};
 
 /// Identifies one record handed to the transport, in hand-over order.
@@ -177,29 +176,9 @@ impl<R: Attributed + Send + Sync + 'static> Delivery<R> {
         self.inner.state.notify_all();
     }
 
-    /// `OutputSink::emit`: counts the output as received, encodes it and buffers what
-    /// `make` builds of the record and its JSON (an output that cannot be encoded is
-    /// counted as failed). True when a record was buffered.
-    #[cfg_attr(
-        not(feature = "kafka"),
-        allow(dead_code, reason = "only the Kafka sink emits frame records alone")
-    )]
-    pub fn emit(
-        &self,
-        output: &OutputEnvelope,
-        make: impl FnOnce(OutputRecord, Vec<u8>) -> R,
-    ) -> bool {
-        let Some((record, json)) =
-            OutputRecord::encode_for_sink(output, &self.inner.stats, self.inner.kind, false)
-        else {
-            return false;
-        };
-        self.push(make(record, json));
-        true
-    }
-
-    /// Like [`emit`](Self::emit) for the record kinds `records` selects: each frame or
-    /// event record is counted and buffered on its own. True when a record was buffered.
+    /// `OutputSink::emit`: encodes the record kinds `records` selects and buffers what
+    /// `make` builds of each (each counted as received on its own; one that cannot be
+    /// encoded is counted as failed). True when a record was buffered.
     pub fn emit_records(
         &self,
         output: &OutputEnvelope,

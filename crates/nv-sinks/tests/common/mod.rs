@@ -240,3 +240,94 @@ pub fn ride_out_outage(
     let keys = keys(outputs);
     keys[..10].iter().chain(&keys[17..]).cloned().collect()
 }
+
+/// Wall time every test health record is published at.
+pub const HEALTH_WALL_MICROS: u64 = 1_764_068_400_000_000;
+
+/// Health records as the daemon encodes them (run pinned to 0xabc, wall time pinned):
+/// feed 1 (`yard`) is added, its source disconnects (a backend detail that quotes a URL
+/// with credentials), then a runtime-wide event.
+pub fn health_records() -> Vec<nv_io::HealthOutput> {
+    use nv_core::error::MediaError;
+    use nv_core::health::HealthEvent;
+    let mut encoder = nv_sinks::HealthEncoder::with_run(0xabc);
+    let wall = WallTs::from_micros(HEALTH_WALL_MICROS);
+    [
+        HealthEvent::FeedAdded {
+            feed_id: FeedId::new(1),
+            name: "yard".into(),
+        },
+        HealthEvent::SourceDisconnected {
+            feed_id: FeedId::new(1),
+            reason: MediaError::ConnectionFailed {
+                redacted_url: "rtsp://***@10.0.0.5/live".into(),
+                detail: "refused by rtsp://admin:hunter2@10.0.0.5/live".into(),
+            },
+        },
+        HealthEvent::OutputLagged { messages_lost: 3 },
+    ]
+    .iter()
+    .map(|e| encoder.encode(e, wall))
+    .collect()
+}
+
+/// The exact records [`health_records`] encodes.
+pub fn expected_health() -> Vec<serde_json::Value> {
+    let common = |id: u64, event: &str, severity: &str, feed: Option<(u64, &str)>| {
+        serde_json::json!({
+            "schema_version": 1,
+            "record": "health",
+            "id": id,
+            "wall_micros": HEALTH_WALL_MICROS,
+            "event": event,
+            "severity": severity,
+            "feed_id": feed.map(|f| f.0),
+            "feed": feed.map(|f| f.1),
+            "idempotency_key": format!("0000000000000abc:health:{id}"),
+        })
+    };
+    let with = |mut v: serde_json::Value, message: &str, data: serde_json::Value| {
+        v["message"] = message.into();
+        v["data"] = data;
+        v
+    };
+    vec![
+        with(
+            common(1, "feed_added", "info", Some((1, "yard"))),
+            "feed added: yard",
+            serde_json::json!({ "name": "yard" }),
+        ),
+        with(
+            common(2, "source_disconnected", "warning", Some((1, "yard"))),
+            "source disconnected: connection failed: refused by rtsp://***@10.0.0.5/live (rtsp://***@10.0.0.5/live)",
+            serde_json::json!({ "error": {
+                "kind": "connection_failed",
+                "message": "connection failed: refused by rtsp://***@10.0.0.5/live (rtsp://***@10.0.0.5/live)",
+            } }),
+        ),
+        with(
+            common(3, "output_lagged", "warning", None),
+            "output subscribers missed 3 outputs",
+            serde_json::json!({ "messages_lost": 3 }),
+        ),
+    ]
+}
+
+/// Checks that `payloads` are exactly [`expected_health`], in order, valid against the
+/// shipped JSON Schema, and free of the credentials the events quoted.
+pub fn assert_health_payloads(payloads: &[Vec<u8>]) {
+    let schema: serde_json::Value = serde_json::from_str(nv_sinks::HEALTH_SCHEMA_V1).unwrap();
+    let validator = jsonschema::draft202012::new(&schema).unwrap();
+    let got: Vec<serde_json::Value> = payloads
+        .iter()
+        .map(|p| {
+            let text = std::str::from_utf8(p).unwrap();
+            assert!(!text.contains("hunter2"), "credentials in {text}");
+            serde_json::from_str(text.trim_end()).unwrap()
+        })
+        .collect();
+    for v in &got {
+        assert!(validator.is_valid(v), "{v:#}");
+    }
+    assert_eq!(got, expected_health());
+}

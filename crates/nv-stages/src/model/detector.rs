@@ -220,6 +220,26 @@ impl ModelDetector {
 
     /// What runs the model: backend, threads, and for ONNX Runtime the library and the
     /// execution providers that started (and those that did not, when falling back).
+    /// Times every operator of the following inferences (tract backend; for benchmarks).
+    pub fn set_profiling(&mut self, on: bool) {
+        self.core.engine.set_profiling(on);
+    }
+
+    /// Whether tract inferences keep one run state across calls (default) or build a fresh
+    /// one per call, as earlier releases did (for benchmarks comparing the two).
+    pub fn set_reuse_state(&mut self, on: bool) {
+        self.core.engine.set_reuse_state(on);
+    }
+
+    /// Total time and evaluations per operator kind since profiling started.
+    pub fn profile(&self) -> Vec<(String, std::time::Duration, u32)> {
+        self.core
+            .engine
+            .profile()
+            .map(|p| p.iter().map(|(k, (d, n))| (k.clone(), *d, *n)).collect())
+            .unwrap_or_default()
+    }
+
     pub fn backend_description(&self) -> String {
         self.core.engine.description()
     }

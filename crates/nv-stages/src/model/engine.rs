@@ -65,7 +65,17 @@ pub(crate) struct Engine {
     /// The thread pool inference runs on, for more than one thread (threads named
     /// `nv-tract-N`); `None`: on the calling thread.
     executor: Option<Executor>,
+    /// The batch-1 plan's run state, kept across calls: `plan.run` would build a fresh one
+    /// (every operator's state and scratch buffers) per inference.
+    state: Option<TypedSimpleState>,
+    /// Off: every inference builds a fresh state, as before (benchmarks compare the two).
+    reuse_state: bool,
+    /// Time per operator kind, while profiling (see [`Engine::set_profiling`]).
+    profile: Option<Profile>,
 }
+
+/// Per operator kind: total time and evaluations.
+pub(crate) type Profile = std::collections::BTreeMap<String, (std::time::Duration, u32)>;
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -170,9 +180,23 @@ fn check_declared_input(
     }
 }
 
+/// Whether models loaded from now on get our graph rewrites (default on; benchmarks turn
+/// them off to time the graph as tract alone optimises it).
+static TRACT_REWRITES: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Turns our tract graph rewrites (the depthwise bias fold) on or off for models loaded
+/// from now on, process-wide. For benchmarks comparing the two; leave it on otherwise.
+pub fn set_tract_rewrites(on: bool) {
+    TRACT_REWRITES.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
 fn optimise(mut model: InferenceModel, shape: [usize; 4]) -> TractResult<TypedModel> {
     model.set_input_fact(0, f32::fact(shape).into())?;
-    model.into_optimized()
+    let mut typed = model.into_typed()?.into_decluttered()?;
+    if TRACT_REWRITES.load(std::sync::atomic::Ordering::Relaxed) {
+        super::tract_fold::fold_depthwise_bias(&mut typed)?;
+    }
+    typed.into_optimized()
 }
 
 /// Model loads attempted in this process (see [`model_loads`]).
@@ -259,7 +283,13 @@ impl Engine {
             .map_err(|e| format!("cannot plan model {}: {e:#}", path.display()))?;
         let executor =
             (spec.threads > 1).then(|| Executor::multithread_with_name(spec.threads, "nv-tract"));
+        let state = single
+            .spawn()
+            .map_err(|e| format!("cannot plan model {}: {e:#}", path.display()))?;
         Ok(Self {
+            state: Some(state),
+            reuse_state: true,
+            profile: None,
             input_size: input,
             layout: spec.layout,
             single,
@@ -303,6 +333,22 @@ impl Engine {
 
     fn shape(&self, batch: usize) -> [usize; 4] {
         input_shape(self.input_size, self.layout, batch)
+    }
+
+    /// Starts (or stops) timing every operator of batch-1 inferences.
+    pub(crate) fn set_profiling(&mut self, on: bool) {
+        self.profile = on.then(Profile::new);
+    }
+
+    /// Whether batch-1 inferences keep one run state (the default) or build a fresh one
+    /// each time (the behaviour before; for benchmarks).
+    pub(crate) fn set_reuse_state(&mut self, on: bool) {
+        self.reuse_state = on;
+    }
+
+    /// Operator times gathered since profiling started.
+    pub(crate) fn profile(&self) -> Option<&Profile> {
+        self.profile.as_ref()
     }
 
     /// Threads one inference uses.
@@ -355,12 +401,51 @@ impl Engine {
         fill(view.as_slice_mut::<f32>().map_err(|e| format!("{e:#}"))?)?;
         let feed = tensor.clone();
         let executor = self.executor.clone();
-        let result = catch_unwind(AssertUnwindSafe(|| match executor {
-            Some(pool) => {
-                multithread_tract_scope(pool, || plan.run(tvec![TValue::from_const(feed)]))
+        // Batch 1 runs on the kept state (taken out, so a panic inside leaves none behind).
+        let mut state = if n == 1 && self.reuse_state {
+            self.state.take()
+        } else {
+            None
+        };
+        let profile = &mut self.profile;
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            let go = || -> TractResult<TVec<TValue>> {
+                let inputs = tvec![TValue::from_const(feed)];
+                match (&mut state, profile.as_mut()) {
+                    (Some(s), Some(p)) => s.run_plan_with_eval(inputs, |ctx, op_state, node, i| {
+                        let started = std::time::Instant::now();
+                        let r = tract_onnx::tract_core::plan::eval(ctx, op_state, node, i);
+                        let e = p.entry(node.op().name().to_string()).or_default();
+                        e.0 += started.elapsed();
+                        e.1 += 1;
+                        r
+                    }),
+                    (Some(s), None) => s.run(inputs),
+                    (None, Some(p)) => {
+                        plan.spawn()?
+                            .run_plan_with_eval(inputs, |ctx, op_state, node, i| {
+                                let started = std::time::Instant::now();
+                                let r = tract_onnx::tract_core::plan::eval(ctx, op_state, node, i);
+                                let e = p.entry(node.op().name().to_string()).or_default();
+                                e.0 += started.elapsed();
+                                e.1 += 1;
+                                r
+                            })
+                    }
+                    (None, None) => plan.run(inputs),
+                }
+            };
+            match executor {
+                Some(pool) => multithread_tract_scope(pool, go),
+                None => go(),
             }
-            None => plan.run(tvec![TValue::from_const(feed)]),
         }));
+        if result.as_ref().is_ok_and(Result::is_ok) {
+            self.state = self.state.take().or(state);
+        } else if n == 1 && self.reuse_state {
+            // A failed run may leave the state half-way: start the next one afresh.
+            self.state = self.single.spawn().ok();
+        }
         self.input = Some(tensor);
         let outputs = match result {
             Ok(Ok(o)) => o,

@@ -21,6 +21,8 @@ mod catalog;
 mod config;
 mod decode;
 mod detector;
+#[cfg(target_arch = "x86_64")]
+mod dw_kernel;
 mod engine;
 mod letterbox;
 #[cfg(feature = "ort")]
@@ -28,6 +30,7 @@ mod ort_engine;
 mod runner;
 mod tf_fold;
 mod tf_graph;
+mod tract_fold;
 
 pub use anchors::{Anchor, SsdAnchorGenerator, MAX_ANCHORS};
 pub use catalog::{catalog_preset, PERSON_CLASS_ID};
@@ -38,7 +41,7 @@ pub use config::{
 };
 pub use decode::{iou, nms, DecodeParams, Decoder, OutputTensor, RawDetection};
 pub use detector::{ClassName, ModelBatchDetector, ModelDetector};
-pub use engine::model_loads;
+pub use engine::{model_loads, set_tract_rewrites};
 pub use letterbox::{Letterbox, LetterboxWriter};
 #[cfg(feature = "ort")]
 pub use ort_engine::{

@@ -77,6 +77,33 @@ impl Runner {
         }
     }
 
+    /// As [`Engine::set_profiling`] (tract only).
+    pub(crate) fn set_profiling(&mut self, on: bool) {
+        match self {
+            Self::Tract(e) => e.set_profiling(on),
+            #[cfg(feature = "ort")]
+            Self::Ort(_) => {}
+        }
+    }
+
+    /// As [`Engine::set_reuse_state`] (tract only).
+    pub(crate) fn set_reuse_state(&mut self, on: bool) {
+        match self {
+            Self::Tract(e) => e.set_reuse_state(on),
+            #[cfg(feature = "ort")]
+            Self::Ort(_) => {}
+        }
+    }
+
+    /// As [`Engine::profile`].
+    pub(crate) fn profile(&self) -> Option<&super::engine::Profile> {
+        match self {
+            Self::Tract(e) => e.profile(),
+            #[cfg(feature = "ort")]
+            Self::Ort(_) => None,
+        }
+    }
+
     /// As [`Engine::run`].
     pub(crate) fn run(
         &mut self,
