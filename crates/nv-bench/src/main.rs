@@ -21,7 +21,7 @@ use nv_core::metrics::HistogramSnapshot;
 use nv_perception::{BatchEntry, BatchProcessor, Stage, StageContext, StageOutput};
 use nv_runtime::{
     BackpressurePolicy, BatchConfig, BatchMetrics, CameraMode, FeedConfig, FeedHandle, NullSink,
-    PixelFormat, Runtime, SourceSpec, StageId, SyntheticSpec,
+    PixelFormat, Runtime, Scheduler, SourceSpec, StageId, SyntheticSpec,
 };
 
 #[derive(Parser, Debug)]
@@ -37,6 +37,10 @@ struct Args {
     /// Feed count for W3.
     #[arg(long, default_value_t = 2000)]
     w3_feeds: u32,
+    /// Run the ref and d workloads on the pool scheduler with this many threads (0 = one
+    /// per core) instead of one thread per feed.
+    #[arg(long)]
+    pool: Option<usize>,
 }
 
 /// Burns CPU for `d` (a stand-in for inference cost that scales with batch size).
@@ -352,6 +356,11 @@ fn main() -> anyhow::Result<()> {
     if args.workloads.iter().any(|w| w == "w4") {
         w4(args.seconds)?;
     }
+    let scheduler = args
+        .pool
+        .map_or(Scheduler::ThreadPerFeed, |threads| Scheduler::Pool {
+            threads,
+        });
     let refs: Vec<&String> = args
         .workloads
         .iter()
@@ -369,7 +378,7 @@ fn main() -> anyhow::Result<()> {
         let n = digits
             .parse::<u32>()
             .with_context(|| format!("workload {w}: expected ref<feeds>[i]"))?;
-        shapes::reference(n, inline, args.seconds)?;
+        shapes::reference(n, inline, args.seconds, scheduler)?;
     }
     let dens: Vec<&String> = args
         .workloads
@@ -382,10 +391,10 @@ fn main() -> anyhow::Result<()> {
     }
     for w in dens {
         match w.as_str() {
-            "d2000" => shapes::density(2000, 5.0, false, args.seconds)?,
-            "d2000i" => shapes::density(2000, 5.0, true, args.seconds)?,
-            "d10000" => shapes::density(10_000, 1.0, false, args.seconds)?,
-            "d10000i" => shapes::density(10_000, 1.0, true, args.seconds)?,
+            "d2000" => shapes::density(2000, 5.0, false, args.seconds, scheduler)?,
+            "d2000i" => shapes::density(2000, 5.0, true, args.seconds, scheduler)?,
+            "d10000" => shapes::density(10_000, 1.0, false, args.seconds, scheduler)?,
+            "d10000i" => shapes::density(10_000, 1.0, true, args.seconds, scheduler)?,
             other => anyhow::bail!("unknown workload {other}"),
         }
     }

@@ -17,7 +17,7 @@ use anyhow::Context as _;
 use nv_core::metrics::HistogramSnapshot;
 use nv_runtime::{
     BackpressurePolicy, CameraMode, DropReason, FeedConfig, FeedHandle, OutputSink, PixelFormat,
-    Runtime, SharedOutput, SourceSpec,
+    Runtime, Scheduler, SharedOutput, SourceSpec,
 };
 
 use crate::{cpu_seconds, proc_status, spec, NoOp};
@@ -117,11 +117,12 @@ fn latency(feeds: &[FeedHandle]) -> HistogramSnapshot {
 
 /// The reference shape with `n` feeds; prints one table row. `inline`: the sink declares
 /// it never blocks (no sink thread).
-pub fn reference(n: u32, inline: bool, seconds: u64) -> anyhow::Result<()> {
+pub fn reference(n: u32, inline: bool, seconds: u64, scheduler: Scheduler) -> anyhow::Result<()> {
     let delivered = Arc::new(AtomicU64::new(0));
     let rt = Runtime::builder()
         .max_feeds(n as usize)
         .worker_stack_size(256 * 1024)
+        .scheduler(scheduler)
         .build()?;
     let feeds = (0..n)
         .map(|_| {
@@ -151,7 +152,8 @@ pub fn reference(n: u32, inline: bool, seconds: u64) -> anyhow::Result<()> {
     let frames = b.processed - a.processed;
     let fps = frames as f64 / wall;
     println!(
-        "| ref{n}{} Block(4), {} | {n} | {fps:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {} of {} ({:.2}%) | {} | {threads} |",
+        "| {}ref{n}{} Block(4), {} | {n} | {fps:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {} of {} ({:.2}%) | {} | {threads} |",
+        label(scheduler),
         if inline { "i" } else { "" },
         if inline { "inline sink" } else { "default sink queue" },
         100.0 * cpu / wall,
@@ -177,11 +179,18 @@ pub fn density_header() {
 }
 
 /// `n` feeds at `fps`; prints one table row.
-pub fn density(n: u32, fps: f64, inline: bool, seconds: u64) -> anyhow::Result<()> {
+pub fn density(
+    n: u32,
+    fps: f64,
+    inline: bool,
+    seconds: u64,
+    scheduler: Scheduler,
+) -> anyhow::Result<()> {
     let delivered = Arc::new(AtomicU64::new(0));
     let rt = Runtime::builder()
         .max_feeds(n as usize)
         .worker_stack_size(256 * 1024)
+        .scheduler(scheduler)
         .build()?;
     let make = || {
         feed_config(
@@ -216,7 +225,8 @@ pub fn density(n: u32, fps: f64, inline: bool, seconds: u64) -> anyhow::Result<(
     rt.shutdown();
     let per_feed_kib = (rss1.saturating_sub(rss0)) as f64 / f64::from((n - 1).max(1));
     println!(
-        "| d{n}{} @{fps} fps 320x240 gray | {n} | {:.0} | {:.0} | {threads} | {:.1} KB | {} | {} | {} us | {} us |",
+        "| {}d{n}{} @{fps} fps 320x240 gray | {n} | {:.0} | {:.0} | {threads} | {:.1} KB | {} | {} | {} us | {} us |",
+        label(scheduler),
         if inline { "i" } else { "" },
         (b.processed - a.processed) as f64 / wall,
         100.0 * cpu / wall,
@@ -227,4 +237,11 @@ pub fn density(n: u32, fps: f64, inline: bool, seconds: u64) -> anyhow::Result<(
         lat.quantile(0.99).as_micros(),
     );
     Ok(())
+}
+
+fn label(scheduler: Scheduler) -> String {
+    match scheduler {
+        Scheduler::Pool { threads } => format!("pool({threads}) "),
+        _ => String::new(),
+    }
 }

@@ -48,6 +48,23 @@ struct State<T> {
     wake_pending: bool,
     consumers_parked: usize,
     producers_parked: usize,
+    /// A pool task pushed under `Block` into a full queue and wants the producer signal
+    /// once the queue has drained to half its capacity (see [`QueueSignals`]).
+    producer_armed: bool,
+}
+
+/// Callbacks for consumers and producers that are tasks on a scheduler rather than
+/// threads parked on the queue's condvars.
+pub trait QueueSignal: Send + Sync {
+    fn signal(&self);
+}
+
+/// The queue's optional task-side signals, set once.
+struct QueueSignals {
+    /// Called when the queue goes from empty to non-empty, on `wake` and on `close`.
+    consumer: std::sync::OnceLock<Arc<dyn QueueSignal>>,
+    /// Called when an armed producer (see [`BoundedQueue::try_push_or_arm`]) may push again.
+    producer: std::sync::OnceLock<Arc<dyn QueueSignal>>,
 }
 
 /// Bounded multi-producer queue with per-push overflow policy.
@@ -58,6 +75,7 @@ pub struct BoundedQueue<T> {
     capacity: usize,
     clock: SharedClock,
     hook: Mutex<Option<Arc<dyn ClockWaker>>>,
+    signals: QueueSignals,
 }
 
 impl<T> std::fmt::Debug for BoundedQueue<T> {
@@ -94,12 +112,17 @@ impl<T: Send + 'static> BoundedQueue<T> {
                 wake_pending: false,
                 consumers_parked: 0,
                 producers_parked: 0,
+                producer_armed: false,
             }),
             not_empty: Condvar::new(),
             not_full: Condvar::new(),
             capacity,
             clock,
             hook: Mutex::new(None),
+            signals: QueueSignals {
+                consumer: std::sync::OnceLock::new(),
+                producer: std::sync::OnceLock::new(),
+            },
         });
         let hook: Arc<dyn ClockWaker> = Arc::new(QueueHook {
             queue: Arc::downgrade(&queue),
@@ -107,6 +130,57 @@ impl<T: Send + 'static> BoundedQueue<T> {
         queue.clock.register_waker(Arc::downgrade(&hook));
         *queue.hook.lock() = Some(hook);
         queue
+    }
+
+    /// Sets the consumer's task signal (once; later calls are ignored). It is called
+    /// when an item lands in an empty queue, on [`wake`](Self::wake) and on
+    /// [`close`](Self::close): a consumer task that stops on an empty queue is
+    /// scheduled again by the next push.
+    pub fn set_consumer_signal(&self, signal: Arc<dyn QueueSignal>) {
+        let _already = self.signals.consumer.set(signal);
+    }
+
+    /// Sets the producer's task signal (once); see [`try_push_or_arm`](Self::try_push_or_arm).
+    pub fn set_producer_signal(&self, signal: Arc<dyn QueueSignal>) {
+        let _already = self.signals.producer.set(signal);
+    }
+
+    fn signal_consumer(&self) {
+        if let Some(s) = self.signals.consumer.get() {
+            s.signal();
+        }
+    }
+
+    fn signal_producer(&self) {
+        if let Some(s) = self.signals.producer.get() {
+            s.signal();
+        }
+    }
+
+    /// `Block` for a producer that must not park (a task on a scheduler): pushes if
+    /// there is room; if the queue is full, hands the item back as [`Push::TimedOut`] and
+    /// arms the producer signal, which fires once the queue has drained to half its
+    /// capacity (or is closed or drained).
+    pub fn try_push_or_arm(&self, item: T) -> Push<T> {
+        let mut st = self.state.lock();
+        if st.closed {
+            return Push::Closed(item);
+        }
+        if st.items.len() >= self.capacity {
+            st.producer_armed = true;
+            return Push::TimedOut(item);
+        }
+        let was_empty = st.items.is_empty();
+        st.items.push_back((item, self.clock.now()));
+        let wake = st.consumers_parked > 0;
+        drop(st);
+        if wake {
+            self.not_empty.notify_one();
+        }
+        if was_empty {
+            self.signal_consumer();
+        }
+        Push::Accepted
     }
 
     pub fn capacity(&self) -> usize {
@@ -178,11 +252,15 @@ impl<T: Send + 'static> BoundedQueue<T> {
                 }
             }
         }
+        let was_empty = st.items.is_empty();
         st.items.push_back((item, self.clock.now()));
         let wake = st.consumers_parked > 0;
         drop(st);
         if wake {
             self.not_empty.notify_one();
+        }
+        if was_empty {
+            self.signal_consumer();
         }
         result
     }
@@ -202,9 +280,13 @@ impl<T: Send + 'static> BoundedQueue<T> {
             }
             if let Some((item, pushed_at)) = st.items.pop_front() {
                 let wake_producers = self.producers_due(&st);
+                let armed = self.take_armed(&mut st);
                 drop(st);
                 if wake_producers {
                     self.not_full.notify_all();
+                }
+                if armed {
+                    self.signal_producer();
                 }
                 return Pop::Item(item, pushed_at);
             }
@@ -236,11 +318,31 @@ impl<T: Send + 'static> BoundedQueue<T> {
         let mut st = self.state.lock();
         let item = st.items.pop_front();
         let wake_producers = item.is_some() && self.producers_due(&st);
+        let armed = item.is_some() && self.take_armed(&mut st);
         drop(st);
         if wake_producers {
             self.not_full.notify_all();
         }
+        if armed {
+            self.signal_producer();
+        }
         item
+    }
+
+    /// Disarms and reports an armed producer once the queue is at half capacity or below
+    /// (the same mark as parked producers).
+    fn take_armed(&self, st: &mut State<T>) -> bool {
+        if st.producer_armed && st.items.len() <= self.capacity / 2 {
+            st.producer_armed = false;
+            return true;
+        }
+        false
+    }
+
+    /// Takes a pending [`wake`](Self::wake) without popping (for a consumer task, which
+    /// learns of control changes elsewhere and only needs to know a wake was asked for).
+    pub fn take_wake(&self) -> bool {
+        std::mem::take(&mut self.state.lock().wake_pending)
     }
 
     /// Producers blocked on a full queue are woken once it has drained to half its
@@ -258,23 +360,33 @@ impl<T: Send + 'static> BoundedQueue<T> {
         st.wake_pending = true;
         drop(st);
         self.not_empty.notify_all();
+        self.signal_consumer();
     }
 
     /// Closes the queue: pushes fail, pops drain what is left, blocked producers return.
     pub fn close(&self) {
         let mut st = self.state.lock();
         st.closed = true;
+        let armed = std::mem::take(&mut st.producer_armed);
         drop(st);
         self.not_empty.notify_all();
         self.not_full.notify_all();
+        self.signal_consumer();
+        if armed {
+            self.signal_producer();
+        }
     }
 
     /// Removes and returns everything queued.
     pub fn drain(&self) -> Vec<T> {
         let mut st = self.state.lock();
         let items: Vec<T> = st.items.drain(..).map(|(t, _)| t).collect();
+        let armed = std::mem::take(&mut st.producer_armed);
         drop(st);
         self.not_full.notify_all();
+        if armed {
+            self.signal_producer();
+        }
         items
     }
 }
@@ -395,6 +507,68 @@ mod tests {
         assert!(!t.is_finished());
         clock.advance(Duration::from_secs(1));
         assert!(t.join().unwrap());
+    }
+
+    #[derive(Default)]
+    struct CountSignal(std::sync::atomic::AtomicUsize);
+
+    impl QueueSignal for CountSignal {
+        fn signal(&self) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    impl CountSignal {
+        fn count(&self) -> usize {
+            self.0.load(std::sync::atomic::Ordering::SeqCst)
+        }
+    }
+
+    #[test]
+    fn consumer_signal_fires_on_empty_to_non_empty_wake_and_close() {
+        let q = queue(4);
+        let consumer = Arc::new(CountSignal::default());
+        q.set_consumer_signal(Arc::clone(&consumer) as Arc<dyn QueueSignal>);
+        q.push(1, Overflow::Block);
+        q.push(2, Overflow::Block);
+        assert_eq!(consumer.count(), 1, "only the push into the empty queue");
+        assert!(q.try_pop().is_some());
+        q.push(3, Overflow::Block);
+        assert_eq!(consumer.count(), 1, "the queue was not empty");
+        while q.try_pop().is_some() {}
+        q.push(4, Overflow::DropOldest);
+        assert_eq!(consumer.count(), 2);
+        q.wake();
+        assert!(q.take_wake());
+        assert!(!q.take_wake(), "a wake is taken once");
+        assert_eq!(consumer.count(), 3);
+        q.close();
+        assert_eq!(consumer.count(), 4);
+    }
+
+    #[test]
+    fn an_armed_producer_is_signalled_at_half_capacity_once() {
+        let q = queue(4);
+        let producer = Arc::new(CountSignal::default());
+        q.set_producer_signal(Arc::clone(&producer) as Arc<dyn QueueSignal>);
+        for i in 0..4 {
+            assert!(matches!(q.try_push_or_arm(i), Push::Accepted));
+        }
+        assert!(matches!(q.try_push_or_arm(4), Push::TimedOut(4)));
+        assert!(q.try_pop().is_some());
+        assert_eq!(producer.count(), 0, "three left, above the mark");
+        assert!(q.try_pop().is_some());
+        assert_eq!(producer.count(), 1, "two left: signalled");
+        assert!(q.try_pop().is_some());
+        assert_eq!(producer.count(), 1, "disarmed after one signal");
+        // Armed again, then the queue closes: the producer hears of it.
+        for i in 0..3 {
+            assert!(matches!(q.try_push_or_arm(i), Push::Accepted));
+        }
+        assert!(matches!(q.try_push_or_arm(9), Push::TimedOut(9)));
+        q.close();
+        assert_eq!(producer.count(), 2);
+        assert!(matches!(q.try_push_or_arm(9), Push::Closed(9)));
     }
 
     #[derive(Clone, Debug)]

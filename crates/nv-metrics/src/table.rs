@@ -440,6 +440,9 @@ pub static METRICS: &[super::MetricDef] = &[
     row("nv_runtime_detached_threads", Gauge, One,
         "Threads that missed their stop deadline and still run.", &[],
         Read::Runtime(|d, p| p.value(d.detached_threads.len() as f64))),
+    row("nv_runtime_pool_threads", Gauge, One,
+        "Threads of the feed pool, spares for stuck calls included (0 with a thread per feed).", &[],
+        Read::Runtime(|d, p| p.value(d.pool_threads as f64))),
     // Feeds.
     row("nv_feed_alive", Gauge, One, "1 while the feed's worker runs.", &[],
         Read::Feed(|f, p| p.value(flag(f.alive)))),

@@ -161,6 +161,13 @@ pub trait Stage: Send + 'static {
         None
     }
 
+    /// Whether `process` may wait (on I/O, a device, another thread) rather than only
+    /// compute. A feed with such a stage keeps a thread of its own when the runtime
+    /// schedules feeds on a pool, so the wait never holds a pool thread. Default `false`.
+    fn may_block(&self) -> bool {
+        false
+    }
+
     /// Pixel formats this stage reads. `None` means it does not read pixels or accepts
     /// any format; a feed decodes to its native format unless some stage needs otherwise.
     fn accepted_formats(&self) -> Option<&'static [PixelFormat]> {

@@ -1,9 +1,13 @@
 //! NextVision runtime: feeds, workers, bounded queues, sinks, provenance, diagnostics.
 //!
-//! Threads per feed: one worker (`nv-feed-{id}`: source ticks, stages, output) and one
-//! sink thread per session (`nv-sink-{id}`), unless the sink declares that it never
-//! blocks (`OutputSink::may_block`), in which case the worker calls it directly. Sources bring their own producer threads;
-//! the built-in synthetic source shares one timer thread across all paced feeds. Every
+//! Threads: by default feed workers (source ticks, stages, output) and sink delivery run
+//! as tasks on a pool of `nv-pool-{n}` threads sized to the cores ([`Scheduler`]); with
+//! `Scheduler::ThreadPerFeed`, or for a feed whose stages may block or that uses a batch
+//! point, a feed has its own worker (`nv-feed-{id}`) and a sink thread per session
+//! (`nv-sink-{id}`) unless the sink declares that it never blocks
+//! (`OutputSink::may_block`), in which case the worker calls it directly. Sources bring
+//! their own producer threads; the built-in synthetic source shares one timer thread
+//! across all paced feeds. Every
 //! queue is bounded, every drop is counted under a [`DropReason`](nv_core::DropReason),
 //! and every wait is on a condvar with a deadline read from the injected clock.
 
@@ -13,6 +17,7 @@ mod executor;
 pub mod feed;
 pub(crate) mod inclusion;
 mod runtime;
+mod sched;
 mod subscription;
 mod watchdog;
 mod worker;
@@ -42,6 +47,7 @@ pub use output::{
     StageProvenance, StageResult, ViewProvenance,
 };
 pub use runtime::{Runtime, RuntimeBuilder, RuntimeDiagnostics, RuntimeHandle};
+pub use sched::Scheduler;
 pub use subscription::{HealthSubscription, OutputSubscription};
 
 pub use nv_core::policy::{

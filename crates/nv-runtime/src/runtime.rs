@@ -23,9 +23,11 @@ use crate::broadcast;
 use crate::coalesce::Coalescers;
 use crate::detached::DetachedThreads;
 use crate::executor::{Executor, ExecutorParams};
+use crate::feed::config::PipelineStep;
 use crate::feed::shared::{Control, FeedSettings, FeedShared, StageBusy, StageCounters};
 use crate::feed::{FeedConfig, FeedDiagnostics, FeedHandle};
 use crate::output::SharedOutput;
+use crate::sched::{Pool, PoolConfig, Scheduler, TaskCell};
 use crate::source::synthetic::SyntheticFactory;
 use crate::source::{FeedIo, SharedSourceFactory, SourceContext, SourceFactory, SourceObserver};
 use crate::subscription::{HealthSubscription, LagState, OutputSubscription};
@@ -33,6 +35,9 @@ use crate::sync::Waiter;
 use crate::watchdog::{Watchdog, Watched};
 use crate::worker::{self, WorkerParams};
 use nv_io::FeedCounters;
+
+/// Most pool threads a runtime may ask for.
+const MAX_POOL_THREADS: usize = 256;
 
 /// Builds a [`Runtime`].
 pub struct RuntimeBuilder {
@@ -45,6 +50,7 @@ pub struct RuntimeBuilder {
     custom_pipeline_policy: CustomPipelinePolicy,
     worker_stack_size: usize,
     health_throttle: Duration,
+    scheduler: Scheduler,
 }
 
 impl std::fmt::Debug for RuntimeBuilder {
@@ -67,6 +73,7 @@ impl Default for RuntimeBuilder {
             custom_pipeline_policy: CustomPipelinePolicy::Reject,
             worker_stack_size: 2 * 1024 * 1024,
             health_throttle: crate::throttle::DEFAULT_THROTTLE_WINDOW,
+            scheduler: Scheduler::from_test_env(),
         }
     }
 }
@@ -104,9 +111,15 @@ impl RuntimeBuilder {
         self.custom_pipeline_policy = p;
         self
     }
-    /// Stack size of feed worker threads (stages run there); default 2 MiB.
+    /// Stack size of the threads stages run on (pool threads, dedicated feed threads);
+    /// default 2 MiB.
     pub fn worker_stack_size(mut self, bytes: usize) -> Self {
         self.worker_stack_size = bytes;
+        self
+    }
+    /// How feeds get threads: tasks on a pool sized to the cores (default), or one each.
+    pub fn scheduler(mut self, scheduler: Scheduler) -> Self {
+        self.scheduler = scheduler;
         self
     }
     /// Window for coalescing runtime-level events (`OutputLagged`).
@@ -165,20 +178,46 @@ impl RuntimeBuilder {
                 "must be at least 65536 bytes",
             ));
         }
+        if let Scheduler::Pool { threads } = self.scheduler {
+            problems.extend(limits::at_most(
+                "scheduler.threads",
+                threads,
+                MAX_POOL_THREADS,
+            ));
+        }
         ConfigError::check(problems)?;
         let clock = self.clock.unwrap_or_else(SystemClock::shared);
+        let pool = match self.scheduler {
+            Scheduler::ThreadPerFeed => None,
+            Scheduler::Pool { threads } => Some(
+                Pool::start(
+                    PoolConfig::new(threads, self.worker_stack_size),
+                    clock.clone(),
+                )
+                .map_err(|e| {
+                    ConfigError::single(ConfigProblem::invalid(
+                        "scheduler",
+                        "pool",
+                        format!("cannot start the pool threads: {e}"),
+                    ))
+                })?,
+            ),
+        };
         let watched = Watched::default();
         let coalescers = Coalescers::new();
-        let watchdog =
-            Watchdog::spawn(clock.clone(), Arc::clone(&watched), Arc::clone(&coalescers)).map_err(
-                |e| {
-                    ConfigError::single(ConfigProblem::invalid(
-                        "runtime",
-                        "watchdog",
-                        format!("cannot start the watchdog thread: {e}"),
-                    ))
-                },
-            )?;
+        let watchdog = Watchdog::spawn(
+            clock.clone(),
+            Arc::clone(&watched),
+            Arc::clone(&coalescers),
+            pool.clone(),
+        )
+        .map_err(|e| {
+            ConfigError::single(ConfigProblem::invalid(
+                "runtime",
+                "watchdog",
+                format!("cannot start the watchdog thread: {e}"),
+            ))
+        })?;
         let health = broadcast::channel(self.health_capacity);
         let mut factories = self.factories;
         factories.push(Arc::new(SyntheticFactory::new()));
@@ -209,15 +248,22 @@ impl RuntimeBuilder {
                     coalescers,
                     watched,
                     run_id: new_run_id(),
+                    pool,
                 }),
             },
         })
     }
 }
 
+/// Where a feed's worker runs.
+enum Runner {
+    Thread(JoinHandle<()>),
+    Task(Arc<TaskCell>),
+}
+
 struct FeedEntry {
     handle: FeedHandle,
-    thread: Option<JoinHandle<()>>,
+    thread: Option<Runner>,
 }
 
 struct Inner {
@@ -242,6 +288,8 @@ struct Inner {
     coalescers: Arc<Coalescers>,
     /// This runtime instance, stamped on every output (`Provenance::run_id`).
     run_id: u64,
+    /// Present under `Scheduler::Pool`.
+    pool: Option<Pool>,
 }
 
 /// Runtime-wide diagnostics.
@@ -259,6 +307,8 @@ pub struct RuntimeDiagnostics {
     pub detached_threads: Vec<String>,
     /// One entry per batch coordinator.
     pub batches: Vec<BatchMetrics>,
+    /// Threads of the feed pool now, spares included (0 under `Scheduler::ThreadPerFeed`).
+    pub pool_threads: usize,
 }
 
 /// Owns feeds. Dropping it shuts everything down.
@@ -431,6 +481,12 @@ impl Inner {
             .into_iter()
             .map(|s| (s, Arc::new(StageCounters::default())))
             .collect();
+        // A stage that may wait, or a batch point (the feed waits for the coordinator's
+        // reply), keeps a thread of its own: waits never hold a pool thread.
+        let dedicated = steps.iter().any(|(s, _)| match s {
+            PipelineStep::Stage(stage) => stage.may_block(),
+            PipelineStep::Batch(_) => true,
+        });
         let now = self.clock.now();
         let busy = Arc::new(StageBusy::default());
         let name = config.name.clone().unwrap_or_else(|| id.to_string());
@@ -485,6 +541,7 @@ impl Inner {
             health_throttle: config.health_throttle,
             coalescers: Arc::clone(&self.coalescers),
             analytics: Arc::default(),
+            task_signal: std::sync::OnceLock::new(),
         });
         let executor = Executor::new(ExecutorParams {
             feed: Arc::clone(&shared),
@@ -511,7 +568,7 @@ impl Inner {
         source_ctx.startup_timeout = config.startup_timeout;
         source_ctx.stall_timeout = config.stall_timeout;
         source_ctx.custom_pipeline_policy = self.custom_pipeline_policy;
-        let thread = worker::spawn(WorkerParams {
+        let params = WorkerParams {
             shared: Arc::clone(&shared),
             config,
             executor,
@@ -520,7 +577,11 @@ impl Inner {
             detached: self.detached.clone(),
             source_ctx,
             stack_size: self.worker_stack_size,
-        })?;
+        };
+        let thread = match self.pool.as_ref() {
+            Some(pool) if !dedicated => Runner::Task(worker::spawn_on_pool(params, pool)),
+            _ => Runner::Thread(worker::spawn(params)?),
+        };
         self.watched.lock().push(Arc::downgrade(&shared));
         self.health.send(HealthEvent::FeedAdded {
             feed_id: id,
@@ -551,8 +612,10 @@ impl Inner {
             return;
         };
         if finished {
-            if thread.join().is_err() {
-                tracing::error!(feed_id = %shared.id, "feed worker panicked");
+            if let Runner::Thread(thread) = thread {
+                if thread.join().is_err() {
+                    tracing::error!(feed_id = %shared.id, "feed worker panicked");
+                }
             }
         } else {
             shared.emit_stopped(StopReason::Fatal {
@@ -561,8 +624,11 @@ impl Inner {
                     self.feed_join_timeout.as_millis()
                 ),
             });
-            self.detached
-                .add(format!("nv-feed-{}", shared.id.as_u64()), thread);
+            let name = format!("nv-feed-{}", shared.id.as_u64());
+            match thread {
+                Runner::Thread(t) => self.detached.add(name, t),
+                Runner::Task(t) => self.detached.add_task(name, t),
+            }
         }
     }
 
@@ -607,6 +673,9 @@ impl Inner {
         if let Some(mut w) = self.watchdog.lock().take() {
             w.stop();
         }
+        if let Some(pool) = self.pool.as_ref() {
+            pool.shutdown_into(deadline, &self.detached);
+        }
         self.lag.flush();
         self.outputs.close();
         self.health.close();
@@ -632,6 +701,7 @@ impl Inner {
                 .map(|b| b.handle.metrics())
                 .collect(),
             detached_threads: self.detached.reap(),
+            pool_threads: self.pool.as_ref().map_or(0, Pool::thread_count),
         }
     }
 

@@ -30,6 +30,7 @@ impl Watchdog {
         clock: SharedClock,
         watched: Watched,
         coalescers: Arc<Coalescers>,
+        pool: Option<crate::sched::Pool>,
     ) -> std::io::Result<Self> {
         let stop = Waiter::new(false, clock.clone());
         let s = Arc::clone(&stop);
@@ -46,6 +47,10 @@ impl Watchdog {
                 feeds.retain(|w| w.strong_count() > 0);
                 for feed in feeds.iter().filter_map(Weak::upgrade) {
                     feed.check_stall(now);
+                }
+                drop(feeds);
+                if let Some(pool) = pool.as_ref() {
+                    pool.check(now);
                 }
             })?;
         Ok(Self {

@@ -12,9 +12,9 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::{Arc, Mutex};
 
-use common::{feed, runtime, wait_until};
+use common::{feed, wait_until};
 use nv_core::clock::SystemClock;
-use nv_runtime::{OutputSink, SharedOutput};
+use nv_runtime::{OutputSink, Runtime, Scheduler, SharedOutput};
 use nv_test_util::NoOpStage;
 
 struct Counting;
@@ -74,9 +74,15 @@ impl OutputSink for AllocProbe {
     }
 }
 
-/// Allocations between consecutive outputs, after the first `warmup` outputs.
-fn per_output(inline: bool, frames: u64, warmup: usize) -> Vec<u64> {
-    let rt = runtime();
+/// Allocations between consecutive outputs, after the first `warmup` outputs. The counts
+/// are per thread, so the scheduler is chosen here, not by the suite's environment: one
+/// thread per feed, or a one-thread pool (feed and sink tasks then share that thread).
+fn per_output(inline: bool, frames: u64, warmup: usize, scheduler: Scheduler) -> Vec<u64> {
+    let rt = Runtime::builder()
+        .health_capacity(4096)
+        .scheduler(scheduler)
+        .build()
+        .unwrap();
     let marks = Arc::new(Mutex::new(Vec::with_capacity(frames as usize + 1)));
     let h = rt
         .add_feed(
@@ -116,7 +122,7 @@ fn the_queue_hand_off_allocates_nothing() {
 #[test]
 fn a_sink_thread_allocates_nothing_per_output() {
     // Counted on the sink thread: popping and delivering an output allocates nothing.
-    let deltas = per_output(false, 300, 20);
+    let deltas = per_output(false, 300, 20, Scheduler::ThreadPerFeed);
     assert!(deltas.iter().all(|d| *d == 0), "{deltas:?}");
 }
 
@@ -128,7 +134,17 @@ fn the_feed_worker_allocates_a_fixed_small_number_per_frame() {
     // and nothing for the hand-offs.
     // A rare timed health event (a frame-lag warning on a loaded machine, say) may add
     // its own allocations to one frame; the per-frame path itself is exactly 2.
-    let deltas = per_output(true, 300, 20);
+    let deltas = per_output(true, 300, 20, Scheduler::ThreadPerFeed);
+    let typical = deltas.iter().filter(|d| **d == 2).count();
+    assert_eq!(deltas.iter().min(), Some(&2), "{deltas:?}");
+    assert!(typical * 50 >= deltas.len() * 49, "{deltas:?}");
+}
+
+#[test]
+fn a_feed_task_on_the_pool_allocates_the_same_per_frame() {
+    // One pool thread runs the feed task with an inline sink: scheduling the task, its
+    // timer and the quantum loop add nothing to the 2 allocations of the frame itself.
+    let deltas = per_output(true, 300, 20, Scheduler::Pool { threads: 1 });
     let typical = deltas.iter().filter(|d| **d == 2).count();
     assert_eq!(deltas.iter().min(), Some(&2), "{deltas:?}");
     assert!(typical * 50 >= deltas.len() * 49, "{deltas:?}");

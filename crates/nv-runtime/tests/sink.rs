@@ -238,6 +238,24 @@ impl OutputSink for InlineRecorder {
     }
 }
 
+/// Records the thread each frame's stage call ran on.
+#[derive(Clone, Default)]
+struct StageThreads(Arc<parking_lot::Mutex<Vec<(u64, String)>>>);
+
+impl nv_perception::Stage for StageThreads {
+    fn id(&self) -> nv_runtime::StageId {
+        nv_runtime::StageId::new("threads")
+    }
+    fn process(
+        &mut self,
+        ctx: &nv_perception::StageContext<'_>,
+    ) -> Result<nv_perception::StageOutput, nv_core::error::StageError> {
+        let thread = std::thread::current().name().unwrap_or("").to_string();
+        self.0.lock().push((ctx.frame.seq(), thread));
+        Ok(nv_perception::StageOutput::empty())
+    }
+}
+
 #[test]
 fn a_sink_that_never_blocks_is_called_on_the_feed_worker_in_order() {
     let rt = runtime();
@@ -246,11 +264,12 @@ fn a_sink_that_never_blocks_is_called_on_the_feed_worker_in_order() {
         panic_on: Some(3),
         ..InlineRecorder::default()
     };
+    let stage = StageThreads::default();
     let n = 50u64;
     let h = rt
         .add_feed(
             feed(Some(n))
-                .stage(NoOpStage("s"))
+                .stage(stage.clone())
                 .output_sink(sink.clone())
                 .build()
                 .unwrap(),
@@ -265,8 +284,15 @@ fn a_sink_that_never_blocks_is_called_on_the_feed_worker_in_order() {
         (0..n).collect::<Vec<_>>(),
         "every output once, in order"
     );
+    // Each output reached the sink on the thread that had just run the frame's stages
+    // (the feed's own thread, or the pool thread running its task), with no hand-off.
+    assert_eq!(seen, *stage.0.lock());
     let worker = format!("nv-feed-{}", h.id().as_u64());
-    assert!(seen.iter().all(|(_, t)| *t == worker), "{seen:?}");
+    assert!(
+        seen.iter()
+            .all(|(_, t)| *t == worker || t.starts_with("nv-pool-")),
+        "{seen:?}"
+    );
     // The panic lost nothing but itself, was reported once, and the feed went on.
     assert_eq!(
         events

@@ -169,6 +169,7 @@ impl FeedHandle {
         if let Some(q) = self.shared.source_queue.lock().as_ref() {
             q.wake();
         }
+        self.shared.kick();
         Ok(())
     }
 
@@ -188,6 +189,7 @@ impl FeedHandle {
             .health
             .send(HealthEvent::FeedResumed { feed_id });
         self.shared.control.notify_all();
+        self.shared.kick();
         Ok(())
     }
 

@@ -121,6 +121,9 @@ pub(crate) struct FeedShared {
     pub coalescers: Arc<crate::coalesce::Coalescers>,
     /// Counted from the feed's events (written by the worker).
     pub analytics: Arc<super::analytics::AnalyticsCounters>,
+    /// Schedules the feed's task when the feed runs on the pool (control changes, sink
+    /// drained or handed back); unset for a feed on its own thread.
+    pub task_signal: std::sync::OnceLock<Arc<dyn crate::queue::QueueSignal>>,
 }
 
 impl std::fmt::Debug for FeedShared {
@@ -142,6 +145,14 @@ impl FeedShared {
         // A lossless feed blocked on a stuck sink must not ignore the stop.
         if let Some(q) = self.sink_queue.lock().as_ref() {
             q.close();
+        }
+        self.kick();
+    }
+
+    /// Schedules the feed's pool task, if it has one, to look at its state again.
+    pub fn kick(&self) {
+        if let Some(s) = self.task_signal.get() {
+            s.signal();
         }
     }
 

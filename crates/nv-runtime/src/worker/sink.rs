@@ -15,18 +15,38 @@ use crate::detached::DetachedThreads;
 use crate::feed::shared::FeedShared;
 use crate::output::{OutputSink, SharedOutput};
 use crate::queue::{BoundedQueue, Overflow, Pop, Push};
+use crate::sched::{Poll, Pool, Task, TaskCell, TaskCx, QUANTUM};
 use crate::sync::OneShot;
 
 /// Where a detached sink thread hands its sink back if it ever finishes.
 pub(crate) type LateSink = OneShot<Box<dyn OutputSink>>;
 
-/// A running sink thread for one session.
+/// Where a session's sink delivery runs.
+enum Runner {
+    Thread(JoinHandle<()>),
+    /// A task on the pool; kept here so the task lives as long as the session needs it.
+    Task(Arc<TaskCell>),
+}
+
+/// What became of an output handed over without waiting.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Sent {
+    /// Queued (or delivered inline), or dropped by the sink overflow policy (counted).
+    Taken,
+    /// The sink queue is closed: the feed is stopping (counted as `FeedStopping`).
+    Closed,
+}
+
+/// A running sink thread (or pool task) for one session.
 pub(crate) struct SinkWorker {
     feed: Arc<FeedShared>,
     queue: Arc<BoundedQueue<SharedOutput>>,
     returned: OneShot<Box<dyn OutputSink>>,
-    thread: Option<JoinHandle<()>>,
+    thread: Option<Runner>,
     backpressure: Coalesced<()>,
+    /// `SinkStalled` reports so far for the output the feed is holding (pool mode).
+    stalls: u32,
+    next_stall_report: Option<nv_core::time::MonotonicTs>,
 }
 
 impl SinkWorker {
@@ -45,6 +65,34 @@ impl SinkWorker {
                     source: Arc::new(e),
                 })?
         };
+        Ok(Self::new(feed, queue, returned, Runner::Thread(thread)))
+    }
+
+    /// Delivery as a task on `pool`: scheduled when outputs land in its empty queue; the
+    /// feed task is scheduled when the sink queue drains (lossless back-pressure without
+    /// holding a pool thread) and when the sink is handed back at the session end.
+    pub fn spawn_task(sink: Box<dyn OutputSink>, feed: &Arc<FeedShared>, pool: &Pool) -> Self {
+        let queue = BoundedQueue::new(feed.settings.sink_capacity, feed.clock.clone());
+        let returned = OneShot::new(feed.clock.clone());
+        let task = pool.task(Box::new(SinkTask {
+            feed: Arc::clone(feed),
+            sink: Some(sink),
+            queue: Arc::clone(&queue),
+            returned: returned.clone(),
+        }));
+        queue.set_consumer_signal(task.signal());
+        if let Some(signal) = feed.task_signal.get() {
+            queue.set_producer_signal(Arc::clone(signal));
+        }
+        Self::new(feed, queue, returned, Runner::Task(task))
+    }
+
+    fn new(
+        feed: &Arc<FeedShared>,
+        queue: Arc<BoundedQueue<SharedOutput>>,
+        returned: OneShot<Box<dyn OutputSink>>,
+        runner: Runner,
+    ) -> Self {
         let backpressure = {
             let feed_id = feed.id;
             Coalesced::new(
@@ -58,13 +106,15 @@ impl SinkWorker {
                 },
             )
         };
-        Ok(Self {
+        Self {
             feed: Arc::clone(feed),
             queue,
             returned,
-            thread: Some(thread),
+            thread: Some(runner),
             backpressure,
-        })
+            stalls: 0,
+            next_stall_report: None,
+        }
     }
 
     pub fn queue(&self) -> &Arc<BoundedQueue<SharedOutput>> {
@@ -96,7 +146,53 @@ impl SinkWorker {
                 other => break other,
             }
         };
-        let counters = &feed.counters;
+        self.account(result);
+    }
+
+    /// Pool mode: like [`send`](Self::send) but never waits. Under `Block` with a full
+    /// queue the output comes back (the feed task holds it and is scheduled again when the
+    /// queue has drained); a hold that lasts is reported as `SinkStalled` every
+    /// `sink_shutdown_timeout`, on the timer the caller arms at the returned deadline.
+    pub fn try_send(
+        &mut self,
+        output: SharedOutput,
+    ) -> Result<Sent, (SharedOutput, nv_core::time::MonotonicTs)> {
+        let feed = &*self.feed;
+        let overflow = feed.settings.sink_overflow;
+        let result = if overflow == Overflow::Block {
+            self.queue.try_push_or_arm(output)
+        } else {
+            self.queue.push(output, overflow)
+        };
+        match result {
+            Push::TimedOut(back) if overflow == Overflow::Block => {
+                let now = feed.clock.now();
+                let every = feed.settings.sink_shutdown_timeout;
+                let due = *self.next_stall_report.get_or_insert(now + every);
+                if now >= due {
+                    self.stalls = self.stalls.saturating_add(1);
+                    let blocked_for = every * self.stalls;
+                    feed.health.send(HealthEvent::SinkStalled {
+                        feed_id: feed.id,
+                        blocked_for_ms: u64::try_from(blocked_for.as_millis()).unwrap_or(u64::MAX),
+                    });
+                    self.next_stall_report = Some(due + every);
+                }
+                let next = self.next_stall_report.unwrap_or(due);
+                Err((back, next))
+            }
+            other => {
+                self.stalls = 0;
+                self.next_stall_report = None;
+                let closed = matches!(other, Push::Closed(_));
+                self.account(other);
+                Ok(if closed { Sent::Closed } else { Sent::Taken })
+            }
+        }
+    }
+
+    fn account(&mut self, result: Push<SharedOutput>) {
+        let counters = &self.feed.counters;
         match result {
             Push::Accepted => {
                 counters.outputs_to_sink.fetch_add(1, Ordering::Relaxed);
@@ -122,25 +218,50 @@ impl SinkWorker {
         timeout: Duration,
         detached: &DetachedThreads,
     ) -> (Option<Box<dyn OutputSink>>, LateSink) {
-        self.backpressure.flush();
-        self.queue.close();
+        self.begin_shutdown();
         let deadline = self.feed.clock.now() + timeout;
         let sink = self.returned.take_until(deadline);
-        let thread = self.thread.take();
-        match (&sink, thread) {
-            (Some(_), Some(t)) => {
+        self.end_shutdown(sink, timeout, detached)
+    }
+
+    /// Closes the queue: the delivery drains what is queued, then hands the sink back.
+    pub fn begin_shutdown(&mut self) {
+        self.backpressure.flush();
+        self.queue.close();
+    }
+
+    /// The sink, if the delivery has handed it back (pool mode polls this).
+    pub fn returned_sink(&self) -> Option<Box<dyn OutputSink>> {
+        self.returned.take()
+    }
+
+    /// Completes a shutdown begun with [`begin_shutdown`](Self::begin_shutdown): `sink`
+    /// is what came back in time; without it the delivery is wedged, detached and
+    /// reported.
+    pub fn end_shutdown(
+        mut self,
+        sink: Option<Box<dyn OutputSink>>,
+        timeout: Duration,
+        detached: &DetachedThreads,
+    ) -> (Option<Box<dyn OutputSink>>, LateSink) {
+        let name = format!("nv-sink-{}", self.feed.id.as_u64());
+        match (&sink, self.thread.take()) {
+            (Some(_), Some(Runner::Thread(t))) => {
                 if t.join().is_err() {
                     tracing::error!(feed_id = %self.feed.id, "sink thread panicked after returning its sink");
                 }
             }
-            (None, Some(t)) => {
-                tracing::warn!(feed_id = %self.feed.id, timeout_ms = timeout.as_millis(), "sink did not drain in time; detaching its thread");
+            (Some(_), Some(Runner::Task(_))) | (_, None) => {}
+            (None, Some(runner)) => {
+                tracing::warn!(feed_id = %self.feed.id, timeout_ms = timeout.as_millis(), "sink did not drain in time; detaching it");
                 self.feed.health.send(HealthEvent::SinkTimeout {
                     feed_id: self.feed.id,
                 });
-                detached.add(format!("nv-sink-{}", self.feed.id.as_u64()), t);
+                match runner {
+                    Runner::Thread(t) => detached.add(name, t),
+                    Runner::Task(task) => detached.add_task(name, task),
+                }
             }
-            (_, None) => {}
         }
         (sink, self.returned.clone())
     }
@@ -161,6 +282,35 @@ impl Delivery {
             SinkWorker::spawn(sink, feed).map(Self::Thread)
         } else {
             Ok(Self::Inline(sink))
+        }
+    }
+
+    /// Pool mode: a sink that may block is delivered to by a pool task.
+    pub fn start_on_pool(
+        sink: Box<dyn OutputSink>,
+        feed: &Arc<FeedShared>,
+        pool: Option<&Pool>,
+    ) -> Result<Self, RuntimeError> {
+        match pool {
+            Some(pool) if sink.may_block() => {
+                Ok(Self::Thread(SinkWorker::spawn_task(sink, feed, pool)))
+            }
+            _ => Self::start(sink, feed),
+        }
+    }
+
+    /// Pool mode: see [`SinkWorker::try_send`]; an inline sink always takes the output.
+    pub fn try_send(
+        &mut self,
+        feed: &FeedShared,
+        output: SharedOutput,
+    ) -> Result<Sent, (SharedOutput, nv_core::time::MonotonicTs)> {
+        match self {
+            Self::Thread(w) => w.try_send(output),
+            Self::Inline(_) => {
+                self.send(feed, output);
+                Ok(Sent::Taken)
+            }
         }
     }
 
@@ -241,4 +391,41 @@ fn run(
     }
     flush(feed, &mut sink);
     returned.put(sink);
+}
+
+/// Sink delivery as a pool task: up to a quantum of outputs per turn, in order.
+struct SinkTask {
+    feed: Arc<FeedShared>,
+    sink: Option<Box<dyn OutputSink>>,
+    queue: Arc<BoundedQueue<SharedOutput>>,
+    returned: OneShot<Box<dyn OutputSink>>,
+}
+
+impl Task for SinkTask {
+    fn run(&mut self, _cx: &TaskCx<'_>) -> Poll {
+        let Some(sink) = self.sink.as_mut() else {
+            return Poll::Done;
+        };
+        for _ in 0..QUANTUM {
+            match self.queue.pop(Some(nv_core::time::MonotonicTs::ZERO)) {
+                Pop::Item(output, _) => deliver(&self.feed, sink, output),
+                Pop::Woken => {}
+                Pop::TimedOut => return Poll::Idle,
+                Pop::Closed => {
+                    flush(&self.feed, sink);
+                    if let Some(sink) = self.sink.take() {
+                        self.returned.put(sink);
+                    }
+                    // The feed task polls for the returned sink.
+                    self.feed.kick();
+                    return Poll::Done;
+                }
+            }
+        }
+        Poll::Yield
+    }
+
+    fn on_panic(&mut self) {
+        self.feed.kick();
+    }
 }
