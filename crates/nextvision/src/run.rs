@@ -128,6 +128,10 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
                 cl,
                 runtime.handle(),
                 Arc::clone(&sinks),
+                crate::cluster::ApiViews {
+                    zone_editors: Arc::clone(&zone_editors),
+                    snapshots: snapshots.clone(),
+                },
             )?;
             (Vec::new(), Some(agent))
         }
@@ -136,8 +140,8 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             None,
         ),
     };
-    // The zones and lines drawn on each feed's snapshots (feeds a cluster assigns later
-    // are drawn without them).
+    // The zones and lines drawn on each feed's snapshots (the cluster agent sets them for
+    // the feeds it starts).
     for feed in &feeds {
         if let Some(spec) = config.feeds.iter().find(|f| f.section.name == feed.name()) {
             snapshots.set_overlay(
@@ -183,6 +187,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         event_log,
         zone_editors,
         cluster: cluster.as_ref().map(crate::cluster::Agent::store),
+        cluster_node: cluster.as_ref().map(crate::cluster::Agent::counters),
     };
     let tokio_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -22,7 +22,7 @@ pub struct SinkSet {
 }
 
 /// Delivers each output to several sinks in turn (on the feed's sink thread).
-struct FanOut(Vec<Box<dyn OutputSink>>);
+pub(crate) struct FanOut(pub(crate) Vec<Box<dyn OutputSink>>);
 
 impl OutputSink for FanOut {
     fn emit(&mut self, output: SharedOutput) {
@@ -90,6 +90,12 @@ impl SinkSet {
         let sink = feed_output(&shared);
         let factory: SinkFactory = Box::new(move || feed_output(&shared));
         Ok((sink, factory))
+    }
+
+    /// Keeps `sink` with the declared ones (the sink monitor and the API's statistics
+    /// see it), e.g. the cluster's publisher.
+    pub fn adopt(&self, sink: SharedSink) {
+        self.built.lock().push(sink);
     }
 
     /// The instances built so far.

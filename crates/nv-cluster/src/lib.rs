@@ -17,5 +17,7 @@ pub mod sim;
 
 pub use assign::Candidate;
 pub use kv::{Bucket, Entry, Kv, KvError, MemKv};
-pub use member::{Action, ClusterView, Fence, Member, MemberConfig, StopCause};
+pub use member::{
+    Action, ClusterView, Fence, LeaseRecord, Member, MemberConfig, PreviousOwner, StopCause,
+};
 pub use nats::{NatsKv, NatsKvConfig};

@@ -63,7 +63,15 @@ pub struct NodeRecord {
     pub weight: f64,
     /// False while the node drains: others take its feeds, it takes none.
     pub accepting: bool,
+    /// Feeds this node could not start, each with the spec revision it failed on: the
+    /// assignment passes over this node for them until their spec changes.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub refused: BTreeMap<String, u64>,
 }
+
+/// At most this many refusals per node (the node record stays small); beyond it a failed
+/// feed is released without a mark, and taken again later.
+pub const MAX_REFUSED: usize = 256;
 
 /// What a lease key holds.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -74,12 +82,36 @@ pub struct LeaseRecord {
     pub fence: u64,
 }
 
+impl LeaseRecord {
+    /// The fencing token of this lease at store revision `revision` (until its first
+    /// renewal a lease names no fence: it is the revision its create got).
+    pub fn token(&self, revision: u64) -> u64 {
+        if self.fence == 0 {
+            revision
+        } else {
+            self.fence
+        }
+    }
+}
+
+/// The owner a feed had before this node took it, as this node last saw its lease.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PreviousOwner {
+    pub node: String,
+    /// That owner's fencing token.
+    pub fence: u64,
+}
+
 /// The local proof of a lease: valid until a deadline on this node's monotonic clock.
 #[derive(Debug)]
 pub struct Fence {
     token: u64,
     base: Instant,
     valid_until_nanos: AtomicU64,
+    /// Given up on purpose while still held (handed over, removed, drained): what was
+    /// produced before may still be delivered. A fence that expired or lost its lease
+    /// never is.
+    released: std::sync::atomic::AtomicBool,
 }
 
 impl Fence {
@@ -88,6 +120,7 @@ impl Fence {
             token,
             base,
             valid_until_nanos: AtomicU64::new(0),
+            released: std::sync::atomic::AtomicBool::new(false),
         };
         f.extend(valid_until);
         f
@@ -99,6 +132,15 @@ impl Fence {
     }
     fn revoke(&self) {
         self.valid_until_nanos.store(0, Ordering::Release);
+    }
+    fn release(&self) {
+        self.released.store(true, Ordering::Release);
+        self.revoke();
+    }
+    /// Whether records produced under this fence may still be delivered at `now`: the
+    /// lease is provably held, or was given up on purpose (not lost).
+    pub fn may_deliver(&self, now: Instant) -> bool {
+        self.released.load(Ordering::Acquire) || self.is_valid(now)
     }
     /// The fencing token to stamp on outputs (the lease's first revision).
     pub fn token(&self) -> u64 {
@@ -149,6 +191,9 @@ pub enum Action {
         feed: String,
         spec: Vec<u8>,
         fence: Arc<Fence>,
+        /// Who ran the feed before, when this node saw its lease (`None` for a feed new
+        /// to the fleet, a restart with a changed spec, or a lease never seen).
+        previous: Option<PreviousOwner>,
     },
     Stop {
         feed: String,
@@ -171,6 +216,10 @@ pub struct Member {
     base: Instant,
     held: BTreeMap<String, Held>,
     accepting: bool,
+    /// The last lease seen on each feed this node does not hold.
+    seen: BTreeMap<String, PreviousOwner>,
+    /// Feeds this node could not start, by the spec revision they failed on.
+    refused: BTreeMap<String, u64>,
 }
 
 impl std::fmt::Debug for Member {
@@ -193,6 +242,8 @@ impl Member {
             base,
             held: BTreeMap::new(),
             accepting: true,
+            seen: BTreeMap::new(),
+            refused: BTreeMap::new(),
         }
     }
 
@@ -222,6 +273,7 @@ impl Member {
             node: self.cfg.node.clone(),
             weight: self.cfg.weight,
             accepting: self.accepting,
+            refused: self.refused.clone(),
         };
         if self
             .kv
@@ -234,10 +286,43 @@ impl Member {
             return actions;
         };
         self.renew_or_release(&view, &mut actions);
+        self.seen.retain(|feed, _| view.feeds.contains_key(feed));
+        // A refusal lasts as long as the spec it failed on.
+        self.refused
+            .retain(|feed, rev| view.feeds.get(feed).is_some_and(|(_, r)| r == rev));
+        for (feed, (lease, revision)) in &view.leases {
+            if lease.node != self.cfg.node {
+                self.seen.insert(
+                    feed.clone(),
+                    PreviousOwner {
+                        node: lease.node.clone(),
+                        fence: lease.token(*revision),
+                    },
+                );
+            }
+        }
         if self.accepting && self.clock.now() >= self.base + self.cfg.settle {
             self.take(&view, &mut actions);
         }
         actions
+    }
+
+    /// The daemon could not start `feed`: release its lease so another node takes it, and
+    /// (room permitting) mark it refused in this node's record until its spec changes.
+    pub fn refuse(&mut self, feed: &str) {
+        let Some(h) = self.held.remove(feed) else {
+            return;
+        };
+        h.fence.revoke();
+        if self.refused.len() < MAX_REFUSED {
+            self.refused.insert(feed.to_owned(), h.spec_revision);
+        }
+        let _released = self.kv.delete(Bucket::Leases, feed, h.revision);
+    }
+
+    /// The feeds this node refused, with the spec revision each failed on.
+    pub fn refused(&self) -> &BTreeMap<String, u64> {
+        &self.refused
     }
 
     /// Stops taking feeds, releases every lease (after the daemon flushed the feeds'
@@ -246,7 +331,7 @@ impl Member {
         self.accepting = false;
         let mut actions = Vec::new();
         for (feed, h) in std::mem::take(&mut self.held) {
-            h.fence.revoke();
+            h.fence.release();
             let _released = self.kv.delete(Bucket::Leases, &feed, h.revision);
             actions.push(Action::Stop {
                 feed,
@@ -274,7 +359,22 @@ impl Member {
 
     fn stop(&mut self, feed: String, cause: StopCause, actions: &mut Vec<Action>) {
         if let Some(h) = self.held.remove(&feed) {
-            h.fence.revoke();
+            match cause {
+                StopCause::Fenced | StopCause::LostLease => h.fence.revoke(),
+                StopCause::HandedOver
+                | StopCause::Removed
+                | StopCause::SpecChanged
+                | StopCause::Draining => h.fence.release(),
+            }
+            // This node is the previous owner if it takes the feed again (a lease lost
+            // to a slow store and taken back).
+            self.seen.insert(
+                feed.clone(),
+                PreviousOwner {
+                    node: self.cfg.node.clone(),
+                    fence: h.fence.token(),
+                },
+            );
         }
         actions.push(Action::Stop { feed, cause });
     }
@@ -339,6 +439,7 @@ impl Member {
                     feed,
                     spec: spec.0.clone(),
                     fence,
+                    previous: None,
                 });
             }
         }
@@ -375,6 +476,7 @@ impl Member {
                 feed: feed.clone(),
                 spec: spec.clone(),
                 fence,
+                previous: self.seen.remove(feed),
             });
         }
     }
@@ -398,6 +500,8 @@ pub struct ClusterView {
     pub all_nodes: Vec<NodeRecord>,
     /// feed -> (lease, revision)
     pub leases: BTreeMap<String, (LeaseRecord, u64)>,
+    /// node -> the feeds it refused, with the spec revision each failed on
+    pub refusals: BTreeMap<String, BTreeMap<String, u64>>,
 }
 
 impl ClusterView {
@@ -408,6 +512,9 @@ impl ClusterView {
         }
         for e in kv.list(Bucket::Nodes)? {
             if let Ok(n) = serde_json::from_slice::<NodeRecord>(&e.value) {
+                if !n.refused.is_empty() {
+                    view.refusals.insert(n.node.clone(), n.refused.clone());
+                }
                 if n.accepting {
                     view.nodes.push(Candidate {
                         name: n.node.clone(),
@@ -425,9 +532,30 @@ impl ClusterView {
         Ok(view)
     }
 
-    /// The node that should own `feed` now.
+    /// The node that should own `feed` now: among the live, accepting nodes that did not
+    /// refuse its current spec.
     pub fn owner(&self, feed: &str) -> Option<&str> {
-        assign::owner(feed, &self.nodes).map(|c| c.name.as_str())
+        let spec = self.feeds.get(feed).map(|(_, rev)| *rev);
+        let refused = |node: &str| {
+            self.refusals
+                .get(node)
+                .and_then(|r| r.get(feed))
+                .is_some_and(|rev| Some(*rev) == spec)
+        };
+        if self.refusals.values().all(|r| !r.contains_key(feed)) {
+            return assign::owner(feed, &self.nodes).map(|c| c.name.as_str());
+        }
+        let willing: Vec<Candidate> = self
+            .nodes
+            .iter()
+            .filter(|c| !refused(&c.name))
+            .cloned()
+            .collect();
+        let name = assign::owner(feed, &willing).map(|c| c.name.clone())?;
+        self.nodes
+            .iter()
+            .find(|c| c.name == name)
+            .map(|c| c.name.as_str())
     }
 }
 
@@ -435,4 +563,138 @@ fn to_json<T: Serialize>(v: &T) -> Vec<u8> {
     // Serialising these plain records cannot fail; an empty value would read as invalid
     // and be ignored by every node.
     serde_json::to_vec(v).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "test code")]
+    use super::*;
+    use crate::kv::{MemKv, SimClock};
+
+    /// A feed its owner cannot start moves to the other node; it comes back into play for
+    /// the refusing node once its spec changes.
+    #[test]
+    fn a_refused_feed_moves_and_a_new_spec_lifts_the_refusal() {
+        let clock = SimClock::new();
+        let ttl = Duration::from_secs(3);
+        let kv: Arc<dyn Kv> = Arc::new(MemKv::new(clock.clone(), ttl, ttl));
+        kv.put(Bucket::Feeds, "cam", b"{}").unwrap();
+        let mut nodes: Vec<Member> = ["n1", "n2"]
+            .into_iter()
+            .map(|n| {
+                let c: Arc<dyn KvClock> = clock.clone();
+                Member::new(Arc::clone(&kv), c, MemberConfig::new(n, ttl))
+            })
+            .collect();
+        let tick_all = |nodes: &mut Vec<Member>| -> Vec<(String, Vec<Action>)> {
+            clock.advance(ttl / 3);
+            nodes
+                .iter_mut()
+                .map(|m| (m.config().node.clone(), m.tick()))
+                .collect()
+        };
+        let started_on = |round: &[(String, Vec<Action>)]| -> Vec<String> {
+            round
+                .iter()
+                .filter(|(_, a)| a.iter().any(|x| matches!(x, Action::Start { .. })))
+                .map(|(n, _)| n.clone())
+                .collect()
+        };
+        let mut first = Vec::new();
+        for _ in 0..6 {
+            first = started_on(&tick_all(&mut nodes));
+            if !first.is_empty() {
+                break;
+            }
+        }
+        assert_eq!(first.len(), 1, "one owner");
+        let owner = first[0].clone();
+        let i = nodes.iter().position(|m| m.config().node == owner).unwrap();
+        nodes[i].refuse("cam");
+        assert_eq!(nodes[i].held().count(), 0);
+        let mut moved_to = Vec::new();
+        for _ in 0..6 {
+            moved_to = started_on(&tick_all(&mut nodes));
+            if !moved_to.is_empty() {
+                break;
+            }
+        }
+        assert_eq!(moved_to.len(), 1);
+        assert_ne!(moved_to[0], owner, "the refusing node is passed over");
+        // A new spec: the refusal is gone from the refusing node's record.
+        kv.put(Bucket::Feeds, "cam", b"{\"v\": 2}").unwrap();
+        tick_all(&mut nodes);
+        assert!(nodes[i].refused().is_empty());
+    }
+}
+
+#[cfg(test)]
+mod fence_tests {
+    #![allow(clippy::unwrap_used, reason = "test code")]
+    use super::*;
+    use crate::kv::{MemKv, SimClock};
+
+    /// Records of a lease that ran out may not be delivered any more; records of a lease
+    /// given up on purpose (drain, handover) may, after the fence stopped new ones.
+    #[test]
+    fn an_expired_fence_withholds_delivery_a_released_one_does_not() {
+        let clock = SimClock::new();
+        let ttl = Duration::from_secs(3);
+        let kv: Arc<dyn Kv> = Arc::new(MemKv::new(clock.clone(), ttl, ttl));
+        kv.put(Bucket::Feeds, "a", b"{}").unwrap();
+        let c: Arc<dyn KvClock> = clock.clone();
+        let mut m = Member::new(Arc::clone(&kv), c, MemberConfig::new("n1", ttl));
+        let mut fence = None;
+        for _ in 0..6 {
+            clock.advance(ttl / 3);
+            for a in m.tick() {
+                if let Action::Start { fence: f, .. } = a {
+                    fence = Some(f);
+                }
+            }
+            if fence.is_some() {
+                break;
+            }
+        }
+        let fence = fence.unwrap();
+        assert!(fence.may_deliver(clock.now()));
+        // No renewal past the local deadline: expired, nothing more goes out.
+        clock.advance(ttl);
+        assert!(!fence.is_valid(clock.now()) && !fence.may_deliver(clock.now()));
+        let actions = m.tick();
+        assert!(actions.iter().any(|a| matches!(
+            a,
+            Action::Stop {
+                cause: StopCause::Fenced,
+                ..
+            }
+        )));
+        assert!(
+            !fence.may_deliver(clock.now()),
+            "a fenced lease stays withheld"
+        );
+
+        // Taken again (the store expired the old lease too, maybe in that same tick) and
+        // drained: released, so its last records may still go out.
+        let mut again = actions.into_iter().find_map(|a| match a {
+            Action::Start { fence: f, .. } => Some(f),
+            Action::Stop { .. } => None,
+        });
+        for _ in 0..6 {
+            if again.is_some() {
+                break;
+            }
+            clock.advance(ttl / 3);
+            for a in m.tick() {
+                if let Action::Start { fence: f, .. } = a {
+                    again = Some(f);
+                }
+            }
+        }
+        let again = again.unwrap();
+        assert!(again.token() > fence.token());
+        m.drain();
+        assert!(!again.is_valid(clock.now()));
+        assert!(again.may_deliver(clock.now()));
+    }
 }

@@ -15,6 +15,9 @@ use futures_util::StreamExt as _;
 
 use crate::kv::{Bucket, Entry, Kv, KvError};
 
+/// How long the server keeps a listing's consumer after its last use.
+const LIST_CONSUMER_IDLE: Duration = Duration::from_secs(5);
+
 /// Where and how to reach the store.
 #[derive(Clone, Debug)]
 pub struct NatsKvConfig {
@@ -45,6 +48,7 @@ pub enum NatsKvError {
 pub struct NatsKv {
     runtime: tokio::runtime::Runtime,
     stores: BTreeMap<Bucket, Store>,
+    js: async_nats::jetstream::Context,
     timeout: Duration,
     ops: AtomicU64,
 }
@@ -116,11 +120,13 @@ impl NatsKv {
                 };
                 stores.insert(bucket, store);
             }
-            Ok::<_, NatsKvError>(stores)
+            Ok::<_, NatsKvError>((stores, js))
         })?;
+        let (stores, js) = stores;
         Ok(Self {
             runtime,
             stores,
+            js,
             timeout: cfg.request_timeout,
             ops: AtomicU64::new(0),
         })
@@ -142,6 +148,117 @@ impl NatsKv {
         fut: impl std::future::Future<Output = Result<T, E>>,
     ) -> Result<T, KvError> {
         self.timed(fut)?.map_err(unavailable)
+    }
+
+    /// Creates the stream `name` over `subjects` unless it exists (an existing stream is
+    /// left as it is: another node made it, or an operator tuned it).
+    pub fn ensure_stream(
+        &self,
+        name: &str,
+        subjects: Vec<String>,
+        replicas: usize,
+        max_age: Duration,
+    ) -> Result<(), KvError> {
+        use async_nats::jetstream::stream;
+        let config = stream::Config {
+            name: name.to_owned(),
+            subjects,
+            max_age,
+            num_replicas: replicas.max(1),
+            storage: stream::StorageType::File,
+            ..Default::default()
+        };
+        self.run(self.js.get_or_create_stream(config)).map(|_| ())
+    }
+
+    /// The payload of the last message on `subject` in stream `stream`, if any.
+    pub fn last_on_subject(&self, stream: &str, subject: &str) -> Result<Option<Vec<u8>>, KvError> {
+        use async_nats::jetstream::stream::LastRawMessageErrorKind;
+        let res = self.timed(async {
+            let s = self
+                .js
+                .get_stream_no_info(stream)
+                .await
+                .map_err(unavailable)?;
+            Ok::<_, KvError>(s.get_last_raw_message_by_subject(subject).await)
+        })??;
+        match res {
+            Ok(m) => Ok(Some(m.payload.to_vec())),
+            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(None),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    /// Publishes to JetStream with `Nats-Msg-Id` = `msg_id` and waits for the ack.
+    pub fn publish(&self, subject: &str, msg_id: &str, payload: Vec<u8>) -> Result<(), KvError> {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Nats-Msg-Id", msg_id);
+        self.run(async {
+            self.js
+                .publish_with_headers(subject.to_owned(), headers, payload.into())
+                .await?
+                .await
+                .map_err(async_nats::Error::from)
+        })
+        .map(|_| ())
+    }
+
+    /// Up to `limit` messages of stream `stream` from its first, as (subject, payload), in
+    /// stream order, read through an ephemeral ordered consumer (audits and tests; bounded
+    /// by twelve request timeouts in all).
+    pub fn read_stream(
+        &self,
+        stream: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, KvError> {
+        use async_nats::jetstream::consumer::pull;
+        let read = async {
+            let mut s = self.js.get_stream(stream).await?;
+            let total = usize::try_from(s.info().await?.state.messages)
+                .unwrap_or(usize::MAX)
+                .min(limit);
+            let mut out = Vec::with_capacity(total.min(100_000));
+            if total == 0 {
+                return Ok(out);
+            }
+            // Plain batches from an unacknowledged consumer (an ordered one re-creates
+            // itself on missed heartbeats, which a busy cluster turns into timeouts).
+            let consumer = s
+                .create_consumer(pull::Config {
+                    ack_policy: async_nats::jetstream::consumer::AckPolicy::None,
+                    inactive_threshold: Duration::from_secs(10),
+                    memory_storage: true,
+                    num_replicas: 1,
+                    ..Default::default()
+                })
+                .await?;
+            let mut empty_batches = 0;
+            while out.len() < total && empty_batches < 3 {
+                let want = (total - out.len()).min(1000);
+                let mut batch = consumer
+                    .fetch()
+                    .max_messages(want)
+                    .expires(Duration::from_secs(2))
+                    .messages()
+                    .await?;
+                let before = out.len();
+                while let Some(m) = batch.next().await {
+                    let m = m?;
+                    out.push((m.subject.to_string(), m.payload.to_vec()));
+                }
+                if out.len() == before {
+                    empty_batches += 1;
+                }
+            }
+            Ok::<_, async_nats::Error>(out)
+        };
+        self.ops.fetch_add(1, Ordering::Relaxed);
+        self.runtime
+            .block_on(async { tokio::time::timeout(self.timeout * 12, read).await })
+            .map_err(|_| KvError::Unavailable {
+                detail: format!("reading stream {stream} timed out"),
+            })?
+            .map_err(unavailable)
     }
 
     fn store(&self, bucket: Bucket) -> Result<&Store, KvError> {
@@ -234,23 +351,48 @@ impl Kv for NatsKv {
     }
 
     fn list(&self, bucket: Bucket) -> Result<Vec<Entry>, KvError> {
-        // One request for the keys, one per key for its value: O(keys) requests per list.
-        // (A watcher-fed local cache would make this free; not built yet.)
+        // One ordered consumer over the bucket's stream, last message per key: a couple of
+        // requests per list however many keys (a delete leaves a marker, skipped here).
+        use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
         let store = self.store(bucket)?;
-        let keys: Vec<String> = self.run(async {
-            let mut keys = store.keys().await?;
+        let prefix = store.prefix.clone();
+        let mut entries = self.run(async {
+            // Ephemeral, in memory, unacknowledged; the server drops it soon after (every
+            // node lists each bucket every tick: long-lived leftovers would pile up).
+            let consumer = store
+                .stream
+                .create_consumer(pull::Config {
+                    filter_subject: format!("{prefix}>"),
+                    deliver_policy: DeliverPolicy::LastPerSubject,
+                    ack_policy: AckPolicy::None,
+                    inactive_threshold: LIST_CONSUMER_IDLE,
+                    memory_storage: true,
+                    num_replicas: 1,
+                    ..Default::default()
+                })
+                .await?;
             let mut out = Vec::new();
-            while let Some(k) = keys.next().await {
-                out.push(k?);
+            let mut pending = consumer.cached_info().num_pending;
+            let mut empty_batches = 0;
+            while pending > 0 && empty_batches < 3 {
+                let want = usize::try_from(pending).unwrap_or(usize::MAX).min(1000);
+                let mut batch = consumer
+                    .fetch()
+                    .max_messages(want)
+                    .expires(self.timeout / 2)
+                    .messages()
+                    .await?;
+                let before = out.len();
+                while let Some(m) = batch.next().await {
+                    let m = m?;
+                    pending = list_entry(&m, &prefix, &mut out)?;
+                }
+                if out.len() == before && pending > 0 {
+                    empty_batches += 1;
+                }
             }
             Ok::<_, async_nats::Error>(out)
         })?;
-        let mut entries = Vec::with_capacity(keys.len());
-        for key in keys {
-            if let Some(e) = self.get(bucket, &key)? {
-                entries.push(e);
-            }
-        }
         entries.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(entries)
     }
@@ -258,6 +400,31 @@ impl Kv for NatsKv {
     fn ops(&self) -> u64 {
         self.ops.load(Ordering::Relaxed)
     }
+}
+
+/// Adds one listing message's entry to `out` (a delete marker adds none); the messages
+/// still pending after it.
+fn list_entry(
+    m: &async_nats::jetstream::Message,
+    prefix: &str,
+    out: &mut Vec<Entry>,
+) -> Result<u64, async_nats::Error> {
+    let info = m.info()?;
+    let (revision, pending) = (info.stream_sequence, info.pending);
+    let deleted = m
+        .headers
+        .as_ref()
+        .is_some_and(|h| h.get("KV-Operation").is_some());
+    if !deleted {
+        if let Some(key) = m.subject.as_str().strip_prefix(prefix) {
+            out.push(Entry {
+                key: key.to_owned(),
+                value: m.payload.to_vec(),
+                revision,
+            });
+        }
+    }
+    Ok(pending)
 }
 
 fn unavailable(e: impl std::fmt::Display) -> KvError {

@@ -134,3 +134,41 @@ fn feeds_split_move_on_silence_and_the_silent_node_fences_itself() {
     );
     let _cleanup = std::fs::remove_dir_all(&dir);
 }
+
+/// A listing is every live key with its value and revision, in key order, in one store
+/// operation however many keys; deleted keys are left out.
+#[test]
+fn list_reads_the_whole_bucket_in_one_operation() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::nats(dir.path(), true);
+    let kv = store(broker.port);
+    assert!(kv.list(Bucket::Feeds).unwrap().is_empty());
+    let mut revisions = Vec::new();
+    for i in 0..50 {
+        let key = format!("cam-{i:02}");
+        revisions.push(kv.create(Bucket::Feeds, &key, key.as_bytes()).unwrap());
+    }
+    // A rewritten key lists with its newest value; a deleted one not at all.
+    revisions[7] = kv.put(Bucket::Feeds, "cam-07", b"seven").unwrap();
+    kv.delete(Bucket::Feeds, "cam-13", revisions[13]).unwrap();
+    let before = kv.ops();
+    let listed = kv.list(Bucket::Feeds).unwrap();
+    assert_eq!(kv.ops() - before, 1, "one operation for 49 keys");
+    assert_eq!(listed.len(), 49);
+    for e in &listed {
+        let i: usize = e.key["cam-".len()..].parse().unwrap();
+        assert_ne!(i, 13);
+        assert_eq!(e.revision, revisions[i], "{}", e.key);
+        let want = if i == 7 {
+            b"seven".to_vec()
+        } else {
+            e.key.clone().into_bytes()
+        };
+        assert_eq!(e.value, want);
+        assert_eq!(kv.get(Bucket::Feeds, &e.key).unwrap().unwrap(), *e);
+    }
+    let keys: Vec<&str> = listed.iter().map(|e| e.key.as_str()).collect();
+    let mut sorted = keys.clone();
+    sorted.sort_unstable();
+    assert_eq!(keys, sorted);
+}

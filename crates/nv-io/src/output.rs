@@ -126,6 +126,9 @@ pub struct OutputEnvelope {
     /// The frame itself, when the feed's frame-inclusion policy selected it.
     pub frame: Option<FrameEnvelope>,
     pub admission: AdmissionSummary,
+    /// The fencing token of the cluster lease the output was produced under (the lease's
+    /// first revision), stamped by a cluster node's output path; `None` outside a cluster.
+    pub fence: Option<u64>,
 }
 
 impl OutputEnvelope {
@@ -154,6 +157,7 @@ impl OutputEnvelope {
             provenance,
             frame: None,
             admission: AdmissionSummary::default(),
+            fence: None,
         }
     }
 }

@@ -59,6 +59,9 @@ pub struct EventRecord {
     pub dwell_millis: Option<u64>,
     /// New state for `camera_motion`: `none`, `moving`, `pan`, `shake`, `exposure_jump`.
     pub motion: Option<String>,
+    /// The cluster lease's fencing token (added in 1.3); absent outside a cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fence: Option<u64>,
 }
 
 impl EventRecord {
@@ -115,6 +118,7 @@ impl EventRecord {
             direction,
             dwell_millis: dwell,
             motion,
+            fence: output.fence,
         }
     }
 

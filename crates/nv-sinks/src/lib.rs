@@ -94,7 +94,7 @@ pub use http::WebhookSink;
 #[cfg(feature = "kafka")]
 pub use kafka::KafkaSink;
 pub use mqtt::MqttSink;
-pub use nats::NatsSink;
+pub use nats::{NatsSink, PublishGate};
 pub use records::Records;
 pub use schema::{OutputRecord, SCHEMA_VERSION};
 pub use secret::Secret;

@@ -20,7 +20,7 @@ use async_nats::jetstream;
 use async_nats::{Client, ConnectOptions, Event, HeaderMap};
 use nv_core::clock::SystemClock;
 use nv_core::id::FeedId;
-use nv_core::security::{redact_url, sanitize_error_string};
+use nv_core::security::sanitize_error_string;
 use nv_io::{HealthOutput, OutputSink, SharedOutput};
 
 use crate::backoff::Backoff;
@@ -29,6 +29,7 @@ use crate::config::NatsSinkConfig;
 use crate::delivery::batch::{self, Attempt, BatchPolicy, BatchTransport};
 use crate::delivery::{Delivery, Limits};
 use crate::error::SinkError;
+use crate::records::RecordKind;
 use crate::rt::IoRuntime;
 use crate::stats::SinkStats;
 use crate::template::{expand, expand_health};
@@ -36,10 +37,18 @@ use crate::template::{expand, expand_health};
 #[derive(Debug)]
 struct Pending {
     feed: FeedId,
+    /// The feed's name and the record's fencing token, for the publish gate.
+    name: Option<Arc<str>>,
+    fence: Option<u64>,
     subject: String,
     key: String,
     payload: Vec<u8>,
 }
+
+/// Asked before each record is published, with the record's feed name and fencing token:
+/// false withholds it (counted as failed). A cluster node passes one that checks the
+/// feed's lease is still held, so records buffered while the lease ran out never go out.
+pub type PublishGate = Arc<dyn Fn(Option<&str>, Option<u64>) -> bool + Send + Sync>;
 
 impl Attributed for Pending {
     fn feed(&self) -> FeedId {
@@ -51,6 +60,7 @@ impl Attributed for Pending {
 pub struct NatsSink {
     delivery: Delivery<Pending>,
     subject: String,
+    events_subject: Option<String>,
     records: crate::records::Records,
     flush_timeout: Duration,
     ack_timeout: Duration,
@@ -99,6 +109,15 @@ fn options(config: &NatsSinkConfig, delivery: &Delivery<Pending>, url: &str) -> 
 
 impl NatsSink {
     pub fn start(config: NatsSinkConfig, stats: SinkStats) -> Result<Self, SinkError> {
+        Self::start_gated(config, stats, None)
+    }
+
+    /// [`Self::start`] with a [`PublishGate`].
+    pub fn start_gated(
+        config: NatsSinkConfig,
+        stats: SinkStats,
+        gate: Option<PublishGate>,
+    ) -> Result<Self, SinkError> {
         config.validate()?;
         let max_in_flight = usize::from(config.max_in_flight);
         let delivery = Delivery::new(
@@ -111,11 +130,22 @@ impl NatsSink {
             stats,
             SystemClock::shared(),
         );
-        let redacted_url = redact_url(&config.url);
+        let redacted_url = config.redacted_url();
         let io = IoRuntime::start("nv-sink-nats-io")?;
         // Returns at once: the client connects (and reconnects) in the background.
         let client = io
-            .block_on(options(&config, &delivery, &redacted_url).connect(config.url.as_str()))
+            .block_on(async {
+                let addrs = config.server_addrs().map_err(|()| {
+                    std::io::Error::new(std::io::ErrorKind::InvalidInput, "bad server address")
+                })?;
+                let mut opts = options(&config, &delivery, &redacted_url);
+                if let Some(path) = &config.creds_file {
+                    opts = opts.credentials_file(path).await.map_err(|e| {
+                        std::io::Error::other(format!("credentials file {}: {e}", path.display()))
+                    })?;
+                }
+                opts.connect(addrs).await.map_err(std::io::Error::other)
+            })
             .map_err(|e| SinkError::Connect {
                 sink: "nats",
                 redacted_url: redacted_url.clone(),
@@ -139,11 +169,13 @@ impl NatsSink {
             js: config.jetstream.then_some(js),
             ack_timeout: config.ack_timeout(),
             redacted_url,
+            gate,
         };
         let driver = batch::spawn("nv-sink-nats", delivery.clone(), policy, transport)?;
         Ok(Self {
             delivery,
             subject: config.subject.clone(),
+            events_subject: config.events_subject.clone(),
             records: config.records,
             flush_timeout: Duration::from_millis(config.flush_timeout_ms),
             ack_timeout: config.ack_timeout(),
@@ -160,12 +192,26 @@ impl NatsSink {
 
 impl OutputSink for NatsSink {
     fn emit(&mut self, output: SharedOutput) {
-        let subject = &self.subject;
         let feed = output.feed_id;
+        // `{name}` first: a feed name never contains `{`.
+        let named = |template: &str| match output.feed_name.as_deref() {
+            Some(name) => template.replace("{name}", name),
+            None => template.replace("{name}", &feed.as_u64().to_string()),
+        };
+        let frames = named(&self.subject);
+        let events = named(self.events_subject.as_deref().unwrap_or(&self.subject));
+        let (name, fence) = (output.feed_name.clone(), output.fence);
         self.delivery
             .emit_records(&output, self.records, |r| Pending {
                 feed,
-                subject: expand(subject, feed.as_u64(), r.kind.topic_event()),
+                name: name.clone(),
+                fence,
+                subject: match r.kind {
+                    RecordKind::Event => expand(&events, feed.as_u64(), r.kind.topic_event()),
+                    RecordKind::Frame | RecordKind::Health => {
+                        expand(&frames, feed.as_u64(), r.kind.topic_event())
+                    }
+                },
                 key: r.key,
                 payload: r.json,
             });
@@ -188,7 +234,18 @@ impl OutputSink for NatsSink {
         let r = crate::records::encode_health(health, self.delivery.stats(), false);
         self.delivery.push(Pending {
             feed: crate::records::health_feed(health),
-            subject: expand_health(&self.subject, health.feed_id.map(FeedId::as_u64)),
+            name: None,
+            fence: None,
+            // Health records carry no feed name: `{name}` is the feed id, or `runtime`.
+            subject: expand_health(
+                &self.subject.replace(
+                    "{name}",
+                    &health
+                        .feed_id
+                        .map_or_else(|| "runtime".to_owned(), |f| f.as_u64().to_string()),
+                ),
+                health.feed_id.map(FeedId::as_u64),
+            ),
             key: r.key,
             payload: r.json,
         });
@@ -221,10 +278,17 @@ struct Nats {
     js: Option<jetstream::Context>,
     ack_timeout: Duration,
     redacted_url: String,
+    gate: Option<PublishGate>,
 }
 
 impl BatchTransport for Nats {
     type Record = Pending;
+
+    fn admit(&self, record: &Pending) -> bool {
+        self.gate
+            .as_ref()
+            .is_none_or(|gate| gate(record.name.as_deref(), record.fence))
+    }
 
     fn send(&mut self, batch: &[Arc<Pending>]) -> Attempt {
         let io = self.io.clone();

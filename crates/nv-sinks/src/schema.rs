@@ -51,6 +51,10 @@ pub struct OutputRecord {
     /// The frame's events, each produced once (added in 1.1; empty from older runtimes).
     #[serde(default)]
     pub events: Vec<EventRecord>,
+    /// The cluster lease's fencing token the output was produced under (added in 1.3):
+    /// per feed, a later owner always has a larger one. Absent outside a cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fence: Option<u64>,
     pub admission: AdmissionRecord,
     /// Description of the frame carried with the output, if any (never the pixels).
     pub frame: Option<FrameRecord>,
@@ -247,6 +251,7 @@ impl OutputRecord {
             signals: output.signals.iter().map(signal).collect(),
             scene_features: output.scene_features.iter().map(scene_feature).collect(),
             events: EventRecord::all(output),
+            fence: output.fence,
             admission: AdmissionRecord {
                 admitted: output.admission.admitted,
                 rejected: output.admission.rejected,

@@ -276,3 +276,99 @@ fn jetstream_health_records_are_deduplicated_on_their_key() {
     drop(sink);
     common::assert_health_payloads(&stream_payloads(port));
 }
+
+/// Every message of stream `name`: (subject, Nats-Msg-Id header, payload), in order.
+fn stream_messages(port: u16, name: &str) -> Vec<(String, String, serde_json::Value)> {
+    let name = name.to_owned();
+    runtime().block_on(async move {
+        let client = async_nats::connect(format!("127.0.0.1:{port}"))
+            .await
+            .unwrap();
+        let js = jetstream::new(client);
+        let mut s = js.get_stream(&name).await.unwrap();
+        let n = s.info().await.unwrap().state.messages;
+        let mut out = Vec::new();
+        for seq in 1..=n {
+            let m = s.get_raw_message(seq).await.unwrap();
+            let id = m
+                .headers
+                .get(async_nats::header::NATS_MESSAGE_ID)
+                .map(|v| v.as_str().to_owned())
+                .unwrap_or_default();
+            out.push((
+                m.subject.to_string(),
+                id,
+                serde_json::from_slice(&m.payload).unwrap(),
+            ));
+        }
+        out
+    })
+}
+
+/// Frames and events of a named feed on their own subjects (`{name}`), each message's
+/// `Nats-Msg-Id` = its record's key (a frame's idempotency key, an event's id), the
+/// fencing token in both; `url` lists a dead server before the live one.
+#[test]
+fn jetstream_frames_and_events_by_feed_name_carry_their_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Broker::nats(dir.path(), true);
+    let port = server.port;
+    runtime().block_on(async move {
+        let client = async_nats::connect(format!("127.0.0.1:{port}"))
+            .await
+            .unwrap();
+        jetstream::new(client)
+            .create_stream(stream::Config {
+                name: "NVC".into(),
+                subjects: vec!["nvc.>".into()],
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    });
+    let dead = nv_test_util::port::RefusedPort::new();
+    let mut config = NatsSinkConfig::new(format!(
+        "nats://127.0.0.1:{}, nats://127.0.0.1:{port}",
+        dead.port()
+    ));
+    config.jetstream = true;
+    config.subject = "nvc.out.{name}".into();
+    config.events_subject = Some("nvc.events.{name}".into());
+    config.records = nv_sinks::Records {
+        frames: true,
+        events: true,
+        health: false,
+    };
+    config.validate().unwrap();
+    let stats = SinkStats::new();
+    let mut sink = NatsSink::start(config, stats.clone()).unwrap();
+    let n = 3u64;
+    let mut events_per_output = 0;
+    for seq in 0..n {
+        let mut o = (*common::rich_output(seq)).clone();
+        o.feed_name = Some("door-cam".into());
+        o.fence = Some(41);
+        events_per_output = o.events.len() as u64;
+        nv_io::OutputSink::emit(&mut sink, Arc::new(o));
+    }
+    let total = n * (1 + events_per_output);
+    wait_stats(&stats, "all delivered", |s| s.delivered == total);
+    drop(sink);
+    let msgs = stream_messages(port, "NVC");
+    assert_eq!(msgs.len() as u64, total);
+    let frames: Vec<_> = msgs.iter().filter(|m| m.0 == "nvc.out.door-cam").collect();
+    let events: Vec<_> = msgs
+        .iter()
+        .filter(|m| m.0 == "nvc.events.door-cam")
+        .collect();
+    assert_eq!(frames.len() as u64, n);
+    assert_eq!(events.len() as u64, n * events_per_output);
+    for (_, id, record) in &frames {
+        assert_eq!(record["idempotency_key"], id.as_str());
+        assert_eq!(record["fence"], 41);
+    }
+    for (_, id, record) in &events {
+        assert_eq!(record["event_id"], id.as_str());
+        assert_eq!(record["fence"], 41);
+    }
+}

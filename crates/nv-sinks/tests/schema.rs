@@ -17,7 +17,13 @@ fn records_validate_against_the_json_schema() {
     let validator = jsonschema::draft202012::new(&schema).unwrap();
     let outputs = common::outputs(6);
     for (i, out) in outputs.iter().enumerate() {
-        let record = OutputRecord::from_output(out);
+        // Every other one as a cluster node stamps it (the fencing token, 1.3).
+        let mut out = (**out).clone();
+        if i % 2 == 1 {
+            out.fence = Some(1 << 40);
+        }
+        let record = OutputRecord::from_output(&out);
+        assert_eq!(record.fence, out.fence);
         let json: Value = serde_json::from_slice(&record.to_json().unwrap()).unwrap();
         let errors: Vec<String> = validator
             .iter_errors(&json)
@@ -165,6 +171,14 @@ fn event_records_validate_and_carry_the_event() {
     );
     // Inside the frame record, the same records.
     assert_eq!(OutputRecord::from_output(out).events, events);
+    // A cluster node's events carry the fencing token (1.3) and still validate.
+    let mut fenced = (**out).clone();
+    fenced.fence = Some(9);
+    for e in EventRecord::all(&fenced) {
+        assert_eq!(e.fence, Some(9));
+        let json: Value = serde_json::from_slice(&e.to_json().unwrap()).unwrap();
+        assert!(errors(&validator, &json).is_empty(), "{json:#}");
+    }
     // Strict: a float track id or an unknown direction is caught.
     let mut bad: Value = serde_json::from_slice(&events[4].to_json().unwrap()).unwrap();
     bad["track_id"] = serde_json::json!(7.5);

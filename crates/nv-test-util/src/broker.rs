@@ -266,6 +266,114 @@ impl Drop for Broker {
     }
 }
 
+/// Several nats-servers routed into one JetStream cluster on 127.0.0.1 (each server
+/// routes to every other): client ports from the OS (ports files), route ports handed out
+/// by the OS a moment before the start (a start that lost one is retried with new ones).
+/// Killed on drop.
+#[derive(Debug)]
+pub struct NatsCluster {
+    pub servers: Vec<Broker>,
+}
+
+impl NatsCluster {
+    /// Starts `size` servers, each storing in `dir/nK/js-store` and logging to
+    /// `dir/nK/nats.log`, and waits until the cluster elected a JetStream metadata leader
+    /// (streams and key-value buckets can be created).
+    pub fn start(dir: &Path, size: usize) -> Self {
+        for attempt in 1..=START_ATTEMPTS {
+            let routes: Vec<u16> = (0..size).map(|_| os_port()).collect();
+            let route_list = routes
+                .iter()
+                .map(|p| format!("nats://127.0.0.1:{p}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let mut servers = Vec::new();
+            let mut failed = None;
+            for (i, route) in routes.iter().enumerate() {
+                let sdir = dir.join(format!("n{}", i + 1));
+                std::fs::create_dir_all(sdir.join("ports")).expect("nats server directory");
+                let conf = sdir.join("nats.conf");
+                let text = format!(
+                    "listen: 127.0.0.1:{{port}}\nserver_name: n{}\njetstream {{ store_dir: \"{}\" }}\ncluster {{\n  name: nv-test\n  listen: 127.0.0.1:{route}\n  routes: [{route_list}]\n}}\n",
+                    i + 1,
+                    sdir.join("js-store").display()
+                );
+                let log = sdir.join("nats.log");
+                let mut b = Broker {
+                    program: "/usr/sbin/nats-server".into(),
+                    args: vec![
+                        "-c".into(),
+                        conf.display().to_string(),
+                        "--ports_file_dir".into(),
+                        sdir.join("ports").display().to_string(),
+                        "-l".into(),
+                        log.display().to_string(),
+                    ],
+                    conf: Some((conf, text)),
+                    choice: PortChoice::NatsPortsFile,
+                    dir: sdir,
+                    log,
+                    port: 0,
+                    child: None,
+                    name: "nats-server",
+                };
+                match b.try_start(0) {
+                    Ok(port) => {
+                        b.port = port;
+                        servers.push(b);
+                    }
+                    Err(why) => {
+                        failed = Some(why);
+                        break;
+                    }
+                }
+            }
+            match failed {
+                None => {
+                    let cluster = Self { servers };
+                    cluster.wait_for_leader();
+                    return cluster;
+                }
+                Some(why) if attempt < START_ATTEMPTS => {
+                    eprintln!("nats cluster: start attempt {attempt} failed ({why}); retrying");
+                }
+                Some(why) => panic!("could not start a nats cluster: {why}"),
+            }
+        }
+        unreachable!("the last attempt returns or panics")
+    }
+
+    /// `nats://127.0.0.1:PORT` of every server.
+    pub fn urls(&self) -> Vec<String> {
+        self.servers
+            .iter()
+            .map(|b| format!("nats://127.0.0.1:{}", b.port))
+            .collect()
+    }
+
+    /// Waits (polling the servers' logs, bounded) until one reports a JetStream metadata
+    /// leader.
+    fn wait_for_leader(&self) {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            let elected = self.servers.iter().any(|b| {
+                std::fs::read_to_string(&b.log).is_ok_and(|l| {
+                    l.contains("JetStream cluster new metadata leader")
+                        || l.contains("Self is new JetStream cluster metadata leader")
+                })
+            });
+            if elected {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "nats cluster: no JetStream metadata leader before the deadline"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
 /// How a test takes the broker down.
 #[derive(Clone, Copy, Debug)]
 pub enum Outage {

@@ -32,7 +32,7 @@ use nv_metrics::HealthCounters;
 use nv_runtime::RuntimeHandle;
 use serde_json::{json, Value};
 
-pub use snapshot::{overlay_of, SnapshotStore};
+pub use snapshot::{overlay_of, overlay_of_zones, SnapshotStore};
 pub use stream::StreamClients;
 
 use crate::config::Config;
@@ -59,6 +59,8 @@ pub struct AppState {
     pub zone_editors: Arc<crate::zone_edit::ZoneEditors>,
     /// The fleet's store, in cluster mode.
     pub cluster: Option<Arc<dyn nv_cluster::Kv>>,
+    /// This node's cluster counters, in cluster mode.
+    pub cluster_node: Option<crate::cluster::NodeCounters>,
 }
 
 /// An API error: HTTP status, stable code, human message (never credentials).
@@ -380,11 +382,22 @@ async fn put_zones(
     State(s): State<AppState>,
     Path(id): Path<String>,
     body: axum::body::Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
+    let parse_body = || {
+        serde_json::from_slice::<Value>(&body)
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.to_string()))
+    };
+    // On a cluster node: the fleet's spec, applied in place by the feed's owner (202).
+    if let Some(kv) = s.cluster.clone() {
+        let name = fleet_name(&s, &id)?;
+        let value = parse_body()?;
+        let revision =
+            fleet_edit(move || crate::cluster::edit::set_zones(kv.as_ref(), &name, value)).await?;
+        return Ok((StatusCode::ACCEPTED, Json(json!({ "revision": revision }))).into_response());
+    }
     let feed = find_feed(&s, &id)?;
     let editor = zone_editor(&s, &feed)?;
-    let value: Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.to_string()))?;
+    let value = parse_body()?;
     let config = crate::zone_edit::parse(value).map_err(|problems| {
         let mut e = ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -418,13 +431,71 @@ async fn put_zones(
     let current = editor.current();
     // Snapshots and streams draw the zones and lines now in force.
     s.snapshots
-        .set_overlay(feed.id(), feed.name(), snapshot::overlay_of_zones(&current));
+        .set_overlay(feed.id(), feed.name(), overlay_of_zones(&current));
     let mut v = crate::zone_edit::to_json(&current);
     v["applied"] = json!(applied);
     v["edit"] = json!(edit);
-    Ok(Json(v))
+    Ok(Json(v).into_response())
 }
 
+/// A fleet edit's failure as the API answers it.
+fn edit_error(e: crate::cluster::edit::EditError) -> ApiError {
+    use crate::cluster::edit::EditError as E;
+    let message = nv_core::error::cause_chain(&e);
+    match e {
+        E::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, "feed_not_found", message),
+        E::Exists(_) => ApiError::new(StatusCode::CONFLICT, "feed_exists", message),
+        E::NoZones(_) => ApiError::new(StatusCode::NOT_FOUND, "no_zones_stage", message),
+        E::Conflict(_) => ApiError::new(StatusCode::CONFLICT, "edit_conflict", message),
+        E::Invalid(problems) => {
+            let mut err = ApiError::new(StatusCode::BAD_REQUEST, "invalid_config", message);
+            err.details = Some(json!(problems));
+            err
+        }
+        E::Store(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "cluster_unavailable",
+            message,
+        ),
+    }
+}
+
+/// Runs a fleet edit (blocking store requests) off the async threads.
+async fn fleet_edit<T: Send + 'static>(
+    edit: impl FnOnce() -> Result<T, crate::cluster::edit::EditError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(edit)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
+        .map_err(edit_error)
+}
+
+/// The fleet's name for `{id}`: a name as given (the feed may run on another node), a
+/// numeric id as the name of this node's feed.
+fn fleet_name(s: &AppState, raw: &str) -> Result<String, ApiError> {
+    if raw.parse::<u64>().is_ok() {
+        Ok(find_feed(s, raw)?.name().to_owned())
+    } else {
+        Ok(raw.to_owned())
+    }
+}
+
+/// On a cluster node: the fleet's pause marker of feed `id`, set or cleared in the bucket.
+async fn fleet_pause(s: &AppState, id: &str, paused: bool) -> Option<Result<StatusCode, ApiError>> {
+    let kv = s.cluster.clone()?;
+    let name = match fleet_name(s, id) {
+        Ok(n) => n,
+        Err(e) => return Some(Err(e)),
+    };
+    Some(
+        fleet_edit(move || crate::cluster::edit::set_paused(kv.as_ref(), &name, paused))
+            .await
+            .map(|_| StatusCode::ACCEPTED),
+    )
+}
+
+/// Adds a feed: to this node's runtime, or on a cluster node to the fleet's bucket (202:
+/// the node the fleet assigns it to starts it).
 async fn add_feed(
     State(s): State<AppState>,
     body: axum::body::Bytes,
@@ -436,6 +507,15 @@ async fn add_feed(
             StatusCode::BAD_REQUEST,
             "invalid_json",
             "the body must be a JSON object with the [[feeds]] keys",
+        ));
+    }
+    if let Some(kv) = s.cluster.clone() {
+        let config = Arc::clone(&s.config);
+        let (name, revision) =
+            fleet_edit(move || crate::cluster::edit::add(kv.as_ref(), &config, value)).await?;
+        return Ok((
+            StatusCode::ACCEPTED,
+            Json(json!({ "name": name, "revision": revision })),
         ));
     }
     let _adding = s.add_lock.lock().await;
@@ -468,6 +548,11 @@ async fn remove_feed(
     State(s): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
+    if let Some(kv) = s.cluster.clone() {
+        let name = fleet_name(&s, &id)?;
+        fleet_edit(move || crate::cluster::edit::remove(kv.as_ref(), &name)).await?;
+        return Ok(StatusCode::ACCEPTED);
+    }
     let feed = find_feed(&s, &id)?;
     let (id, name) = (feed.id(), feed.name().to_owned());
     let runtime = s.runtime.clone();
@@ -488,6 +573,9 @@ async fn pause_feed(
     State(s): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
+    if let Some(done) = fleet_pause(&s, &id, true).await {
+        return done;
+    }
     find_feed(&s, &id)?.pause()?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -496,6 +584,9 @@ async fn resume_feed(
     State(s): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
+    if let Some(done) = fleet_pause(&s, &id, false).await {
+        return done;
+    }
     find_feed(&s, &id)?.resume()?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -561,14 +652,30 @@ async fn cluster_status(State(s): State<AppState>) -> Result<Json<Value>, ApiErr
                 .values()
                 .filter(|(l, _)| l.node == n.node)
                 .count();
-            json!({ "node": n.node, "weight": n.weight, "accepting": n.accepting, "feeds": feeds })
+            json!({
+                "node": n.node,
+                "weight": n.weight,
+                "accepting": n.accepting,
+                "feeds": feeds,
+                "refused": n.refused.keys().collect::<Vec<_>>(),
+            })
         })
         .collect();
     let feeds: Vec<Value> = crate::cluster::feed_rows(&view)
         .into_iter()
         .map(|r| json!({ "name": r.name, "owner": r.owner, "fence": r.fence, "assigned": r.assigned }))
         .collect();
-    Ok(Json(json!({ "nodes": nodes, "feeds": feeds })))
+    let this_node = s.cluster_node.as_ref().map(|c| {
+        json!({
+            "node": c.node,
+            "fenced_outputs": c.fenced_outputs.load(Ordering::Relaxed),
+            "handovers_reported": c.handovers_reported.load(Ordering::Relaxed),
+            "handover_reports_lost": c.handover_reports_lost.load(Ordering::Relaxed),
+        })
+    });
+    Ok(Json(
+        json!({ "nodes": nodes, "feeds": feeds, "this_node": this_node }),
+    ))
 }
 
 /// Every sink built so far with its delivery figures.

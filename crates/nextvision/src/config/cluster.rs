@@ -28,9 +28,14 @@ pub struct ClusterSection {
     /// Key-value bucket prefix (`<prefix>-feeds`, `-nodes`, `-leases`).
     #[serde(default = "d_prefix")]
     pub bucket_prefix: String,
-    /// JetStream replicas of the buckets (3 on a three-server cluster).
+    /// JetStream replicas of the buckets and of the output streams (3 on a three-server
+    /// cluster).
     #[serde(default = "d_replicas")]
     pub replicas: usize,
+    /// How long the output streams (`<prefix>-out`, `<prefix>-events`) keep a record
+    /// (applies when this node creates them).
+    #[serde(default = "d_stream_max_age")]
+    pub stream_max_age_secs: f64,
 }
 
 fn d_weight() -> f64 {
@@ -44,6 +49,9 @@ fn d_prefix() -> String {
 }
 fn d_replicas() -> usize {
     1
+}
+fn d_stream_max_age() -> f64 {
+    86_400.0
 }
 
 /// Bucket and node names become NATS subjects: letters, digits, `-`, `_`.
@@ -107,6 +115,18 @@ pub(super) fn check(c: &mut Checker<'_>, s: &ClusterSection) {
             &at("lease_ttl_secs"),
             "cluster.lease_ttl_secs",
             format!("`{}` must be within 1..=300", s.lease_ttl_secs),
+        );
+    }
+    if !(s.stream_max_age_secs.is_finite()
+        && (60.0..=31_536_000.0).contains(&s.stream_max_age_secs))
+    {
+        c.push_at(
+            &at("stream_max_age_secs"),
+            "cluster.stream_max_age_secs",
+            format!(
+                "`{}` must be within 60..=31536000 (a year)",
+                s.stream_max_age_secs
+            ),
         );
     }
     if !(1..=5).contains(&s.replicas) {

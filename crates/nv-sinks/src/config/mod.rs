@@ -160,15 +160,21 @@ impl Problems {
         }
     }
     pub fn template(&mut self, field: &str, value: &str) {
+        self.template_with(field, value, &[]);
+    }
+    /// [`Self::template`] for a sink that also knows the placeholders in `extra`.
+    pub fn template_with(&mut self, field: &str, value: &str, extra: &[&str]) {
         self.non_empty(field, value);
         for ph in crate::template::unknown_placeholders(value) {
+            if extra.contains(&ph.as_str()) {
+                continue;
+            }
+            let mut known = crate::template::PLACEHOLDERS.to_vec();
+            known.extend_from_slice(extra);
             self.0.push(ConfigProblem::invalid(
                 field,
                 value,
-                format!(
-                    "unknown placeholder {ph} (known: {})",
-                    crate::template::PLACEHOLDERS.join(", ")
-                ),
+                format!("unknown placeholder {ph} (known: {})", known.join(", ")),
             ));
         }
     }

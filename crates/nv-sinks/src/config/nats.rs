@@ -18,7 +18,9 @@ use crate::secret::Secret;
 use crate::stats::SinkStats;
 
 /// `type = "nats"`: publishes each record to `subject` (placeholders `{feed}`,
-/// `{event}`). With `jetstream = true` each record is published to the stream that binds
+/// `{event}`, and `{name}`: the feed's name, its id for an unnamed feed). `records`
+/// selects frame and/or event records; event records go to `events_subject` when set.
+/// `url` may list several servers of one cluster, comma-separated. With `jetstream = true` each record is published to the stream that binds
 /// the subject and counted delivered only when the server acknowledges it; the
 /// `Nats-Msg-Id` header carries the idempotency key so the server drops duplicates of a
 /// retried record. Core NATS has no acknowledgements: a record counts as delivered once
@@ -33,6 +35,9 @@ pub struct NatsSinkConfig {
     pub subject: String,
     #[serde(default)]
     pub token: Option<Secret>,
+    /// A NATS `.creds` file (JWT + nkey seed) when the servers require one.
+    #[serde(default)]
+    pub creds_file: Option<std::path::PathBuf>,
     #[serde(default)]
     pub jetstream: bool,
     /// Wait for a JetStream acknowledgement, or for a core flush.
@@ -54,7 +59,14 @@ pub struct NatsSinkConfig {
     /// several; `{event}` in the template is `outputs`, `events` or `health`.
     #[serde(default)]
     pub records: crate::records::Records,
+    /// Subject of event records (same placeholders); default: `subject` with `{event}`
+    /// = `events`.
+    #[serde(default)]
+    pub events_subject: Option<String>,
 }
+
+/// Placeholders only NATS subjects know.
+pub(crate) const NATS_PLACEHOLDERS: &[&str] = &["{name}"];
 
 fn default_subject() -> String {
     "nextvision.{feed}.{event}".into()
@@ -74,6 +86,7 @@ impl NatsSinkConfig {
             url: url.into(),
             subject: default_subject(),
             token: None,
+            creds_file: None,
             jetstream: false,
             ack_timeout_ms: default_ack_timeout_ms(),
             buffer_records: default_buffer_records(),
@@ -82,27 +95,52 @@ impl NatsSinkConfig {
             reconnect_max_ms: default_retry_max_ms(),
             flush_timeout_ms: default_flush_timeout_ms(),
             records: crate::records::Records::default(),
+            events_subject: None,
         }
+    }
+
+    /// `url` with any credentials of each listed server replaced.
+    pub(crate) fn redacted_url(&self) -> String {
+        self.url
+            .split(',')
+            .map(redact_url)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The server addresses `url` lists (comma-separated).
+    pub(crate) fn server_addrs(&self) -> Result<Vec<async_nats::ServerAddr>, ()> {
+        self.url
+            .split(',')
+            .map(|u| u.trim().parse::<async_nats::ServerAddr>().map_err(|_| ()))
+            .collect()
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         let mut p = Problems::default();
         if self.url.trim().is_empty() {
             p.push(ConfigProblem::missing("url"));
-        } else if self.url.parse::<async_nats::ServerAddr>().is_err() {
+        } else if self.server_addrs().is_err() {
             p.push(ConfigProblem::invalid(
                 "url",
-                redact_url(&self.url),
-                "is not a NATS server address (nats://host:port)",
+                self.redacted_url(),
+                "is not a NATS server address (nats://host:port, several comma-separated)",
             ));
         }
-        p.template("subject", &self.subject);
-        if self.subject.contains(['*', '>', ' ']) {
-            p.push(ConfigProblem::invalid(
-                "subject",
-                &self.subject,
-                "must not contain wildcards or spaces",
-            ));
+        let subjects = [
+            ("subject", Some(&self.subject)),
+            ("events_subject", self.events_subject.as_ref()),
+        ];
+        for (field, subject) in subjects {
+            let Some(subject) = subject else { continue };
+            p.template_with(field, subject, NATS_PLACEHOLDERS);
+            if subject.contains(['*', '>', ' ']) {
+                p.push(ConfigProblem::invalid(
+                    field,
+                    subject,
+                    "must not contain wildcards or spaces",
+                ));
+            }
         }
         p.at_least("ack_timeout_ms", self.ack_timeout_ms, 1);
         p.at_least("buffer_records", u64::from(self.buffer_records), 1);

@@ -32,6 +32,12 @@ pub(crate) trait BatchTransport: Send + 'static {
     type Record: Attributed + Send + Sync + 'static;
     /// Sends `batch` (oldest first) and waits for its outcome.
     fn send(&mut self, batch: &[Arc<Self::Record>]) -> Attempt;
+    /// Whether `record` may still be sent, asked before every attempt (a publish gate,
+    /// such as a cluster lease that must still be held); a refused record is counted as
+    /// failed and never sent.
+    fn admit(&self, _record: &Self::Record) -> bool {
+        true
+    }
 }
 
 /// How a batch driver forms batches and retries them.
@@ -74,6 +80,24 @@ pub(crate) fn run<T: BatchTransport>(
         let (mut tickets, mut records): (Vec<Ticket>, Vec<_>) = batch.into_iter().unzip();
         let mut retries = 0u32;
         loop {
+            let (kept, refused): (Vec<_>, Vec<_>) = tickets
+                .iter()
+                .copied()
+                .zip(records.iter().cloned())
+                .partition(|(_, r)| transport.admit(r));
+            if !refused.is_empty() {
+                let refused: Vec<Ticket> = refused.into_iter().map(|(t, _)| t).collect();
+                tracing::warn!(
+                    sink = kind,
+                    records = refused.len(),
+                    "records withheld by the sink's publish gate"
+                );
+                delivery.settle(&refused, Outcome::Failed);
+                (tickets, records) = kept.into_iter().unzip();
+                if tickets.is_empty() {
+                    break;
+                }
+            }
             let (delivered, why, retry) = match transport.send(&records) {
                 Attempt::Delivered => {
                     delivery.settle(&tickets, Outcome::Delivered);

@@ -152,6 +152,8 @@ fn drain_returns_once_everything_settled() {
 struct Scripted {
     script: VecDeque<Attempt>,
     sent: mpsc::SyncSender<Vec<u64>>,
+    /// Records the publish gate refuses.
+    refuse: Vec<u64>,
 }
 
 impl BatchTransport for Scripted {
@@ -159,6 +161,9 @@ impl BatchTransport for Scripted {
     fn send(&mut self, batch: &[Arc<Rec>]) -> Attempt {
         self.sent.send(batch.iter().map(|r| r.0).collect()).unwrap();
         self.script.pop_front().unwrap_or(Attempt::Delivered)
+    }
+    fn admit(&self, record: &Rec) -> bool {
+        !self.refuse.contains(&record.0)
     }
 }
 
@@ -199,6 +204,7 @@ fn driver_with_delay(
         Scripted {
             script: script.into(),
             sent: tx,
+            refuse: Vec::new(),
         },
     )
     .unwrap();
@@ -293,4 +299,34 @@ fn a_full_batch_goes_at_once_and_a_drain_cuts_the_batch_delay_short() {
     t.join().unwrap();
     d.close();
     assert_eq!(d.stats().snapshot().delivered, 5);
+}
+
+/// A record the publish gate refuses is never sent and counts as failed; the rest of its
+/// batch goes out as usual.
+#[test]
+fn batch_driver_withholds_what_the_publish_gate_refuses() {
+    let (d, _clock) = core(100, 10, false);
+    for n in 0..5 {
+        d.push(Rec(n));
+    }
+    let (tx, rx) = mpsc::sync_channel(16);
+    let policy = BatchPolicy {
+        max_records: 10,
+        max_delay: Duration::ZERO,
+        max_retries: None,
+        backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(8)),
+    };
+    let transport = Scripted {
+        script: VecDeque::new(),
+        sent: tx,
+        refuse: vec![1, 3],
+    };
+    let t = batch::spawn("test-driver", d.clone(), policy, transport).unwrap();
+    assert_eq!(rx.recv().unwrap(), vec![0, 2, 4]);
+    assert!(d.drain(Duration::from_secs(60)));
+    d.begin_close();
+    t.join().unwrap();
+    d.close();
+    let s = d.stats().snapshot();
+    assert_eq!((s.delivered, s.failed, s.buffered), (3, 2, 0));
 }
