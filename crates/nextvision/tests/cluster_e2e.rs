@@ -235,15 +235,26 @@ fn now_micros() -> u64 {
 
 /// Waits until every feed has a frame in the stream captured after `after` (micros).
 fn wait_all_publish_after(kv: &NatsKv, after: u64, what: &str) {
-    wait_until(what, TIMEOUT, || {
-        let Ok(audit) = Audit::try_read(kv, PREFIX) else {
-            return false;
-        };
-        let newest = audit.newest();
-        feed_names()
-            .iter()
-            .all(|f| newest.get(f).is_some_and(|&w| w > after))
-    });
+    let start = Instant::now();
+    let mut missing: BTreeSet<String> = feed_names();
+    let mut read_error = None;
+    while !missing.is_empty() {
+        assert!(
+            start.elapsed() < TIMEOUT,
+            "timed out waiting for {what}: {} feeds without a newer frame: {missing:?}; last stream read error: {read_error:?}",
+            missing.len()
+        );
+        match Audit::try_read(kv, PREFIX) {
+            Ok(audit) => {
+                let newest = audit.newest();
+                missing.retain(|f| !newest.get(f).is_some_and(|&w| w > after));
+            }
+            Err(e) => read_error = Some(e.to_string()),
+        }
+        if !missing.is_empty() {
+            std::thread::sleep(POLL_INTERVAL);
+        }
+    }
 }
 
 #[test]
