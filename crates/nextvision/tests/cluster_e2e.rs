@@ -247,7 +247,7 @@ fn wait_all_publish_after(kv: &NatsKv, after: u64, what: &str) {
         match Audit::try_read(kv, PREFIX) {
             Ok(audit) => {
                 let newest = audit.newest();
-                missing.retain(|f| !newest.get(f).is_some_and(|&w| w > after));
+                missing.retain(|f| newest.get(f).is_none_or(|&w| w <= after));
             }
             Err(e) => read_error = Some(e.to_string()),
         }
