@@ -16,7 +16,7 @@ use nv_test_util::broker::Broker;
 use nv_test_util::daemon::Daemon;
 
 mod cluster_audit;
-use cluster_audit::Audit;
+use cluster_audit::{get_json, running_feeds, Audit};
 
 const FEEDS: usize = 6;
 const LEASE_TTL_SECS: u64 = 2;
@@ -67,39 +67,8 @@ fn store(port: u16) -> NatsKv {
     .unwrap()
 }
 
-fn get_json(url: &str) -> serde_json::Value {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_secs(10)))
-        .build()
-        .into();
-    let body = agent
-        .get(url)
-        .call()
-        .unwrap()
-        .into_body()
-        .read_to_string()
-        .unwrap();
-    serde_json::from_str(&body).unwrap()
-}
-
-fn running_feeds(daemon: &Daemon) -> BTreeSet<String> {
-    let feeds = get_json(&format!("{}/api/v1/feeds", daemon.base()));
-    feeds
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| f["alive"].as_bool().unwrap_or(true))
-        .map(|f| f["name"].as_str().unwrap().to_owned())
-        .collect()
-}
-
-fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) -> Duration {
-    let start = Instant::now();
-    while !done() {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(POLL_INTERVAL);
-    }
-    start.elapsed()
+fn wait_until(what: &str, limit: Duration, done: impl FnMut() -> bool) -> Duration {
+    cluster_audit::wait_until(what, limit, POLL_INTERVAL, done)
 }
 
 #[test]

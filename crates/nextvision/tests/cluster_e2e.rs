@@ -26,7 +26,7 @@ use nv_test_util::daemon::Daemon;
 mod rtsp_server;
 
 mod cluster_audit;
-use cluster_audit::Audit;
+use cluster_audit::{running_feeds, Audit};
 
 const SYNTHETIC_FEEDS: usize = 30;
 const LEASE_TTL_SECS: u64 = 3;
@@ -81,35 +81,8 @@ fn start(dir: &Path, node: &str, urls: &[String], rtsp: &str) -> Daemon {
     Daemon::run(Path::new(env!("CARGO_BIN_EXE_nextvision")), &path, &[])
 }
 
-fn running_feeds(daemon: &Daemon) -> BTreeSet<String> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_secs(10)))
-        .build()
-        .into();
-    let body = agent
-        .get(format!("{}/api/v1/feeds", daemon.base()))
-        .call()
-        .unwrap()
-        .into_body()
-        .read_to_string()
-        .unwrap();
-    let feeds: serde_json::Value = serde_json::from_str(&body).unwrap();
-    feeds
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| f["alive"].as_bool().unwrap_or(true))
-        .map(|f| f["name"].as_str().unwrap().to_owned())
-        .collect()
-}
-
-fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) -> Duration {
-    let start = Instant::now();
-    while !done() {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(POLL_INTERVAL);
-    }
-    start.elapsed()
+fn wait_until(what: &str, limit: Duration, done: impl FnMut() -> bool) -> Duration {
+    cluster_audit::wait_until(what, limit, POLL_INTERVAL, done)
 }
 
 /// Whether every feed's lease is held by the node the fleet assigns it to (placement is

@@ -193,3 +193,47 @@ impl Audit {
         }
     }
 }
+
+/// `GET url` as JSON, bounded by 10 s (a daemon that stops answering fails the test).
+pub fn get_json(url: &str) -> Value {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(std::time::Duration::from_secs(10)))
+        .build()
+        .into();
+    let body = agent
+        .get(url)
+        .call()
+        .unwrap()
+        .into_body()
+        .read_to_string()
+        .unwrap();
+    serde_json::from_str(&body).unwrap()
+}
+
+/// The names of the feeds a daemon runs now (its API's feed list, live ones only).
+pub fn running_feeds(daemon: &nv_test_util::daemon::Daemon) -> BTreeSet<String> {
+    let feeds = get_json(&format!("{}/api/v1/feeds", daemon.base()));
+    feeds
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["alive"].as_bool().unwrap_or(true))
+        .map(|f| f["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Polls `done` every `poll` until it holds (another process's state has no event to
+/// wait on); panics after `limit`. Returns how long it took.
+pub fn wait_until(
+    what: &str,
+    limit: std::time::Duration,
+    poll: std::time::Duration,
+    mut done: impl FnMut() -> bool,
+) -> std::time::Duration {
+    let start = std::time::Instant::now();
+    while !done() {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(poll);
+    }
+    start.elapsed()
+}
