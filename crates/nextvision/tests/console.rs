@@ -405,14 +405,7 @@ async fn console_in_headless_chromium() {
     c.goto(&format!("{base}/")).await.unwrap();
 
     // The daemon wants a token: a wrong one is refused, the right one logs in.
-    let input = c
-        .wait()
-        .at_most(DEADLINE)
-        .for_element(Locator::Css("#token"))
-        .await
-        .unwrap();
-    input.send_keys(WRONG_TOKEN).await.unwrap();
-    input.send_keys("\u{E007}").await.unwrap();
+    browser::enter_token(&c, WRONG_TOKEN).await;
     until(
         &c,
         "the refusal",

@@ -128,14 +128,7 @@ async fn draw_a_line_on_a_snapshot_and_see_crossings_counted_and_listed_live() {
     let driver = Driver::start();
     let c = browser::browser(&driver).await;
     c.goto(&format!("{base}/#/feed/yard")).await.unwrap();
-    let input = c
-        .wait()
-        .at_most(DEADLINE)
-        .for_element(Locator::Css("#token"))
-        .await
-        .unwrap();
-    input.send_keys(TOKEN).await.unwrap();
-    input.send_keys("\u{E007}").await.unwrap();
+    browser::enter_token(&c, TOKEN).await;
 
     // The editor shows a still frame (320x240) larger than it is.
     c.wait()

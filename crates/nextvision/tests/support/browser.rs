@@ -84,6 +84,18 @@ pub async fn browser(driver: &Driver) -> Client {
         .unwrap()
 }
 
+/// Waits for the login form and submits `token` from the keyboard (Enter).
+pub async fn enter_token(c: &Client, token: &str) {
+    let input = c
+        .wait()
+        .at_most(DEADLINE)
+        .for_element(fantoccini::Locator::Css("#token"))
+        .await
+        .unwrap();
+    input.send_keys(token).await.unwrap();
+    input.send_keys("\u{E007}").await.unwrap();
+}
+
 /// Evaluates a JS expression in the page.
 pub async fn js(c: &Client, expr: &str) -> Value {
     c.execute(&format!("return ({expr});"), vec![])
