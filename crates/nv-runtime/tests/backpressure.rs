@@ -217,6 +217,96 @@ fn block_is_lossless_end_to_end_by_default() {
     assert_eq!(m.frames_dropped(), 0);
 }
 
+/// Sink queue capacity of the stop tests.
+const HELD_CAP: usize = 3;
+
+/// Starts an endless `Block` feed behind a gated sink and waits for full back-pressure:
+/// one output inside `emit`, `HELD_CAP` in the sink queue and one held by the worker.
+/// Returns the handle and the frames processed.
+fn held_at_the_sink(
+    rt: &nv_runtime::Runtime,
+    sink: &GatedRecorder,
+    sink_shutdown_timeout: Duration,
+) -> (nv_runtime::FeedHandle, u64) {
+    let h = rt
+        .add_feed(
+            feed(None)
+                .stage(NoOpStage("s"))
+                .output_sink(sink.clone())
+                .sink_queue_capacity(HELD_CAP)
+                .sink_shutdown_timeout(sink_shutdown_timeout)
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+    sink.wait_entered();
+    let processed = 1 + HELD_CAP as u64 + 1;
+    wait_until("back-pressure reached the worker", || {
+        h.metrics().frames_processed == processed
+    });
+    (h, processed)
+}
+
+#[test]
+fn a_stop_hands_the_held_output_to_the_sink_under_block() {
+    // The worker holds a processed output the full sink queue has no room for when the
+    // feed is removed: `Block` promised it to the sink, so the stop waits for room
+    // instead of dropping it.
+    let rt = runtime();
+    let sink = GatedRecorder::default();
+    let (h, processed) = held_at_the_sink(&rt, &sink, Duration::from_secs(60));
+    let id = h.id();
+    let remover = {
+        let rt = rt.clone();
+        std::thread::Builder::new()
+            .name("remover".into())
+            .spawn(move || rt.remove_feed(id))
+            .unwrap()
+    };
+    // The entry leaves the runtime's map right before the stop is requested.
+    wait_until("removal began", || rt.feed(id).is_none());
+    sink.open();
+    remover.join().unwrap().unwrap();
+    let m = h.metrics();
+    assert_eq!(m.frames_processed, processed, "no frame after the stop");
+    assert_eq!(sink.seqs(), (0..processed).collect::<Vec<_>>());
+    assert_eq!(m.outputs_to_sink, processed);
+    // Only the frames the stop left unprocessed in the frame queue are lost.
+    assert_eq!(
+        m.dropped(DropReason::FeedStopping),
+        m.frames_received - m.frames_processed
+    );
+}
+
+#[test]
+fn a_stop_counts_the_held_output_lost_once_a_stuck_sink_had_its_timeout() {
+    let rt = runtime();
+    let mut health = rt.health_subscribe();
+    let sink = GatedRecorder::default();
+    let (h, processed) = held_at_the_sink(&rt, &sink, common::SHORT);
+    rt.remove_feed(h.id()).unwrap();
+    let events = collect_events_until(&mut health, |e| {
+        matches!(e, HealthEvent::FeedRemoved { .. })
+    });
+    let timeouts = events
+        .iter()
+        .filter(|e| matches!(e, HealthEvent::SinkTimeout { .. }))
+        .count();
+    assert_eq!(timeouts, 1, "the sink is reported stuck once");
+    let m = h.metrics();
+    assert_eq!(m.frames_processed, processed);
+    // Inside `emit` and queued: delivered to nobody yet; the held one: lost, counted.
+    assert_eq!(m.outputs_to_sink, processed - 1);
+    assert_eq!(
+        m.dropped(DropReason::FeedStopping),
+        m.frames_received - m.frames_processed + 1
+    );
+    sink.open();
+    wait_until("detached sink finished", || {
+        rt.diagnostics().detached_threads.is_empty()
+    });
+}
+
 #[test]
 fn slow_sink_drops_for_the_sink_only_and_never_blocks_stages() {
     let rt = runtime();

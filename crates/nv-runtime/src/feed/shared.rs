@@ -142,10 +142,8 @@ impl FeedShared {
         if let Some(q) = self.source_queue.lock().as_ref() {
             q.wake();
         }
-        // A lossless feed blocked on a stuck sink must not ignore the stop.
-        if let Some(q) = self.sink_queue.lock().as_ref() {
-            q.close();
-        }
+        // The sink queue stays open: a worker holding a processed output under `Block`
+        // hands it over first (bounded by `sink_shutdown_timeout`), then closes it.
         self.kick();
     }
 

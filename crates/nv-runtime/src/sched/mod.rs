@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use nv_core::clock::SharedClock;
 use nv_core::time::MonotonicTs;
-use parking_lot::{Condvar, Mutex};
+use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use crate::sync::Waiter;
 pub(crate) use task::{Poll, Task, TaskCell, TaskCx};
@@ -91,6 +91,12 @@ thread_local! {
 /// Frames (or outputs) a task handles per turn before yielding to the next task.
 pub(crate) const QUANTUM: usize = 16;
 
+/// A pool thread out of work spins this long before parking. Waking a parked thread is a
+/// futex call plus, on a virtual machine, an inter-processor interrupt: several
+/// microseconds on each side, more than a frame's whole trip through no-op stages. A
+/// producer that pushes again within the window finds a thread awake and wakes nobody.
+const SPIN: Duration = Duration::from_micros(50);
+
 /// Pool sizing.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct PoolConfig {
@@ -98,6 +104,9 @@ pub(crate) struct PoolConfig {
     pub max_spares: usize,
     pub blocked_after: Duration,
     pub stack_size: usize,
+    /// How long a pool thread that ran out of work spins, watching for a new task, before
+    /// it parks (one thread at a time).
+    pub spin: Duration,
 }
 
 impl PoolConfig {
@@ -114,6 +123,7 @@ impl PoolConfig {
             max_spares: threads * 3,
             blocked_after: Duration::from_secs(1),
             stack_size,
+            spin: SPIN,
         }
     }
 }
@@ -126,10 +136,15 @@ struct RunQueue {
     /// Parked threads, most recently parked last: a new task wakes the last one, whose
     /// cache is the warmest (a lone feed then keeps to one thread).
     idle: Vec<Arc<Slot>>,
+    /// Threads spinning for work (0 or 1): while one spins, a new task wakes nobody.
+    spinning: usize,
 }
 
 impl RunQueue {
     fn wake_one(&mut self) {
+        if self.spinning > 0 {
+            return;
+        }
         if let Some(s) = self.idle.pop() {
             s.wake.notify_one();
         }
@@ -155,6 +170,8 @@ pub(crate) struct PoolInner {
     config: PoolConfig,
     clock: SharedClock,
     run: Mutex<RunQueue>,
+    /// `run.tasks.len()`, readable without the lock by a spinning thread.
+    queued: AtomicUsize,
     slots: Mutex<Vec<Arc<Slot>>>,
     handles: Mutex<Vec<(String, JoinHandle<()>)>>,
     /// Threads still running their loop; shutdown waits for it to reach zero.
@@ -188,7 +205,9 @@ impl Pool {
                 shutdown: false,
                 spares_to_retire: 0,
                 idle: Vec::new(),
+                spinning: 0,
             }),
+            queued: AtomicUsize::new(0),
             slots: Mutex::new(Vec::new()),
             handles: Mutex::new(Vec::new()),
             alive: Waiter::new(0, clock.clone()),
@@ -311,13 +330,29 @@ impl PoolInner {
     /// thread: this one takes the queue's head next, so a lone busy task stays on its
     /// thread instead of bouncing between pool threads every turn.
     fn requeue(&self, task: Arc<TaskCell>) {
-        self.run.lock().tasks.push_back(task);
+        let mut run = self.run.lock();
+        run.tasks.push_back(task);
+        self.queued.store(run.tasks.len(), Ordering::Release);
     }
 
     fn push(&self, task: Arc<TaskCell>) {
         let mut run = self.run.lock();
         run.tasks.push_back(task);
+        self.queued.store(run.tasks.len(), Ordering::Release);
         run.wake_one();
+    }
+
+    /// Spins up to `config.spin` until a task is queued.
+    fn spin_for_work(&self) {
+        let start = std::time::Instant::now();
+        while self.queued.load(Ordering::Acquire) == 0 {
+            for _ in 0..64 {
+                std::hint::spin_loop();
+            }
+            if start.elapsed() >= self.config.spin {
+                break;
+            }
+        }
     }
 
     fn spawn_thread(self: &Arc<Self>, name: String, spare: bool) -> std::io::Result<()> {
@@ -359,6 +394,7 @@ impl PoolInner {
         loop {
             let task = {
                 let mut run = self.run.lock();
+                let mut spun = false;
                 let task = loop {
                     if run.shutdown {
                         break None;
@@ -372,7 +408,15 @@ impl PoolInner {
                         break None;
                     }
                     if let Some(t) = run.tasks.pop_front() {
+                        self.queued.store(run.tasks.len(), Ordering::Release);
                         break Some(t);
+                    }
+                    if !spun && run.spinning == 0 && !self.config.spin.is_zero() {
+                        spun = true;
+                        run.spinning += 1;
+                        MutexGuard::unlocked(&mut run, || self.spin_for_work());
+                        run.spinning -= 1;
+                        continue;
                     }
                     if !run.idle.iter().any(|s| Arc::ptr_eq(s, slot)) {
                         run.idle.push(Arc::clone(slot));

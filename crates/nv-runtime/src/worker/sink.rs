@@ -47,6 +47,9 @@ pub(crate) struct SinkWorker {
     /// `SinkStalled` reports so far for the output the feed is holding (pool mode).
     stalls: u32,
     next_stall_report: Option<nv_core::time::MonotonicTs>,
+    /// The feed stopped while the sink was not taking outputs: the session end does not
+    /// wait for it a second time.
+    stuck_at_stop: bool,
 }
 
 impl SinkWorker {
@@ -114,6 +117,7 @@ impl SinkWorker {
             backpressure,
             stalls: 0,
             next_stall_report: None,
+            stuck_at_stop: false,
         }
     }
 
@@ -131,9 +135,15 @@ impl SinkWorker {
         let mut stalls: u32 = 0;
         let result = loop {
             // A blocking (lossless) sink that makes the feed wait is reported every
-            // `stall_report` while it lasts; stopping the feed closes the queue and ends it.
+            // `stall_report` while it lasts. A stop does not cut the wait short: the output
+            // was processed and `Block` promises it to the sink, so a stop waits up to
+            // `sink_shutdown_timeout` for room before counting it lost.
             let deadline = (overflow == Overflow::Block).then(|| feed.clock.now() + stall_report);
             match self.queue.push_until(output, overflow, deadline) {
+                Push::TimedOut(back) if feed.stop_requested() => {
+                    self.stuck_at_stop = true;
+                    break Push::Closed(back);
+                }
                 Push::TimedOut(back) => {
                     stalls = stalls.saturating_add(1);
                     let blocked_for = stall_report * stalls;
@@ -219,9 +229,24 @@ impl SinkWorker {
         detached: &DetachedThreads,
     ) -> (Option<Box<dyn OutputSink>>, LateSink) {
         self.begin_shutdown();
-        let deadline = self.feed.clock.now() + timeout;
+        let deadline = self.feed.clock.now() + self.drain_timeout(timeout);
         let sink = self.returned.take_until(deadline);
         self.end_shutdown(sink, timeout, detached)
+    }
+
+    /// How long the session end waits for the sink: `timeout`, or nothing when the feed
+    /// already waited that long at its stop for a sink that took nothing.
+    pub fn drain_timeout(&self, timeout: Duration) -> Duration {
+        if self.stuck_at_stop {
+            Duration::ZERO
+        } else {
+            timeout
+        }
+    }
+
+    /// Pool mode: the feed task gave up on its held output at the stop.
+    pub fn mark_stuck_at_stop(&mut self) {
+        self.stuck_at_stop = true;
     }
 
     /// Closes the queue: the delivery drains what is queued, then hands the sink back.

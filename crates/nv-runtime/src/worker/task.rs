@@ -38,6 +38,9 @@ struct Running {
     paused: bool,
     /// An output a full lossless sink queue did not take yet, and when to report it.
     pending: Option<(SharedOutput, MonotonicTs)>,
+    /// Set at the stop while an output is held: until then the task waits for the sink
+    /// to take it.
+    stop_flush_until: Option<MonotonicTs>,
 }
 
 struct FeedTask {
@@ -104,6 +107,7 @@ impl FeedTask {
                             next_tick,
                             paused: false,
                             pending: None,
+                            stop_flush_until: None,
                         };
                         (Phase::Running(Box::new(running)), None)
                     }
@@ -118,12 +122,17 @@ impl FeedTask {
                         pending,
                         ..
                     } = *r;
+                    let mut session = session;
                     if pending.is_some() {
-                        // The output the sink never took: lost to the stop, and counted.
+                        // The output the sink never took: lost to the stop, and counted;
+                        // the sink had its `sink_shutdown_timeout` already.
                         self.worker
                             .shared
                             .counters
                             .add_drop(nv_core::health::DropReason::FeedStopping, 1);
+                        if let Some(Delivery::Thread(w)) = session.delivery.as_mut() {
+                            w.mark_stuck_at_stop();
+                        }
                     }
                     (self.close(session, end, started), None)
                 }
@@ -184,9 +193,12 @@ impl FeedTask {
     /// Stops intake and begins the sink's drain.
     fn close(&mut self, mut session: Session, end: SessionEnd, started: MonotonicTs) -> Phase {
         self.worker.close_intake(&mut session);
-        let timeout = self.worker.shared.settings.sink_shutdown_timeout;
+        let mut timeout = self.worker.shared.settings.sink_shutdown_timeout;
         match session.delivery.as_mut() {
-            Some(Delivery::Thread(w)) => w.begin_shutdown(),
+            Some(Delivery::Thread(w)) => {
+                w.begin_shutdown();
+                timeout = w.drain_timeout(timeout);
+            }
             Some(Delivery::Inline(_)) | None => {}
         }
         Phase::Closing {
@@ -234,7 +246,7 @@ impl FeedTask {
             (c.stop_requested, c.paused)
         };
         if stop {
-            return Err(SessionEnd::StopRequested);
+            return self.flush_at_stop(r, cx);
         }
         let Some(source) = r.session.source.as_mut() else {
             return Err(SessionEnd::StopRequested);
@@ -298,6 +310,32 @@ impl FeedTask {
             cx.wake_at(t);
         }
         Ok(Poll::Idle)
+    }
+
+    /// The stop: an output the sink queue had no room for is still handed over (`Block`
+    /// promised it to the sink), waiting up to `sink_shutdown_timeout` without holding a
+    /// pool thread; the session then ends. What is still held at the deadline is counted
+    /// lost by the caller.
+    fn flush_at_stop(&mut self, r: &mut Running, cx: &TaskCx<'_>) -> Result<Poll, SessionEnd> {
+        let Some((output, report_at)) = r.pending.take() else {
+            return Err(SessionEnd::StopRequested);
+        };
+        let shared = Arc::clone(&self.worker.shared);
+        let now = shared.clock.now();
+        let until = *r
+            .stop_flush_until
+            .get_or_insert(now + shared.settings.sink_shutdown_timeout);
+        if now >= until {
+            r.pending = Some((output, report_at));
+            return Err(SessionEnd::StopRequested);
+        }
+        match self.deliver(r, output, cx)? {
+            Some(poll) => {
+                cx.wake_at(until);
+                Ok(poll)
+            }
+            None => Err(SessionEnd::StopRequested),
+        }
     }
 
     /// Hands an output to the sink delivery. `Err`: the feed is stopping (the sink queue
