@@ -270,6 +270,33 @@ impl<T: Send + 'static> BoundedQueue<T> {
     /// processed. Waits until `deadline`
     /// (clock time; `None` = no deadline).
     pub fn pop(&self, deadline: Option<MonotonicTs>) -> Pop<T> {
+        self.pop_inner(deadline, true)
+    }
+
+    /// [`pop`](Self::pop) without waiting and without waking producers: a consumer task
+    /// that pops a burst calls [`release_producers`](Self::release_producers) once at the
+    /// end of its turn, so a producer blocked on the full queue is woken once per burst
+    /// instead of once per half a queue (with many feeds on few cores, each wake-up is a
+    /// futex call the consumer pays).
+    pub fn pop_deferred(&self) -> Pop<T> {
+        self.pop_inner(Some(MonotonicTs::ZERO), false)
+    }
+
+    /// Wakes the producers a [`pop_deferred`](Self::pop_deferred) burst left due.
+    pub fn release_producers(&self) {
+        let mut st = self.state.lock();
+        let wake_producers = self.producers_due(&st);
+        let armed = self.take_armed(&mut st);
+        drop(st);
+        if wake_producers {
+            self.not_full.notify_all();
+        }
+        if armed {
+            self.signal_producer();
+        }
+    }
+
+    fn pop_inner(&self, deadline: Option<MonotonicTs>, wake: bool) -> Pop<T> {
         let mut st = self.state.lock();
         loop {
             // A control-plane wake (pause, stop, source tick request) is answered before
@@ -279,8 +306,8 @@ impl<T: Send + 'static> BoundedQueue<T> {
                 return Pop::Woken;
             }
             if let Some((item, pushed_at)) = st.items.pop_front() {
-                let wake_producers = self.producers_due(&st);
-                let armed = self.take_armed(&mut st);
+                let wake_producers = wake && self.producers_due(&st);
+                let armed = wake && self.take_armed(&mut st);
                 drop(st);
                 if wake_producers {
                     self.not_full.notify_all();
@@ -466,13 +493,15 @@ mod tests {
         assert!(t.join().unwrap());
     }
 
-    #[test]
-    fn a_blocked_producer_is_woken_at_half_capacity() {
-        let q = queue(4);
+    /// Fills `q` (capacity 4) with 0..4 and returns a thread parked pushing 4; it
+    /// returns whether that push was accepted.
+    fn parked_producer_of_a_full_queue(
+        q: &Arc<BoundedQueue<u32>>,
+    ) -> std::thread::JoinHandle<bool> {
         for i in 0..4 {
             q.push(i, Overflow::Block);
         }
-        let producer = Arc::clone(&q);
+        let producer = Arc::clone(q);
         let t = std::thread::Builder::new()
             .name("producer".into())
             .spawn(move || matches!(producer.push(4, Overflow::Block), Push::Accepted))
@@ -480,6 +509,13 @@ mod tests {
         while q.state.lock().producers_parked == 0 {
             std::thread::yield_now();
         }
+        t
+    }
+
+    #[test]
+    fn a_blocked_producer_is_woken_at_half_capacity() {
+        let q = queue(4);
+        let t = parked_producer_of_a_full_queue(&q);
         assert!(matches!(q.pop(None), Pop::Item(0, _)));
         // Three left, above the mark: the producer is not woken for one free slot.
         assert_eq!(q.state.lock().producers_parked, 1);
@@ -488,6 +524,33 @@ mod tests {
         assert!(t.join().unwrap());
         let rest: Vec<u32> = std::iter::from_fn(|| q.try_pop().map(|(i, _)| i)).collect();
         assert_eq!(rest, [2, 3, 4]);
+    }
+
+    #[test]
+    fn a_deferred_burst_wakes_the_blocked_producer_once_at_its_end() {
+        let q = queue(4);
+        let producer_signal = Arc::new(CountSignal::default());
+        q.set_producer_signal(Arc::clone(&producer_signal) as Arc<dyn QueueSignal>);
+        let t = parked_producer_of_a_full_queue(&q);
+        for i in 0..4 {
+            assert!(matches!(q.pop_deferred(), Pop::Item(x, _) if x == i));
+        }
+        assert!(matches!(q.pop_deferred(), Pop::TimedOut), "empty: no wait");
+        // Empty, far below the mark, and still parked: the burst defers the wake.
+        assert_eq!(q.state.lock().producers_parked, 1);
+        q.release_producers();
+        assert!(t.join().unwrap());
+        assert!(matches!(q.try_pop(), Some((4, _))));
+        // An armed task producer is signalled by the release too, once.
+        for i in 0..4 {
+            assert!(matches!(q.try_push_or_arm(i), Push::Accepted));
+        }
+        assert!(matches!(q.try_push_or_arm(9), Push::TimedOut(9)));
+        while matches!(q.pop_deferred(), Pop::Item(..)) {}
+        assert_eq!(producer_signal.count(), 0);
+        q.release_producers();
+        q.release_producers();
+        assert_eq!(producer_signal.count(), 1);
     }
 
     #[test]

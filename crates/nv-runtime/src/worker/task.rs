@@ -275,10 +275,11 @@ impl FeedTask {
             }
         }
         let queue = Arc::clone(&r.session.queue);
+        let _release = ReleaseProducers(&queue);
         let mut tick_due = queue.take_wake();
         let mut more = false;
         for n in 0..QUANTUM {
-            match queue.pop(Some(MonotonicTs::ZERO)) {
+            match queue.pop_deferred() {
                 Pop::Item(frame, received_at) => {
                     if let Some(output) = self.worker.run_frame(frame, received_at)? {
                         if let Some(poll) = self.deliver(r, output, cx)? {
@@ -367,5 +368,15 @@ impl FeedTask {
                 Ok(None)
             }
         }
+    }
+}
+
+/// Wakes the source blocked on the frame queue once per task turn, when the turn ends
+/// (however it ends), instead of at every pop that crosses the queue's mark.
+struct ReleaseProducers<'a>(&'a nv_io::queue::BoundedQueue<nv_frame::FrameEnvelope>);
+
+impl Drop for ReleaseProducers<'_> {
+    fn drop(&mut self) {
+        self.0.release_producers();
     }
 }
