@@ -9,10 +9,12 @@ use nv_core::policy::{
 };
 use nv_core::source::CustomPipelinePolicy;
 use nv_perception::Stage;
-use nv_runtime::{CameraMode, FeedConfig, FrameInclusion, OutputSink, Runtime, SinkFactory};
+use nv_runtime::{
+    CameraMode, FeedConfig, FrameInclusion, OutputSink, Runtime, Scheduler, SinkFactory,
+};
 
 use crate::config::FeedSpec;
-use crate::config::{Config, RestartOn};
+use crate::config::{Config, RestartOn, SchedulerName};
 use crate::registry;
 use crate::sinks::SinkSet;
 
@@ -159,6 +161,14 @@ pub fn runtime(config: &Config) -> anyhow::Result<Runtime> {
         } else {
             CustomPipelinePolicy::Reject
         });
+    let builder = match rt.scheduler {
+        // Unset: the runtime's default (which a test suite may pick with NV_TEST_SCHEDULER).
+        None if rt.pool_threads == 0 => builder,
+        None | Some(SchedulerName::Pool) => builder.scheduler(Scheduler::Pool {
+            threads: rt.pool_threads,
+        }),
+        Some(SchedulerName::ThreadPerFeed) => builder.scheduler(Scheduler::ThreadPerFeed),
+    };
     let builder = crate::media::register(builder);
     builder.build().context("runtime configuration")
 }
@@ -215,5 +225,37 @@ pub fn feed_from_json(
             .iter()
             .map(|p| format!("{}: {}", p.path, p.message))
             .collect()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(
+        clippy::unwrap_used,
+        reason = "test code: a failed unwrap is a failed test"
+    )]
+
+    use crate::config::{parse, EnvMode};
+
+    fn pool_threads_of(runtime_section: &str) -> usize {
+        let config = parse(runtime_section, EnvMode::Resolve).unwrap();
+        let rt = super::runtime(&config).unwrap();
+        let threads = rt.diagnostics().pool_threads;
+        rt.shutdown();
+        threads
+    }
+
+    #[test]
+    fn the_scheduler_keys_pick_the_runtime_scheduler() {
+        assert_eq!(pool_threads_of("[runtime]\npool_threads = 3\n"), 3);
+        assert_eq!(
+            pool_threads_of("[runtime]\nscheduler = \"pool\"\npool_threads = 1\n"),
+            1
+        );
+        assert_eq!(
+            pool_threads_of("[runtime]\nscheduler = \"thread_per_feed\"\n"),
+            0,
+            "no pool"
+        );
     }
 }

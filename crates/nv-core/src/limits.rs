@@ -21,6 +21,8 @@ pub const MAX_SINK_QUEUE_CAPACITY: usize = 16_384;
 pub const MAX_HEALTH_CAPACITY: usize = 65_536;
 /// Outputs kept for a lagging output subscriber (`output_capacity`).
 pub const MAX_OUTPUT_CAPACITY: usize = 16_384;
+/// Threads of the pool scheduler (`pool_threads`).
+pub const MAX_POOL_THREADS: usize = 256;
 /// Stack of a feed worker thread, in bytes.
 pub const MAX_WORKER_STACK_BYTES: usize = 256 * 1024 * 1024;
 /// Any frame rate (`max_fps`, `snapshot_fps`, synthetic sources).

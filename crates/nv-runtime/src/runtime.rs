@@ -36,9 +36,6 @@ use crate::watchdog::{Watchdog, Watched};
 use crate::worker::{self, WorkerParams};
 use nv_io::FeedCounters;
 
-/// Most pool threads a runtime may ask for.
-const MAX_POOL_THREADS: usize = 256;
-
 /// Builds a [`Runtime`].
 pub struct RuntimeBuilder {
     max_feeds: usize,
@@ -182,7 +179,7 @@ impl RuntimeBuilder {
             problems.extend(limits::at_most(
                 "scheduler.threads",
                 threads,
-                MAX_POOL_THREADS,
+                limits::MAX_POOL_THREADS,
             ));
         }
         ConfigError::check(problems)?;

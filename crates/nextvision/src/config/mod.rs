@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 pub use cluster::ClusterSection;
 pub(crate) use locate::Seg;
 pub(crate) use schema::{check_feed, FeedContext};
-pub use schema::{Config, FeedSpec, RestartOn, SinkSection};
+pub use schema::{Config, FeedSpec, RestartOn, SchedulerName, SinkSection};
 pub use source::parse_source;
 
 use serde::de::DeserializeOwned;

@@ -50,6 +50,22 @@ pub struct RuntimeSection {
     /// Accept `custom` GStreamer pipeline fragments (the operator vouches for them).
     #[serde(default)]
     pub allow_custom_pipelines: bool,
+    /// How feeds get threads; unset = the runtime's default (the pool).
+    #[serde(default)]
+    pub scheduler: Option<SchedulerName>,
+    /// Pool threads (0 = one per core); only with the pool scheduler.
+    #[serde(default)]
+    pub pool_threads: usize,
+}
+
+/// `runtime.scheduler`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SchedulerName {
+    /// Feed workers and sink delivery as tasks on a few threads (`pool_threads`).
+    Pool,
+    /// One thread per feed, plus one per sink that may block.
+    ThreadPerFeed,
 }
 
 impl Default for RuntimeSection {
@@ -60,6 +76,8 @@ impl Default for RuntimeSection {
             output_capacity: d_output(),
             feed_join_timeout_secs: d_join_secs(),
             allow_custom_pipelines: false,
+            scheduler: None,
+            pool_threads: 0,
         }
     }
 }
@@ -620,6 +638,21 @@ fn check_runtime(c: &mut Checker<'_>, rt: &RuntimeSection) {
         rt.feed_join_timeout_secs,
         true,
     );
+    check_range(
+        c,
+        &at("pool_threads"),
+        "runtime.pool_threads",
+        rt.pool_threads,
+        0,
+        limits::MAX_POOL_THREADS,
+    );
+    if rt.pool_threads > 0 && rt.scheduler == Some(SchedulerName::ThreadPerFeed) {
+        c.push_at(
+            &at("pool_threads"),
+            "runtime.pool_threads",
+            "applies only to scheduler = \"pool\" (scheduler is \"thread_per_feed\")",
+        );
+    }
 }
 
 fn check_api(c: &mut Checker<'_>, api: &ApiSection) {

@@ -110,8 +110,9 @@ pub(crate) struct PoolConfig {
 }
 
 impl PoolConfig {
-    /// `threads` = 0 means one per core. Spares: up to 3 per pool thread, so the pool
-    /// never exceeds 4 x `threads` threads, even with every one of them stuck.
+    /// `threads` = 0 means one per core (the builder refuses more than
+    /// `MAX_POOL_THREADS`). Spares: up to 3 per pool thread, so the pool never exceeds
+    /// 4 x `threads` threads, even with every one of them stuck.
     pub fn new(threads: usize, stack_size: usize) -> Self {
         let threads = if threads == 0 {
             std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
