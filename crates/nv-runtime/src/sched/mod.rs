@@ -16,6 +16,7 @@
 //! all are stuck, other feeds wait: their queues fill and drop by their own policy,
 //! counted). See ARCHITECTURE.md.
 
+mod spin;
 mod task;
 mod timer;
 
@@ -91,12 +92,6 @@ thread_local! {
 /// Frames (or outputs) a task handles per turn before yielding to the next task.
 pub(crate) const QUANTUM: usize = 16;
 
-/// A pool thread out of work spins this long before parking. Waking a parked thread is a
-/// futex call plus, on a virtual machine, an inter-processor interrupt: several
-/// microseconds on each side, more than a frame's whole trip through no-op stages. A
-/// producer that pushes again within the window finds a thread awake and wakes nobody.
-const SPIN: Duration = Duration::from_micros(50);
-
 /// Pool sizing.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct PoolConfig {
@@ -105,7 +100,7 @@ pub(crate) struct PoolConfig {
     pub blocked_after: Duration,
     pub stack_size: usize,
     /// How long a pool thread that ran out of work spins, watching for a new task, before
-    /// it parks (one thread at a time).
+    /// it parks (one thread at a time, and only a busy one: `spin.rs`).
     pub spin: Duration,
 }
 
@@ -124,7 +119,7 @@ impl PoolConfig {
             max_spares: threads * 3,
             blocked_after: Duration::from_secs(1),
             stack_size,
-            spin: SPIN,
+            spin: spin::SPIN,
         }
     }
 }
@@ -392,6 +387,7 @@ impl PoolInner {
     fn thread_loop(self: &Arc<Self>, slot: &Arc<Slot>, spare: bool) {
         let me = std::ptr::from_ref(&**self) as usize;
         NEXT.with(|n| n.borrow_mut().pool = me);
+        let mut duty = spin::Duty::new();
         loop {
             let task = {
                 let mut run = self.run.lock();
@@ -412,7 +408,11 @@ impl PoolInner {
                         self.queued.store(run.tasks.len(), Ordering::Release);
                         break Some(t);
                     }
-                    if !spun && run.spinning == 0 && !self.config.spin.is_zero() {
+                    if !spun
+                        && run.spinning == 0
+                        && !self.config.spin.is_zero()
+                        && duty.should_spin()
+                    {
                         spun = true;
                         run.spinning += 1;
                         MutexGuard::unlocked(&mut run, || self.spin_for_work());
@@ -431,6 +431,7 @@ impl PoolInner {
             let Some(task) = task else {
                 break;
             };
+            let turn_began = std::time::Instant::now();
             self.run_on(slot, &task);
             // The task that turn woke, if any, runs now; what that one wakes is queued.
             if let Some(next) = NEXT.with(|n| n.borrow_mut().task.take()) {
@@ -444,6 +445,7 @@ impl PoolInner {
                 self.run_on(slot, &next);
                 NEXT.with(|n| n.borrow_mut().pool = me);
             }
+            duty.add_busy(turn_began.elapsed());
         }
         NEXT.with(|n| {
             let mut n = n.borrow_mut();
