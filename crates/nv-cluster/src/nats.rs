@@ -11,12 +11,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_nats::jetstream::kv::{self, Operation, Store};
+use async_nats::jetstream::message::StreamMessage;
+use async_nats::jetstream::stream::LastRawMessageErrorKind;
 use futures_util::StreamExt as _;
 
 use crate::kv::{Bucket, Entry, Kv, KvError};
 
-/// How long the server keeps a listing's consumer after its last use.
-const LIST_CONSUMER_IDLE: Duration = Duration::from_secs(5);
+/// Key reads a listing keeps in flight at once.
+const LIST_GETS_IN_FLIGHT: usize = 64;
 
 /// Where and how to reach the store.
 #[derive(Clone, Debug)]
@@ -173,7 +175,6 @@ impl NatsKv {
 
     /// The payload of the last message on `subject` in stream `stream`, if any.
     pub fn last_on_subject(&self, stream: &str, subject: &str) -> Result<Option<Vec<u8>>, KvError> {
-        use async_nats::jetstream::stream::LastRawMessageErrorKind;
         let res = self.timed(async {
             let s = self
                 .js
@@ -204,7 +205,7 @@ impl NatsKv {
     }
 
     /// Up to `limit` messages of stream `stream` from its first, as (subject, payload), in
-    /// stream order, read through an ephemeral ordered consumer (audits and tests; bounded
+    /// stream order, read through an ephemeral consumer (audits and tests; bounded
     /// by twelve request timeouts in all).
     pub fn read_stream(
         &self,
@@ -214,7 +215,9 @@ impl NatsKv {
         use async_nats::jetstream::consumer::pull;
         let read = async {
             let mut s = self.js.get_stream(stream).await?;
-            let total = usize::try_from(s.info().await?.state.messages)
+            let info = s.info().await?;
+            let replicas = info.config.num_replicas;
+            let total = usize::try_from(info.state.messages)
                 .unwrap_or(usize::MAX)
                 .min(limit);
             let mut out = Vec::with_capacity(total.min(100_000));
@@ -222,13 +225,16 @@ impl NatsKv {
                 return Ok(out);
             }
             // Plain batches from an unacknowledged consumer (an ordered one re-creates
-            // itself on missed heartbeats, which a busy cluster turns into timeouts).
+            // itself on missed heartbeats, which a busy cluster turns into timeouts), with
+            // the stream's replicas: nats-server places an R1 consumer on any one of the
+            // stream's peers, a dead one too (after losing one server of three, a third of
+            // R1 reads timed out for minutes); a replicated one needs only a quorum.
             let consumer = s
                 .create_consumer(pull::Config {
                     ack_policy: async_nats::jetstream::consumer::AckPolicy::None,
                     inactive_threshold: Duration::from_secs(10),
                     memory_storage: true,
-                    num_replicas: 1,
+                    num_replicas: replicas,
                     ..Default::default()
                 })
                 .await?;
@@ -351,44 +357,35 @@ impl Kv for NatsKv {
     }
 
     fn list(&self, bucket: Bucket) -> Result<Vec<Entry>, KvError> {
-        // One ordered consumer over the bucket's stream, last message per key: a couple of
-        // requests per list however many keys (a delete leaves a marker, skipped here).
-        use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
+        // The stream leader names the keys (stream info with subjects), then each key's
+        // last message comes from the leader, LIST_GETS_IN_FLIGHT at a time: no consumer.
+        // (An ephemeral R1 consumer is placed on any of the stream's peers, a dead one
+        // too: after losing one server of three, a third of consumer-based listings timed
+        // out for minutes, and with them the lease renewals.)
         let store = self.store(bucket)?;
         let prefix = store.prefix.clone();
+        let stream = &store.stream;
         let mut entries = self.run(async {
-            // Ephemeral, in memory, unacknowledged; the server drops it soon after (every
-            // node lists each bucket every tick: long-lived leftovers would pile up).
-            let consumer = store
-                .stream
-                .create_consumer(pull::Config {
-                    filter_subject: format!("{prefix}>"),
-                    deliver_policy: DeliverPolicy::LastPerSubject,
-                    ack_policy: AckPolicy::None,
-                    inactive_threshold: LIST_CONSUMER_IDLE,
-                    memory_storage: true,
-                    num_replicas: 1,
-                    ..Default::default()
+            let mut keys = stream.info_with_subjects(format!("{prefix}>")).await?;
+            let mut subjects = Vec::new();
+            while let Some(s) = keys.next().await {
+                subjects.push(s?.0);
+            }
+            let mut gets = futures_util::stream::iter(subjects)
+                .map(|subject| async move {
+                    let res = stream.get_last_raw_message_by_subject(&subject).await;
+                    (subject, res)
                 })
-                .await?;
+                .buffer_unordered(LIST_GETS_IN_FLIGHT);
             let mut out = Vec::new();
-            let mut pending = consumer.cached_info().num_pending;
-            let mut empty_batches = 0;
-            while pending > 0 && empty_batches < 3 {
-                let want = usize::try_from(pending).unwrap_or(usize::MAX).min(1000);
-                let mut batch = consumer
-                    .fetch()
-                    .max_messages(want)
-                    .expires(self.timeout / 2)
-                    .messages()
-                    .await?;
-                let before = out.len();
-                while let Some(m) = batch.next().await {
-                    let m = m?;
-                    pending = list_entry(&m, &prefix, &mut out)?;
-                }
-                if out.len() == before && pending > 0 {
-                    empty_batches += 1;
+            while let Some((subject, res)) = gets.next().await {
+                match res {
+                    Ok(m) => list_entry(&m, &prefix, &mut out),
+                    // Expired or purged since the leader named it.
+                    Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => {}
+                    Err(e) => {
+                        return Err(async_nats::Error::from(format!("reading {subject}: {e}")))
+                    }
                 }
             }
             Ok::<_, async_nats::Error>(out)
@@ -402,29 +399,18 @@ impl Kv for NatsKv {
     }
 }
 
-/// Adds one listing message's entry to `out` (a delete marker adds none); the messages
-/// still pending after it.
-fn list_entry(
-    m: &async_nats::jetstream::Message,
-    prefix: &str,
-    out: &mut Vec<Entry>,
-) -> Result<u64, async_nats::Error> {
-    let info = m.info()?;
-    let (revision, pending) = (info.stream_sequence, info.pending);
-    let deleted = m
-        .headers
-        .as_ref()
-        .is_some_and(|h| h.get("KV-Operation").is_some());
+/// Adds one key's last message to `out` (a delete marker adds none).
+fn list_entry(m: &StreamMessage, prefix: &str, out: &mut Vec<Entry>) {
+    let deleted = m.headers.get("KV-Operation").is_some();
     if !deleted {
         if let Some(key) = m.subject.as_str().strip_prefix(prefix) {
             out.push(Entry {
                 key: key.to_owned(),
                 value: m.payload.to_vec(),
-                revision,
+                revision: m.sequence,
             });
         }
     }
-    Ok(pending)
 }
 
 fn unavailable(e: impl std::fmt::Display) -> KvError {
