@@ -1,5 +1,6 @@
-//! One of three JetStream servers dies (SIGKILL, the leader of the leases bucket): the
-//! store serves again on the other two (R3: they keep a quorum), and keeps serving every
+//! One of three JetStream servers dies (SIGKILL): the leader of the leases bucket and the
+//! one server the client was given. The store serves again on the other two (R3: they
+//! keep a quorum; the client learnt of them from the cluster), and keeps serving every
 //! request after that, not only some of them.
 #![allow(
     clippy::unwrap_used,
@@ -99,6 +100,10 @@ fn the_store_serves_every_request_again_after_one_of_three_servers_dies() {
 
     let leader = leader_of(&urls[0], &format!("KV_{PREFIX}-leases"));
     let index: usize = leader.trim_start_matches('n').parse::<usize>().unwrap() - 1;
+    // A second client given only the doomed server: it must find the others itself.
+    drop(kv);
+    let kv = store(&urls[index..=index]);
+    round(&kv, &mut rev, n).unwrap();
     nats.servers[index].kill();
     let killed = Instant::now();
 
