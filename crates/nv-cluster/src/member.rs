@@ -220,6 +220,8 @@ pub struct Member {
     seen: BTreeMap<String, PreviousOwner>,
     /// Feeds this node could not start, by the spec revision they failed on.
     refused: BTreeMap<String, u64>,
+    /// The first store failure of the last tick.
+    store_error: Option<KvError>,
 }
 
 impl std::fmt::Debug for Member {
@@ -244,11 +246,18 @@ impl Member {
             accepting: true,
             seen: BTreeMap::new(),
             refused: BTreeMap::new(),
+            store_error: None,
         }
     }
 
     pub fn config(&self) -> &MemberConfig {
         &self.cfg
+    }
+
+    /// The first request the last tick could not get through to the store (heartbeat,
+    /// listing or renewal), if any: its leases run out unless a later tick gets through.
+    pub fn store_error(&self) -> Option<&KvError> {
+        self.store_error.as_ref()
     }
 
     /// The feeds this node holds, with their fencing tokens.
@@ -275,15 +284,17 @@ impl Member {
             accepting: self.accepting,
             refused: self.refused.clone(),
         };
-        if self
-            .kv
-            .put(Bucket::Nodes, &self.cfg.node, &to_json(&me))
-            .is_err()
-        {
+        self.store_error = None;
+        if let Err(e) = self.kv.put(Bucket::Nodes, &self.cfg.node, &to_json(&me)) {
+            self.store_error = Some(e);
             return actions;
         }
-        let Ok(view) = ClusterView::read(self.kv.as_ref()) else {
-            return actions;
+        let view = match ClusterView::read(self.kv.as_ref()) {
+            Ok(view) => view,
+            Err(e) => {
+                self.store_error = Some(e);
+                return actions;
+            }
         };
         self.renew_or_release(&view, &mut actions);
         self.seen.retain(|feed, _| view.feeds.contains_key(feed));
@@ -440,7 +451,9 @@ impl Member {
                     continue;
                 }
                 // Unreachable store: keep running until the local deadline fences it.
-                Err(KvError::Unavailable { .. }) => {}
+                Err(e @ KvError::Unavailable { .. }) => {
+                    self.store_error.get_or_insert(e);
+                }
             }
             if spec.1 != spec_revision {
                 let fence = self.held[&feed].fence.clone();
@@ -713,6 +726,7 @@ mod tests {
             let actions = m.tick();
             assert!(actions.is_empty(), "round {round}: {actions:?}");
             assert!(fence.is_valid(clock.now()), "round {round}");
+            assert_eq!(m.store_error().is_some(), round == 1, "round {round}");
         }
         assert_eq!(m.held().collect::<Vec<_>>(), vec![("cam", fence.token())]);
     }
