@@ -391,6 +391,24 @@ fn three_nodes_three_servers_survive_kill_drain_and_a_lost_server() {
     wait_until("placement to settle after the thaw", TIMEOUT, || {
         settled(&c) && placed_once(&[&b, &c])
     });
+    // Its drain below must have something to drain: wait for its first records under the
+    // leases it took back (a drain right after they started may have none yet).
+    let b_new = fences_of(&c, b_name);
+    assert!(
+        !b_new.is_empty(),
+        "{b_name} owns feeds again after its thaw"
+    );
+    wait_until(
+        "the thawed node to publish under its new leases",
+        TIMEOUT,
+        || {
+            Audit::try_read(&kv, PREFIX).is_ok_and(|a| {
+                a.frames
+                    .iter()
+                    .any(|f| b_new.get(&f.feed) == Some(&f.fence))
+            })
+        },
+    );
 
     // SIGTERM: the drained node hands everything to the last one, and everything it
     // produced is published.
