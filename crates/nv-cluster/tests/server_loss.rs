@@ -20,17 +20,26 @@ const RECOVERY_LIMIT: Duration = Duration::from_secs(60);
 /// Requests made once the store serves again; every one must succeed.
 const REQUESTS_AFTER: usize = 20;
 
+/// Connects, creating the buckets; a cluster just started may not place R3 streams yet
+/// ("no suitable peers"): tried again, bounded.
 fn store(urls: &[String]) -> NatsKv {
-    NatsKv::connect(&NatsKvConfig {
-        urls: urls.to_vec(),
-        creds_file: None,
-        bucket_prefix: PREFIX.into(),
-        replicas: 3,
-        node_ttl: TTL,
-        lease_ttl: TTL,
-        request_timeout: Duration::from_secs(5),
-    })
-    .unwrap()
+    let deadline = Instant::now() + RECOVERY_LIMIT;
+    loop {
+        let kv = NatsKv::connect(&NatsKvConfig {
+            urls: urls.to_vec(),
+            creds_file: None,
+            bucket_prefix: PREFIX.into(),
+            replicas: 3,
+            node_ttl: TTL,
+            lease_ttl: TTL,
+            request_timeout: Duration::from_secs(5),
+        });
+        match kv {
+            Ok(kv) => return kv,
+            Err(e) => assert!(Instant::now() < deadline, "connecting: {e}"),
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// The server name (`nK`) leading JetStream stream `stream`, asked through `url`.
