@@ -500,6 +500,15 @@ fn three_nodes_three_servers_survive_kill_drain_and_a_lost_server() {
         );
         std::thread::sleep(POLL_INTERVAL);
     }
+    // What its fleet publisher counted as lost (withheld by the fence gate, or dropped
+    // beyond its buffer): the drain check below allows no more than that.
+    let c_publisher = cluster_audit::get_json(&format!("{}/api/v1/sinks", c.base()))
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["name"] == "cluster")
+        .cloned()
+        .expect("the node's fleet publisher");
     assert!(c.stop_with("TERM").success(), "{c_name} drains and exits 0");
 
     let audit = Audit::read(&survivors, PREFIX);
@@ -540,9 +549,12 @@ fn three_nodes_three_servers_survive_kill_drain_and_a_lost_server() {
         .difference(&published)
         .cloned()
         .collect();
+    let counted = c_publisher["failed"].as_u64().unwrap()
+        + c_publisher["dropped_by_buffer"].as_u64().unwrap();
     assert!(
-        missing.is_empty(),
-        "{c_name} drained: {missing:?} not in the stream"
+        missing.len() as u64 <= counted,
+        "{c_name} drained: {} records not in the stream, its publisher counted {counted} lost ({c_publisher}): {missing:?}",
+        missing.len()
     );
     camera.kill();
     drop(nats);
