@@ -357,7 +357,7 @@ mod tests {
 
     /// Maps bytes into BT.601's legal ranges: luma 16..=235 for the first `luma_len`
     /// bytes, chroma 16..=240 after. (Outside them the SIMD library clamps luma to 16..=235
-    /// before converting; the scalar path does not. See ARCHITECTURE.md.)
+    /// before converting; the scalar path does not. See docs/dependencies.md.)
     fn legal_range(mut data: Vec<u8>, luma_len: usize) -> Vec<u8> {
         for (i, v) in data.iter_mut().enumerate() {
             let span = if i < luma_len { 219 } else { 224 };
