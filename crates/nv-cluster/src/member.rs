@@ -220,6 +220,8 @@ pub struct Member {
     seen: BTreeMap<String, PreviousOwner>,
     /// Feeds this node could not start, by the spec revision they failed on.
     refused: BTreeMap<String, u64>,
+    /// The first store failure of the last tick.
+    store_error: Option<KvError>,
 }
 
 impl std::fmt::Debug for Member {
@@ -244,11 +246,18 @@ impl Member {
             accepting: true,
             seen: BTreeMap::new(),
             refused: BTreeMap::new(),
+            store_error: None,
         }
     }
 
     pub fn config(&self) -> &MemberConfig {
         &self.cfg
+    }
+
+    /// The first request the last tick could not get through to the store (heartbeat,
+    /// listing or renewal), if any: its leases run out unless a later tick gets through.
+    pub fn store_error(&self) -> Option<&KvError> {
+        self.store_error.as_ref()
     }
 
     /// The feeds this node holds, with their fencing tokens.
@@ -275,15 +284,17 @@ impl Member {
             accepting: self.accepting,
             refused: self.refused.clone(),
         };
-        if self
-            .kv
-            .put(Bucket::Nodes, &self.cfg.node, &to_json(&me))
-            .is_err()
-        {
+        self.store_error = None;
+        if let Err(e) = self.kv.put(Bucket::Nodes, &self.cfg.node, &to_json(&me)) {
+            self.store_error = Some(e);
             return actions;
         }
-        let Ok(view) = ClusterView::read(self.kv.as_ref()) else {
-            return actions;
+        let view = match ClusterView::read(self.kv.as_ref()) {
+            Ok(view) => view,
+            Err(e) => {
+                self.store_error = Some(e);
+                return actions;
+            }
         };
         self.renew_or_release(&view, &mut actions);
         self.seen.retain(|feed, _| view.feeds.contains_key(feed));
@@ -391,10 +402,26 @@ impl Member {
                 self.stop(feed, StopCause::Removed, actions);
                 continue;
             };
-            if view.leases.get(&feed).map(|l| l.1) != Some(revision) {
-                self.stop(feed, StopCause::LostLease, actions);
-                continue;
-            }
+            let revision = match view.leases.get(&feed) {
+                Some((_, rev)) if *rev == revision => revision,
+                // A renewal whose reply never came (timed out while the store elected a
+                // leader, a server lost) landed after all: only this node writes its name
+                // with this fence, so the lease is still its own. The local deadline stays
+                // as it was; the renewal below extends it.
+                Some((lease, rev))
+                    if lease.node == self.cfg.node && lease.fence == h.fence.token() =>
+                {
+                    let rev = *rev;
+                    if let Some(h) = self.held.get_mut(&feed) {
+                        h.revision = rev;
+                    }
+                    rev
+                }
+                _ => {
+                    self.stop(feed, StopCause::LostLease, actions);
+                    continue;
+                }
+            };
             let owner = view.owner(&feed);
             if owner.is_some_and(|o| o != self.cfg.node) {
                 // Stop first, release second: the new owner can only start once this
@@ -424,7 +451,9 @@ impl Member {
                     continue;
                 }
                 // Unreachable store: keep running until the local deadline fences it.
-                Err(KvError::Unavailable { .. }) => {}
+                Err(e @ KvError::Unavailable { .. }) => {
+                    self.store_error.get_or_insert(e);
+                }
             }
             if spec.1 != spec_revision {
                 let fence = self.held[&feed].fence.clone();
@@ -625,6 +654,81 @@ mod tests {
         kv.put(Bucket::Feeds, "cam", b"{\"v\": 2}").unwrap();
         tick_all(&mut nodes);
         assert!(nodes[i].refused().is_empty());
+    }
+    /// A store that applies an update but loses its reply once (a request that timed out
+    /// here while the store elected a leader).
+    struct LosesOneReply {
+        inner: Arc<dyn Kv>,
+        lose_next_update: std::sync::atomic::AtomicBool,
+    }
+
+    impl Kv for LosesOneReply {
+        fn get(&self, bucket: Bucket, key: &str) -> Result<Option<crate::kv::Entry>, KvError> {
+            self.inner.get(bucket, key)
+        }
+        fn put(&self, bucket: Bucket, key: &str, value: &[u8]) -> Result<u64, KvError> {
+            self.inner.put(bucket, key, value)
+        }
+        fn create(&self, bucket: Bucket, key: &str, value: &[u8]) -> Result<u64, KvError> {
+            self.inner.create(bucket, key, value)
+        }
+        fn update(&self, b: Bucket, key: &str, value: &[u8], rev: u64) -> Result<u64, KvError> {
+            let r = self.inner.update(b, key, value, rev);
+            if r.is_ok() && self.lose_next_update.swap(false, Ordering::SeqCst) {
+                return Err(KvError::Unavailable {
+                    detail: "request timed out".into(),
+                });
+            }
+            r
+        }
+        fn delete(&self, bucket: Bucket, key: &str, revision: u64) -> Result<(), KvError> {
+            self.inner.delete(bucket, key, revision)
+        }
+        fn list(&self, bucket: Bucket) -> Result<Vec<crate::kv::Entry>, KvError> {
+            self.inner.list(bucket)
+        }
+        fn ops(&self) -> u64 {
+            self.inner.ops()
+        }
+    }
+
+    /// A renewal that landed although its reply was lost leaves the lease with this node:
+    /// the next tick renews it from the revision the store holds, the feed keeps running.
+    #[test]
+    fn a_renewal_whose_reply_was_lost_keeps_the_lease() {
+        let clock = SimClock::new();
+        let ttl = Duration::from_secs(3);
+        let mem: Arc<dyn Kv> = Arc::new(MemKv::new(clock.clone(), ttl, ttl));
+        mem.put(Bucket::Feeds, "cam", b"{}").unwrap();
+        let lossy = Arc::new(LosesOneReply {
+            inner: Arc::clone(&mem),
+            lose_next_update: std::sync::atomic::AtomicBool::new(false),
+        });
+        let kv: Arc<dyn Kv> = lossy.clone();
+        let c: Arc<dyn KvClock> = clock.clone();
+        let mut m = Member::new(kv, c, MemberConfig::new("n1", ttl));
+        let mut fence = None;
+        for _ in 0..6 {
+            clock.advance(ttl / 3);
+            for a in m.tick() {
+                if let Action::Start { fence: f, .. } = a {
+                    fence = Some(f);
+                }
+            }
+            if fence.is_some() {
+                break;
+            }
+        }
+        let fence = fence.unwrap();
+        for round in 0..6 {
+            lossy.lose_next_update.store(round == 1, Ordering::SeqCst);
+            clock.advance(ttl / 3);
+            let actions = m.tick();
+            assert!(actions.is_empty(), "round {round}: {actions:?}");
+            assert!(fence.is_valid(clock.now()), "round {round}");
+            assert_eq!(m.store_error().is_some(), round == 1, "round {round}");
+        }
+        assert_eq!(m.held().collect::<Vec<_>>(), vec![("cam", fence.token())]);
     }
 }
 

@@ -8,15 +8,28 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_nats::jetstream::kv::{self, Operation, Store};
+use async_nats::jetstream::message::StreamMessage;
+use async_nats::jetstream::stream::LastRawMessageErrorKind;
 use futures_util::StreamExt as _;
 
 use crate::kv::{Bucket, Entry, Kv, KvError};
 
 /// How long the server keeps a listing's consumer after its last use.
 const LIST_CONSUMER_IDLE: Duration = Duration::from_secs(5);
+
+/// Key reads a key-by-key listing keeps in flight at once.
+const LIST_GETS_IN_FLIGHT: usize = 64;
+
+/// A replica the stream leader has not heard from for this long counts as lost: listings
+/// read key by key while it is.
+const REPLICA_SILENCE: Duration = Duration::from_secs(2);
+
+/// Listings read key by key for this long after a listing consumer was not created in
+/// time (a third of the request timeout).
+const KEYWISE_AFTER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Where and how to reach the store.
 #[derive(Clone, Debug)]
@@ -51,6 +64,8 @@ pub struct NatsKv {
     js: async_nats::jetstream::Context,
     timeout: Duration,
     ops: AtomicU64,
+    /// Listings read key by key until then (see [`Kv::list`]).
+    keywise_until: parking_lot::Mutex<Option<Instant>>,
 }
 
 impl std::fmt::Debug for NatsKv {
@@ -129,6 +144,7 @@ impl NatsKv {
             js,
             timeout: cfg.request_timeout,
             ops: AtomicU64::new(0),
+            keywise_until: parking_lot::Mutex::new(None),
         })
     }
 
@@ -173,7 +189,6 @@ impl NatsKv {
 
     /// The payload of the last message on `subject` in stream `stream`, if any.
     pub fn last_on_subject(&self, stream: &str, subject: &str) -> Result<Option<Vec<u8>>, KvError> {
-        use async_nats::jetstream::stream::LastRawMessageErrorKind;
         let res = self.timed(async {
             let s = self
                 .js
@@ -204,7 +219,7 @@ impl NatsKv {
     }
 
     /// Up to `limit` messages of stream `stream` from its first, as (subject, payload), in
-    /// stream order, read through an ephemeral ordered consumer (audits and tests; bounded
+    /// stream order, read through an ephemeral consumer (audits and tests; bounded
     /// by twelve request timeouts in all).
     pub fn read_stream(
         &self,
@@ -214,7 +229,9 @@ impl NatsKv {
         use async_nats::jetstream::consumer::pull;
         let read = async {
             let mut s = self.js.get_stream(stream).await?;
-            let total = usize::try_from(s.info().await?.state.messages)
+            let info = s.info().await?;
+            let replicas = info.config.num_replicas;
+            let total = usize::try_from(info.state.messages)
                 .unwrap_or(usize::MAX)
                 .min(limit);
             let mut out = Vec::with_capacity(total.min(100_000));
@@ -222,13 +239,16 @@ impl NatsKv {
                 return Ok(out);
             }
             // Plain batches from an unacknowledged consumer (an ordered one re-creates
-            // itself on missed heartbeats, which a busy cluster turns into timeouts).
+            // itself on missed heartbeats, which a busy cluster turns into timeouts), with
+            // the stream's replicas: nats-server places an R1 consumer on any one of the
+            // stream's peers, a dead one too (after losing one server of three, a third of
+            // R1 reads timed out for minutes); a replicated one needs only a quorum.
             let consumer = s
                 .create_consumer(pull::Config {
                     ack_policy: async_nats::jetstream::consumer::AckPolicy::None,
                     inactive_threshold: Duration::from_secs(10),
                     memory_storage: true,
-                    num_replicas: 1,
+                    num_replicas: replicas,
                     ..Default::default()
                 })
                 .await?;
@@ -351,47 +371,39 @@ impl Kv for NatsKv {
     }
 
     fn list(&self, bucket: Bucket) -> Result<Vec<Entry>, KvError> {
-        // One ordered consumer over the bucket's stream, last message per key: a couple of
-        // requests per list however many keys (a delete leaves a marker, skipped here).
-        use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
+        // One ephemeral consumer over the bucket's stream (last message per key): a couple
+        // of requests however many keys. But nats-server places such an R1 consumer on any
+        // of the stream's peers, a dead one too: after losing one server of three, a third
+        // of consumer listings timed out for minutes, and with them the lease renewals. So
+        // while a replica is not current, or for a while after a consumer was not created
+        // in time, the keys are read one by one from the stream leader instead.
         let store = self.store(bucket)?;
         let prefix = store.prefix.clone();
+        let stream = &store.stream;
+        let keywise_until = &self.keywise_until;
+        let consumer_limit = self.timeout / 3;
         let mut entries = self.run(async {
-            // Ephemeral, in memory, unacknowledged; the server drops it soon after (every
-            // node lists each bucket every tick: long-lived leftovers would pile up).
-            let consumer = store
-                .stream
-                .create_consumer(pull::Config {
-                    filter_subject: format!("{prefix}>"),
-                    deliver_policy: DeliverPolicy::LastPerSubject,
-                    ack_policy: AckPolicy::None,
-                    inactive_threshold: LIST_CONSUMER_IDLE,
-                    memory_storage: true,
-                    num_replicas: 1,
-                    ..Default::default()
-                })
-                .await?;
-            let mut out = Vec::new();
-            let mut pending = consumer.cached_info().num_pending;
-            let mut empty_batches = 0;
-            while pending > 0 && empty_batches < 3 {
-                let want = usize::try_from(pending).unwrap_or(usize::MAX).min(1000);
-                let mut batch = consumer
-                    .fetch()
-                    .max_messages(want)
-                    .expires(self.timeout / 2)
-                    .messages()
-                    .await?;
-                let before = out.len();
-                while let Some(m) = batch.next().await {
-                    let m = m?;
-                    pending = list_entry(&m, &prefix, &mut out)?;
-                }
-                if out.len() == before && pending > 0 {
-                    empty_batches += 1;
+            let info = stream.get_info().await?;
+            let degraded = info.cluster.as_ref().is_some_and(|c| {
+                c.replicas
+                    .iter()
+                    .any(|p| p.offline || !p.current || p.active > REPLICA_SILENCE)
+            });
+            let sticky = keywise_until
+                .lock()
+                .is_some_and(|until| Instant::now() < until);
+            if !degraded && !sticky {
+                match tokio::time::timeout(consumer_limit, list_consumer(stream, &prefix)).await {
+                    Ok(Ok(consumer)) => {
+                        return list_with_consumer(consumer, &prefix, consumer_limit).await
+                    }
+                    Ok(Err(e)) => return Err(e),
+                    Err(_) => {
+                        *keywise_until.lock() = Some(Instant::now() + KEYWISE_AFTER_TIMEOUT);
+                    }
                 }
             }
-            Ok::<_, async_nats::Error>(out)
+            list_keywise(stream, &prefix).await
         })?;
         entries.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(entries)
@@ -402,29 +414,112 @@ impl Kv for NatsKv {
     }
 }
 
-/// Adds one listing message's entry to `out` (a delete marker adds none); the messages
-/// still pending after it.
-fn list_entry(
-    m: &async_nats::jetstream::Message,
+/// An ephemeral, in-memory, unacknowledged consumer of every key's last message; the
+/// server drops it soon after (every node lists each bucket every tick: long-lived
+/// leftovers would pile up).
+async fn list_consumer(
+    stream: &async_nats::jetstream::stream::Stream,
     prefix: &str,
-    out: &mut Vec<Entry>,
-) -> Result<u64, async_nats::Error> {
-    let info = m.info()?;
-    let (revision, pending) = (info.stream_sequence, info.pending);
-    let deleted = m
-        .headers
-        .as_ref()
-        .is_some_and(|h| h.get("KV-Operation").is_some());
+) -> Result<async_nats::jetstream::consumer::PullConsumer, async_nats::Error> {
+    use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
+    Ok(stream
+        .create_consumer(pull::Config {
+            filter_subject: format!("{prefix}>"),
+            deliver_policy: DeliverPolicy::LastPerSubject,
+            ack_policy: AckPolicy::None,
+            inactive_threshold: LIST_CONSUMER_IDLE,
+            memory_storage: true,
+            num_replicas: 1,
+            ..Default::default()
+        })
+        .await?)
+}
+
+/// Every key's last message through `consumer`.
+async fn list_with_consumer(
+    consumer: async_nats::jetstream::consumer::PullConsumer,
+    prefix: &str,
+    batch_wait: Duration,
+) -> Result<Vec<Entry>, async_nats::Error> {
+    let mut out = Vec::new();
+    let mut pending = consumer.cached_info().num_pending;
+    let mut empty_batches = 0;
+    while pending > 0 && empty_batches < 3 {
+        let want = usize::try_from(pending).unwrap_or(usize::MAX).min(1000);
+        let mut batch = consumer
+            .fetch()
+            .max_messages(want)
+            .expires(batch_wait)
+            .messages()
+            .await?;
+        let before = out.len();
+        while let Some(m) = batch.next().await {
+            let m = m?;
+            let info = m.info()?;
+            pending = info.pending;
+            let deleted = m
+                .headers
+                .as_ref()
+                .is_some_and(|h| h.get("KV-Operation").is_some());
+            if !deleted {
+                if let Some(key) = m.subject.as_str().strip_prefix(prefix) {
+                    out.push(Entry {
+                        key: key.to_owned(),
+                        value: m.payload.to_vec(),
+                        revision: info.stream_sequence,
+                    });
+                }
+            }
+        }
+        if out.len() == before && pending > 0 {
+            empty_batches += 1;
+        }
+    }
+    Ok(out)
+}
+
+/// Every key's last message without a consumer: the stream leader names the keys (stream
+/// info with subjects), then each key's last message comes from the leader,
+/// [`LIST_GETS_IN_FLIGHT`] at a time.
+async fn list_keywise(
+    stream: &async_nats::jetstream::stream::Stream,
+    prefix: &str,
+) -> Result<Vec<Entry>, async_nats::Error> {
+    let mut keys = stream.info_with_subjects(format!("{prefix}>")).await?;
+    let mut subjects = Vec::new();
+    while let Some(s) = keys.next().await {
+        subjects.push(s?.0);
+    }
+    let mut gets = futures_util::stream::iter(subjects)
+        .map(|subject| async move {
+            let res = stream.get_last_raw_message_by_subject(&subject).await;
+            (subject, res)
+        })
+        .buffer_unordered(LIST_GETS_IN_FLIGHT);
+    let mut out = Vec::new();
+    while let Some((subject, res)) = gets.next().await {
+        match res {
+            Ok(m) => list_entry(&m, prefix, &mut out),
+            // Expired or purged since the leader named it.
+            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => {}
+            Err(e) => return Err(async_nats::Error::from(format!("reading {subject}: {e}"))),
+        }
+    }
+    Ok(out)
+}
+
+/// Adds one key's last message to `out` (a delete marker adds none).
+fn list_entry(m: &StreamMessage, prefix: &str, out: &mut Vec<Entry>) {
+    let deleted = m.headers.get("KV-Operation").is_some();
     if !deleted {
         if let Some(key) = m.subject.as_str().strip_prefix(prefix) {
             out.push(Entry {
                 key: key.to_owned(),
                 value: m.payload.to_vec(),
-                revision,
+                revision: m.sequence,
             });
         }
     }
-    Ok(pending)
 }
 
 fn unavailable(e: impl std::fmt::Display) -> KvError {

@@ -372,3 +372,67 @@ fn jetstream_frames_and_events_by_feed_name_carry_their_keys() {
         assert_eq!(record["fence"], 41);
     }
 }
+
+/// A JetStream publisher given one server of a three-server cluster loses that server,
+/// which also led the R3 stream: it reconnects to a server the cluster told it of, the
+/// stream elects a new leader, and every record arrives, once, in order.
+#[test]
+fn jetstream_cluster_losing_the_connected_server_and_stream_leader_loses_nothing() {
+    /// Leader elections take seconds, more on a busy machine.
+    const RECOVERY: std::time::Duration = std::time::Duration::from_secs(90);
+    let dir = tempfile::tempdir().unwrap();
+    let mut nats = nv_test_util::broker::NatsCluster::start(dir.path(), 3);
+    let urls = nats.urls();
+    let leader = runtime().block_on(async {
+        let client = async_nats::connect(urls[0].as_str()).await.unwrap();
+        let js = jetstream::new(client);
+        // The servers learn of each other's JetStream after the metadata leader is
+        // elected: until then an R3 stream finds "no suitable peers".
+        let deadline = Instant::now() + TIMEOUT;
+        let mut s = loop {
+            let created = js
+                .create_stream(stream::Config {
+                    name: "NV".into(),
+                    subjects: vec!["nextvision.>".into()],
+                    storage: stream::StorageType::File,
+                    num_replicas: 3,
+                    ..Default::default()
+                })
+                .await;
+            match created {
+                Ok(s) => break s,
+                Err(e) => assert!(Instant::now() < deadline, "creating the stream: {e}"),
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        };
+        let info = s.info().await.unwrap();
+        info.cluster
+            .clone()
+            .and_then(|c| c.leader)
+            .expect("a leader")
+    });
+    let index = leader.trim_start_matches('n').parse::<usize>().unwrap() - 1;
+    let mut config = NatsSinkConfig::new(urls[index].clone());
+    config.jetstream = true;
+    config.reconnect_initial_ms = 20;
+    config.reconnect_max_ms = 500;
+    let stats = SinkStats::new();
+    let mut sink = NatsSink::start(config, stats.clone()).unwrap();
+    let outputs = common::outputs(40);
+    wait_stats(&stats, "connected", |s| s.connected);
+    common::emit_paced(&mut sink, &stats, &outputs[..20]);
+
+    nats.servers[index].kill();
+    for o in &outputs[20..] {
+        nv_io::OutputSink::emit(&mut sink, o.clone());
+    }
+    let (s, ok) = stats.wait_until(RECOVERY, |s| s.delivered == 40);
+    assert!(ok, "not every record delivered after {leader} died: {s:?}");
+    drop(sink);
+
+    let survivor = (index + 1) % 3;
+    let port: u16 = urls[survivor].rsplit(':').next().unwrap().parse().unwrap();
+    assert_eq!(stream_keys(port), common::keys(&outputs));
+    assert!(s.reconnects >= 1, "{s:?}");
+    assert_eq!((s.failed, s.dropped_by_buffer), (0, 0), "{s:?}");
+}

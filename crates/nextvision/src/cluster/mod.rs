@@ -138,14 +138,18 @@ impl Agent {
         let (stop, stopped) = mpsc::sync_channel(1);
         let thread = std::thread::Builder::new()
             .name("nv-cluster".into())
-            .spawn(move || loop {
-                let actions = member.tick();
-                for feed in apply(&actions, &ctx) {
-                    member.refuse(&feed);
-                }
-                match stopped.recv_timeout(tick) {
-                    Err(RecvTimeoutError::Timeout) => {}
-                    Ok(()) | Err(RecvTimeoutError::Disconnected) => return member,
+            .spawn(move || {
+                let mut trouble = StoreTrouble::default();
+                loop {
+                    let actions = member.tick();
+                    trouble.observe(member.store_error(), member.held().count());
+                    for feed in apply(&actions, &ctx) {
+                        member.refuse(&feed);
+                    }
+                    match stopped.recv_timeout(tick) {
+                        Err(RecvTimeoutError::Timeout) => {}
+                        Ok(()) | Err(RecvTimeoutError::Disconnected) => return member,
+                    }
                 }
             })
             .context("cluster thread")?;
@@ -210,6 +214,40 @@ impl Drop for Agent {
         let _stopping = self.stop.try_send(());
         if let Some(t) = self.thread.take() {
             let _member = t.join();
+        }
+    }
+}
+
+/// Reports the store's failures to the log once per outage, not once per tick: when ticks
+/// start failing (with the cause) and when they get through again (after how long).
+#[derive(Default)]
+struct StoreTrouble {
+    since: Option<std::time::Instant>,
+    failed_ticks: u64,
+}
+
+impl StoreTrouble {
+    fn observe(&mut self, error: Option<&KvError>, held: usize) {
+        match (error, self.since) {
+            (Some(e), None) => {
+                tracing::warn!(
+                    held,
+                    "cluster: the store did not answer ({e}); leases not renewed in time stop their feeds here"
+                );
+                self.since = Some(std::time::Instant::now());
+                self.failed_ticks = 1;
+            }
+            (Some(_), Some(_)) => self.failed_ticks += 1,
+            (None, Some(since)) => {
+                tracing::info!(
+                    failed_ticks = self.failed_ticks,
+                    held,
+                    "cluster: the store answers again after {:.1} s",
+                    since.elapsed().as_secs_f64()
+                );
+                self.since = None;
+            }
+            (None, None) => {}
         }
     }
 }
