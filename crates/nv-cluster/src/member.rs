@@ -594,6 +594,20 @@ fn to_json<T: Serialize>(v: &T) -> Vec<u8> {
     serde_json::to_vec(v).unwrap_or_default()
 }
 
+/// Ticks `m` every third of `ttl` until it starts a feed; that feed's fence.
+#[cfg(test)]
+fn first_start(m: &mut Member, clock: &crate::kv::SimClock, ttl: Duration) -> Arc<Fence> {
+    for _ in 0..6 {
+        clock.advance(ttl / 3);
+        for a in m.tick() {
+            if let Action::Start { fence, .. } = a {
+                return fence;
+            }
+        }
+    }
+    panic!("no feed started within six ticks");
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, reason = "test code")]
@@ -707,19 +721,7 @@ mod tests {
         let kv: Arc<dyn Kv> = lossy.clone();
         let c: Arc<dyn KvClock> = clock.clone();
         let mut m = Member::new(kv, c, MemberConfig::new("n1", ttl));
-        let mut fence = None;
-        for _ in 0..6 {
-            clock.advance(ttl / 3);
-            for a in m.tick() {
-                if let Action::Start { fence: f, .. } = a {
-                    fence = Some(f);
-                }
-            }
-            if fence.is_some() {
-                break;
-            }
-        }
-        let fence = fence.unwrap();
+        let fence = first_start(&mut m, &clock, ttl);
         for round in 0..6 {
             lossy.lose_next_update.store(round == 1, Ordering::SeqCst);
             clock.advance(ttl / 3);
@@ -748,19 +750,7 @@ mod fence_tests {
         kv.put(Bucket::Feeds, "a", b"{}").unwrap();
         let c: Arc<dyn KvClock> = clock.clone();
         let mut m = Member::new(Arc::clone(&kv), c, MemberConfig::new("n1", ttl));
-        let mut fence = None;
-        for _ in 0..6 {
-            clock.advance(ttl / 3);
-            for a in m.tick() {
-                if let Action::Start { fence: f, .. } = a {
-                    fence = Some(f);
-                }
-            }
-            if fence.is_some() {
-                break;
-            }
-        }
-        let fence = fence.unwrap();
+        let fence = first_start(&mut m, &clock, ttl);
         assert!(fence.may_deliver(clock.now()));
         // No renewal past the local deadline: expired, nothing more goes out.
         clock.advance(ttl);
