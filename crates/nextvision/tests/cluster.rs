@@ -8,7 +8,7 @@
 )]
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use nv_cluster::{Bucket, Kv, NatsKv, NatsKvConfig};
@@ -16,23 +16,14 @@ use nv_test_util::broker::Broker;
 use nv_test_util::daemon::Daemon;
 
 mod cluster_audit;
-use cluster_audit::{get_json, running_feeds, Audit};
+use cluster_audit::{get_json, running_feeds, temp_dir, Audit, FAILOVER_LIMIT};
 
 const FEEDS: usize = 6;
 const LEASE_TTL_SECS: u64 = 2;
-/// The failover target: a dead node's feeds run elsewhere within 10 s.
-const FAILOVER_LIMIT: Duration = Duration::from_secs(10);
 const TIMEOUT: Duration = Duration::from_secs(60);
 /// Feed placement lives in two other processes and has no event this test can wait on:
 /// it polls their APIs at this interval, always bounded by a deadline.
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("nv-{name}-{}", std::process::id()));
-    let _absent = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// A node's configuration: the six feeds, each writing to this node's own file sink.
 fn config(dir: &Path, node: &str, nats_port: u16) -> String {

@@ -15,7 +15,7 @@
 )]
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use nv_cluster::{NatsKv, NatsKvConfig};
@@ -26,24 +26,15 @@ use nv_test_util::daemon::Daemon;
 mod rtsp_server;
 
 mod cluster_audit;
-use cluster_audit::{running_feeds, Audit};
+use cluster_audit::{running_feeds, temp_dir, Audit, FAILOVER_LIMIT};
 
 const SYNTHETIC_FEEDS: usize = 30;
 const LEASE_TTL_SECS: u64 = 3;
 const PREFIX: &str = "nve2e";
-/// The failover target: a dead node's feeds run elsewhere within 10 s.
-const FAILOVER_LIMIT: Duration = Duration::from_secs(10);
 const TIMEOUT: Duration = Duration::from_secs(90);
 /// Feed placement lives in other processes and has no event this test can wait on: it
 /// polls their APIs and the streams at this interval, always bounded by a deadline.
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("nv-{name}-{}", std::process::id()));
-    let _absent = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 fn feed_names() -> BTreeSet<String> {
     (0..SYNTHETIC_FEEDS)

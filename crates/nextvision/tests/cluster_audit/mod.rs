@@ -6,6 +6,21 @@ use std::collections::{BTreeMap, BTreeSet};
 use nv_cluster::NatsKv;
 use serde_json::Value;
 
+/// The failover target: a dead node's feeds run elsewhere within 10 s.
+pub const FAILOVER_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A fresh directory for one test's node files, named after the test and this process.
+pub fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("nv-{name}-{}", std::process::id()));
+    let _absent = std::fs::remove_dir_all(&dir);
+    #[allow(
+        clippy::unwrap_used,
+        reason = "test code: a failed unwrap is a failed test"
+    )]
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 /// Records read back per stream at most (far above what a test publishes).
 const READ_LIMIT: usize = 2_000_000;
 
