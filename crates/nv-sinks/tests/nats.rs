@@ -250,19 +250,7 @@ fn jetstream_health_records_are_deduplicated_on_their_key() {
     let dir = tempfile::tempdir().unwrap();
     let server = Broker::nats(dir.path(), true);
     let port = server.port;
-    runtime().block_on(async move {
-        let client = async_nats::connect(format!("127.0.0.1:{port}"))
-            .await
-            .unwrap();
-        jetstream::new(client)
-            .create_stream(stream::Config {
-                name: "NV".into(),
-                subjects: vec!["nextvision.>".into()],
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-    });
+    create_stream(port, "NV", "nextvision.>");
     let mut config = NatsSinkConfig::new(format!("nats://127.0.0.1:{port}"));
     config.jetstream = true;
     config.records = nv_sinks::Records::HEALTH;
@@ -275,6 +263,24 @@ fn jetstream_health_records_are_deduplicated_on_their_key() {
     wait_stats(&stats, "all acknowledged", |s| s.delivered == 6);
     drop(sink);
     common::assert_health_payloads(&stream_payloads(port));
+}
+
+/// Creates JetStream stream `name` over `subjects` on the single server at `port`.
+fn create_stream(port: u16, name: &str, subjects: &str) {
+    let (name, subjects) = (name.to_owned(), subjects.to_owned());
+    runtime().block_on(async move {
+        let client = async_nats::connect(format!("127.0.0.1:{port}"))
+            .await
+            .unwrap();
+        jetstream::new(client)
+            .create_stream(stream::Config {
+                name,
+                subjects: vec![subjects],
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    });
 }
 
 /// Every message of stream `name`: (subject, Nats-Msg-Id header, payload), in order.
@@ -313,19 +319,7 @@ fn jetstream_frames_and_events_by_feed_name_carry_their_keys() {
     let dir = tempfile::tempdir().unwrap();
     let server = Broker::nats(dir.path(), true);
     let port = server.port;
-    runtime().block_on(async move {
-        let client = async_nats::connect(format!("127.0.0.1:{port}"))
-            .await
-            .unwrap();
-        jetstream::new(client)
-            .create_stream(stream::Config {
-                name: "NVC".into(),
-                subjects: vec!["nvc.>".into()],
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-    });
+    create_stream(port, "NVC", "nvc.>");
     let dead = nv_test_util::port::RefusedPort::new();
     let mut config = NatsSinkConfig::new(format!(
         "nats://127.0.0.1:{}, nats://127.0.0.1:{port}",
