@@ -16,7 +16,7 @@ use nv_test_util::broker::Broker;
 use nv_test_util::daemon::Daemon;
 
 mod cluster_audit;
-use cluster_audit::{get_json, running_feeds, temp_dir, Audit, FAILOVER_LIMIT};
+use cluster_audit::{get_json, now_micros, running_feeds, temp_dir, Audit, FAILOVER_LIMIT};
 
 const FEEDS: usize = 6;
 const LEASE_TTL_SECS: u64 = 2;
@@ -62,6 +62,17 @@ fn wait_until(what: &str, limit: Duration, done: impl FnMut() -> bool) -> Durati
     cluster_audit::wait_until(what, limit, POLL_INTERVAL, done)
 }
 
+/// Waits until `a` and `b` each run some of `all` and together every one, once.
+fn wait_split(a: &Daemon, b: &Daemon, all: &BTreeSet<String>) {
+    wait_until("the feeds to split across both nodes", TIMEOUT, || {
+        let (fa, fb) = (running_feeds(a), running_feeds(b));
+        fa.is_disjoint(&fb)
+            && fa.union(&fb).cloned().collect::<BTreeSet<_>>() == *all
+            && !fa.is_empty()
+            && !fb.is_empty()
+    });
+}
+
 #[test]
 fn two_daemons_split_feeds_fail_over_on_sigkill_and_release_on_sigterm() {
     let dir = temp_dir("cluster");
@@ -70,13 +81,7 @@ fn two_daemons_split_feeds_fail_over_on_sigkill_and_release_on_sigterm() {
     let b = start(&dir, "node-b", broker.port);
     let all: BTreeSet<String> = (0..FEEDS).map(|i| format!("cam{i}")).collect();
 
-    wait_until("the feeds to split across both nodes", TIMEOUT, || {
-        let (fa, fb) = (running_feeds(&a), running_feeds(&b));
-        fa.is_disjoint(&fb)
-            && fa.union(&fb).cloned().collect::<BTreeSet<_>>() == all
-            && !fa.is_empty()
-            && !fb.is_empty()
-    });
+    wait_split(&a, &b, &all);
 
     // Either node shows the whole fleet: both nodes, and each feed owned where it runs.
     let fleet = get_json(&format!("{}/api/v1/cluster", b.base()));
@@ -179,13 +184,6 @@ fn record_times(dir: &Path, node: &str) -> Vec<u64> {
             r["wall_micros"].as_u64().unwrap()
         })
         .collect()
-}
-
-fn now_micros() -> u64 {
-    let since = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap();
-    u64::try_from(since.as_micros()).unwrap()
 }
 
 fn signal(daemon: &Daemon, sig: &str) {
@@ -299,13 +297,7 @@ fn fleet_edits_through_any_node_reach_the_owner() {
     let a = start(&dir, "node-a", broker.port);
     let b = start(&dir, "node-b", broker.port);
     let all: BTreeSet<String> = (0..FEEDS).map(|i| format!("cam{i}")).collect();
-    wait_until("the feeds to split across both nodes", TIMEOUT, || {
-        let (fa, fb) = (running_feeds(&a), running_feeds(&b));
-        fa.is_disjoint(&fb)
-            && fa.union(&fb).cloned().collect::<BTreeSet<_>>() == all
-            && !fa.is_empty()
-            && !fb.is_empty()
-    });
+    wait_split(&a, &b, &all);
     let target = running_feeds(&b).into_iter().next().unwrap();
     let id_before = feed_on(&b, &target).unwrap()["id"].clone();
 

@@ -26,7 +26,7 @@ use nv_test_util::daemon::Daemon;
 mod rtsp_server;
 
 mod cluster_audit;
-use cluster_audit::{running_feeds, temp_dir, Audit, FAILOVER_LIMIT};
+use cluster_audit::{now_micros, running_feeds, temp_dir, Audit, FAILOVER_LIMIT};
 
 const SYNTHETIC_FEEDS: usize = 30;
 const LEASE_TTL_SECS: u64 = 3;
@@ -210,13 +210,6 @@ fn moved_on(audit: &Audit, node: &str) -> BTreeSet<(String, u64)> {
             ))
         })
         .collect()
-}
-
-fn now_micros() -> u64 {
-    let since = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap();
-    u64::try_from(since.as_micros()).unwrap()
 }
 
 /// Waits until every feed has a frame in the stream captured after `after` (micros); on

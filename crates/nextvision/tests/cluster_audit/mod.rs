@@ -21,6 +21,14 @@ pub fn temp_dir(name: &str) -> std::path::PathBuf {
     dir
 }
 
+/// Wall-clock time in microseconds since the Unix epoch (the records' `wall_micros`).
+pub fn now_micros() -> u64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    u64::try_from(since.as_micros()).unwrap_or(u64::MAX)
+}
+
 /// Records read back per stream at most (far above what a test publishes).
 const READ_LIMIT: usize = 2_000_000;
 
