@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use nv_core::clock::SharedClock;
 use nv_core::time::MonotonicTs;
-use parking_lot::{Condvar, Mutex};
+use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use nv_core::clock::ClockWaker;
 
@@ -59,12 +59,22 @@ pub trait QueueSignal: Send + Sync {
     fn signal(&self);
 }
 
+/// A consumer task that a producer blocked on the full queue may run on its own thread
+/// for one turn instead of parking (see [`BoundedQueue::set_consumer_helper`]).
+pub trait QueueHelper: Send + Sync {
+    /// Runs one turn of the consumer here if nobody else is running it and it may run on
+    /// a foreign thread now; `false` if it did not run.
+    fn help(&self) -> bool;
+}
+
 /// The queue's optional task-side signals, set once.
 struct QueueSignals {
     /// Called when the queue goes from empty to non-empty, on `wake` and on `close`.
     consumer: std::sync::OnceLock<Arc<dyn QueueSignal>>,
     /// Called when an armed producer (see [`BoundedQueue::try_push_or_arm`]) may push again.
     producer: std::sync::OnceLock<Arc<dyn QueueSignal>>,
+    /// Run by a producer that would park under `Block` (see [`QueueHelper`]).
+    helper: std::sync::OnceLock<Arc<dyn QueueHelper>>,
 }
 
 /// Bounded multi-producer queue with per-push overflow policy.
@@ -122,6 +132,7 @@ impl<T: Send + 'static> BoundedQueue<T> {
             signals: QueueSignals {
                 consumer: std::sync::OnceLock::new(),
                 producer: std::sync::OnceLock::new(),
+                helper: std::sync::OnceLock::new(),
             },
         });
         let hook: Arc<dyn ClockWaker> = Arc::new(QueueHook {
@@ -143,6 +154,16 @@ impl<T: Send + 'static> BoundedQueue<T> {
     /// Sets the producer's task signal (once); see [`try_push_or_arm`](Self::try_push_or_arm).
     pub fn set_producer_signal(&self, signal: Arc<dyn QueueSignal>) {
         let _already = self.signals.producer.set(signal);
+    }
+
+    /// Sets the consumer a producer blocked under `Block` runs itself (once; later calls
+    /// are ignored). A producer that finds the queue full then first asks the helper to
+    /// run the consumer's turn on the producer's thread: the producer could not go on
+    /// anyway, and running the consumer there saves two thread switches (the producer's
+    /// park and the consumer's wake-up) per turn. Once per wait: if the queue is still
+    /// full afterwards (the consumer is running elsewhere, or held), the producer parks.
+    pub fn set_consumer_helper(&self, helper: Arc<dyn QueueHelper>) {
+        let _already = self.signals.helper.set(helper);
     }
 
     fn signal_consumer(&self) {
@@ -227,7 +248,17 @@ impl<T: Send + 'static> BoundedQueue<T> {
                     }
                 }
                 Overflow::Block => {
+                    let mut may_help = true;
                     while st.items.len() >= self.capacity && !st.closed {
+                        if may_help {
+                            may_help = false;
+                            if let Some(h) = self.signals.helper.get() {
+                                // Whether it ran or not, the queue may have drained while
+                                // unlocked (and nobody was parked to be woken): look again.
+                                MutexGuard::unlocked(&mut st, || h.help());
+                                continue;
+                            }
+                        }
                         let budget = match deadline {
                             None => None,
                             Some(d) => {
@@ -245,6 +276,7 @@ impl<T: Send + 'static> BoundedQueue<T> {
                             None => self.not_full.wait(&mut st),
                         }
                         st.producers_parked -= 1;
+                        may_help = true;
                     }
                     if st.closed {
                         return Push::Closed(item);
@@ -427,6 +459,45 @@ mod tests {
 
     fn queue(cap: usize) -> Arc<BoundedQueue<u32>> {
         BoundedQueue::new(cap, SystemClock::shared())
+    }
+
+    /// Empties the queue when asked to help, and says it did not run: the consumer ran
+    /// elsewhere while the producer asked.
+    struct DrainedElsewhere(std::sync::Weak<BoundedQueue<u32>>);
+
+    impl QueueHelper for DrainedElsewhere {
+        fn help(&self) -> bool {
+            if let Some(q) = self.0.upgrade() {
+                while q.try_pop().is_some() {}
+            }
+            false
+        }
+    }
+
+    #[test]
+    fn a_producer_looks_again_after_asking_for_help() {
+        let q = queue(2);
+        q.set_consumer_helper(Arc::new(DrainedElsewhere(Arc::downgrade(&q))));
+        q.push(1, Overflow::Block);
+        q.push(2, Overflow::Block);
+        // Full: the helper empties it (nobody is parked, so nobody is woken); the push
+        // must see the room instead of parking for a wake-up that never comes.
+        let (done_tx, done) = std::sync::mpsc::sync_channel(1);
+        let q2 = Arc::clone(&q);
+        let pusher = std::thread::Builder::new()
+            .name("pusher".into())
+            .spawn(move || {
+                let pushed = matches!(q2.push(3, Overflow::Block), Push::Accepted);
+                done_tx.send(pushed).unwrap();
+            })
+            .unwrap();
+        let pushed = done.recv_timeout(Duration::from_secs(30));
+        if pushed.is_err() {
+            q.close();
+        }
+        pusher.join().unwrap();
+        assert_eq!(pushed, Ok(true));
+        assert!(matches!(q.try_pop(), Some((3, _))));
     }
 
     #[test]

@@ -539,6 +539,7 @@ impl Inner {
             coalescers: Arc::clone(&self.coalescers),
             analytics: Arc::default(),
             task_signal: std::sync::OnceLock::new(),
+            task_helper: std::sync::OnceLock::new(),
         });
         let executor = Executor::new(ExecutorParams {
             feed: Arc::clone(&shared),

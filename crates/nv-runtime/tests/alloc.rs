@@ -84,9 +84,17 @@ fn per_output(inline: bool, frames: u64, warmup: usize, scheduler: Scheduler) ->
         .build()
         .unwrap();
     let marks = Arc::new(Mutex::new(Vec::with_capacity(frames as usize + 1)));
+    // On the pool, a source blocked on a full queue runs the feed's turn on its own thread
+    // (it allocates frames there too); a queue that never fills keeps every turn on the
+    // pool thread being counted.
+    let depth = match scheduler {
+        Scheduler::Pool { .. } => frames as usize + 1,
+        _ => 4,
+    };
     let h = rt
         .add_feed(
             feed(Some(frames))
+                .backpressure(nv_runtime::BackpressurePolicy::block(depth))
                 .stage(NoOpStage("a"))
                 .stage(NoOpStage("b"))
                 .stage(NoOpStage("c"))

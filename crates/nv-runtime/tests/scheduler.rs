@@ -76,9 +76,12 @@ fn a_stage_stuck_on_the_only_pool_thread_gets_a_spare_for_the_other_feeds() {
         .build()
         .unwrap();
     let stuck = BlockingStage::new("stuck");
+    // A source that never waits for room never runs the feed's turn on its own thread
+    // (under `Block` it would, once the queue is full): the stage gets stuck on the pool.
     let a = rt
         .add_feed(
             feed(None)
+                .backpressure(nv_runtime::BackpressurePolicy::drop_oldest(4))
                 .stage(stuck.clone())
                 .output_sink(NullSink)
                 .build()

@@ -285,12 +285,14 @@ fn a_sink_that_never_blocks_is_called_on_the_feed_worker_in_order() {
         "every output once, in order"
     );
     // Each output reached the sink on the thread that had just run the frame's stages
-    // (the feed's own thread, or the pool thread running its task), with no hand-off.
+    // (the feed's own thread, the pool thread running its task, or on the pool the
+    // source's thread, which runs the task while it waits for room), with no hand-off.
     assert_eq!(seen, *stage.0.lock());
     let worker = format!("nv-feed-{}", h.id().as_u64());
+    let source = format!("nv-synth-{}", h.id().as_u64());
     assert!(
         seen.iter()
-            .all(|(_, t)| *t == worker || t.starts_with("nv-pool-")),
+            .all(|(_, t)| *t == worker || *t == source || t.starts_with("nv-pool-")),
         "{seen:?}"
     );
     // The panic lost nothing but itself, was reported once, and the feed went on.

@@ -124,6 +124,8 @@ pub(crate) struct FeedShared {
     /// Schedules the feed's task when the feed runs on the pool (control changes, sink
     /// drained or handed back); unset for a feed on its own thread.
     pub task_signal: std::sync::OnceLock<Arc<dyn crate::queue::QueueSignal>>,
+    /// Runs the feed's task on a source thread blocked on the full frame queue (pool only).
+    pub task_helper: std::sync::OnceLock<Arc<dyn crate::queue::QueueHelper>>,
 }
 
 impl std::fmt::Debug for FeedShared {

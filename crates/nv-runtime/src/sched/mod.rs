@@ -76,13 +76,13 @@ impl Scheduler {
     }
 }
 
-/// A pool thread's next-task slot (see `PoolInner::push_woken`).
+/// Where a pool thread's next-task slot is (see `PoolInner::push_woken`).
 #[derive(Default)]
 struct NextSlot {
     /// Address of the pool this thread serves; 0 off the pool (or while the slot is
     /// closed, running the slot's own task).
     pool: usize,
-    task: Option<Arc<TaskCell>>,
+    slot: Option<Arc<Slot>>,
 }
 
 thread_local! {
@@ -160,6 +160,10 @@ struct Slot {
     busy_since: AtomicU64,
     /// Where the thread parks (with the run queue's lock).
     wake: Condvar,
+    /// The task to run right after the current turn (see `PoolInner::push_woken`). Kept
+    /// here rather than in a thread-local so the stuck-call check can hand it to another
+    /// thread when the current turn does not come back.
+    next: Mutex<Option<Arc<TaskCell>>>,
 }
 
 pub(crate) struct PoolInner {
@@ -174,6 +178,9 @@ pub(crate) struct PoolInner {
     alive: Arc<Waiter<usize>>,
     spares: AtomicUsize,
     spare_seq: AtomicUsize,
+    /// Producers running a task turn on their own thread now (see `TaskCell::help`); at
+    /// most `config.threads`, so stages run on at most twice as many threads as cores.
+    helpers: AtomicUsize,
     timer: Timer,
 }
 
@@ -209,6 +216,7 @@ impl Pool {
             alive: Waiter::new(0, clock.clone()),
             spares: AtomicUsize::new(0),
             spare_seq: AtomicUsize::new(0),
+            helpers: AtomicUsize::new(0),
             timer: Timer::start(clock)?,
         });
         for i in 0..config.threads {
@@ -229,6 +237,7 @@ impl Pool {
     /// task turn for longer than `blocked_after`, up to `max_spares`.
     pub fn check(&self, now: MonotonicTs) {
         let inner = &self.inner;
+        let mut stranded = Vec::new();
         let blocked = inner
             .slots
             .lock()
@@ -239,7 +248,12 @@ impl Pool {
                     && now.saturating_duration_since(MonotonicTs::from_nanos(since - 1))
                         >= inner.config.blocked_after
             })
+            .inspect(|s| stranded.extend(s.next.lock().take()))
             .count();
+        // A task woken into a stuck thread's next-task slot would wait for that turn.
+        for task in stranded {
+            inner.push(task);
+        }
         let want = blocked.min(inner.config.max_spares);
         let have = inner.spares.load(Ordering::Acquire);
         {
@@ -309,12 +323,18 @@ impl PoolInner {
     fn push_woken(&self, task: Arc<TaskCell>) {
         let me = std::ptr::from_ref(self) as usize;
         let rest = NEXT.with(|next| {
-            let mut next = next.borrow_mut();
-            if next.pool == me && next.task.is_none() {
-                next.task = Some(task);
-                None
-            } else {
-                Some(task)
+            let next = next.borrow();
+            match next.slot.as_ref() {
+                Some(slot) if next.pool == me => {
+                    let mut slot = slot.next.lock();
+                    if slot.is_none() {
+                        *slot = Some(task);
+                        None
+                    } else {
+                        Some(task)
+                    }
+                }
+                _ => Some(task),
             }
         });
         if let Some(task) = rest {
@@ -329,6 +349,16 @@ impl PoolInner {
         let mut run = self.run.lock();
         run.tasks.push_back(task);
         self.queued.store(run.tasks.len(), Ordering::Release);
+    }
+
+    /// A helper's place, or `None` when `config.threads` producers are helping already.
+    fn enter_helper(&self) -> Option<HelperPlace<'_>> {
+        self.helpers
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.config.threads).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| HelperPlace(&self.helpers))
     }
 
     fn push(&self, task: Arc<TaskCell>) {
@@ -386,7 +416,11 @@ impl PoolInner {
 
     fn thread_loop(self: &Arc<Self>, slot: &Arc<Slot>, spare: bool) {
         let me = std::ptr::from_ref(&**self) as usize;
-        NEXT.with(|n| n.borrow_mut().pool = me);
+        NEXT.with(|n| {
+            let mut n = n.borrow_mut();
+            n.pool = me;
+            n.slot = Some(Arc::clone(slot));
+        });
         let mut duty = spin::Duty::new();
         loop {
             let task = {
@@ -432,9 +466,17 @@ impl PoolInner {
                 break;
             };
             let turn_began = std::time::Instant::now();
-            self.run_on(slot, &task);
+            if task.may_block {
+                // What a turn that may not come back wakes must not wait for it.
+                NEXT.with(|n| n.borrow_mut().pool = 0);
+                self.run_on(slot, &task);
+                NEXT.with(|n| n.borrow_mut().pool = me);
+            } else {
+                self.run_on(slot, &task);
+            }
             // The task that turn woke, if any, runs now; what that one wakes is queued.
-            if let Some(next) = NEXT.with(|n| n.borrow_mut().task.take()) {
+            let next = slot.next.lock().take();
+            if let Some(next) = next {
                 // What this thread requeued must not wait behind the slot's task.
                 let mut run = self.run.lock();
                 if !run.tasks.is_empty() {
@@ -450,7 +492,9 @@ impl PoolInner {
         NEXT.with(|n| {
             let mut n = n.borrow_mut();
             n.pool = 0;
-            if let Some(t) = n.task.take() {
+            n.slot = None;
+            let next = slot.next.lock().take();
+            if let Some(t) = next {
                 self.push(t);
             }
         });
@@ -470,6 +514,15 @@ impl PoolInner {
         if let Some(mut handles) = self.handles.try_lock() {
             handles.retain(|(_, h)| !h.is_finished());
         }
+    }
+}
+
+/// One of the pool's helper places, given back on drop.
+struct HelperPlace<'a>(&'a AtomicUsize);
+
+impl Drop for HelperPlace<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

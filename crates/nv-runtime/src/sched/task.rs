@@ -9,7 +9,7 @@ use nv_core::time::MonotonicTs;
 use parking_lot::Mutex;
 
 use super::PoolInner;
-use crate::queue::QueueSignal;
+use crate::queue::{QueueHelper, QueueSignal};
 
 /// What a task's turn ended with.
 #[derive(Debug, PartialEq, Eq)]
@@ -25,7 +25,17 @@ pub(crate) enum Poll {
 /// A unit of work the pool runs.
 pub(crate) trait Task: Send + 'static {
     fn run(&mut self, cx: &TaskCx<'_>) -> Poll;
-    /// The task panicked out of `run`; it will not run again.
+    /// A turn on a producer's thread (see [`TaskCell::help`]): the part of the task's work
+    /// that may run there. `Yield` hands what is left to the pool. Default: nothing.
+    fn help(&mut self, _cx: &TaskCx<'_>) -> Poll {
+        Poll::Yield
+    }
+    /// Whether a turn may block for long (a sink's delivery): tasks it wakes then go to
+    /// the run queue rather than wait in its thread's next-task slot. Default `false`.
+    fn may_block(&self) -> bool {
+        false
+    }
+    /// The task panicked out of `run` or `help`; it will not run again.
     fn on_panic(&mut self);
 }
 
@@ -35,6 +45,14 @@ const RUNNING: u8 = 2;
 /// Running, and scheduled again meanwhile: runs once more when this turn ends.
 const NOTIFIED: u8 = 3;
 const DONE: u8 = 4;
+/// The low bits hold one of the states above.
+const STATE: u8 = 0b0111;
+/// A handle of the task is in the run queue. A helper (a producer running the task on its
+/// own thread) takes a scheduled task without taking its handle out of the run queue; the
+/// pool thread that pops that handle later finds the task no longer scheduled and skips
+/// it. While the bit is set, scheduling the task pushes no second handle, so the run
+/// queue still holds each task at most once.
+const IN_QUEUE: u8 = 0b1000;
 
 /// A task with its scheduling state.
 pub(crate) struct TaskCell {
@@ -43,6 +61,8 @@ pub(crate) struct TaskCell {
     pub(super) timer_at: AtomicU64,
     body: Mutex<Option<Box<dyn Task>>>,
     pool: Weak<PoolInner>,
+    /// [`Task::may_block`], read once.
+    pub(super) may_block: bool,
 }
 
 impl std::fmt::Debug for TaskCell {
@@ -53,11 +73,19 @@ impl std::fmt::Debug for TaskCell {
     }
 }
 
+/// Who runs a turn: a pool thread, or a producer helping (see [`TaskCell::help`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Runner {
+    Pool,
+    Helper,
+}
+
 impl TaskCell {
     pub(super) fn new(task: Box<dyn Task>, pool: Weak<PoolInner>) -> Arc<Self> {
         Arc::new(Self {
             state: AtomicU8::new(IDLE),
             timer_at: AtomicU64::new(0),
+            may_block: task.may_block(),
             body: Mutex::new(Some(task)),
             pool,
         })
@@ -66,21 +94,21 @@ impl TaskCell {
     /// Makes the task runnable (no-op if it already is, or finished).
     pub fn schedule(self: &Arc<Self>) {
         let mut cur = self.state.load(Ordering::Acquire);
-        loop {
-            let next = match cur {
-                IDLE => SCHEDULED,
-                RUNNING => NOTIFIED,
+        let push = loop {
+            let (next, push) = match cur & STATE {
+                IDLE => (SCHEDULED | IN_QUEUE, cur & IN_QUEUE == 0),
+                RUNNING => (NOTIFIED | (cur & IN_QUEUE), false),
                 _ => return,
             };
             match self
                 .state
                 .compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Acquire)
             {
-                Ok(_) => break,
+                Ok(_) => break push,
                 Err(actual) => cur = actual,
             }
-        }
-        if cur == IDLE {
+        };
+        if push {
             if let Some(pool) = self.pool.upgrade() {
                 pool.push_woken(Arc::clone(self));
             }
@@ -88,7 +116,7 @@ impl TaskCell {
     }
 
     pub fn is_done(&self) -> bool {
-        self.state.load(Ordering::Acquire) == DONE
+        self.state.load(Ordering::Acquire) & STATE == DONE
     }
 
     /// A signal that schedules this task without keeping it alive.
@@ -96,15 +124,71 @@ impl TaskCell {
         Arc::new(WeakTask(Arc::downgrade(self)))
     }
 
+    /// The same, as the helper a producer blocked on the task's full queue runs.
+    pub fn helper(self: &Arc<Self>) -> Arc<dyn QueueHelper> {
+        Arc::new(WeakTask(Arc::downgrade(self)))
+    }
+
+    /// A pool thread popped this task's handle: runs a turn, unless a helper took the
+    /// task meanwhile (then the handle was stale and the task is not scheduled now).
     pub(super) fn run_turn(self: &Arc<Self>, pool: &PoolInner) {
-        self.state.store(RUNNING, Ordering::Release);
+        let mut cur = self.state.load(Ordering::Acquire);
+        loop {
+            let state = cur & STATE;
+            let next = if state == SCHEDULED { RUNNING } else { state };
+            match self
+                .state
+                .compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) if state == SCHEDULED => break,
+                Ok(_) => return,
+                Err(actual) => cur = actual,
+            }
+        }
+        self.turn(pool, Runner::Pool);
+    }
+
+    /// Runs one helper turn of a scheduled task on this (non-pool) thread: a producer that
+    /// would park on the task's full queue does the task's work instead (see
+    /// [`Task::help`]). `false`: the task was not scheduled (running elsewhere, idle,
+    /// done), or the pool has as many helpers as threads already.
+    pub fn help(self: &Arc<Self>) -> bool {
+        let Some(pool) = self.pool.upgrade() else {
+            return false;
+        };
+        let Some(_helping) = pool.enter_helper() else {
+            return false;
+        };
+        let mut cur = self.state.load(Ordering::Acquire);
+        loop {
+            if cur & STATE != SCHEDULED {
+                return false;
+            }
+            match self.state.compare_exchange_weak(
+                cur,
+                RUNNING | (cur & IN_QUEUE),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => break,
+                Err(actual) => cur = actual,
+            }
+        }
+        self.turn(&pool, Runner::Helper);
+        true
+    }
+
+    fn turn(self: &Arc<Self>, pool: &PoolInner, runner: Runner) {
         let mut body = self.body.lock();
         let Some(task) = body.as_mut() else {
             self.state.store(DONE, Ordering::Release);
             return;
         };
         let cx = TaskCx { cell: self, pool };
-        let poll = match std::panic::catch_unwind(AssertUnwindSafe(|| task.run(&cx))) {
+        let poll = match std::panic::catch_unwind(AssertUnwindSafe(|| match runner {
+            Runner::Pool => task.run(&cx),
+            Runner::Helper => task.help(&cx),
+        })) {
             Ok(p) => p,
             Err(_) => {
                 tracing::error!("a pool task panicked; it will not run again");
@@ -114,31 +198,37 @@ impl TaskCell {
                 Poll::Done
             }
         };
-        match poll {
-            Poll::Done => {
-                self.state.store(DONE, Ordering::Release);
-                // Release the feed's resources now rather than when the last handle goes.
-                let finished = body.take();
-                drop(body);
-                drop(finished);
+        if poll == Poll::Done {
+            self.state.store(DONE, Ordering::Release);
+            // Release the feed's resources now rather than when the last handle goes.
+            let finished = body.take();
+            drop(body);
+            drop(finished);
+            return;
+        }
+        drop(body);
+        let mut cur = self.state.load(Ordering::Acquire);
+        let push = loop {
+            // Scheduled while running: its new work may have arrived after the task
+            // looked, so it runs again.
+            let again = poll == Poll::Yield || cur & STATE == NOTIFIED;
+            let next = if again {
+                SCHEDULED | IN_QUEUE
+            } else {
+                IDLE | (cur & IN_QUEUE)
+            };
+            match self
+                .state
+                .compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => break again && cur & IN_QUEUE == 0,
+                Err(actual) => cur = actual,
             }
-            Poll::Yield => {
-                drop(body);
-                self.state.store(SCHEDULED, Ordering::Release);
-                pool.requeue(Arc::clone(self));
-            }
-            Poll::Idle => {
-                drop(body);
-                if self
-                    .state
-                    .compare_exchange(RUNNING, IDLE, Ordering::AcqRel, Ordering::Acquire)
-                    .is_err()
-                {
-                    // Scheduled while running: its new work may have arrived after the
-                    // task looked, so it runs again.
-                    self.state.store(SCHEDULED, Ordering::Release);
-                    pool.requeue(Arc::clone(self));
-                }
+        };
+        if push {
+            match runner {
+                Runner::Pool => pool.requeue(Arc::clone(self)),
+                Runner::Helper => pool.push(Arc::clone(self)),
             }
         }
     }
@@ -151,6 +241,12 @@ impl QueueSignal for WeakTask {
         if let Some(t) = self.0.upgrade() {
             t.schedule();
         }
+    }
+}
+
+impl QueueHelper for WeakTask {
+    fn help(&self) -> bool {
+        self.0.upgrade().is_some_and(|t| t.help())
     }
 }
 

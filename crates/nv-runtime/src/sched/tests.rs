@@ -29,6 +29,9 @@ impl Task for Counted {
             Poll::Yield
         }
     }
+    fn help(&mut self, cx: &TaskCx<'_>) -> Poll {
+        self.run(cx)
+    }
     fn on_panic(&mut self) {}
 }
 
@@ -258,4 +261,151 @@ fn scheduler_from_test_env_parses() {
         Scheduler::Pool { threads: 3 }
     );
     assert_eq!(Scheduler::parse_test_env(Some("bogus")), pool);
+}
+
+/// Takes every queued number, noting the thread that took it; as a pool turn or a helper's.
+struct Drainer {
+    queue: Arc<crate::queue::BoundedQueue<u32>>,
+    taken: Arc<Mutex<Vec<(u32, String)>>>,
+}
+
+impl Drainer {
+    fn drain(&mut self) -> Poll {
+        let thread = std::thread::current().name().unwrap_or("").to_owned();
+        while let Some((n, _)) = self.queue.try_pop() {
+            self.taken.lock().push((n, thread.clone()));
+        }
+        Poll::Idle
+    }
+}
+
+impl Task for Drainer {
+    fn run(&mut self, _cx: &TaskCx<'_>) -> Poll {
+        self.drain()
+    }
+    fn help(&mut self, _cx: &TaskCx<'_>) -> Poll {
+        self.drain()
+    }
+    fn on_panic(&mut self) {}
+}
+
+#[test]
+fn a_producer_blocked_on_a_full_queue_runs_its_consumer_while_the_pool_is_held() {
+    let pool = one_thread(SystemClock::shared());
+    let (g, entered, release) = gate(&pool);
+    g.schedule();
+    entered.recv().unwrap();
+    let queue = crate::queue::BoundedQueue::new(4, SystemClock::shared());
+    let taken = Arc::new(Mutex::new(Vec::new()));
+    let task = pool.task(Box::new(Drainer {
+        queue: Arc::clone(&queue),
+        taken: Arc::clone(&taken),
+    }));
+    queue.set_consumer_signal(task.signal());
+    queue.set_consumer_helper(task.helper());
+    // The only pool thread is held: without the helper the fifth push would wait for it.
+    let q = Arc::clone(&queue);
+    std::thread::Builder::new()
+        .name("producer".into())
+        .spawn(move || {
+            for n in 0..20 {
+                assert!(matches!(
+                    q.push(n, crate::queue::Overflow::Block),
+                    crate::queue::Push::Accepted
+                ));
+            }
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    // Each full queue was drained on the producer's thread, in order; the last four wait.
+    let on_producer: Vec<(u32, String)> = (0..16).map(|n| (n, "producer".into())).collect();
+    assert_eq!(*taken.lock(), on_producer);
+    assert_eq!(queue.len(), 4);
+    // Scheduled at the first push and taken by the helper four times: one handle queued.
+    assert_eq!(pool.inner.run.lock().tasks.len(), 1);
+    release.send(()).unwrap();
+    wait_until("the pool took the rest", || taken.lock().len() == 20);
+    let rest: Vec<(u32, String)> = (16..20).map(|n| (n, "nv-pool-0".into())).collect();
+    assert_eq!(taken.lock()[16..], rest[..]);
+    wait_until("task idle", || {
+        task.state.load(Ordering::SeqCst) == IDLE && pool.inner.run.lock().tasks.is_empty()
+    });
+    pool.shutdown(SystemClock::shared().now() + Duration::from_secs(5));
+}
+
+#[test]
+fn a_task_running_on_the_pool_is_not_helped() {
+    let pool = one_thread(SystemClock::shared());
+    let (g, entered, release) = gate(&pool);
+    g.schedule();
+    entered.recv().unwrap();
+    // The gate's turn is running: a helper may not take it, and the pool's turn goes on.
+    assert!(!g.help());
+    let task = pool.task(Box::new(Counted {
+        id: 0,
+        turns: 1,
+        done: 0,
+        log: Arc::new(Mutex::new(Vec::new())),
+    }));
+    // Not scheduled yet: nothing to help with.
+    assert!(!task.help());
+    task.schedule();
+    assert!(task.help());
+    assert!(task.is_done());
+    release.send(()).unwrap();
+    // The stale handle of the helped task is skipped; the pool finishes the gate.
+    wait_until("gate done", || {
+        g.is_done() && pool.inner.run.lock().tasks.is_empty()
+    });
+    pool.shutdown(SystemClock::shared().now() + Duration::from_secs(5));
+}
+
+/// Wakes `other` (into its thread's next-task slot), then holds its thread until released.
+struct WakeThenHold {
+    other: Arc<TaskCell>,
+    gate: Gate,
+}
+
+impl Task for WakeThenHold {
+    fn run(&mut self, cx: &TaskCx<'_>) -> Poll {
+        self.other.schedule();
+        self.gate.run(cx)
+    }
+    fn on_panic(&mut self) {}
+}
+
+#[test]
+fn a_task_woken_by_a_turn_that_gets_stuck_is_run_by_another_thread() {
+    let clock = ManualClock::new();
+    let pool = one_thread(clock.clone());
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let other = pool.task(Box::new(Counted {
+        id: 3,
+        turns: 1,
+        done: 0,
+        log: Arc::clone(&log),
+    }));
+    let (entered_tx, entered) = mpsc::sync_channel(1);
+    let (release, release_rx) = mpsc::sync_channel(1);
+    let holder = pool.task(Box::new(WakeThenHold {
+        other: Arc::clone(&other),
+        gate: Gate {
+            entered: entered_tx,
+            release: release_rx,
+        },
+    }));
+    holder.schedule();
+    entered.recv().unwrap();
+    // `other` waits in the stuck thread's next-task slot, not in the run queue.
+    assert!(pool.inner.run.lock().tasks.is_empty());
+    assert!(!other.is_done());
+    clock.advance(Duration::from_secs(1));
+    pool.check(clock.now());
+    // The check hands it to the run queue, where the spare takes it.
+    wait_until("the woken task ran", || other.is_done());
+    assert_eq!(*log.lock(), [(3, 1)]);
+    release.send(()).unwrap();
+    wait_until("holder done", || holder.is_done());
+    pool.shutdown(clock.now() + Duration::from_secs(5));
 }

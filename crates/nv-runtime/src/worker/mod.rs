@@ -306,6 +306,9 @@ impl Worker {
         if let Some(signal) = self.task_signal.as_ref() {
             queue.set_consumer_signal(Arc::clone(signal));
         }
+        if let Some(helper) = self.shared.task_helper.get() {
+            queue.set_consumer_helper(Arc::clone(helper));
+        }
         *self.shared.source_queue.lock() = Some(Arc::clone(&queue));
         let frame_sink = FrameSink::new(Arc::clone(&self.shared.io), Arc::clone(&queue));
         // A stop requested before the queue was published must still be seen.

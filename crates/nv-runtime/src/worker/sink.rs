@@ -450,6 +450,10 @@ impl Task for SinkTask {
         Poll::Yield
     }
 
+    fn may_block(&self) -> bool {
+        true
+    }
+
     fn on_panic(&mut self) {
         self.feed.kick();
     }

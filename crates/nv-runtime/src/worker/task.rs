@@ -41,6 +41,12 @@ struct Running {
     /// Set at the stop while an output is held: until then the task waits for the sink
     /// to take it.
     stop_flush_until: Option<MonotonicTs>,
+    /// A helper turn met a wake-up (a tick the source asked for): the next pool turn ticks.
+    tick_due: bool,
+    /// A helper turn ended the session (a stage panicked, the sink queue closed); the next
+    /// pool turn closes it, since closing stops the source and the helper is the source's
+    /// own thread.
+    deferred_end: Option<SessionEnd>,
 }
 
 struct FeedTask {
@@ -59,6 +65,7 @@ pub(crate) fn spawn_on_pool(p: WorkerParams, pool: &Pool) -> Arc<TaskCell> {
     }));
     let signal = task.signal();
     let _unset = shared.task_signal.set(Arc::clone(&signal));
+    let _unset = shared.task_helper.set(task.helper());
     // The worker copies its signal from the shared context on its first turn.
     task.schedule();
     task
@@ -80,6 +87,17 @@ impl Task for FeedTask {
                 return poll;
             }
         }
+    }
+
+    fn help(&mut self, cx: &TaskCx<'_>) -> Poll {
+        let phase = std::mem::replace(&mut self.phase, Phase::Done);
+        let Phase::Running(mut r) = phase else {
+            self.phase = phase;
+            return Poll::Yield;
+        };
+        let poll = self.help_frames(&mut r, cx);
+        self.phase = Phase::Running(r);
+        poll
     }
 
     fn on_panic(&mut self) {
@@ -108,6 +126,8 @@ impl FeedTask {
                             paused: false,
                             pending: None,
                             stop_flush_until: None,
+                            tick_due: false,
+                            deferred_end: None,
                         };
                         (Phase::Running(Box::new(running)), None)
                     }
@@ -239,6 +259,9 @@ impl FeedTask {
 
     /// Processes up to a quantum of frames, the source's tick and control changes.
     fn run_frames(&mut self, r: &mut Running, cx: &TaskCx<'_>) -> Result<Poll, SessionEnd> {
+        if let Some(end) = r.deferred_end.take() {
+            return Err(end);
+        }
         let shared = Arc::clone(&self.worker.shared);
         let clock = &shared.clock;
         let (stop, paused) = {
@@ -276,7 +299,7 @@ impl FeedTask {
         }
         let queue = Arc::clone(&r.session.queue);
         let _release = ReleaseProducers(&queue);
-        let mut tick_due = queue.take_wake();
+        let mut tick_due = queue.take_wake() | std::mem::take(&mut r.tick_due);
         let mut more = false;
         for n in 0..QUANTUM {
             match queue.pop_deferred() {
@@ -311,6 +334,55 @@ impl FeedTask {
             cx.wake_at(t);
         }
         Ok(Poll::Idle)
+    }
+
+    /// A helper turn, on the thread of a source blocked on the full frame queue: frames
+    /// through the stages to the sink delivery, as in [`run_frames`](Self::run_frames).
+    /// Everything else (a held output, pause, stop, the source's tick, a session end) is
+    /// left to the pool (`Yield`): those call into the source, whose thread this is.
+    fn help_frames(&mut self, r: &mut Running, cx: &TaskCx<'_>) -> Poll {
+        if r.deferred_end.is_some() || r.pending.is_some() || r.paused {
+            return Poll::Yield;
+        }
+        {
+            let c = self.worker.shared.control.lock();
+            if c.stop_requested || c.paused {
+                return Poll::Yield;
+            }
+        }
+        let queue = Arc::clone(&r.session.queue);
+        let _release = ReleaseProducers(&queue);
+        for _ in 0..QUANTUM {
+            match queue.pop_deferred() {
+                Pop::Item(frame, received_at) => {
+                    let delivered = match self.worker.run_frame(frame, received_at) {
+                        Ok(Some(output)) => self.deliver(r, output, cx),
+                        Ok(None) => Ok(None),
+                        Err(end) => Err(end),
+                    };
+                    match delivered {
+                        Ok(None) => {}
+                        Ok(Some(poll)) => return poll,
+                        Err(end) => {
+                            r.deferred_end = Some(end);
+                            return Poll::Yield;
+                        }
+                    }
+                }
+                Pop::Woken => {
+                    r.tick_due = true;
+                    return Poll::Yield;
+                }
+                Pop::TimedOut => {
+                    let tick_due = r
+                        .next_tick
+                        .is_some_and(|t| self.worker.shared.clock.now() >= t);
+                    return if tick_due { Poll::Yield } else { Poll::Idle };
+                }
+                Pop::Closed => return Poll::Yield,
+            }
+        }
+        Poll::Yield
     }
 
     /// The stop: an output the sink queue had no room for is still handed over (`Block`
