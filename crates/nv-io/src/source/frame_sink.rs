@@ -183,7 +183,10 @@ impl FrameSink {
     }
 
     /// Delivers a frame. Counts it, applies the feed's backpressure policy (blocking the
-    /// caller under `Block`), and reports drops.
+    /// caller under `Block`), and reports drops. While blocked, the caller's thread may
+    /// run the feed's stages (a feed on the pool scheduler: see the queue's
+    /// [`QueueHelper`](crate::queue::QueueHelper)); never the source's own `tick`,
+    /// `pause` or `stop`.
     pub fn push(&self, frame: FrameEnvelope) -> PushOutcome {
         let inner = &self.inner;
         inner

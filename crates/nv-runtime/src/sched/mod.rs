@@ -44,7 +44,9 @@ pub enum Scheduler {
     /// The default: feed workers and sink delivery run as tasks on `threads` pool threads
     /// (`nv-pool-{n}`; 0 = one per core). Feeds whose stages may block
     /// ([`Stage::may_block`](nv_perception::Stage::may_block)) or that use a batch point
-    /// keep a dedicated thread.
+    /// keep a dedicated thread. Under [`Overflow::Block`](nv_core::policy::Overflow), a
+    /// source that finds its feed's queue full runs the feed's stages (and an inline sink)
+    /// on its own thread until there is room, instead of waiting for a pool thread.
     Pool { threads: usize },
 }
 
