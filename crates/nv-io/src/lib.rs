@@ -25,7 +25,7 @@ pub mod throttle;
 pub use counters::FeedCounters;
 pub use output::{
     AdmissionSummary, HealthOutput, NullSink, OutputEnvelope, OutputSink, Provenance, SharedOutput,
-    SinkFactory, StageProvenance, StageResult, ViewProvenance,
+    SinkFactory, StageProvenance, StageResult, StageTrail, ViewProvenance,
 };
 pub use source::{
     FrameSink, PushOutcome, Source, SourceContext, SourceEnd, SourceFactory, SourceObserver,

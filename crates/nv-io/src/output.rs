@@ -40,6 +40,52 @@ impl StageProvenance {
     }
 }
 
+/// Every stage's [`StageProvenance`] for one frame, in stage order. Reads as a slice. Up
+/// to [`StageTrail::INLINE`] stages are held inside the output itself, so a frame's
+/// provenance costs no allocation of its own; longer pipelines spill to the heap.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StageTrail(smallvec::SmallVec<[StageProvenance; 8]>);
+
+impl StageTrail {
+    /// Stages held without allocating.
+    pub const INLINE: usize = 8;
+
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn push(&mut self, stage: StageProvenance) {
+        self.0.push(stage);
+    }
+}
+
+impl std::ops::Deref for StageTrail {
+    type Target = [StageProvenance];
+    fn deref(&self) -> &[StageProvenance] {
+        &self.0
+    }
+}
+
+impl From<Vec<StageProvenance>> for StageTrail {
+    fn from(stages: Vec<StageProvenance>) -> Self {
+        Self(stages.into_iter().collect())
+    }
+}
+
+impl FromIterator<StageProvenance> for StageTrail {
+    fn from_iter<I: IntoIterator<Item = StageProvenance>>(iter: I) -> Self {
+        Self(iter.into_iter().collect())
+    }
+}
+
+impl<'a> IntoIterator for &'a StageTrail {
+    type Item = &'a StageProvenance;
+    type IntoIter = std::slice::Iter<'a, StageProvenance>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
 /// The view the output was computed in.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ViewProvenance {
@@ -58,7 +104,7 @@ pub struct ViewProvenance {
 /// is the frame's own `ts`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Provenance {
-    pub stages: Vec<StageProvenance>,
+    pub stages: StageTrail,
     pub view: ViewProvenance,
     /// When the source handed the frame to the feed (runtime clock).
     pub received_at: MonotonicTs,

@@ -26,7 +26,7 @@ use crate::feed::shared::StageCounters;
 use crate::inclusion::InclusionState;
 use crate::output::{
     AdmissionSummary, FrameInclusion, OutputEnvelope, Provenance, SharedOutput, StageProvenance,
-    StageResult, ViewProvenance,
+    StageResult, StageTrail, ViewProvenance,
 };
 use nv_io::FeedCounters;
 
@@ -90,6 +90,8 @@ pub(crate) struct Executor {
     compensated: Coalesced<u64>,
     admission: Coalesced<()>,
     inclusion: InclusionState,
+    /// Delivered outputs whose allocations the next outputs reuse.
+    recycler: crate::recycle::OutputRecycler,
     inclusion_policy: FrameInclusion,
     clock: SharedClock,
     health: broadcast::Sender<HealthEvent>,
@@ -239,6 +241,7 @@ impl Executor {
                 },
             ),
             inclusion: InclusionState::new(p.inclusion),
+            recycler: crate::recycle::OutputRecycler::default(),
             inclusion_policy: p.inclusion,
             clock: p.feed.clock.clone(),
             health: p.feed.health.clone(),
@@ -446,7 +449,7 @@ impl Executor {
         let view = self.view.snapshot().clone();
         let temporal = self.temporal.snapshot();
         let mut artifacts = PerceptionArtifacts::new();
-        let mut stage_prov = Vec::with_capacity(self.stages.len());
+        let mut stage_prov = StageTrail::new();
         let mut skipping = false;
         let mut now = dequeued_at;
         let mut stages = std::mem::take(&mut self.stages);
@@ -580,7 +583,7 @@ impl Executor {
         &mut self,
         frame: FrameEnvelope,
         artifacts: PerceptionArtifacts,
-        stages: Vec<StageProvenance>,
+        stages: StageTrail,
         view: ViewProvenance,
         admission: AdmissionSummary,
         [received_at, dequeued_at, completed_at]: [MonotonicTs; 3],
@@ -626,7 +629,7 @@ impl Executor {
         out.metadata = artifacts.stage_artifacts;
         out.frame = frame_included.then_some(frame);
         out.admission = admission;
-        Arc::new(out)
+        self.recycler.share(out)
     }
 }
 

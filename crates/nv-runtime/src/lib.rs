@@ -16,6 +16,7 @@ mod detached;
 mod executor;
 pub mod feed;
 pub(crate) mod inclusion;
+mod recycle;
 mod runtime;
 mod sched;
 mod subscription;
@@ -44,7 +45,7 @@ pub use feed::{
 };
 pub use output::{
     FrameInclusion, NullSink, OutputEnvelope, OutputSink, Provenance, SharedOutput, SinkFactory,
-    StageProvenance, StageResult, ViewProvenance,
+    StageProvenance, StageResult, StageTrail, ViewProvenance,
 };
 pub use runtime::{Runtime, RuntimeBuilder, RuntimeDiagnostics, RuntimeHandle};
 pub use sched::Scheduler;

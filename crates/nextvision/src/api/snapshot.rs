@@ -482,7 +482,7 @@ mod tests {
         let view = nv_view::ViewState::fixed_initial();
         let ts = nv_core::time::MonotonicTs::from_nanos(0);
         nv_runtime::Provenance {
-            stages: Vec::new(),
+            stages: nv_runtime::StageTrail::new(),
             view: nv_runtime::ViewProvenance {
                 epoch: view.epoch,
                 version: view.version,

@@ -94,7 +94,8 @@ pub fn rich_output_of(feed: FeedId, seq: u64) -> SharedOutput {
             started_at: ts,
             finished_at: MonotonicTs::from_nanos(ts.as_nanos() + 250_000),
             result: StageResult::Ok,
-        }],
+        }]
+        .into(),
         view: ViewProvenance {
             epoch: view.epoch,
             version: view.version,
