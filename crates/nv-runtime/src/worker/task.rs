@@ -305,8 +305,14 @@ impl FeedTask {
             match queue.pop_deferred() {
                 Pop::Item(frame, received_at) => {
                     if let Some(output) = self.worker.run_frame(frame, received_at)? {
+                        let took = output.provenance.pipeline_latency();
                         if let Some(poll) = self.deliver(r, output, cx)? {
                             return Ok(poll);
+                        }
+                        if took >= SLOW_FRAME {
+                            // The source decodes its next frames while the stages run,
+                            // instead of waiting for the end of a long turn.
+                            queue.release_producers();
                         }
                     }
                     more = n + 1 == QUANTUM;
@@ -442,6 +448,11 @@ impl FeedTask {
         }
     }
 }
+
+/// A frame whose stages took this long wakes a source waiting for room at once rather
+/// than at the end of the turn: next to such a frame the wake-up costs nothing, and the
+/// source overlaps its decoding with the stages (a model) instead of idling a whole turn.
+const SLOW_FRAME: std::time::Duration = std::time::Duration::from_micros(100);
 
 /// Wakes the source blocked on the frame queue once per task turn, when the turn ends
 /// (however it ends), instead of at every pop that crosses the queue's mark.
