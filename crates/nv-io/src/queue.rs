@@ -63,8 +63,9 @@ pub trait QueueSignal: Send + Sync {
 /// for one turn instead of parking (see [`BoundedQueue::set_consumer_helper`]).
 pub trait QueueHelper: Send + Sync {
     /// Runs one turn of the consumer here if nobody else is running it and it may run on
-    /// a foreign thread now; `false` if it did not run.
-    fn help(&self) -> bool;
+    /// a foreign thread now (else does nothing); the producer looks at the queue again
+    /// either way.
+    fn help(&self);
 }
 
 /// The queue's optional task-side signals, set once.
@@ -461,16 +462,15 @@ mod tests {
         BoundedQueue::new(cap, SystemClock::shared())
     }
 
-    /// Empties the queue when asked to help, and says it did not run: the consumer ran
-    /// elsewhere while the producer asked.
+    /// The consumer drains the queue elsewhere while the producer asks for help: nobody
+    /// was parked, so nobody is woken.
     struct DrainedElsewhere(std::sync::Weak<BoundedQueue<u32>>);
 
     impl QueueHelper for DrainedElsewhere {
-        fn help(&self) -> bool {
+        fn help(&self) {
             if let Some(q) = self.0.upgrade() {
                 while q.try_pop().is_some() {}
             }
-            false
         }
     }
 

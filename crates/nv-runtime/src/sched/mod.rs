@@ -468,14 +468,10 @@ impl PoolInner {
                 break;
             };
             let turn_began = std::time::Instant::now();
-            if task.may_block {
-                // What a turn that may not come back wakes must not wait for it.
-                NEXT.with(|n| n.borrow_mut().pool = 0);
-                self.run_on(slot, &task);
-                NEXT.with(|n| n.borrow_mut().pool = me);
-            } else {
-                self.run_on(slot, &task);
-            }
+            // What a turn that may not come back wakes must not wait for it in the slot.
+            NEXT.with(|n| n.borrow_mut().pool = if task.may_block { 0 } else { me });
+            self.run_on(slot, &task);
+            NEXT.with(|n| n.borrow_mut().pool = me);
             // The task that turn woke, if any, runs now; what that one wakes is queued.
             let next = slot.next.lock().take();
             if let Some(next) = next {

@@ -245,8 +245,10 @@ impl QueueSignal for WeakTask {
 }
 
 impl QueueHelper for WeakTask {
-    fn help(&self) -> bool {
-        self.0.upgrade().is_some_and(|t| t.help())
+    fn help(&self) {
+        if let Some(t) = self.0.upgrade() {
+            let _ran = t.help();
+        }
     }
 }
 

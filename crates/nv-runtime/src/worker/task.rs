@@ -304,16 +304,8 @@ impl FeedTask {
         for n in 0..QUANTUM {
             match queue.pop_deferred() {
                 Pop::Item(frame, received_at) => {
-                    if let Some(output) = self.worker.run_frame(frame, received_at)? {
-                        let took = output.provenance.pipeline_latency();
-                        if let Some(poll) = self.deliver(r, output, cx)? {
-                            return Ok(poll);
-                        }
-                        if took >= SLOW_FRAME {
-                            // The source decodes its next frames while the stages run,
-                            // instead of waiting for the end of a long turn.
-                            queue.release_producers();
-                        }
+                    if let Some(poll) = self.frame(r, frame, received_at, cx)? {
+                        return Ok(poll);
                     }
                     more = n + 1 == QUANTUM;
                 }
@@ -360,21 +352,14 @@ impl FeedTask {
         let _release = ReleaseProducers(&queue);
         for _ in 0..QUANTUM {
             match queue.pop_deferred() {
-                Pop::Item(frame, received_at) => {
-                    let delivered = match self.worker.run_frame(frame, received_at) {
-                        Ok(Some(output)) => self.deliver(r, output, cx),
-                        Ok(None) => Ok(None),
-                        Err(end) => Err(end),
-                    };
-                    match delivered {
-                        Ok(None) => {}
-                        Ok(Some(poll)) => return poll,
-                        Err(end) => {
-                            r.deferred_end = Some(end);
-                            return Poll::Yield;
-                        }
+                Pop::Item(frame, received_at) => match self.frame(r, frame, received_at, cx) {
+                    Ok(None) => {}
+                    Ok(Some(poll)) => return poll,
+                    Err(end) => {
+                        r.deferred_end = Some(end);
+                        return Poll::Yield;
                     }
-                }
+                },
                 Pop::Woken => {
                     r.tick_due = true;
                     return Poll::Yield;
@@ -389,6 +374,29 @@ impl FeedTask {
             }
         }
         Poll::Yield
+    }
+
+    /// One frame through the stages to the sink delivery (a pool turn's or a helper's).
+    /// `Ok(Some(Idle))`: a full lossless sink queue holds the output; `Err`: the session
+    /// ends (a stage panicked, the stop closed the sink queue).
+    fn frame(
+        &mut self,
+        r: &mut Running,
+        frame: nv_frame::FrameEnvelope,
+        received_at: MonotonicTs,
+        cx: &TaskCx<'_>,
+    ) -> Result<Option<Poll>, SessionEnd> {
+        let Some(output) = self.worker.run_frame(frame, received_at)? else {
+            return Ok(None);
+        };
+        let took = output.provenance.pipeline_latency();
+        let held = self.deliver(r, output, cx)?;
+        if held.is_none() && took >= SLOW_FRAME {
+            // The source decodes its next frames while the stages run, instead of waiting
+            // for the end of a long turn.
+            r.session.queue.release_producers();
+        }
+        Ok(held)
     }
 
     /// The stop: an output the sink queue had no room for is still handed over (`Block`
