@@ -21,7 +21,7 @@ use nv_frame::FrameEnvelope;
 use nv_runtime::source::{
     FrameSink, PushOutcome, Source, SourceContext, SourceFactory, TickOutcome,
 };
-use nv_runtime::{HealthEvent, NullSink, Runtime, Scheduler, StopReason};
+use nv_runtime::{FeedHandle, HealthEvent, NullSink, Runtime, Scheduler, StopReason};
 use nv_test_util::{collect_events_until, wait_until, BlockingStage, CollectingSink, NoOpStage};
 use parking_lot::Mutex;
 
@@ -76,6 +76,21 @@ fn twenty_feeds_on_one_pool_thread_all_finish_in_order_and_lose_nothing() {
     assert!(d.detached_threads.is_empty());
 }
 
+/// A feed whose every frame goes to `stuck` (whose first call holds its thread). Its
+/// source never waits for room, so it never runs the feed's turn on its own thread (under
+/// `Block` it would, once the queue is full): the stage gets stuck on a pool thread.
+fn add_stuck_feed(rt: &Runtime, stuck: &BlockingStage) -> FeedHandle {
+    rt.add_feed(
+        feed(None)
+            .backpressure(nv_runtime::BackpressurePolicy::drop_oldest(4))
+            .stage(stuck.clone())
+            .output_sink(NullSink)
+            .build()
+            .unwrap(),
+    )
+    .unwrap()
+}
+
 #[test]
 fn a_stage_stuck_on_the_only_pool_thread_gets_a_spare_for_the_other_feeds() {
     let clock = ManualClock::new();
@@ -86,18 +101,7 @@ fn a_stage_stuck_on_the_only_pool_thread_gets_a_spare_for_the_other_feeds() {
         .build()
         .unwrap();
     let stuck = BlockingStage::new("stuck");
-    // A source that never waits for room never runs the feed's turn on its own thread
-    // (under `Block` it would, once the queue is full): the stage gets stuck on the pool.
-    let a = rt
-        .add_feed(
-            feed(None)
-                .backpressure(nv_runtime::BackpressurePolicy::drop_oldest(4))
-                .stage(stuck.clone())
-                .output_sink(NullSink)
-                .build()
-                .unwrap(),
-        )
-        .unwrap();
+    let a = add_stuck_feed(&rt, &stuck);
     stuck.wait_entered();
     let sink = CollectingSink::new();
     let b = rt
@@ -208,16 +212,7 @@ fn a_block_feed_goes_on_on_its_source_thread_while_the_only_pool_thread_is_stuck
     wait_until("feed b's source started", || source.0.lock().is_some());
     let frames = source.0.lock().clone().unwrap();
     let stuck = BlockingStage::new("stuck");
-    let a = rt
-        .add_feed(
-            feed(None)
-                .backpressure(nv_runtime::BackpressurePolicy::drop_oldest(4))
-                .stage(stuck.clone())
-                .output_sink(NullSink)
-                .build()
-                .unwrap(),
-        )
-        .unwrap();
+    let a = add_stuck_feed(&rt, &stuck);
     // Should the producer wait for the pool after all, the failed test still ends.
     let _release = stuck.release_on_drop();
     stuck.wait_entered();

@@ -148,20 +148,8 @@ fn restart_case(outage: Outage) {
     let dir = tempfile::tempdir().unwrap();
     let mut server = Broker::nats(dir.path(), true);
     let port = server.port;
-    runtime().block_on(async move {
-        let client = async_nats::connect(format!("127.0.0.1:{port}"))
-            .await
-            .unwrap();
-        jetstream::new(client)
-            .create_stream(stream::Config {
-                name: "NV".into(),
-                subjects: vec!["nextvision.>".into()],
-                storage: stream::StorageType::File,
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-    });
+    // File storage (JetStream's default): the stream outlives the broker's restart.
+    create_stream(port, "NV", "nextvision.>");
     let mut config = NatsSinkConfig::new(format!("nats://127.0.0.1:{port}"));
     config.jetstream = true;
     config.buffer_records = 5;
